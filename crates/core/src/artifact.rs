@@ -1,0 +1,456 @@
+//! The `build` phase: the artifact as a reproducible tarball, and its digest.
+//!
+//! This is the one part of ship-core that does local I/O (it runs `git` and the `build`
+//! commands, and reads files). It runs before planning: the planner receives the
+//! [`ArtifactInfo`] as an input.
+//!
+//! Every source is repacked the same way: entries sorted by path, mtime fixed at
+//! 2000-01-01, uid/gid 0, no user or group names, modes reduced to 0644/0755. The digest is
+//! the sha256 of that uncompressed tar, so the same content gives the same digest whatever
+//! the compression. Entries that could escape the release directory (absolute paths, `..`,
+//! links pointing outside, hard links, devices) are refused.
+
+use crate::config::SourceConfig;
+use crate::plan::ArtifactInfo;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The mtime of every entry: 2000-01-01T00:00:00Z (zip-based tools refuse dates before 1980).
+pub const FIXED_MTIME: u64 = 946_684_800;
+
+/// Why the artifact could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// A git command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Git {
+        /// The command.
+        command: String,
+        /// What git said.
+        stderr: String,
+    },
+    /// A `build` command failed.
+    #[error("build command `{command}` failed ({status})")]
+    Build {
+        /// The command.
+        command: String,
+        /// How it ended.
+        status: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// An entry that could escape the release directory.
+    #[error("refusing artifact entry `{entry}`: {reason}")]
+    Unsafe {
+        /// The entry's path.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
+    move |source| ArtifactError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One entry of the artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File { data: Vec<u8>, executable: bool },
+    Symlink(String),
+}
+
+/// An artifact built and stored in the cache directory.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// What the plan records about it.
+    pub info: ArtifactInfo,
+    /// The gzip-compressed tarball, `<cache>/<digest>.tar.gz`.
+    pub path: PathBuf,
+}
+
+/// Runs the `build` commands in `root`, packs `source`, and stores the tarball in `cache`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use ship_core::{artifact, config::SourceConfig};
+/// let project = tempfile::tempdir()?;
+/// std::fs::create_dir(project.path().join("dist"))?;
+/// std::fs::write(project.path().join("dist/index.html"), "<h1>hi</h1>")?;
+/// let cache = project.path().join("target/ship/artifacts");
+/// let source = SourceConfig::Dir("dist".into());
+/// let a = artifact::build(project.path(), &source, &[], &cache)?;
+/// let b = artifact::build(project.path(), &source, &[], &cache)?;
+/// assert_eq!(a.info.digest, b.info.digest); // reproducible
+/// assert!(a.path.exists());
+/// # Ok(()) }
+/// ```
+pub fn build(
+    root: &Path,
+    source: &SourceConfig,
+    build_commands: &[String],
+    cache: &Path,
+) -> Result<Built, ArtifactError> {
+    for command in build_commands {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(root)
+            .status()
+            .map_err(io(root))?;
+        if !status.success() {
+            return Err(ArtifactError::Build {
+                command: command.clone(),
+                status: status.to_string(),
+            });
+        }
+    }
+    let (entries, revision) = match source {
+        SourceConfig::Git(rev) => {
+            let (tar, commit) = git_archive(root, rev)?;
+            (read_tar(&tar[..])?, Some(commit))
+        }
+        SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None),
+        SourceConfig::Archive(file) => {
+            let path = root.join(file);
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let entries = if bytes.starts_with(&[0x1f, 0x8b]) {
+                read_tar(flate2::read::GzDecoder::new(&bytes[..]))?
+            } else {
+                read_tar(&bytes[..])?
+            };
+            (entries, None)
+        }
+    };
+    let count = entries.len() as u64;
+    let tar = write_tar(&entries)?;
+    let digest = format!("{:x}", Sha256::digest(&tar));
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).map_err(io(cache))?;
+    let gz = gz.finish().map_err(io(cache))?;
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
+    let path = cache.join(format!("{digest}.tar.gz"));
+    let tmp = cache.join(format!(".{digest}.tar.gz.part"));
+    std::fs::write(&tmp, &gz).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    let (kind, value) = source.parts();
+    Ok(Built {
+        info: ArtifactInfo {
+            source: format!("{kind} {value}"),
+            revision,
+            digest,
+            bytes: gz.len() as u64,
+            entries: count,
+        },
+        path,
+    })
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ArtifactError> {
+    let command = format!("git {}", args.join(" "));
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .output()
+        .map_err(|e| ArtifactError::Git {
+            command: command.clone(),
+            stderr: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(ArtifactError::Git {
+            command,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// `git archive` of `rev`, limited to the project's directory inside the repository.
+fn git_archive(root: &Path, rev: &str) -> Result<(Vec<u8>, String), ArtifactError> {
+    let spec = format!("{rev}^{{commit}}");
+    let commit = String::from_utf8_lossy(&git(root, &["rev-parse", "--verify", "--quiet", &spec])?)
+        .trim()
+        .to_owned();
+    let prefix = String::from_utf8_lossy(&git(root, &["rev-parse", "--show-prefix"])?)
+        .trim()
+        .to_owned();
+    let tree = if prefix.is_empty() {
+        commit.clone()
+    } else {
+        format!("{commit}:{prefix}")
+    };
+    let tar = git(root, &["archive", "--format=tar", &tree])?;
+    Ok((tar, commit))
+}
+
+/// A relative path that stays inside the release: no leading `/`, no `..`.
+fn clean_path(raw: &str) -> Result<Option<String>, ArtifactError> {
+    let unsafe_entry = |reason: &str| ArtifactError::Unsafe {
+        entry: raw.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if raw.starts_with('/') {
+        return Err(unsafe_entry("absolute path"));
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(unsafe_entry("`..` would leave the release directory")),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(None); // the root itself
+    }
+    Ok(Some(parts.join("/")))
+}
+
+/// A symlink may point anywhere inside the release, never outside it.
+fn check_link(path: &str, target: &str) -> Result<(), ArtifactError> {
+    let refuse = |reason: String| {
+        Err(ArtifactError::Unsafe {
+            entry: format!("{path} -> {target}"),
+            reason,
+        })
+    };
+    if target.starts_with('/') {
+        return refuse("a link to an absolute path escapes the release directory".to_owned());
+    }
+    let mut depth: Vec<&str> = path.split('/').collect();
+    depth.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if depth.pop().is_none() {
+                    return refuse("the link points outside the release directory".to_owned());
+                }
+            }
+            p => depth.push(p),
+        }
+    }
+    Ok(())
+}
+
+fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut out = Vec::new();
+    let here = Path::new("artifact");
+    for entry in archive.entries().map_err(io(here))? {
+        let mut entry = entry.map_err(io(here))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            continue;
+        }
+        let Some(path) = clean_path(&raw)? else { continue };
+        let e = if kind.is_dir() {
+            Entry::Dir
+        } else if kind.is_file() || kind == tar::EntryType::Continuous {
+            let mode = entry.header().mode().unwrap_or(0o644);
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(io(here))?;
+            Entry::File {
+                data,
+                executable: mode & 0o111 != 0,
+            }
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            check_link(&path, &target)?;
+            Entry::Symlink(target)
+        } else if kind.is_hard_link() {
+            return Err(ArtifactError::Unsafe {
+                entry: raw,
+                reason: "hard links are not supported: pack a copy or a symlink".to_owned(),
+            });
+        } else {
+            return Err(ArtifactError::Unsafe {
+                entry: raw,
+                reason: format!("unsupported entry type {kind:?}"),
+            });
+        };
+        out.push((path, e));
+    }
+    Ok(out)
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    if !meta.is_dir() {
+        return Err(ArtifactError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other("not a directory"),
+        });
+    }
+    let mut out = Vec::new();
+    for item in walkdir::WalkDir::new(dir).follow_links(false).min_depth(1) {
+        let item = item.map_err(|e| ArtifactError::Io {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+        let rel = item
+            .path()
+            .strip_prefix(dir)
+            .expect("walkdir stays under its root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let ft = item.file_type();
+        let e = if ft.is_dir() {
+            Entry::Dir
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(item.path()).map_err(io(item.path()))?;
+            let target = target.to_string_lossy().into_owned();
+            check_link(&rel, &target)?;
+            Entry::Symlink(target)
+        } else if ft.is_file() {
+            let data = std::fs::read(item.path()).map_err(io(item.path()))?;
+            #[cfg(unix)]
+            let executable = {
+                use std::os::unix::fs::PermissionsExt;
+                item.metadata()
+                    .map(|m| m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false)
+            };
+            #[cfg(not(unix))]
+            let executable = false;
+            Entry::File { data, executable }
+        } else {
+            return Err(ArtifactError::Unsafe {
+                entry: rel,
+                reason: "not a file, directory or symlink".to_owned(),
+            });
+        };
+        out.push((rel, e));
+    }
+    Ok(out)
+}
+
+fn write_tar(entries: &[(String, Entry)]) -> Result<Vec<u8>, ArtifactError> {
+    let mut sorted: Vec<&(String, Entry)> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.dedup_by(|a, b| a.0 == b.0);
+    let mut builder = tar::Builder::new(Vec::new());
+    let here = Path::new("artifact");
+    for (path, entry) in sorted {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(FIXED_MTIME);
+        header.set_uid(0);
+        header.set_gid(0);
+        let _ = header.set_username("");
+        let _ = header.set_groupname("");
+        match entry {
+            Entry::Dir => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, format!("{path}/"), std::io::empty())
+                    .map_err(io(here))?;
+            }
+            Entry::File { data, executable } => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(if *executable { 0o755 } else { 0o644 });
+                header.set_size(data.len() as u64);
+                builder
+                    .append_data(&mut header, path, &data[..])
+                    .map_err(io(here))?;
+            }
+            Entry::Symlink(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder
+                    .append_link(&mut header, path, target)
+                    .map_err(io(here))?;
+            }
+        }
+    }
+    builder.into_inner().map_err(io(here))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            // Bypass the tar crate's own path checks: write the raw name.
+            let name = h.as_old_mut().name.as_mut();
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            if !link.is_empty() {
+                h.set_link_name(link).unwrap();
+            }
+            h.set_cksum();
+            b.append(&h, std::io::empty()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn entries_escaping_the_release_are_refused() {
+        let cases: &[(&str, tar::EntryType, &str)] = &[
+            ("../../etc/passwd", tar::EntryType::Regular, ""),
+            ("/etc/passwd", tar::EntryType::Regular, ""),
+            ("a/../../b", tar::EntryType::Regular, ""),
+            ("link", tar::EntryType::Symlink, "/etc"),
+            ("dir/link", tar::EntryType::Symlink, "../../etc"),
+            ("hard", tar::EntryType::Link, "other"),
+        ];
+        for case in cases {
+            let tar = tar_of(std::slice::from_ref(case));
+            let err = read_tar(&tar[..]).unwrap_err();
+            assert!(
+                matches!(err, ArtifactError::Unsafe { .. }),
+                "{case:?} gave {err}"
+            );
+        }
+        let ok = tar_of(&[("dir/link", tar::EntryType::Symlink, "../other")]);
+        assert_eq!(read_tar(&ok[..]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn same_content_same_digest_whatever_the_mtimes_and_order() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for (dir, order) in [(&a, ["x", "y"]), (&b, ["y", "x"])] {
+            std::fs::create_dir(dir.path().join("d")).unwrap();
+            for name in order {
+                std::fs::write(dir.path().join("d").join(name), name).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let cache = tempfile::tempdir().unwrap();
+        let src = SourceConfig::Dir("d".into());
+        let da = build(a.path(), &src, &[], cache.path()).unwrap();
+        let db = build(b.path(), &src, &[], cache.path()).unwrap();
+        assert_eq!(da.info.digest, db.info.digest);
+        assert_eq!(da.info.entries, 2);
+        std::fs::write(b.path().join("d/x"), "changed").unwrap();
+        let dc = build(b.path(), &src, &[], cache.path()).unwrap();
+        assert_ne!(da.info.digest, dc.info.digest);
+    }
+}

@@ -1,0 +1,214 @@
+//! The shape of `Ship.toml`: what a user may write, with serde's `deny_unknown_fields`
+//! so that a misspelt key is an error that lists the valid ones.
+//!
+//! These types are what [`crate::load`] extracts for one stage after merging every
+//! configuration layer; [`crate::Stage`] is the validated, resolved form.
+
+use figment::value::Value;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+
+/// The settings of one stage, after merging defaults, Cargo.toml metadata, `Ship.toml`
+/// `[default]`, `Ship.toml` `[<stage>]`, `SHIP_*` variables and flags.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The application's name: used in the lock, the records and the plan.
+    pub app: Option<String>,
+    /// The absolute directory on each host that holds `releases/`, `shared/` and `current`.
+    pub deploy_to: Option<String>,
+    /// How releases are laid out on the host.
+    pub layout: LayoutKind,
+    /// How many releases cleanup keeps on each host (the live one always stays).
+    pub keep_releases: usize,
+    /// Files linked into each release from `shared/` (relative paths).
+    #[serde(default)]
+    pub linked_files: Vec<String>,
+    /// Directories linked into each release from `shared/` (relative paths).
+    #[serde(default)]
+    pub linked_dirs: Vec<String>,
+    /// Where the artifact comes from.
+    pub source: SourceConfig,
+    /// Commands run once, on the deploying machine, before the artifact is packed.
+    #[serde(default)]
+    pub build: Vec<String>,
+    /// The release id of the `version` layout, when it is not read from the project.
+    pub version: Option<String>,
+    /// How many hosts a deploy works on at once.
+    pub parallel: usize,
+    /// Hosts in no role (OpenSSH destinations).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Roles (web, worker, cron, ...) with their hosts and per-role settings.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
+    /// The user's tasks, by name.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskConfig>,
+    /// The health check run in the `verify` phase.
+    pub health: Option<HealthConfig>,
+    /// The Python adapter's table; read by ship-python, opaque here.
+    pub python: Option<Value>,
+    /// The Node adapter's table; read by ship-node, opaque here.
+    pub node: Option<Value>,
+}
+
+/// The built-in defaults: the lowest configuration layer.
+pub fn defaults() -> BTreeMap<&'static str, Value> {
+    BTreeMap::from([
+        ("layout", Value::from("timestamp")),
+        ("keep_releases", Value::from(5u32)),
+        ("parallel", Value::from(10u32)),
+        (
+            "source",
+            Value::from(vec![Value::from("git"), Value::from("HEAD")]),
+        ),
+    ])
+}
+
+/// The release-directory strategy (DESIGN.md, Release layouts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutKind {
+    /// `releases/<UTC timestamp>`, Capistrano-compatible.
+    #[default]
+    Timestamp,
+    /// `releases/<version>`.
+    Version,
+    /// `releases/a` and `releases/b`, alternating.
+    Ab,
+    /// One directory updated in place: no atomic switch.
+    Single,
+}
+
+impl LayoutKind {
+    /// The name used in `Ship.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayoutKind::Timestamp => "timestamp",
+            LayoutKind::Version => "version",
+            LayoutKind::Ab => "ab",
+            LayoutKind::Single => "single",
+        }
+    }
+}
+
+/// Where the artifact comes from: `{ git = "HEAD" }`, `{ dir = "dist" }` or
+/// `{ archive = "app.tar.gz" }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// A `git archive` of this revision of the project's repository.
+    Git(String),
+    /// A directory of the project, packed after the `build` commands ran.
+    Dir(String),
+    /// A tarball made elsewhere (e.g. by CI), repacked reproducibly.
+    Archive(String),
+}
+
+impl SourceConfig {
+    /// The kind and the value, as in `git HEAD`.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            SourceConfig::Git(v) => ("git", v),
+            SourceConfig::Dir(v) => ("dir", v),
+            SourceConfig::Archive(v) => ("archive", v),
+        }
+    }
+
+    fn from_parts(kind: &str, value: String) -> Result<Self, String> {
+        match kind {
+            "git" => Ok(SourceConfig::Git(value)),
+            "dir" => Ok(SourceConfig::Dir(value)),
+            "archive" => Ok(SourceConfig::Archive(value)),
+            other => Err(format!(
+                "unknown source `{other}`, expected one of `git`, `dir`, `archive`"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Layers are merged key by key; `source` is kept as a [kind, value] pair while
+        // merging (see `load`) so that a stage's `{ dir = ... }` replaces a default
+        // `{ git = ... }` instead of being merged into it. Users write a one-key table.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Pair(String, String),
+            Table(BTreeMap<String, String>),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            D::Error::custom(
+                "expected a table with one of `git`, `dir`, `archive`, \
+                 e.g. source = { git = \"HEAD\" }",
+            )
+        })?;
+        let (kind, value) = match raw {
+            Raw::Pair(k, v) => (k, v),
+            Raw::Table(t) if t.len() == 1 => t.into_iter().next().expect("one entry"),
+            Raw::Table(t) => {
+                return Err(D::Error::custom(format!(
+                    "expected exactly one of `git`, `dir`, `archive`, found {}",
+                    t.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        };
+        SourceConfig::from_parts(&kind, value).map_err(D::Error::custom)
+    }
+}
+
+/// One role's hosts and the settings that apply to its hosts only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// The role's hosts (OpenSSH destinations, as in `~/.ssh/config`).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Files linked from `shared/` on this role's hosts, besides the stage's.
+    #[serde(default)]
+    pub linked_files: Vec<String>,
+    /// Directories linked from `shared/` on this role's hosts, besides the stage's.
+    #[serde(default)]
+    pub linked_dirs: Vec<String>,
+}
+
+/// A user task: a shell command hooked before or after a phase or another task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The shell command, run with `sh -c` in the new release's directory.
+    pub run: String,
+    /// Run before this phase or task.
+    pub before: Option<String>,
+    /// Run after this phase or task.
+    pub after: Option<String>,
+    /// Run on the hosts of these roles only (default: every host).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Run on the first host of its roles only (migrations).
+    #[serde(default)]
+    pub once: bool,
+    /// Run on the deploying machine instead of the hosts.
+    #[serde(default)]
+    pub local: bool,
+    /// A sentence for `cargo ship tasks` and the plan.
+    pub description: Option<String>,
+}
+
+/// The health check of the `verify` phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// The command run on each host in the new release's directory; exit 0 means healthy.
+    pub run: String,
+    /// How long the check may take, e.g. `"30s"`.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: String,
+}
+
+fn default_health_timeout() -> String {
+    "30s".to_owned()
+}

@@ -1,0 +1,162 @@
+//! The release-layout strategy trait and the host state it decides from.
+//!
+//! A [`Layout`] is pure: it returns shell text and decisions as data, and never runs
+//! anything. Implementations live in the `ship-layouts` crate.
+
+use crate::config::LayoutKind;
+use serde::{Deserialize, Serialize};
+
+/// What a layout needs to know to write its commands.
+#[derive(Clone, Copy, Debug)]
+pub struct LayoutContext<'a> {
+    /// The absolute deploy directory.
+    pub deploy_to: &'a str,
+    /// The new release's id.
+    pub release: &'a str,
+}
+
+/// The state of a release in `.ship/releases.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseState {
+    /// `current` points at it.
+    Live,
+    /// It was live and healthy; a rollback may return to it.
+    Good,
+    /// Its deploy failed; never a rollback target, removed first by cleanup.
+    Failed,
+    /// It was live and was rolled back from.
+    RolledBack,
+}
+
+/// One release recorded in `.ship/releases.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// The release id.
+    pub id: String,
+    /// The directory under `releases/` (the id, or `a`/`b` for the ab layout).
+    pub dir: String,
+    /// The source revision (a git commit), when known.
+    pub revision: Option<String>,
+    /// The artifact's sha256.
+    pub digest: String,
+    /// When it was deployed (RFC 3339, UTC).
+    pub time: String,
+    /// Who deployed it.
+    pub user: String,
+    /// Its state.
+    pub state: ReleaseState,
+}
+
+/// What a host has: read when the lock is taken, and given to the layout's decisions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// The directory under `releases/` that `current` points at, if any.
+    pub live: Option<String>,
+    /// The directories under `releases/`, sorted by name.
+    pub releases: Vec<String>,
+    /// `.ship/releases.json`, oldest first.
+    pub records: Vec<ReleaseRecord>,
+}
+
+impl HostState {
+    /// The record of the release in directory `dir`: the newest one, as ab reuses directories.
+    pub fn record_of(&self, dir: &str) -> Option<&ReleaseRecord> {
+        self.records.iter().rev().find(|r| r.dir == dir)
+    }
+
+    /// The directory of the newest good release other than the live one: where a rollback goes.
+    pub fn previous_good(&self) -> Option<&str> {
+        self.records
+            .iter()
+            .rev()
+            .filter(|r| matches!(r.state, ReleaseState::Good | ReleaseState::Live))
+            .map(|r| r.dir.as_str())
+            .find(|d| Some(*d) != self.live.as_deref() && self.releases.iter().any(|x| x == d))
+            .or_else(|| {
+                // A release directory with no record (e.g. left by Capistrano) older than
+                // the live one is taken as good: the newest such one.
+                let live = self.live.as_deref()?;
+                self.releases
+                    .iter()
+                    .rev()
+                    .filter(|d| d.as_str() < live && self.record_of(d).is_none())
+                    .map(String::as_str)
+                    .next()
+            })
+    }
+}
+
+/// Why a layout cannot do what was asked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayoutError {
+    /// No release to roll back to.
+    #[error("no previous good release to roll back to (releases here: {})", if .available.is_empty() { "none".to_owned() } else { .available.join(", ") })]
+    NoPreviousRelease {
+        /// The releases the host has.
+        available: Vec<String>,
+    },
+    /// The asked-for release is not on the host.
+    #[error("release `{wanted}` is not on this host; it has: {}", if .available.is_empty() { "none".to_owned() } else { .available.join(", ") })]
+    UnknownRelease {
+        /// The release asked for.
+        wanted: String,
+        /// The releases the host has.
+        available: Vec<String>,
+    },
+    /// The asked-for release failed when it was deployed.
+    #[error("release `{0}` failed when it was deployed; roll back to a good release")]
+    FailedRelease(String),
+}
+
+/// A release-directory strategy: timestamp, version, ab or single.
+///
+/// Every method returns shell text run on the host with `set -eu` and these variables
+/// set: `SHIP_DEPLOY_TO`, `SHIP_RELEASE`, `SHIP_RELEASE_PATH` (set by [`Layout::locate`]),
+/// `SHIP_ARTIFACT` (the artifact's path on the host) and `SHIP_REVISION`.
+pub trait Layout: Send + Sync {
+    /// Which layout this is.
+    fn kind(&self) -> LayoutKind;
+    /// Whether `switch` is atomic (one `rename`). The plan says so when it is not.
+    fn atomic(&self) -> bool;
+    /// Where the new release goes, as the plan prints it (`releases/20261122235800`).
+    fn release_dir(&self, cx: &LayoutContext<'_>) -> String;
+    /// Shell that sets `SHIP_RELEASE_PATH`; runs at the start of every script on the host.
+    fn locate(&self, cx: &LayoutContext<'_>) -> String;
+    /// Shell that creates the release directory and unpacks the artifact into it.
+    fn prepare(&self, cx: &LayoutContext<'_>) -> String;
+    /// Shell that makes the new release live.
+    fn switch(&self, cx: &LayoutContext<'_>) -> String;
+    /// Shell that makes release directory `dir` live again (a rollback or a revert).
+    fn activate(&self, cx: &LayoutContext<'_>, dir: &str) -> String;
+    /// The release directory a rollback goes to: `to`, or the previous good release.
+    fn rollback_target(&self, state: &HostState, to: Option<&str>) -> Result<String, LayoutError> {
+        let available = state.releases.clone();
+        match to {
+            Some(id) => {
+                let record = state.records.iter().rev().find(|r| r.id == id);
+                let dir = record.map_or(id, |r| r.dir.as_str());
+                if !state.releases.iter().any(|d| d == dir) {
+                    return Err(LayoutError::UnknownRelease {
+                        wanted: id.to_owned(),
+                        available,
+                    });
+                }
+                if record.is_some_and(|r| r.state == ReleaseState::Failed) {
+                    return Err(LayoutError::FailedRelease(id.to_owned()));
+                }
+                Ok(dir.to_owned())
+            }
+            None => state
+                .previous_good()
+                .map(str::to_owned)
+                .ok_or(LayoutError::NoPreviousRelease { available }),
+        }
+    }
+    /// The release directories cleanup removes: never the live one, the new one, or the
+    /// previous good one; failed releases first, then the oldest, until `keep` remain.
+    fn cleanup(&self, state: &HostState, new_dir: &str, keep: usize) -> Vec<String>;
+    /// Parses what the host reported: `current`'s link target and the `releases/` listing.
+    fn parse_state(&self, deploy_to: &str, current_link: Option<&str>, listing: &str) -> HostState;
+}

@@ -1,0 +1,77 @@
+//! ship-core: the vocabulary of cargo ship — configuration, stages, tasks, the planner,
+//! the plan, and the artifact builder.
+//!
+//! ship-core knows no SSH, no Python and no npm. It turns a project's configuration into
+//! a [`Stage`], a stage plus a [`Layout`] into a [`Plan`], and a plan into text or JSON.
+//! Planning is pure: the release id and the artifact digest are inputs, and the same
+//! inputs give the same plan, byte for byte.
+//!
+//! The main types:
+//! - [`load::Sources`] → [`load::Loaded`]: every configuration layer merged with figment;
+//! - [`Stage`]: one stage resolved and validated (hosts, roles, tasks);
+//! - [`Layout`]: the release-layout strategy trait (implemented in `ship-layouts`);
+//! - [`planner::plan`] → [`Plan`]: steps in order, per-host scripts, sync points;
+//! - [`render::text`] and [`Plan::to_json`]: the plan for people and for machines;
+//! - [`artifact::build`]: the reproducible tarball and its digest.
+//!
+//! # Example
+//!
+//! Load a stage from a `Ship.toml`; a misspelt key is an error that names the key, the
+//! file and line, and the valid keys:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use ship_core::{load::Sources, Stage};
+//! let dir = tempfile::tempdir()?;
+//! let ship_toml = dir.path().join("Ship.toml");
+//! std::fs::write(&ship_toml, r#"
+//! [default]
+//! app = "webxample"
+//! deploy_to = "/srv/webxample"
+//!
+//! [production.roles.web]
+//! hosts = ["web1", "web2"]
+//! [production.roles.worker]
+//! hosts = ["job1"]
+//! "#)?;
+//! let sources = Sources { ship_toml: ship_toml.clone(), ..Sources::default() };
+//! let loaded = sources.load()?;
+//! assert_eq!(loaded.stages(), ["production"]);
+//! let stage = Stage::resolve(&loaded, "production")?;
+//! assert_eq!(stage.hosts.len(), 3);
+//! assert_eq!(stage.keep_releases, 5); // the built-in default
+//!
+//! std::fs::write(&ship_toml, "[default]\nkeep_relases = 3\n[production]\nhosts = [\"a\"]\n")?;
+//! let err = sources.load()?.settings("production").unwrap_err().to_string();
+//! assert!(err.contains("Ship.toml:2"), "{err}");
+//! assert!(err.contains("keep_relases") && err.contains("keep_releases"), "{err}");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod artifact;
+pub mod config;
+pub mod layout;
+pub mod load;
+pub mod phase;
+pub mod plan;
+pub mod planner;
+pub mod render;
+pub mod script;
+pub mod shell;
+pub mod stage;
+pub mod task;
+
+pub use config::{LayoutKind, Settings, SourceConfig};
+pub use layout::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState};
+pub use phase::Phase;
+pub use plan::{ArtifactInfo, Plan, Step};
+pub use planner::{PlanError, PlanInput, plan};
+pub use stage::{Host, Stage};
+pub use task::{Target, TaskSpec};
+
+/// The sha256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,156 @@
+//! The plan: plain serde data that says exactly what a deploy will do, host by host.
+//!
+//! A plan is made by [`crate::planner::plan`], printed by [`crate::render`], saved as
+//! JSON, and executed as it is. It depends only on its inputs: no clock, no machine, no
+//! hash-map order.
+
+use crate::config::LayoutKind;
+use crate::phase::Phase;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The version of the plan's JSON format.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// The artifact a plan ships.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    /// Where it came from, as configured: `git HEAD`, `dir dist`, `archive app.tar.gz`.
+    pub source: String,
+    /// The git commit, for a git source.
+    pub revision: Option<String>,
+    /// The sha256 of the reproducible tarball, in hex.
+    pub digest: String,
+    /// Its size in bytes (gzip-compressed, as shipped).
+    pub bytes: u64,
+    /// The number of entries (files, directories, links) in it.
+    pub entries: u64,
+}
+
+/// Where a step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// On every host it applies to.
+    Hosts,
+    /// On the first host of its roles only.
+    Once,
+    /// On the deploying machine.
+    Local,
+}
+
+/// What kind of step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// A built-in phase.
+    Phase,
+    /// A user's or an adapter's task.
+    Task,
+}
+
+/// One step of the plan, with the hosts it runs on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Its position in execution order, from 1.
+    pub id: usize,
+    /// The phase or task name.
+    pub name: String,
+    /// Phase or task.
+    pub kind: StepKind,
+    /// The phase it belongs to: its own, or the one its hook places it after.
+    pub phase: Phase,
+    /// Where it runs.
+    pub placement: Placement,
+    /// The hosts it runs on (empty for local steps).
+    pub hosts: Vec<String>,
+    /// The steps it waits for, by id.
+    pub after: Vec<usize>,
+    /// Every host must have finished every earlier step before this one starts.
+    pub sync_point: bool,
+    /// The segment this step belongs to: every host runs segment 0's script, then all
+    /// wait, then segment 1's, and so on (see [`HostScript::segment`]). `None` for local steps.
+    pub script: Option<usize>,
+    /// A one-line description for people.
+    pub summary: String,
+    /// The shell it runs (the same on every host; host values come from the environment).
+    pub command: String,
+}
+
+/// One host's part of the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPlan {
+    /// The OpenSSH destination.
+    pub name: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// The ids of the steps it runs, in order.
+    pub steps: Vec<usize>,
+    /// The scripts sent to it, one SSH session each, in order: exactly what runs there.
+    pub scripts: Vec<HostScript>,
+}
+
+/// One script of one host: the host's steps of one segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostScript {
+    /// The segment: scripts of segment `k` run on every host before any of segment `k + 1`.
+    pub segment: usize,
+    /// The POSIX shell script, run with `sh -c` in one SSH session.
+    pub script: String,
+}
+
+/// A deploy, fully decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`PLAN_FORMAT`].
+    pub format: u32,
+    /// The application.
+    pub app: String,
+    /// The stage.
+    pub stage: String,
+    /// The release id, the same on every host.
+    pub release: String,
+    /// The layout.
+    pub layout: LayoutKind,
+    /// Where the release goes on each host, relative to `deploy_to`.
+    pub release_dir: String,
+    /// Whether the switch is atomic.
+    pub atomic_switch: bool,
+    /// The deploy directory on every host.
+    pub deploy_to: String,
+    /// Releases kept by cleanup.
+    pub keep_releases: usize,
+    /// Hosts worked on at once.
+    pub parallel: usize,
+    /// The artifact.
+    pub artifact: ArtifactInfo,
+    /// The sha256 of the resolved configuration: a saved plan whose configuration changed
+    /// since is refused.
+    pub config_digest: String,
+    /// Variables the executor sets when it runs the scripts, with what they hold; they are
+    /// the only values not fixed by the plan.
+    pub apply_time: BTreeMap<String, String>,
+    /// The steps, in execution order.
+    pub steps: Vec<Step>,
+    /// Each host's part.
+    pub hosts: Vec<HostPlan>,
+}
+
+impl Plan {
+    /// The plan as pretty JSON, as saved and as printed by `--format json`.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a plan always serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Reads a plan saved by [`Plan::to_json`].
+    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: usize) -> Option<&Step> {
+        self.steps.get(id.checked_sub(1)?)
+    }
+}

@@ -1,0 +1,136 @@
+//! The plan as people read it: a deterministic text rendering.
+
+use crate::plan::{Placement, Plan, Step};
+use std::fmt::Write;
+
+/// How much to show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    /// Also print every host's exact scripts.
+    pub verbose: bool,
+}
+
+fn hosts_column(plan: &Plan, step: &Step) -> String {
+    match step.placement {
+        Placement::Local => "local".to_owned(),
+        Placement::Once => format!("once: {}", step.hosts.join(", ")),
+        Placement::Hosts if step.hosts.len() == plan.hosts.len() => {
+            if plan.hosts.len() == 1 {
+                step.hosts[0].clone()
+            } else {
+                format!("all {} hosts", plan.hosts.len())
+            }
+        }
+        Placement::Hosts if step.hosts.len() <= 3 => step.hosts.join(", "),
+        Placement::Hosts => format!("{} hosts", step.hosts.len()),
+    }
+}
+
+/// Renders `plan` as text. The same plan gives the same bytes.
+pub fn text(plan: &Plan, options: TextOptions) -> String {
+    let mut s = String::new();
+    let a = &plan.artifact;
+    let _ = writeln!(s, "Plan: deploy {} to {}", plan.app, plan.stage);
+    let _ = writeln!(
+        s,
+        "  release    {} → {} ({} layout, {})",
+        plan.release,
+        plan.release_dir,
+        plan.layout.name(),
+        if plan.atomic_switch {
+            "atomic switch"
+        } else {
+            "NOT atomic: updated in place"
+        }
+    );
+    let _ = writeln!(s, "  deploy_to  {}", plan.deploy_to);
+    let revision = a
+        .revision
+        .as_deref()
+        .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "  artifact   {}{} → sha256 {}",
+        a.source, revision, a.digest
+    );
+    let hosts: Vec<String> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            if h.roles.is_empty() {
+                h.name.clone()
+            } else {
+                format!("{} [{}]", h.name, h.roles.join(", "))
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  hosts      {} ({} at a time): {}",
+        plan.hosts.len(),
+        plan.parallel,
+        hosts.join(", ")
+    );
+    let _ = writeln!(s, "  keep       {} releases", plan.keep_releases);
+    s.push('\n');
+
+    let name_width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(0);
+    let host_cols: Vec<String> = plan.steps.iter().map(|st| hosts_column(plan, st)).collect();
+    let host_width = host_cols.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    for (step, hosts) in plan.steps.iter().zip(&host_cols) {
+        if step.sync_point {
+            let _ = writeln!(
+                s,
+                "  ── sync point: every host finishes the steps above before any goes on ──"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  {:>3}  {:<nw$}  {:<hw$}  {}",
+            step.id,
+            step.name,
+            hosts,
+            step.summary,
+            nw = name_width,
+            hw = host_width
+        );
+    }
+    let sessions = plan.hosts.iter().map(|h| h.scripts.len()).max().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "\n{} SSH session{} per host, one connection each.",
+        sessions,
+        if sessions == 1 { "" } else { "s" }
+    );
+
+    if options.verbose {
+        let _ = writeln!(
+            s,
+            "\nSet when the plan is applied: {}",
+            plan.apply_time.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        for host in &plan.hosts {
+            for (n, script) in host.scripts.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "\n──── {} · script {} of {} ────",
+                    host.name,
+                    n + 1,
+                    host.scripts.len()
+                );
+                s.push_str(&script.script);
+            }
+        }
+        let local: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|st| st.placement == Placement::Local && st.kind == crate::plan::StepKind::Task)
+            .collect();
+        for step in local {
+            let _ = writeln!(s, "\n──── local · step {} {} ────", step.id, step.name);
+            let _ = writeln!(s, "{}", step.command);
+        }
+    }
+    s
+}

@@ -1,0 +1,327 @@
+//! The shell the planner writes: each phase's command, each task's command, and the
+//! per-host scripts that carry them (one SSH session each).
+//!
+//! Every value goes through [`crate::shell::quote`] or reaches the script as a quoted
+//! variable assignment; steps are bracketed by `::ship::start` / `::ship::end` markers
+//! on stdout so the executor can report each step's start, end and exit status.
+
+use crate::config::LayoutKind;
+use crate::layout::LayoutContext;
+use crate::phase::Phase;
+use crate::planner::PlanInput;
+use crate::shell::quote;
+use crate::stage::{Host, Stage};
+use crate::task::TaskSpec;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The marker a step's start is announced with: `::ship::start <id> <name>`.
+pub const START_MARKER: &str = "::ship::start";
+/// The marker a step's end is announced with: `::ship::end <id> <status>`.
+pub const END_MARKER: &str = "::ship::end";
+/// The prefix of the host-state lines printed by `lock`.
+pub const STATE_MARKER: &str = "::ship::state";
+/// The exit status of `lock` when another deploy holds the lock.
+pub const LOCKED_STATUS: i32 = 75;
+/// The exit status of `link` when a linked file is missing from `shared/`.
+pub const MISSING_SHARED_STATUS: i32 = 76;
+
+/// Variables the executor sets when it runs a plan's scripts, with what they hold.
+pub fn apply_time_variables() -> BTreeMap<String, String> {
+    [
+        ("SHIP_DEPLOYER", "who deploys: user@machine"),
+        ("SHIP_STARTED_AT", "when the deploy started, RFC 3339 UTC"),
+        ("SHIP_LOCK_INFO", "what .ship/lock/info holds: who, when, stage, release"),
+        (
+            "SHIP_CLEANUP",
+            "the release directories cleanup removes, chosen by the layout from the state read at lock",
+        ),
+        (
+            "SHIP_RECORDS",
+            "the new .ship/releases.json, made from the one read at lock",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+/// The one-line description of a phase step.
+pub fn phase_summary(p: Phase, input: &PlanInput<'_>, stage: &Stage, cx: &LayoutContext<'_>) -> String {
+    let a = &input.artifact;
+    let dir = input.layout.release_dir(cx);
+    match p {
+        Phase::Build => format!(
+            "{} → sha256 {} ({}, {} entries); done when the plan was made",
+            a.source,
+            short(&a.digest),
+            human_bytes(a.bytes),
+            a.entries
+        ),
+        Phase::Lock => "take .ship/lock (refuse if held); read current, releases/ and .ship/releases.json".to_owned(),
+        Phase::Upload => format!(
+            "send the artifact ({}) unless .ship/artifacts/{}… is there; check its sha256",
+            human_bytes(a.bytes),
+            short(&a.digest)
+        ),
+        Phase::Prepare => match stage.layout {
+            LayoutKind::Single => format!(
+                "unpack over {dir}/ IN PLACE: the single layout is not atomic, the new files are live from here on"
+            ),
+            LayoutKind::Ab => format!("unpack into {dir}, write REVISION"),
+            _ => format!("unpack into {dir}, write REVISION"),
+        },
+        Phase::Link => {
+            let mut s = if stage.hosts.iter().all(|h| h.linked_files.is_empty() && h.linked_dirs.is_empty()) {
+                "nothing to link (no linked_files or linked_dirs)".to_owned()
+            } else {
+                let all: Vec<String> = stage.hosts[0]
+                    .linked_files
+                    .iter()
+                    .chain(&stage.hosts[0].linked_dirs)
+                    .cloned()
+                    .collect();
+                format!("link from shared/: {}", if all.is_empty() { "-".to_owned() } else { all.join(", ") })
+            };
+            // Role extras, when hosts differ.
+            let mut extras: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let base: Vec<&String> = stage.hosts[0].linked_files.iter().chain(&stage.hosts[0].linked_dirs).collect();
+            for h in &stage.hosts {
+                let theirs: Vec<&String> = h.linked_files.iter().chain(&h.linked_dirs).collect();
+                if theirs != base {
+                    extras.insert(h.name.clone(), theirs.iter().map(|s| s.to_string()).collect());
+                }
+            }
+            for (host, files) in extras {
+                let _ = write!(s, "; {host}: {}", files.join(", "));
+            }
+            s
+        }
+        Phase::Install => "nothing to install: no adapter is configured".to_owned(),
+        Phase::Switch => match stage.layout {
+            LayoutKind::Single => "nothing to switch: the single layout updated current/ in place".to_owned(),
+            _ => format!("current → {dir} (atomic rename)"),
+        },
+        Phase::Verify => match &stage.health {
+            Some(h) => format!(
+                "health check, {}s limit: {}",
+                h.timeout.as_secs(),
+                h.run
+            ),
+            None => "no health check configured".to_owned(),
+        },
+        Phase::Cleanup => match stage.layout {
+            LayoutKind::Ab => "nothing to remove: the ab layout keeps its two slots".to_owned(),
+            LayoutKind::Single => "nothing to remove: the single layout has one directory".to_owned(),
+            _ => format!(
+                "keep {} releases: never the live or the previous good one; failed ones go first",
+                stage.keep_releases
+            ),
+        },
+        Phase::Unlock => "record the release in .ship/releases.json and revisions.log; release the lock".to_owned(),
+    }
+}
+
+/// The shell of a phase on `host`. Values particular to a host reach it through the
+/// variables the script sets first (`SHIP_HOST`, ...), except linked files, which differ
+/// by role and are written out.
+pub fn phase_command(p: Phase, input: &PlanInput<'_>, host: &Host, cx: &LayoutContext<'_>) -> String {
+    let layout = input.layout;
+    match p {
+        Phase::Build => format!(
+            "# done on this machine when the plan was made: {}",
+            input.artifact.source
+        ),
+        Phase::Lock => format!(
+            r#"mkdir -p "$SHIP_DEPLOY_TO/.ship/artifacts" "$SHIP_DEPLOY_TO/releases" "$SHIP_DEPLOY_TO/shared"
+if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
+  printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
+else
+  echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
+  exit {LOCKED_STATUS}
+fi
+printf '{STATE_MARKER} current %s\n' "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)"
+for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
+  [ -e "$ship_r" ] && printf '{STATE_MARKER} release %s\n' "${{ship_r##*/}}"
+done
+if [ -s "$SHIP_ARTIFACT" ]; then printf '{STATE_MARKER} artifact present\n'; fi
+if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
+  printf '{STATE_MARKER} records\n'
+  cat "$SHIP_DEPLOY_TO/.ship/releases.json"
+  printf '\n{STATE_MARKER} end\n'
+fi
+true"#
+        ),
+        Phase::Upload => r#"if [ -s "$SHIP_ARTIFACT" ]; then
+  echo "the artifact is already on this host"
+else
+  cat > "$SHIP_ARTIFACT.part"
+  ship_sum=$(gzip -dc "$SHIP_ARTIFACT.part" | sha256sum | cut -c1-64)
+  if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
+    rm -f "$SHIP_ARTIFACT.part"
+    echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
+    exit 1
+  fi
+  mv -f "$SHIP_ARTIFACT.part" "$SHIP_ARTIFACT"
+fi"#
+        .to_owned(),
+        Phase::Prepare => layout.prepare(cx),
+        Phase::Link => link_command(host),
+        Phase::Install => ":".to_owned(),
+        Phase::Switch => layout.switch(cx),
+        Phase::Verify => match &input.stage.health {
+            Some(h) => format!(
+                "cd \"$SHIP_RELEASE_PATH\"\ntimeout {} sh -c {} </dev/null",
+                h.timeout.as_secs().max(1),
+                quote(&h.run)
+            ),
+            None => ":".to_owned(),
+        },
+        Phase::Cleanup => r#"for ship_d in $SHIP_CLEANUP; do
+  rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d"
+  echo "removed releases/$ship_d"
+done"#
+            .to_owned(),
+        Phase::Unlock => {
+            let branch = match &input.stage.source {
+                crate::config::SourceConfig::Git(rev) => rev.clone(),
+                other => other.parts().0.to_owned(),
+            };
+            format!(
+                r#"printf '%s\n' "$SHIP_RECORDS" > "$SHIP_DEPLOY_TO/.ship/releases.json.tmp"
+mv -f "$SHIP_DEPLOY_TO/.ship/releases.json.tmp" "$SHIP_DEPLOY_TO/.ship/releases.json"
+printf 'Branch %s (at %s) deployed as release %s by %s\n' {} "$SHIP_REVISION" "$SHIP_RELEASE" "$SHIP_DEPLOYER" >> "$SHIP_DEPLOY_TO/revisions.log"
+rm -rf "$SHIP_DEPLOY_TO/.ship/lock""#,
+                quote(&branch)
+            )
+        }
+    }
+}
+
+/// Links `host`'s linked files and directories from `shared/` into the new release.
+/// Every missing file is named before anything is linked.
+fn link_command(host: &Host) -> String {
+    if host.linked_files.is_empty() && host.linked_dirs.is_empty() {
+        return ":".to_owned();
+    }
+    let mut s = String::from("ship_missing=\n");
+    for f in &host.linked_files {
+        let _ = writeln!(
+            s,
+            "[ -e \"$SHIP_DEPLOY_TO/shared/\"{q} ] || ship_missing=\"$ship_missing \"{q}",
+            q = quote(f)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "if [ -n \"$ship_missing\" ]; then\n  echo \"cargo-ship: missing from $SHIP_DEPLOY_TO/shared/ on $SHIP_HOST:$ship_missing\" >&2\n  exit {MISSING_SHARED_STATUS}\nfi"
+    );
+    for d in &host.linked_dirs {
+        let _ = writeln!(s, "mkdir -p \"$SHIP_DEPLOY_TO/shared/\"{}", quote(d));
+    }
+    for f in host.linked_files.iter().chain(&host.linked_dirs) {
+        let q = quote(f);
+        if let Some((parent, _)) = f.rsplit_once('/') {
+            let _ = writeln!(s, "mkdir -p \"$SHIP_RELEASE_PATH/\"{}", quote(parent));
+        }
+        let _ = writeln!(
+            s,
+            "rm -rf \"$SHIP_RELEASE_PATH/\"{q}\nln -s \"$SHIP_DEPLOY_TO/shared/\"{q} \"$SHIP_RELEASE_PATH/\"{q}"
+        );
+    }
+    s.trim_end().to_owned()
+}
+
+/// The shell of a user's or an adapter's task on a host.
+pub fn task_command(t: &TaskSpec) -> String {
+    if t.local {
+        format!("sh -c {} </dev/null", quote(&t.run))
+    } else {
+        format!("cd \"$SHIP_RELEASE_PATH\"\nsh -c {} </dev/null", quote(&t.run))
+    }
+}
+
+fn indent(body: &str) -> String {
+    body.lines()
+        .map(|l| if l.is_empty() { String::new() } else { format!("  {l}") })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One host's script for one segment: variables, the layout's `locate`, then each step
+/// in a subshell between markers. Part `n` (from 0) of `count`.
+pub fn host_script(
+    input: &PlanInput<'_>,
+    host: &Host,
+    cx: &LayoutContext<'_>,
+    n: usize,
+    count: usize,
+    steps: &[&crate::plan::Step],
+) -> String {
+    let stage = input.stage;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# cargo ship: {} to {}, release {}, host {}, script {} of {}",
+        stage.app,
+        stage.name,
+        input.release,
+        host.name,
+        n + 1,
+        count
+    );
+    s.push_str("set -eu\n");
+    let vars: [(&str, &str); 8] = [
+        ("SHIP_APP", &stage.app),
+        ("SHIP_STAGE", &stage.name),
+        ("SHIP_RELEASE", &input.release),
+        ("SHIP_DEPLOY_TO", &stage.deploy_to),
+        ("SHIP_HOST", &host.name),
+        ("SHIP_ROLE", &host.roles.join(",")),
+        (
+            "SHIP_REVISION",
+            input.artifact.revision.as_deref().unwrap_or(&input.artifact.digest),
+        ),
+        ("SHIP_DIGEST", &input.artifact.digest),
+    ];
+    for (k, v) in vars {
+        let _ = writeln!(s, "{k}={}", quote(v));
+    }
+    s.push_str("SHIP_ARTIFACT=\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz\"\n");
+    s.push_str(&input.layout.locate(cx));
+    s.push('\n');
+    s.push_str("export SHIP_APP SHIP_STAGE SHIP_RELEASE SHIP_DEPLOY_TO SHIP_HOST SHIP_ROLE SHIP_REVISION SHIP_DIGEST SHIP_ARTIFACT SHIP_RELEASE_PATH\n");
+    for step in steps {
+        let body = match step.kind {
+            crate::plan::StepKind::Phase => phase_command(step.phase, input, host, cx),
+            crate::plan::StepKind::Task => step.command.clone(),
+        };
+        let _ = write!(
+            s,
+            "\nprintf '{START_MARKER} {id} %s\\n' {name}\nset +e\n(\n  set -eu\n{body}\n)\nship_rc=$?\nset -e\nprintf '\\n{END_MARKER} {id} %s\\n' \"$ship_rc\"\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"\n",
+            id = step.id,
+            name = quote(&step.name),
+            body = indent(&body),
+        );
+    }
+    s
+}

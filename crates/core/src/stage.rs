@@ -1,0 +1,394 @@
+//! A stage resolved and validated: its hosts with their roles, its tasks, its settings.
+
+use crate::config::{HealthConfig, LayoutKind, Settings, SourceConfig, TaskConfig};
+use crate::load::{ConfigError, Loaded};
+use crate::phase::Phase;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One host of a stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// The OpenSSH destination (`~/.ssh/config` applies to it).
+    pub name: String,
+    /// Its roles, sorted.
+    pub roles: Vec<String>,
+    /// Files linked from `shared/` on this host: the stage's, then its roles'.
+    pub linked_files: Vec<String>,
+    /// Directories linked from `shared/` on this host: the stage's, then its roles'.
+    pub linked_dirs: Vec<String>,
+}
+
+/// A health check with its timeout parsed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The command.
+    pub run: String,
+    /// Its time limit.
+    pub timeout: Duration,
+}
+
+/// A stage: everything the planner needs to know about the configuration, validated.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    /// The stage's name (`production`).
+    pub name: String,
+    /// The application's name.
+    pub app: String,
+    /// The absolute deploy directory on each host.
+    pub deploy_to: String,
+    /// The release layout.
+    pub layout: LayoutKind,
+    /// Releases kept by cleanup.
+    pub keep_releases: usize,
+    /// Hosts worked on at once.
+    pub parallel: usize,
+    /// Where the artifact comes from.
+    pub source: SourceConfig,
+    /// Build commands run before packing.
+    pub build: Vec<String>,
+    /// The configured version, if any.
+    pub version: Option<String>,
+    /// The hosts, each once: roles in name order, hosts in the order listed, then role-less hosts.
+    pub hosts: Vec<Host>,
+    /// Each role's hosts, in the order listed.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// The user's tasks, by name.
+    pub tasks: BTreeMap<String, TaskConfig>,
+    /// The health check.
+    pub health: Option<Health>,
+}
+
+fn invalid(loaded: &Loaded, stage: &str, path: &[&str], message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        location: loaded.location_of(stage, path),
+        key: loaded.key_of(stage, path),
+        message: message.into(),
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && s != "."
+        && s != ".."
+}
+
+/// Checks a path that must stay inside its base directory: relative, no `..`, no empty part.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("expected a relative path, found an empty string".to_owned());
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "expected a path relative to shared/, found the absolute path {path:?}"
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!("{path:?} contains a control character"));
+    }
+    if path.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
+        return Err(format!(
+            "{path:?} must not contain `..`, `.` or empty parts: it has to stay inside the release"
+        ));
+    }
+    Ok(())
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("a host name is empty".to_owned());
+    }
+    if host.starts_with('-') {
+        return Err(format!(
+            "host {host:?} starts with `-`: ssh would read it as an option"
+        ));
+    }
+    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "host {host:?} contains whitespace: expected an OpenSSH destination such as user@host or an alias from ~/.ssh/config"
+        ));
+    }
+    Ok(())
+}
+
+impl Stage {
+    /// Loads and validates `stage` from `loaded`.
+    ///
+    /// Every error names the key and where it was set (file and line).
+    pub fn resolve(loaded: &Loaded, stage: &str) -> Result<Stage, ConfigError> {
+        let s: Settings = loaded.settings(stage)?;
+        let err = |path: &[&str], msg: String| invalid(loaded, stage, path, msg);
+
+        let app = s.app.clone().ok_or_else(|| {
+            err(&["app"], format!("missing: set `app = \"myapp\"` in [default] or [{stage}]"))
+        })?;
+        if !is_name(&app) {
+            return Err(err(
+                &["app"],
+                format!("{app:?}: expected letters, digits, `.`, `_` or `-`"),
+            ));
+        }
+        let deploy_to = s.deploy_to.clone().ok_or_else(|| {
+            err(
+                &["deploy_to"],
+                format!("missing: set `deploy_to = \"/var/www/{app}\"` in [default] or [{stage}]"),
+            )
+        })?;
+        let trimmed = deploy_to.trim_end_matches('/');
+        if !deploy_to.starts_with('/') || trimmed.is_empty() {
+            return Err(err(
+                &["deploy_to"],
+                format!("{deploy_to:?}: expected an absolute directory such as /var/www/{app}"),
+            ));
+        }
+        check_relative_path(&trimmed[1..]).map_err(|m| err(&["deploy_to"], m))?;
+        let deploy_to = trimmed.to_owned();
+
+        if s.keep_releases == 0 {
+            return Err(err(
+                &["keep_releases"],
+                "expected at least 1 (the live release is always kept)".to_owned(),
+            ));
+        }
+        if s.parallel == 0 {
+            return Err(err(&["parallel"], "expected at least 1".to_owned()));
+        }
+        for (i, f) in s.linked_files.iter().enumerate() {
+            check_relative_path(f).map_err(|m| err(&["linked_files"], format!("item {i}: {m}")))?;
+        }
+        for (i, f) in s.linked_dirs.iter().enumerate() {
+            check_relative_path(f).map_err(|m| err(&["linked_dirs"], format!("item {i}: {m}")))?;
+        }
+        for adapter in ["python", "node"] {
+            let present = match adapter {
+                "python" => s.python.is_some(),
+                _ => s.node.is_some(),
+            };
+            if present {
+                return Err(err(
+                    &[adapter],
+                    format!(
+                        "the {adapter} adapter is not available in this version of cargo ship \
+                         (it installs nothing yet); remove the table and install from a task"
+                    ),
+                ));
+            }
+        }
+        if let Some(version) = &s.version {
+            check_release_id(version).map_err(|m| err(&["version"], m))?;
+        }
+
+        // Hosts: roles in name order, hosts as listed; a host in several roles appears once.
+        let mut hosts: Vec<Host> = Vec::new();
+        let mut roles = BTreeMap::new();
+        for (role, cfg) in &s.roles {
+            if !is_name(role) {
+                return Err(err(
+                    &["roles", role],
+                    format!("role name {role:?}: expected letters, digits, `.`, `_` or `-`"),
+                ));
+            }
+            for (i, f) in cfg.linked_files.iter().enumerate() {
+                check_relative_path(f)
+                    .map_err(|m| err(&["roles", role, "linked_files"], format!("item {i}: {m}")))?;
+            }
+            for (i, f) in cfg.linked_dirs.iter().enumerate() {
+                check_relative_path(f)
+                    .map_err(|m| err(&["roles", role, "linked_dirs"], format!("item {i}: {m}")))?;
+            }
+            let mut names = Vec::new();
+            for h in &cfg.hosts {
+                check_host(h).map_err(|m| err(&["roles", role, "hosts"], m))?;
+                if names.contains(h) {
+                    return Err(err(
+                        &["roles", role, "hosts"],
+                        format!("host {h:?} is listed twice"),
+                    ));
+                }
+                names.push(h.clone());
+                let host = match hosts.iter_mut().find(|x| &x.name == h) {
+                    Some(x) => x,
+                    None => {
+                        hosts.push(Host {
+                            name: h.clone(),
+                            roles: Vec::new(),
+                            linked_files: s.linked_files.clone(),
+                            linked_dirs: s.linked_dirs.clone(),
+                        });
+                        hosts.last_mut().expect("just pushed")
+                    }
+                };
+                host.roles.push(role.clone());
+                for f in &cfg.linked_files {
+                    if !host.linked_files.contains(f) {
+                        host.linked_files.push(f.clone());
+                    }
+                }
+                for d in &cfg.linked_dirs {
+                    if !host.linked_dirs.contains(d) {
+                        host.linked_dirs.push(d.clone());
+                    }
+                }
+            }
+            roles.insert(role.clone(), names);
+        }
+        for h in &s.hosts {
+            check_host(h).map_err(|m| err(&["hosts"], m))?;
+            if !hosts.iter().any(|x| &x.name == h) {
+                hosts.push(Host {
+                    name: h.clone(),
+                    roles: Vec::new(),
+                    linked_files: s.linked_files.clone(),
+                    linked_dirs: s.linked_dirs.clone(),
+                });
+            }
+        }
+        if hosts.is_empty() {
+            return Err(err(
+                &["roles"],
+                format!(
+                    "stage `{stage}` has no hosts: add `[{stage}.roles.web] hosts = [\"web1.example.com\"]` \
+                     or `hosts = [...]` under [{stage}]"
+                ),
+            ));
+        }
+
+        let role_names = || {
+            let names: Vec<_> = roles.keys().map(|r| format!("`{r}`")).collect();
+            if names.is_empty() {
+                "none: the stage defines no roles".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        for (name, task) in &s.tasks {
+            if !is_name(name) || Phase::from_name(name).is_some() {
+                return Err(err(
+                    &["tasks", name],
+                    format!(
+                        "task name {name:?}: expected letters, digits, `.`, `_` or `-`, and not a phase name ({})",
+                        Phase::names()
+                    ),
+                ));
+            }
+            if task.run.trim().is_empty() {
+                return Err(err(&["tasks", name, "run"], "expected a shell command".to_owned()));
+            }
+            for role in &task.roles {
+                if !roles.contains_key(role) {
+                    return Err(err(
+                        &["tasks", name, "roles"],
+                        format!("unknown role `{role}`; roles of stage `{stage}`: {}", role_names()),
+                    ));
+                }
+            }
+            if task.once && task.local {
+                return Err(err(
+                    &["tasks", name, "once"],
+                    "`once` and `local` together: a local task already runs once, on this machine"
+                        .to_owned(),
+                ));
+            }
+            if task.before.is_none() && task.after.is_none() {
+                return Err(err(
+                    &["tasks", name],
+                    format!(
+                        "set `before` or `after`: a phase ({}) or another task",
+                        Phase::names()
+                    ),
+                ));
+            }
+            for (field, target) in [("before", &task.before), ("after", &task.after)] {
+                let Some(target) = target else { continue };
+                if Phase::from_name(target).is_none() && !s.tasks.contains_key(target) {
+                    let mut choices: Vec<String> =
+                        Phase::ALL.iter().map(|p| p.name().to_owned()).collect();
+                    choices.extend(s.tasks.keys().filter(|t| *t != name).cloned());
+                    return Err(err(
+                        &["tasks", name, field],
+                        format!(
+                            "unknown phase or task `{target}`; expected one of: {}",
+                            choices.join(", ")
+                        ),
+                    ));
+                }
+                if target == name {
+                    return Err(err(
+                        &["tasks", name, field],
+                        format!("task `{name}` cannot run {field} itself"),
+                    ));
+                }
+            }
+        }
+
+        let health = match &s.health {
+            None => None,
+            Some(HealthConfig { run, timeout }) => {
+                let timeout = humantime::parse_duration(timeout).map_err(|e| {
+                    err(
+                        &["health", "timeout"],
+                        format!("{timeout:?}: {e}; expected a duration such as \"30s\" or \"2m\""),
+                    )
+                })?;
+                Some(Health {
+                    run: run.clone(),
+                    timeout,
+                })
+            }
+        };
+
+        Ok(Stage {
+            name: stage.to_owned(),
+            app,
+            deploy_to,
+            layout: s.layout,
+            keep_releases: s.keep_releases,
+            parallel: s.parallel,
+            source: s.source.clone(),
+            build: s.build.clone(),
+            version: s.version.clone(),
+            hosts,
+            roles,
+            tasks: s.tasks.clone(),
+            health,
+        })
+    }
+
+    /// The hosts of `roles` (every host when `roles` is empty), in stage order.
+    pub fn hosts_of(&self, roles: &[String]) -> Vec<&Host> {
+        self.hosts
+            .iter()
+            .filter(|h| roles.is_empty() || h.roles.iter().any(|r| roles.contains(r)))
+            .collect()
+    }
+}
+
+/// Checks a release id: it names a directory under `releases/`, so it is a plain name.
+///
+/// ```
+/// use ship_core::stage::check_release_id;
+/// assert!(check_release_id("20261122235800").is_ok());
+/// assert!(check_release_id("1.4.0+build.7").is_ok());
+/// assert!(check_release_id("../../etc").is_err());
+/// ```
+pub fn check_release_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && !id.starts_with('-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "release id {id:?}: expected letters, digits, `.`, `_`, `+` or `-` (at most 128), not `.` or `..`"
+        ))
+    }
+}

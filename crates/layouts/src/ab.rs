@@ -1,0 +1,74 @@
+//! The `ab` layout: two slots, `releases/a` and `releases/b`; the new release goes into
+//! whichever is not live, and a rollback swaps back.
+
+use crate::shell::{UNPACK, activate_dir, link_current, parse_state};
+use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind};
+
+/// Two alternating slots. Cleanup has nothing to do; a rollback returns to the other slot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ab;
+
+impl Layout for Ab {
+    fn kind(&self) -> LayoutKind {
+        LayoutKind::Ab
+    }
+    fn atomic(&self) -> bool {
+        true
+    }
+    fn release_dir(&self, _cx: &LayoutContext<'_>) -> String {
+        "releases/a or releases/b, whichever is not live".to_owned()
+    }
+    fn locate(&self, _cx: &LayoutContext<'_>) -> String {
+        r#"case "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)" in
+  "$SHIP_DEPLOY_TO/releases/a") SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/b" ;;
+  *) SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/a" ;;
+esac"#
+            .to_owned()
+    }
+    fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
+        UNPACK.to_owned()
+    }
+    fn switch(&self, _cx: &LayoutContext<'_>) -> String {
+        link_current("\"$SHIP_RELEASE_PATH\"")
+    }
+    fn activate(&self, _cx: &LayoutContext<'_>, dir: &str) -> String {
+        activate_dir(dir)
+    }
+    fn rollback_target(&self, state: &HostState, to: Option<&str>) -> Result<String, LayoutError> {
+        let other = match state.live.as_deref() {
+            Some("a") => "b",
+            _ => "a",
+        };
+        let available = state.releases.clone();
+        if !state.releases.iter().any(|d| d == other) {
+            return Err(LayoutError::NoPreviousRelease { available });
+        }
+        match to {
+            None => Ok(other.to_owned()),
+            Some(id) => {
+                let slot = state
+                    .records
+                    .iter()
+                    .rev()
+                    .find(|r| r.id == id)
+                    .map_or(id, |r| r.dir.as_str());
+                if slot == other {
+                    Ok(other.to_owned())
+                } else {
+                    Err(LayoutError::UnknownRelease {
+                        wanted: id.to_owned(),
+                        available,
+                    })
+                }
+            }
+        }
+    }
+    fn cleanup(&self, _state: &HostState, _new_dir: &str, _keep: usize) -> Vec<String> {
+        Vec::new()
+    }
+    fn parse_state(&self, deploy_to: &str, current: Option<&str>, listing: &str) -> HostState {
+        let mut state = parse_state(deploy_to, current, listing);
+        state.releases.retain(|d| d == "a" || d == "b");
+        state
+    }
+}

@@ -1,0 +1,67 @@
+//! ship-layouts: the release-directory strategies of cargo ship — `timestamp`, `version`,
+//! `ab` and `single` — as pure [`Layout`] implementations.
+//!
+//! A layout never runs anything: it returns the shell of `prepare`, `switch` and
+//! `activate` (rollback and revert), decides from a host's [`HostState`] which release a
+//! rollback returns to and which releases cleanup removes, and parses what a host reports.
+//! The executor runs the shell; the planner puts it into the plan.
+//!
+//! | layout | new release at | switch | rollback |
+//! |---|---|---|---|
+//! | [`Timestamp`] | `releases/20261122235800` | atomic symlink rename | previous good release |
+//! | [`Version`] | `releases/<version>` | atomic symlink rename | previous good version |
+//! | [`Ab`] | `releases/a` or `releases/b`, whichever is not live | atomic symlink rename | the other slot |
+//! | [`Single`] | `current/`, updated in place | none: not atomic | unpack the previous artifact again |
+//!
+//! The timestamp layout is Capistrano's: `releases/<14 digits>`, an absolute `current`
+//! link, `shared/`, `revisions.log`.
+//!
+//! # Example
+//!
+//! Pick a layout by name and ask it what cleanup removes on a host:
+//!
+//! ```
+//! use ship_core::{HostState, LayoutKind, ReleaseRecord, ReleaseState};
+//! use ship_layouts::layout_for;
+//!
+//! let layout = layout_for(LayoutKind::Timestamp);
+//! let record = |id: &str, state| ReleaseRecord {
+//!     id: id.into(), dir: id.into(), revision: None, digest: "d".into(),
+//!     time: "t".into(), user: "u".into(), state,
+//! };
+//! let state = HostState {
+//!     live: Some("20261103000000".into()),
+//!     releases: ["20261101000000", "20261102000000", "20261103000000", "20261104000000"]
+//!         .map(String::from).to_vec(),
+//!     records: vec![
+//!         record("20261101000000", ReleaseState::Good),
+//!         record("20261102000000", ReleaseState::Good),
+//!         record("20261103000000", ReleaseState::Live),
+//!     ],
+//! };
+//! // Deploying 20261104000000 with keep_releases = 2: the new one and the live one stay,
+//! // and the previous good one (20261102000000) is never removed.
+//! let removed = layout.cleanup(&state, "20261104000000", 2);
+//! assert_eq!(removed, ["20261101000000"]);
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+
+mod ab;
+mod releases;
+mod shell;
+mod single;
+
+pub use ab::Ab;
+pub use releases::{Timestamp, Version};
+pub use single::Single;
+pub use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind};
+
+/// The layout of a given kind.
+pub fn layout_for(kind: LayoutKind) -> Box<dyn Layout> {
+    match kind {
+        LayoutKind::Timestamp => Box::new(Timestamp),
+        LayoutKind::Version => Box::new(Version),
+        LayoutKind::Ab => Box::new(Ab),
+        LayoutKind::Single => Box::new(Single),
+    }
+}

@@ -1,0 +1,89 @@
+//! The `timestamp` and `version` layouts: one directory per release under `releases/`.
+
+use crate::shell::{UNPACK, activate_dir, link_current, parse_state};
+use ship_core::{HostState, Layout, LayoutContext, LayoutKind, ReleaseState};
+
+/// `releases/<UTC timestamp>`: Capistrano's layout, byte for byte.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timestamp;
+
+/// `releases/<version>`: the version from Cargo.toml, package.json, pyproject.toml or
+/// `--version`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Version;
+
+fn locate() -> String {
+    r#"SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/$SHIP_RELEASE""#.to_owned()
+}
+
+/// Cleanup for layouts with one directory per release: keep `keep` directories; never the
+/// live one, the new one or the previous good one; remove failed releases first, then the
+/// oldest (by record order; directories with no record count as older, by name).
+pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<String> {
+    let previous = state.previous_good().map(str::to_owned);
+    let protected = |d: &str| {
+        Some(d) == state.live.as_deref() || d == new_dir || Some(d) == previous.as_deref()
+    };
+    let mut on_disk: Vec<String> = state.releases.clone();
+    if !on_disk.iter().any(|d| d == new_dir) {
+        on_disk.push(new_dir.to_owned());
+    }
+    // Age rank: unrecorded directories by name first, then records oldest first.
+    let age = |d: &str| -> (usize, String) {
+        match state.records.iter().rposition(|r| r.dir == d) {
+            Some(i) => (i + 1, String::new()),
+            None => (0, d.to_owned()),
+        }
+    };
+    let failed = |d: &str| state.record_of(d).is_some_and(|r| r.state == ReleaseState::Failed);
+    let mut candidates: Vec<&String> = on_disk.iter().filter(|d| !protected(d)).collect();
+    candidates.sort_by_key(|d| (!failed(d), age(d)));
+    let mut remaining = on_disk.len();
+    let mut removed = Vec::new();
+    for d in candidates {
+        if remaining <= keep && !failed(d) {
+            break;
+        }
+        removed.push(d.clone());
+        remaining -= 1;
+    }
+    removed.sort();
+    removed
+}
+
+macro_rules! dir_per_release {
+    ($ty:ty, $kind:expr) => {
+        impl Layout for $ty {
+            fn kind(&self) -> LayoutKind {
+                $kind
+            }
+            fn atomic(&self) -> bool {
+                true
+            }
+            fn release_dir(&self, cx: &LayoutContext<'_>) -> String {
+                format!("releases/{}", cx.release)
+            }
+            fn locate(&self, _cx: &LayoutContext<'_>) -> String {
+                locate()
+            }
+            fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
+                UNPACK.to_owned()
+            }
+            fn switch(&self, _cx: &LayoutContext<'_>) -> String {
+                link_current("\"$SHIP_RELEASE_PATH\"")
+            }
+            fn activate(&self, _cx: &LayoutContext<'_>, dir: &str) -> String {
+                activate_dir(dir)
+            }
+            fn cleanup(&self, state: &HostState, new_dir: &str, keep: usize) -> Vec<String> {
+                cleanup(state, new_dir, keep)
+            }
+            fn parse_state(&self, deploy_to: &str, current: Option<&str>, listing: &str) -> HostState {
+                parse_state(deploy_to, current, listing)
+            }
+        }
+    };
+}
+
+dir_per_release!(Timestamp, LayoutKind::Timestamp);
+dir_per_release!(Version, LayoutKind::Version);

@@ -1,0 +1,60 @@
+//! Shell shared by the layouts that keep releases under `releases/`.
+
+use ship_core::HostState;
+use ship_core::shell::quote;
+
+/// Unpacks the artifact into `$SHIP_RELEASE_PATH`, refusing to touch the live release.
+pub(crate) const UNPACK: &str = r#"if [ "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)" = "$SHIP_RELEASE_PATH" ]; then
+  echo "cargo-ship: $SHIP_RELEASE_PATH is the live release; refusing to unpack over it" >&2
+  exit 1
+fi
+rm -rf "$SHIP_RELEASE_PATH"
+mkdir -p "$SHIP_RELEASE_PATH"
+tar -xzf "$SHIP_ARTIFACT" -C "$SHIP_RELEASE_PATH"
+printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#;
+
+/// Points `current` at `target` (a shell word) with one `rename`: a new symlink made
+/// aside, then moved over `current`, as Capistrano does.
+pub(crate) fn link_current(target: &str) -> String {
+    format!(
+        r#"mkdir -p "$SHIP_DEPLOY_TO/.ship/tmp"
+rm -f "$SHIP_DEPLOY_TO/.ship/tmp/current"
+ln -s {target} "$SHIP_DEPLOY_TO/.ship/tmp/current"
+mv -fT "$SHIP_DEPLOY_TO/.ship/tmp/current" "$SHIP_DEPLOY_TO/current""#
+    )
+}
+
+/// `current` pointed back at `releases/<dir>`.
+pub(crate) fn activate_dir(dir: &str) -> String {
+    link_current(&format!("\"$SHIP_DEPLOY_TO/releases/\"{}", quote(dir)))
+}
+
+/// The directory under `releases/` that a `current` link target names.
+pub(crate) fn dir_of_link(deploy_to: &str, link: &str) -> Option<String> {
+    let link = link.trim().trim_end_matches('/');
+    if link.is_empty() {
+        return None;
+    }
+    let rest = link
+        .strip_prefix(&format!("{deploy_to}/releases/"))
+        .or_else(|| link.strip_prefix("releases/"))
+        .or_else(|| link.strip_prefix("./releases/"))?;
+    (!rest.contains('/')).then(|| rest.to_owned())
+}
+
+/// Parses a `releases/` listing (one name a line) and the `current` link.
+pub(crate) fn parse_state(deploy_to: &str, current: Option<&str>, listing: &str) -> HostState {
+    let mut releases: Vec<String> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    releases.sort();
+    releases.dedup();
+    HostState {
+        live: current.and_then(|c| dir_of_link(deploy_to, c)),
+        releases,
+        records: Vec::new(),
+    }
+}

@@ -1,0 +1,78 @@
+//! The `single` layout: one directory, `current/`, updated in place. Not atomic — the plan
+//! says so — and a rollback unpacks the previous artifact again.
+
+use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind, ReleaseState};
+use ship_core::shell::quote;
+
+/// One directory updated in place. `release_dir` is `current`; `switch` does nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Single;
+
+impl Layout for Single {
+    fn kind(&self) -> LayoutKind {
+        LayoutKind::Single
+    }
+    fn atomic(&self) -> bool {
+        false
+    }
+    fn release_dir(&self, _cx: &LayoutContext<'_>) -> String {
+        "current".to_owned()
+    }
+    fn locate(&self, _cx: &LayoutContext<'_>) -> String {
+        r#"SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/current""#.to_owned()
+    }
+    fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
+        unpack_in_place("\"$SHIP_ARTIFACT\"")
+    }
+    fn switch(&self, _cx: &LayoutContext<'_>) -> String {
+        ": the single layout updated current/ in place".to_owned()
+    }
+    /// For this layout `dir` is the digest of the artifact to unpack again.
+    fn activate(&self, _cx: &LayoutContext<'_>, dir: &str) -> String {
+        unpack_in_place(&format!(
+            "\"$SHIP_DEPLOY_TO/.ship/artifacts/\"{}.tar.gz",
+            quote(dir)
+        ))
+    }
+    /// The digest of the previous good artifact (or of release `to`).
+    fn rollback_target(&self, state: &HostState, to: Option<&str>) -> Result<String, LayoutError> {
+        let ids: Vec<String> = state.records.iter().map(|r| r.id.clone()).collect();
+        let record = match to {
+            Some(id) => state.records.iter().rev().find(|r| r.id == id).ok_or_else(|| {
+                LayoutError::UnknownRelease {
+                    wanted: id.to_owned(),
+                    available: ids.clone(),
+                }
+            })?,
+            None => state
+                .records
+                .iter()
+                .rev()
+                .find(|r| r.state == ReleaseState::Good)
+                .ok_or(LayoutError::NoPreviousRelease { available: ids })?,
+        };
+        if record.state == ReleaseState::Failed {
+            return Err(LayoutError::FailedRelease(record.id.clone()));
+        }
+        Ok(record.digest.clone())
+    }
+    fn cleanup(&self, _state: &HostState, _new_dir: &str, _keep: usize) -> Vec<String> {
+        Vec::new()
+    }
+    fn parse_state(&self, _deploy_to: &str, _current: Option<&str>, _listing: &str) -> HostState {
+        HostState::default()
+    }
+}
+
+fn unpack_in_place(artifact: &str) -> String {
+    format!(
+        r#"if [ -L "$SHIP_RELEASE_PATH" ]; then
+  echo "cargo-ship: $SHIP_RELEASE_PATH is a symlink: this host was deployed with another layout" >&2
+  exit 1
+fi
+mkdir -p "$SHIP_RELEASE_PATH"
+find "$SHIP_RELEASE_PATH" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +
+tar -xzf {artifact} -C "$SHIP_RELEASE_PATH"
+printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
+    )
+}

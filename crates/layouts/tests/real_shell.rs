@@ -1,0 +1,190 @@
+//! The layouts' shell, run for real by `sh` in a temporary deploy directory.
+
+use ship_core::artifact;
+use ship_core::shell::quote;
+use ship_core::{LayoutContext, LayoutKind, ReleaseRecord, ReleaseState, SourceConfig};
+use ship_layouts::layout_for;
+use std::path::Path;
+use std::process::Command;
+
+struct Host {
+    _dir: tempfile::TempDir,
+    deploy_to: String,
+}
+
+impl Host {
+    fn new() -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let deploy_to = dir.path().join("app").to_string_lossy().into_owned();
+        Host {
+            _dir: dir,
+            deploy_to,
+        }
+    }
+
+    /// Runs `body` with the variables a plan's script sets.
+    fn run(&self, release: &str, artifact: &Path, locate: &str, body: &str) -> String {
+        let script = format!(
+            "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_RELEASE={}\nSHIP_ARTIFACT={}\nSHIP_REVISION=rev-{}\n{}\n{}\n",
+            quote(&self.deploy_to),
+            quote(release),
+            quote(&artifact.to_string_lossy()),
+            release,
+            locate,
+            body
+        );
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "script failed: {}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(Path::new(&self.deploy_to).join(path)).unwrap_or_default()
+    }
+
+    fn current(&self) -> String {
+        std::fs::read_link(Path::new(&self.deploy_to).join("current"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn artifact_with(text: &str, cache: &Path) -> std::path::PathBuf {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join("dist")).unwrap();
+    std::fs::write(project.path().join("dist/app.txt"), text).unwrap();
+    artifact::build(project.path(), &SourceConfig::Dir("dist".into()), &[], cache)
+        .unwrap()
+        .path
+}
+
+fn deploy(host: &Host, kind: LayoutKind, release: &str, artifact: &Path) {
+    let layout = layout_for(kind);
+    let cx = LayoutContext {
+        deploy_to: &host.deploy_to,
+        release,
+    };
+    let body = format!("{}\n{}", layout.prepare(&cx), layout.switch(&cx));
+    host.run(release, artifact, &layout.locate(&cx), &body);
+}
+
+#[test]
+fn symlink_layouts_deploy_switch_and_roll_back_for_real() {
+    let cache = tempfile::tempdir().unwrap();
+    let v1 = artifact_with("one", cache.path());
+    let v2 = artifact_with("two", cache.path());
+    for kind in [LayoutKind::Timestamp, LayoutKind::Version, LayoutKind::Ab] {
+        let host = Host::new();
+        let (r1, r2) = match kind {
+            LayoutKind::Version => ("1.0.0", "1.1.0"),
+            _ => ("20261122000000", "20261123000000"),
+        };
+        deploy(&host, kind, r1, &v1);
+        assert_eq!(host.read("current/app.txt"), "one", "{kind:?}");
+        assert_eq!(host.read("current/REVISION"), format!("rev-{r1}\n"));
+        let first = host.current();
+        assert!(first.starts_with(&host.deploy_to), "absolute link: {first}");
+
+        deploy(&host, kind, r2, &v2);
+        assert_eq!(host.read("current/app.txt"), "two", "{kind:?}");
+        assert_ne!(host.current(), first);
+
+        // Roll back to the first release's directory.
+        let layout = layout_for(kind);
+        let listing = std::fs::read_dir(Path::new(&host.deploy_to).join("releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let state = layout.parse_state(&host.deploy_to, Some(&host.current()), &listing);
+        let mut state = state;
+        let dir_of = |p: &str| p.rsplit('/').next().unwrap().to_owned();
+        state.records = vec![
+            record(r1, &dir_of(&first), ReleaseState::Good),
+            record(r2, &dir_of(&host.current()), ReleaseState::Live),
+        ];
+        let target = layout.rollback_target(&state, None).unwrap();
+        let cx = LayoutContext {
+            deploy_to: &host.deploy_to,
+            release: r2,
+        };
+        host.run(r2, &v2, &layout.locate(&cx), &layout.activate(&cx, &target));
+        assert_eq!(host.read("current/app.txt"), "one", "{kind:?} rolled back");
+        assert_eq!(host.current(), first);
+    }
+}
+
+#[test]
+fn prepare_refuses_to_unpack_over_the_live_release() {
+    let cache = tempfile::tempdir().unwrap();
+    let v1 = artifact_with("one", cache.path());
+    let host = Host::new();
+    deploy(&host, LayoutKind::Version, "1.0.0", &v1);
+    let layout = layout_for(LayoutKind::Version);
+    let cx = LayoutContext {
+        deploy_to: &host.deploy_to,
+        release: "1.0.0",
+    };
+    let script = format!(
+        "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_RELEASE=1.0.0\nSHIP_ARTIFACT={}\nSHIP_REVISION=x\n{}\n{}",
+        quote(&host.deploy_to),
+        quote(&v1.to_string_lossy()),
+        layout.locate(&cx),
+        layout.prepare(&cx)
+    );
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("live release"));
+    assert_eq!(host.read("current/app.txt"), "one");
+}
+
+#[test]
+fn single_updates_in_place_and_restores_the_previous_artifact() {
+    let cache = tempfile::tempdir().unwrap();
+    let v1 = artifact_with("one", cache.path());
+    let v2 = artifact_with("two", cache.path());
+    let host = Host::new();
+    deploy(&host, LayoutKind::Single, "20261122000000", &v1);
+    assert_eq!(host.read("current/app.txt"), "one");
+    assert!(std::fs::symlink_metadata(Path::new(&host.deploy_to).join("current"))
+        .unwrap()
+        .is_dir());
+    deploy(&host, LayoutKind::Single, "20261123000000", &v2);
+    assert_eq!(host.read("current/app.txt"), "two");
+
+    // Rollback unpacks the kept previous artifact from .ship/artifacts.
+    let artifacts = Path::new(&host.deploy_to).join(".ship/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let digest1 = v1.file_name().unwrap().to_string_lossy().replace(".tar.gz", "");
+    std::fs::copy(&v1, artifacts.join(v1.file_name().unwrap())).unwrap();
+    let layout = layout_for(LayoutKind::Single);
+    let mut good = record("20261122000000", "current", ReleaseState::Good);
+    good.digest = digest1.clone();
+    let state = ship_core::HostState {
+        records: vec![good, record("20261123000000", "current", ReleaseState::Live)],
+        ..Default::default()
+    };
+    assert_eq!(layout.rollback_target(&state, None).unwrap(), digest1);
+    let cx = LayoutContext {
+        deploy_to: &host.deploy_to,
+        release: "20261123000000",
+    };
+    host.run("20261123000000", &v2, &layout.locate(&cx), &layout.activate(&cx, &digest1));
+    assert_eq!(host.read("current/app.txt"), "one");
+}
+
+fn record(id: &str, dir: &str, state: ReleaseState) -> ReleaseRecord {
+    ReleaseRecord {
+        id: id.into(),
+        dir: dir.into(),
+        revision: None,
+        digest: "d".into(),
+        time: "t".into(),
+        user: "u".into(),
+        state,
+    }
+}
