@@ -259,7 +259,9 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
         if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
             continue;
         }
-        let Some(path) = clean_path(&raw)? else { continue };
+        let Some(path) = clean_path(&raw)? else {
+            continue;
+        };
         let e = if kind.is_dir() {
             Entry::Dir
         } else if kind.is_file() || kind == tar::EntryType::Continuous {

@@ -152,7 +152,10 @@ impl<'de> Deserialize<'de> for SourceConfig {
             Raw::Table(t) => {
                 return Err(D::Error::custom(format!(
                     "expected exactly one of `git`, `dir`, `archive`, found {}",
-                    t.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    t.keys()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         };

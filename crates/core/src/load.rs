@@ -331,7 +331,12 @@ impl Loaded {
     pub fn location_of(&self, stage: &str, path: &[&str]) -> String {
         let file = self.ship_toml.display().to_string();
         let key = path.join(".");
-        let meta = self.figment.clone().select(stage).find_metadata(&key).cloned();
+        let meta = self
+            .figment
+            .clone()
+            .select(stage)
+            .find_metadata(&key)
+            .cloned();
         match meta {
             Some(m) if m.source.as_ref().and_then(|s| s.file_path()) == Some(&self.ship_toml) => {
                 self.ship_toml_location(stage, path)

@@ -10,7 +10,9 @@
 
 use crate::layout::{Layout, LayoutContext};
 use crate::phase::Phase;
-use crate::plan::{ArtifactInfo, HostPlan, HostScript, PLAN_FORMAT, Placement, Plan, Step, StepKind};
+use crate::plan::{
+    ArtifactInfo, HostPlan, HostScript, PLAN_FORMAT, Placement, Plan, Step, StepKind,
+};
 use crate::script;
 use crate::stage::Stage;
 use crate::task::{Target, TaskSpec};
@@ -167,7 +169,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     name: p.name().to_owned(),
                     kind: StepKind::Phase,
                     phase: *p,
-                    placement: if local { Placement::Local } else { Placement::Hosts },
+                    placement: if local {
+                        Placement::Local
+                    } else {
+                        Placement::Hosts
+                    },
                     hosts: if local { Vec::new() } else { all_hosts.clone() },
                     after: Vec::new(),
                     sync_point: false,
@@ -178,8 +184,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
             Node::Task(i) => {
                 let t = &tasks[*i];
-                let mut hosts: Vec<String> =
-                    stage.hosts_of(&t.roles).iter().map(|h| h.name.clone()).collect();
+                let mut hosts: Vec<String> = stage
+                    .hosts_of(&t.roles)
+                    .iter()
+                    .map(|h| h.name.clone())
+                    .collect();
                 let placement = if t.local {
                     hosts.clear();
                     Placement::Local
@@ -189,10 +198,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 } else {
                     Placement::Hosts
                 };
-                let mut summary = t.hook();
-                if let Some(d) = &t.description {
-                    summary = format!("{d} ({summary})");
-                }
+                let summary = match &t.description {
+                    Some(d) => format!("{d} ({}): {}", t.hook(), t.run),
+                    None => format!("{}: {}", t.hook(), t.run),
+                };
                 Step {
                     id,
                     name: t.name.clone(),
@@ -259,8 +268,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 .iter()
                 .enumerate()
                 .map(|(n, &k)| {
-                    let part: Vec<&Step> =
-                        mine.iter().copied().filter(|s| s.script == Some(k)).collect();
+                    let part: Vec<&Step> = mine
+                        .iter()
+                        .copied()
+                        .filter(|s| s.script == Some(k))
+                        .collect();
                     HostScript {
                         segment: k,
                         script: script::host_script(input, host, &cx, n, segments.len(), &part),
@@ -396,18 +408,15 @@ fn node_name(graph: &DiGraph<Node, ()>, tasks: &[TaskSpec], n: NodeIndex) -> Str
 /// The nodes of one cycle, in order, ending where it started; `None` if there is none.
 fn find_cycle(graph: &DiGraph<Node, ()>, tasks: &[TaskSpec]) -> Option<Vec<String>> {
     let sccs = petgraph::algo::tarjan_scc(graph);
-    let scc = sccs.into_iter().find(|c| {
-        c.len() > 1 || graph.find_edge(c[0], c[0]).is_some()
-    })?;
+    let scc = sccs
+        .into_iter()
+        .find(|c| c.len() > 1 || graph.find_edge(c[0], c[0]).is_some())?;
     // Walk the cycle from its smallest node, staying inside the component.
     let start = *scc.iter().min()?;
     let mut path = vec![start];
     let mut at = start;
     loop {
-        let mut next: Vec<NodeIndex> = graph
-            .neighbors(at)
-            .filter(|n| scc.contains(n))
-            .collect();
+        let mut next: Vec<NodeIndex> = graph.neighbors(at).filter(|n| scc.contains(n)).collect();
         next.sort();
         let n = *next.iter().find(|n| **n == start || !path.contains(n))?;
         path.push(n);
@@ -416,13 +425,18 @@ fn find_cycle(graph: &DiGraph<Node, ()>, tasks: &[TaskSpec]) -> Option<Vec<Strin
         }
         at = n;
     }
-    Some(path.into_iter().map(|n| node_name(graph, tasks, n)).collect())
+    Some(
+        path.into_iter()
+            .map(|n| node_name(graph, tasks, n))
+            .collect(),
+    )
 }
 
 /// A topological order, ties broken by a fixed rank: the phase a node belongs to, phases
 /// before tasks of the same place, then task names (tasks are sorted by name).
 fn ordered(graph: &DiGraph<Node, ()>, bounds: &[(Option<Phase>, Option<Phase>)]) -> Vec<NodeIndex> {
-    let rank = |n: NodeIndex| -> (usize, usize, usize) {
+    type Rank = (usize, usize, usize);
+    let rank = |n: NodeIndex| -> Rank {
         match &graph[n] {
             Node::Phase(p) => (p.rank(), 0, 0),
             Node::Task(i) => {
@@ -433,9 +447,13 @@ fn ordered(graph: &DiGraph<Node, ()>, bounds: &[(Option<Phase>, Option<Phase>)])
     };
     let mut indegree: Vec<usize> = graph
         .node_indices()
-        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .map(|n| {
+            graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
         .collect();
-    let mut ready: BinaryHeap<Reverse<((usize, usize, usize), NodeIndex)>> = graph
+    let mut ready: BinaryHeap<Reverse<(Rank, NodeIndex)>> = graph
         .node_indices()
         .filter(|n| indegree[n.index()] == 0)
         .map(|n| Reverse((rank(n), n)))

@@ -17,6 +17,8 @@ fn hosts_column(plan: &Plan, step: &Step) -> String {
         Placement::Hosts if step.hosts.len() == plan.hosts.len() => {
             if plan.hosts.len() == 1 {
                 step.hosts[0].clone()
+            } else if plan.hosts.len() == 2 {
+                "both hosts".to_owned()
             } else {
                 format!("all {} hosts", plan.hosts.len())
             }
@@ -77,7 +79,11 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
 
     let name_width = plan.steps.iter().map(|st| st.name.len()).max().unwrap_or(0);
     let host_cols: Vec<String> = plan.steps.iter().map(|st| hosts_column(plan, st)).collect();
-    let host_width = host_cols.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    let host_width = host_cols
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0);
     for (step, hosts) in plan.steps.iter().zip(&host_cols) {
         if step.sync_point {
             let _ = writeln!(
@@ -96,7 +102,12 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             hw = host_width
         );
     }
-    let sessions = plan.hosts.iter().map(|h| h.scripts.len()).max().unwrap_or(0);
+    let sessions = plan
+        .hosts
+        .iter()
+        .map(|h| h.scripts.len())
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(
         s,
         "\n{} SSH session{} per host, one connection each.",
@@ -108,7 +119,11 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         let _ = writeln!(
             s,
             "\nSet when the plan is applied: {}",
-            plan.apply_time.keys().cloned().collect::<Vec<_>>().join(", ")
+            plan.apply_time
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for host in &plan.hosts {
             for (n, script) in host.scripts.iter().enumerate() {

@@ -66,7 +66,12 @@ fn short(digest: &str) -> &str {
 }
 
 /// The one-line description of a phase step.
-pub fn phase_summary(p: Phase, input: &PlanInput<'_>, stage: &Stage, cx: &LayoutContext<'_>) -> String {
+pub fn phase_summary(
+    p: Phase,
+    input: &PlanInput<'_>,
+    stage: &Stage,
+    cx: &LayoutContext<'_>,
+) -> String {
     let a = &input.artifact;
     let dir = input.layout.release_dir(cx);
     match p {
@@ -77,7 +82,10 @@ pub fn phase_summary(p: Phase, input: &PlanInput<'_>, stage: &Stage, cx: &Layout
             human_bytes(a.bytes),
             a.entries
         ),
-        Phase::Lock => "take .ship/lock (refuse if held); read current, releases/ and .ship/releases.json".to_owned(),
+        Phase::Lock => {
+            "take .ship/lock (refuse if held); read current, releases/ and .ship/releases.json"
+                .to_owned()
+        }
         Phase::Upload => format!(
             "send the artifact ({}) unless .ship/artifacts/{}… is there; check its sha256",
             human_bytes(a.bytes),
@@ -91,60 +99,78 @@ pub fn phase_summary(p: Phase, input: &PlanInput<'_>, stage: &Stage, cx: &Layout
             _ => format!("unpack into {dir}, write REVISION"),
         },
         Phase::Link => {
-            let mut s = if stage.hosts.iter().all(|h| h.linked_files.is_empty() && h.linked_dirs.is_empty()) {
-                "nothing to link (no linked_files or linked_dirs)".to_owned()
+            let base: Vec<&String> = stage
+                .linked_files
+                .iter()
+                .chain(&stage.linked_dirs)
+                .collect();
+            let mut s = if base.is_empty() {
+                "nothing to link from shared/".to_owned()
             } else {
-                let all: Vec<String> = stage.hosts[0]
+                format!(
+                    "link from shared/: {}",
+                    base.iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            // What roles add, with the hosts that get it.
+            let mut extras: BTreeMap<Vec<&String>, Vec<&str>> = BTreeMap::new();
+            for h in &stage.hosts {
+                let more: Vec<&String> = h
                     .linked_files
                     .iter()
-                    .chain(&stage.hosts[0].linked_dirs)
-                    .cloned()
+                    .chain(&h.linked_dirs)
+                    .filter(|f| !base.contains(f))
                     .collect();
-                format!("link from shared/: {}", if all.is_empty() { "-".to_owned() } else { all.join(", ") })
-            };
-            // Role extras, when hosts differ.
-            let mut extras: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            let base: Vec<&String> = stage.hosts[0].linked_files.iter().chain(&stage.hosts[0].linked_dirs).collect();
-            for h in &stage.hosts {
-                let theirs: Vec<&String> = h.linked_files.iter().chain(&h.linked_dirs).collect();
-                if theirs != base {
-                    extras.insert(h.name.clone(), theirs.iter().map(|s| s.to_string()).collect());
+                if !more.is_empty() {
+                    extras.entry(more).or_default().push(&h.name);
                 }
             }
-            for (host, files) in extras {
-                let _ = write!(s, "; {host}: {}", files.join(", "));
+            for (files, hosts) in extras {
+                let files: Vec<&str> = files.iter().map(|f| f.as_str()).collect();
+                let _ = write!(s, "; +{} on {}", files.join(", +"), hosts.join(", "));
             }
             s
         }
         Phase::Install => "nothing to install: no adapter is configured".to_owned(),
         Phase::Switch => match stage.layout {
-            LayoutKind::Single => "nothing to switch: the single layout updated current/ in place".to_owned(),
+            LayoutKind::Single => {
+                "nothing to switch: the single layout updated current/ in place".to_owned()
+            }
             _ => format!("current → {dir} (atomic rename)"),
         },
         Phase::Verify => match &stage.health {
-            Some(h) => format!(
-                "health check, {}s limit: {}",
-                h.timeout.as_secs(),
-                h.run
-            ),
+            Some(h) => format!("health check, {}s limit: {}", h.timeout.as_secs(), h.run),
             None => "no health check configured".to_owned(),
         },
         Phase::Cleanup => match stage.layout {
             LayoutKind::Ab => "nothing to remove: the ab layout keeps its two slots".to_owned(),
-            LayoutKind::Single => "nothing to remove: the single layout has one directory".to_owned(),
+            LayoutKind::Single => {
+                "nothing to remove: the single layout has one directory".to_owned()
+            }
             _ => format!(
                 "keep {} releases: never the live or the previous good one; failed ones go first",
                 stage.keep_releases
             ),
         },
-        Phase::Unlock => "record the release in .ship/releases.json and revisions.log; release the lock".to_owned(),
+        Phase::Unlock => {
+            "record the release in .ship/releases.json and revisions.log; release the lock"
+                .to_owned()
+        }
     }
 }
 
 /// The shell of a phase on `host`. Values particular to a host reach it through the
 /// variables the script sets first (`SHIP_HOST`, ...), except linked files, which differ
 /// by role and are written out.
-pub fn phase_command(p: Phase, input: &PlanInput<'_>, host: &Host, cx: &LayoutContext<'_>) -> String {
+pub fn phase_command(
+    p: Phase,
+    input: &PlanInput<'_>,
+    host: &Host,
+    cx: &LayoutContext<'_>,
+) -> String {
     let layout = input.layout;
     match p {
         Phase::Build => format!(
@@ -256,13 +282,22 @@ pub fn task_command(t: &TaskSpec) -> String {
     if t.local {
         format!("sh -c {} </dev/null", quote(&t.run))
     } else {
-        format!("cd \"$SHIP_RELEASE_PATH\"\nsh -c {} </dev/null", quote(&t.run))
+        format!(
+            "cd \"$SHIP_RELEASE_PATH\"\nsh -c {} </dev/null",
+            quote(&t.run)
+        )
     }
 }
 
 fn indent(body: &str) -> String {
     body.lines()
-        .map(|l| if l.is_empty() { String::new() } else { format!("  {l}") })
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -299,7 +334,11 @@ pub fn host_script(
         ("SHIP_ROLE", &host.roles.join(",")),
         (
             "SHIP_REVISION",
-            input.artifact.revision.as_deref().unwrap_or(&input.artifact.digest),
+            input
+                .artifact
+                .revision
+                .as_deref()
+                .unwrap_or(&input.artifact.digest),
         ),
         ("SHIP_DIGEST", &input.artifact.digest),
     ];

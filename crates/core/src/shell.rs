@@ -41,11 +41,7 @@ pub fn quote(value: &str) -> Cow<'_, str> {
 /// assert_eq!(join(["ln", "-s", "a b", "c"]), "ln -s 'a b' c");
 /// ```
 pub fn join<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    words
-        .into_iter()
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.into_iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -78,7 +74,11 @@ mod tests {
                 .arg(format!("printf %s {}", quote(value)))
                 .output()
                 .expect("sh runs");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), value, "value {value:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                value,
+                "value {value:?}"
+            );
         }
     }
 }

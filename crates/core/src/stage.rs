@@ -50,6 +50,10 @@ pub struct Stage {
     pub build: Vec<String>,
     /// The configured version, if any.
     pub version: Option<String>,
+    /// Files linked from `shared/` on every host (roles may add more: see [`Host`]).
+    pub linked_files: Vec<String>,
+    /// Directories linked from `shared/` on every host.
+    pub linked_dirs: Vec<String>,
     /// The hosts, each once: roles in name order, hosts in the order listed, then role-less hosts.
     pub hosts: Vec<Host>,
     /// Each role's hosts, in the order listed.
@@ -70,8 +74,7 @@ fn invalid(loaded: &Loaded, stage: &str, path: &[&str], message: impl Into<Strin
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && s != "."
         && s != ".."
@@ -90,7 +93,10 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
     if path.chars().any(char::is_control) {
         return Err(format!("{path:?} contains a control character"));
     }
-    if path.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
+    if path
+        .split('/')
+        .any(|p| p == ".." || p == "." || p.is_empty())
+    {
         return Err(format!(
             "{path:?} must not contain `..`, `.` or empty parts: it has to stay inside the release"
         ));
@@ -124,7 +130,10 @@ impl Stage {
         let err = |path: &[&str], msg: String| invalid(loaded, stage, path, msg);
 
         let app = s.app.clone().ok_or_else(|| {
-            err(&["app"], format!("missing: set `app = \"myapp\"` in [default] or [{stage}]"))
+            err(
+                &["app"],
+                format!("missing: set `app = \"myapp\"` in [default] or [{stage}]"),
+            )
         })?;
         if !is_name(&app) {
             return Err(err(
@@ -276,13 +285,19 @@ impl Stage {
                 ));
             }
             if task.run.trim().is_empty() {
-                return Err(err(&["tasks", name, "run"], "expected a shell command".to_owned()));
+                return Err(err(
+                    &["tasks", name, "run"],
+                    "expected a shell command".to_owned(),
+                ));
             }
             for role in &task.roles {
                 if !roles.contains_key(role) {
                     return Err(err(
                         &["tasks", name, "roles"],
-                        format!("unknown role `{role}`; roles of stage `{stage}`: {}", role_names()),
+                        format!(
+                            "unknown role `{role}`; roles of stage `{stage}`: {}",
+                            role_names()
+                        ),
                     ));
                 }
             }
@@ -351,6 +366,8 @@ impl Stage {
             source: s.source.clone(),
             build: s.build.clone(),
             version: s.version.clone(),
+            linked_files: s.linked_files.clone(),
+            linked_dirs: s.linked_dirs.clone(),
             hosts,
             roles,
             tasks: s.tasks.clone(),

@@ -53,8 +53,8 @@ mod single;
 
 pub use ab::Ab;
 pub use releases::{Timestamp, Version};
-pub use single::Single;
 pub use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind};
+pub use single::Single;
 
 /// The layout of a given kind.
 pub fn layout_for(kind: LayoutKind) -> Box<dyn Layout> {

@@ -35,7 +35,11 @@ pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<Stri
             None => (0, d.to_owned()),
         }
     };
-    let failed = |d: &str| state.record_of(d).is_some_and(|r| r.state == ReleaseState::Failed);
+    let failed = |d: &str| {
+        state
+            .record_of(d)
+            .is_some_and(|r| r.state == ReleaseState::Failed)
+    };
     let mut candidates: Vec<&String> = on_disk.iter().filter(|d| !protected(d)).collect();
     candidates.sort_by_key(|d| (!failed(d), age(d)));
     let mut remaining = on_disk.len();
@@ -78,7 +82,12 @@ macro_rules! dir_per_release {
             fn cleanup(&self, state: &HostState, new_dir: &str, keep: usize) -> Vec<String> {
                 cleanup(state, new_dir, keep)
             }
-            fn parse_state(&self, deploy_to: &str, current: Option<&str>, listing: &str) -> HostState {
+            fn parse_state(
+                &self,
+                deploy_to: &str,
+                current: Option<&str>,
+                listing: &str,
+            ) -> HostState {
                 parse_state(deploy_to, current, listing)
             }
         }

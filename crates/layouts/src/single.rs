@@ -1,8 +1,8 @@
 //! The `single` layout: one directory, `current/`, updated in place. Not atomic — the plan
 //! says so — and a rollback unpacks the previous artifact again.
 
-use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind, ReleaseState};
 use ship_core::shell::quote;
+use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind, ReleaseState};
 
 /// One directory updated in place. `release_dir` is `current`; `switch` does nothing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,12 +38,15 @@ impl Layout for Single {
     fn rollback_target(&self, state: &HostState, to: Option<&str>) -> Result<String, LayoutError> {
         let ids: Vec<String> = state.records.iter().map(|r| r.id.clone()).collect();
         let record = match to {
-            Some(id) => state.records.iter().rev().find(|r| r.id == id).ok_or_else(|| {
-                LayoutError::UnknownRelease {
+            Some(id) => state
+                .records
+                .iter()
+                .rev()
+                .find(|r| r.id == id)
+                .ok_or_else(|| LayoutError::UnknownRelease {
                     wanted: id.to_owned(),
                     available: ids.clone(),
-                }
-            })?,
+                })?,
             None => state
                 .records
                 .iter()

@@ -39,7 +39,11 @@ fn state(spec: &str) -> HostState {
 
 fn check(spec: &str, new: &str, keep: usize, expect: &str) {
     let got = layout_for(LayoutKind::Timestamp).cleanup(&state(spec), new, keep);
-    assert_eq!(got.join(" "), expect, "cleanup of [{spec}] + {new}, keep {keep}");
+    assert_eq!(
+        got.join(" "),
+        expect,
+        "cleanup of [{spec}] + {new}, keep {keep}"
+    );
 }
 
 #[test]
@@ -63,14 +67,31 @@ fn cleanup_keeps_keep_releases_and_never_the_live_or_previous_good() {
 #[test]
 fn rollback_goes_to_the_previous_good_release_never_a_failed_one() {
     let l = layout_for(LayoutKind::Timestamp);
-    assert_eq!(l.rollback_target(&state("01:G 02:F 03:L"), None).unwrap(), "01");
-    assert_eq!(l.rollback_target(&state("01:G 02:R 03:L"), None).unwrap(), "01");
-    assert_eq!(l.rollback_target(&state("01:- 02:- 03:L"), None).unwrap(), "02");
+    assert_eq!(
+        l.rollback_target(&state("01:G 02:F 03:L"), None).unwrap(),
+        "01"
+    );
+    assert_eq!(
+        l.rollback_target(&state("01:G 02:R 03:L"), None).unwrap(),
+        "01"
+    );
+    assert_eq!(
+        l.rollback_target(&state("01:- 02:- 03:L"), None).unwrap(),
+        "02"
+    );
     assert!(l.rollback_target(&state("01:L"), None).is_err());
-    assert_eq!(l.rollback_target(&state("01:G 02:G 03:L"), Some("01")).unwrap(), "01");
-    let e = l.rollback_target(&state("01:G 02:F 03:L"), Some("02")).unwrap_err();
+    assert_eq!(
+        l.rollback_target(&state("01:G 02:G 03:L"), Some("01"))
+            .unwrap(),
+        "01"
+    );
+    let e = l
+        .rollback_target(&state("01:G 02:F 03:L"), Some("02"))
+        .unwrap_err();
     assert!(e.to_string().contains("failed"), "{e}");
-    let e = l.rollback_target(&state("01:G 03:L"), Some("09")).unwrap_err();
+    let e = l
+        .rollback_target(&state("01:G 03:L"), Some("09"))
+        .unwrap_err();
     assert!(e.to_string().contains("01, 03"), "{e}");
 }
 

@@ -57,9 +57,14 @@ fn artifact_with(text: &str, cache: &Path) -> std::path::PathBuf {
     let project = tempfile::tempdir().unwrap();
     std::fs::create_dir(project.path().join("dist")).unwrap();
     std::fs::write(project.path().join("dist/app.txt"), text).unwrap();
-    artifact::build(project.path(), &SourceConfig::Dir("dist".into()), &[], cache)
-        .unwrap()
-        .path
+    artifact::build(
+        project.path(),
+        &SourceConfig::Dir("dist".into()),
+        &[],
+        cache,
+    )
+    .unwrap()
+    .path
 }
 
 fn deploy(host: &Host, kind: LayoutKind, release: &str, artifact: &Path) {
@@ -150,22 +155,31 @@ fn single_updates_in_place_and_restores_the_previous_artifact() {
     let host = Host::new();
     deploy(&host, LayoutKind::Single, "20261122000000", &v1);
     assert_eq!(host.read("current/app.txt"), "one");
-    assert!(std::fs::symlink_metadata(Path::new(&host.deploy_to).join("current"))
-        .unwrap()
-        .is_dir());
+    assert!(
+        std::fs::symlink_metadata(Path::new(&host.deploy_to).join("current"))
+            .unwrap()
+            .is_dir()
+    );
     deploy(&host, LayoutKind::Single, "20261123000000", &v2);
     assert_eq!(host.read("current/app.txt"), "two");
 
     // Rollback unpacks the kept previous artifact from .ship/artifacts.
     let artifacts = Path::new(&host.deploy_to).join(".ship/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let digest1 = v1.file_name().unwrap().to_string_lossy().replace(".tar.gz", "");
+    let digest1 = v1
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".tar.gz", "");
     std::fs::copy(&v1, artifacts.join(v1.file_name().unwrap())).unwrap();
     let layout = layout_for(LayoutKind::Single);
     let mut good = record("20261122000000", "current", ReleaseState::Good);
     good.digest = digest1.clone();
     let state = ship_core::HostState {
-        records: vec![good, record("20261123000000", "current", ReleaseState::Live)],
+        records: vec![
+            good,
+            record("20261123000000", "current", ReleaseState::Live),
+        ],
         ..Default::default()
     };
     assert_eq!(layout.rollback_target(&state, None).unwrap(), digest1);
@@ -173,7 +187,12 @@ fn single_updates_in_place_and_restores_the_previous_artifact() {
         deploy_to: &host.deploy_to,
         release: "20261123000000",
     };
-    host.run("20261123000000", &v2, &layout.locate(&cx), &layout.activate(&cx, &digest1));
+    host.run(
+        "20261123000000",
+        &v2,
+        &layout.locate(&cx),
+        &layout.activate(&cx, &digest1),
+    );
     assert_eq!(host.read("current/app.txt"), "one");
 }
 

@@ -1,0 +1,184 @@
+//! `cargo ship init`: a commented Ship.toml suited to the project found here.
+
+use crate::cli::{InitArgs, Ship};
+use crate::project::Project;
+use crate::{CliError, Context};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+/// What kind of project this is, from its files.
+#[derive(Debug, Default)]
+struct Kind {
+    cargo: bool,
+    python: Option<&'static str>,
+    node: bool,
+    node_build: bool,
+    git: bool,
+}
+
+fn detect(root: &Path) -> Kind {
+    let package_json = std::fs::read_to_string(root.join("package.json")).ok();
+    Kind {
+        cargo: root.join("Cargo.toml").is_file(),
+        python: ["requirements.txt", "pyproject.toml"]
+            .into_iter()
+            .find(|f| root.join(f).is_file()),
+        node: package_json.is_some(),
+        node_build: package_json
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|j| j.pointer("/scripts/build").is_some()),
+        git: root.ancestors().any(|d| d.join(".git").exists()),
+    }
+}
+
+fn app_name(root: &Path) -> String {
+    let raw = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".to_owned());
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.trim_matches(['-', '.']).is_empty() {
+        "app".to_owned()
+    } else {
+        clean
+    }
+}
+
+/// The text of a Ship.toml for a project of this kind.
+fn template(app: &str, kind: &Kind) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Ship.toml: how cargo ship deploys {app}.\n\
+         # [default] applies to every stage; each other table is a stage (`cargo ship plan <stage>`).\n\
+         # Lowest to highest: built-in defaults, [workspace.metadata.ship] in Cargo.toml, [default],\n\
+         # the stage's table, SHIP_* environment variables (SHIP_KEEP_RELEASES=3), --set flags.\n"
+    );
+    s.push_str("[default]\n");
+    let _ = writeln!(s, "app = \"{app}\"");
+    let _ = writeln!(
+        s,
+        "# The directory on each host: releases/, shared/ and the `current` link live here."
+    );
+    let _ = writeln!(s, "deploy_to = \"/var/www/{app}\"");
+    s.push_str("# timestamp (releases/<UTC time>, as Capistrano), version, ab (two slots) or single (in place).\n");
+    s.push_str("layout = \"timestamp\"\n");
+    s.push_str(
+        "# Releases kept on each host; the live one and the previous good one are never removed.\n",
+    );
+    s.push_str("keep_releases = 5\n");
+    s.push_str("# How many hosts are worked on at once.\nparallel = 10\n");
+    if kind.node && kind.node_build {
+        s.push_str("# Built once, here; only dist/ ships.\n");
+        s.push_str("build = [\"npm ci\", \"npm run build\"]\n");
+        s.push_str("source = { dir = \"dist\" }\n");
+    } else if kind.git {
+        s.push_str("# What ships: a `git archive` of this commit (or { dir = \"dist\" }, { archive = \"app.tar.gz\" }).\n");
+        s.push_str("source = { git = \"HEAD\" }\n");
+    } else {
+        s.push_str(
+            "# What ships: this directory (or { git = \"HEAD\" }, { archive = \"app.tar.gz\" }).\n",
+        );
+        s.push_str("source = { dir = \".\" }\n");
+    }
+    s.push_str("# Files and directories that survive releases: kept in <deploy_to>/shared/ and linked in.\n");
+    if kind.python.is_some() {
+        s.push_str("linked_files = [\"config/settings.py\"]\n");
+    } else if kind.cargo {
+        s.push_str("linked_files = [\"config/production.toml\"]\n");
+    } else {
+        s.push_str("linked_files = []\n");
+    }
+    s.push_str("linked_dirs = [\"log\"]\n\n");
+
+    if let Some(req) = kind.python {
+        let _ = writeln!(
+            s,
+            "# Python: the venv/pip adapter is not in this version of cargo ship; until it is, a\n\
+             # task can make the virtualenv on each host from {req}:\n\
+             [default.tasks.venv]\n\
+             run = \"python3 -m venv venv && venv/bin/pip install -r {req}\"\n\
+             after = \"install\"\n\
+             description = \"make the virtualenv\"\n"
+        );
+        s.push_str(
+            "# A task that runs once per deploy, on the first web host, before any host switches.\n\
+             # [default.tasks.migrate]\n\
+             # run = \"venv/bin/python manage.py migrate --noinput\"\n\
+             # after = \"venv\"\n\
+             # roles = [\"web\"]\n\
+             # once = true\n\n",
+        );
+    }
+    s.push_str(
+        "# Tasks hook in before or after a phase (lock upload prepare link install switch verify\n\
+         # cleanup unlock) or another task, and run in the new release's directory with\n\
+         # SHIP_RELEASE, SHIP_RELEASE_PATH, SHIP_DEPLOY_TO, SHIP_HOST, SHIP_ROLE, SHIP_STAGE set.\n\
+         # [default.tasks.restart]\n\
+         # run = \"touch tmp/restart.txt\"\n\
+         # after = \"switch\"\n\n\
+         # A health check after the switch; a failure puts every host back on its previous release.\n\
+         # [default.health]\n\
+         # run = \"curl -fsS http://127.0.0.1:8000/health\"\n\
+         # timeout = \"30s\"\n\n",
+    );
+    s.push_str(
+        "# Stages. Hosts are OpenSSH destinations: ~/.ssh/config (users, ports, ProxyJump) applies.\n\
+         [staging]\n\
+         hosts = [\"staging.example.com\"]\n\n\
+         [production]\n\
+         keep_releases = 10\n\
+         [production.roles.web]\n\
+         hosts = [\"web1.example.com\", \"web2.example.com\"]\n\
+         [production.roles.worker]\n\
+         hosts = [\"worker1.example.com\"]\n",
+    );
+    s
+}
+
+pub(crate) fn run(ship: &Ship, args: &InitArgs, cx: &mut Context) -> Result<(), CliError> {
+    let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
+    if project.ship_toml.exists() && !args.force {
+        return Err(CliError::Usage(format!(
+            "{} exists already: edit it, or pass --force to replace it",
+            project.ship_toml.display()
+        )));
+    }
+    let kind = detect(&project.root);
+    let text = template(&app_name(&project.root), &kind);
+    std::fs::write(&project.ship_toml, text).map_err(|source| CliError::Io {
+        path: project.ship_toml.display().to_string(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    if kind.cargo {
+        found.push("a Cargo project");
+    }
+    if kind.python.is_some() {
+        found.push("a Python project");
+    }
+    if kind.node {
+        found.push("a Node project");
+    }
+    let _ = writeln!(
+        cx.stdout,
+        "wrote {} for {}.\nNext: set deploy_to and the hosts, then run `cargo ship plan staging`.",
+        project.ship_toml.display(),
+        if found.is_empty() {
+            "this directory".to_owned()
+        } else {
+            found.join(" and ")
+        }
+    );
+    Ok(())
+}

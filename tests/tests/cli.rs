@@ -1,0 +1,94 @@
+//! The command line as a new user meets it: `init`, `--help`, exit codes.
+
+use ship_tests::Fixture;
+
+#[test]
+fn init_writes_a_ship_toml_that_plans_and_refuses_to_overwrite_it() {
+    let f = Fixture::new(&[
+        ("requirements.txt", "flask==3.0.3\n"),
+        ("app.py", "print('hi')\n"),
+    ]);
+    let out = f.ship(&["init"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("a Python project"), "{}", out.stdout);
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    assert!(text.contains("requirements.txt"), "{text}");
+    assert!(text.contains("[production.roles.web]"), "{text}");
+    // What init wrote plans as it is, for both stages.
+    for stage in ["staging", "production"] {
+        let plan = f.ship(&["plan", stage, "--release-id", "20261122235800"]);
+        assert_eq!(plan.code, 0, "{stage}: {}", plan.stderr);
+        assert!(plan.stdout.contains("venv"), "{}", plan.stdout);
+    }
+    let again = f.ship(&["init"]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert_eq!(f.ship(&["init", "--force"]).code, 0);
+}
+
+#[test]
+fn init_suits_a_node_front_end() {
+    let f = Fixture::new(&[(
+        "package.json",
+        r#"{"name": "front", "version": "1.2.0", "scripts": {"build": "mkdir -p dist && echo built > dist/index.html"}}"#,
+    )]);
+    assert_eq!(f.ship(&["init"]).code, 0);
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    assert!(text.contains("source = { dir = \"dist\" }"), "{text}");
+    assert!(text.contains("npm run build"), "{text}");
+}
+
+#[test]
+fn help_explains_every_flag_with_examples() {
+    let f = Fixture::new(&[]);
+    let top = f.ship(&["--help"]);
+    assert_eq!(top.code, 0);
+    for expected in [
+        "plan",
+        "init",
+        "--manifest-path",
+        "--color",
+        "Examples:",
+        "Exit codes",
+    ] {
+        assert!(
+            top.stdout.contains(expected),
+            "{expected} in:\n{}",
+            top.stdout
+        );
+    }
+    let plan = f.ship(&["plan", "--help"]);
+    assert_eq!(plan.code, 0);
+    for expected in [
+        "<STAGE>",
+        "--release-id",
+        "--version",
+        "--set",
+        "--format",
+        "--verbose",
+        "--manifest-path",
+        "Examples:",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "{expected} in:\n{}",
+            plan.stdout
+        );
+    }
+    // Every flag is explained by a sentence (long help puts it on the next line).
+    let lines: Vec<&str> = plan.stdout.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("--")
+            || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic))
+        {
+            let next = lines.get(i + 1).map_or("", |l| l.trim());
+            assert!(
+                next.len() > 10 && !next.starts_with('-'),
+                "a flag without explanation: {line}"
+            );
+        }
+    }
+    let init = f.ship(&["init", "--help"]);
+    assert!(init.stdout.contains("--force"), "{}", init.stdout);
+}

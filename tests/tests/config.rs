@@ -1,0 +1,369 @@
+//! Configuration: the merge order of the layers, and every configuration error naming its
+//! file, key and the valid choices, with exit code 2.
+
+use ship_tests::Fixture;
+
+const BASE: &str =
+    "[default]\napp = \"demo\"\ndeploy_to = \"/srv/demo\"\nsource = { dir = \"app\" }\n";
+
+fn project(ship_toml: &str) -> Fixture {
+    Fixture::new(&[("app/index.html", "hi\n"), ("Ship.toml", ship_toml)])
+}
+
+/// Runs `plan` and returns (exit code, stderr).
+fn plan_error(f: &Fixture, args: &[&str]) -> (i32, String) {
+    let mut argv = vec!["plan"];
+    argv.extend_from_slice(args);
+    let out = f.ship(&argv);
+    (out.code, out.stderr)
+}
+
+fn check_error(ship_toml: &str, stage: &str, expected: &[&str]) {
+    let f = project(ship_toml);
+    let (code, err) = plan_error(&f, &[stage, "--release-id", "20261122235800"]);
+    assert_eq!(code, 2, "exit code for:\n{ship_toml}\n{err}");
+    for e in expected {
+        assert!(err.contains(e), "expected {e:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_file_the_key_and_the_choices() {
+    // An unknown key: the line, the key, and the valid keys.
+    check_error(
+        &format!("{BASE}kep_releases = 3\n[production]\nhosts = [\"a\"]\n"),
+        "production",
+        &[
+            "[project]/Ship.toml:5",
+            "`default.kep_releases`",
+            "keep_releases",
+            "deploy_to",
+        ],
+    );
+    // An unknown key in a stage's role.
+    check_error(
+        &format!("{BASE}[production.roles.web]\nhosts = [\"a\"]\nlinked_file = [\"x\"]\n"),
+        "production",
+        &[
+            "Ship.toml:7",
+            "production.roles.web.linked_file",
+            "linked_files",
+        ],
+    );
+    // A wrong type.
+    check_error(
+        &format!("{BASE}[production]\nhosts = [\"a\"]\nkeep_releases = \"five\"\n"),
+        "production",
+        &[
+            "Ship.toml:7",
+            "production.keep_releases",
+            "expected",
+            "string",
+        ],
+    );
+    // An unknown layout: the choices.
+    check_error(
+        &format!("{BASE}layout = \"blue-green\"\n[production]\nhosts = [\"a\"]\n"),
+        "production",
+        &[
+            "Ship.toml:5",
+            "layout",
+            "timestamp",
+            "version",
+            "ab",
+            "single",
+        ],
+    );
+    // An unknown stage: the stages there are.
+    check_error(
+        &format!("{BASE}[staging]\nhosts = [\"a\"]\n[production]\nhosts = [\"b\"]\n"),
+        "prod",
+        &["unknown stage `prod`", "`staging`", "`production`"],
+    );
+    // An unknown role in a task: the roles there are.
+    check_error(
+        &format!(
+            "{BASE}[default.tasks.migrate]\nrun = \"true\"\nafter = \"install\"\nroles = [\"db\"]\n\
+             [production.roles.web]\nhosts = [\"a\"]\n[production.roles.worker]\nhosts = [\"b\"]\n"
+        ),
+        "production",
+        &[
+            "Ship.toml:8",
+            "default.tasks.migrate.roles",
+            "unknown role `db`",
+            "`web`",
+            "`worker`",
+        ],
+    );
+    // An unknown hook target: the phases and tasks there are.
+    check_error(
+        &format!(
+            "{BASE}[default.tasks.t]\nrun = \"true\"\nafter = \"instal\"\n[production]\nhosts = [\"a\"]\n"
+        ),
+        "production",
+        &["default.tasks.t.after", "`instal`", "install", "switch"],
+    );
+    // A source with two kinds.
+    check_error(
+        &format!(
+            "{BASE}[production]\nhosts = [\"a\"]\nsource = {{ git = \"HEAD\", dir = \"x\" }}\n"
+        ),
+        "production",
+        &["production.source", "exactly one of"],
+    );
+    // A linked file escaping shared/.
+    check_error(
+        &format!("{BASE}linked_files = [\"../../etc/passwd\"]\n[production]\nhosts = [\"a\"]\n"),
+        "production",
+        &["Ship.toml:5", "linked_files", "`..`"],
+    );
+    // A relative deploy_to.
+    check_error(
+        "[default]\napp = \"demo\"\ndeploy_to = \"srv/demo\"\n[production]\nhosts = [\"a\"]\n",
+        "production",
+        &["Ship.toml:3", "deploy_to", "absolute"],
+    );
+    // No hosts.
+    check_error(
+        &format!("{BASE}[production]\nkeep_releases = 2\n"),
+        "production",
+        &["no hosts"],
+    );
+    // A host that ssh would read as an option.
+    check_error(
+        &format!("{BASE}[production]\nhosts = [\"-oProxyCommand=evil\"]\n"),
+        "production",
+        &["production.hosts", "starts with `-`"],
+    );
+    // A syntax error: the line and column from the TOML parser.
+    check_error(
+        "[default]\napp = \n",
+        "production",
+        &["Ship.toml", "line 2"],
+    );
+    // An environment variable with a wrong value names the variable.
+    let f = project(&format!("{BASE}[production]\nhosts = [\"a\"]\n"));
+    let out = f.ship_env(
+        &["plan", "production", "--release-id", "20261122235800"],
+        &[("SHIP_KEEP_RELEASES", "many")],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("environment variable SHIP_KEEP_RELEASES"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("keep_releases"), "{}", out.stderr);
+}
+
+#[test]
+fn a_missing_ship_toml_says_where_and_what_to_do() {
+    let f = Fixture::new(&[("app/index.html", "hi\n")]);
+    let (code, err) = plan_error(&f, &["production"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no Ship.toml found at [project]/Ship.toml"),
+        "{err}"
+    );
+    assert!(err.contains("cargo ship init"), "{err}");
+}
+
+#[test]
+fn a_dependency_cycle_names_the_tasks_in_it() {
+    let f = project(&format!(
+        "{BASE}[default.tasks.a]\nrun = \"true\"\nafter = \"b\"\n\
+         [default.tasks.b]\nrun = \"true\"\nafter = \"c\"\n\
+         [default.tasks.c]\nrun = \"true\"\nafter = \"a\"\n\
+         [production]\nhosts = [\"h\"]\n"
+    ));
+    let (code, err) = plan_error(&f, &["production", "--release-id", "20261122235800"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("dependency cycle: a → c → b → a"), "{err}");
+
+    // A cycle through the phases: before install and after switch at once.
+    let f = project(&format!(
+        "{BASE}[default.tasks.odd]\nrun = \"true\"\nbefore = \"install\"\nafter = \"switch\"\n\
+         [production]\nhosts = [\"h\"]\n"
+    ));
+    let (code, err) = plan_error(&f, &["production", "--release-id", "20261122235800"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("dependency cycle") && err.contains("odd"),
+        "{err}"
+    );
+    assert!(
+        err.contains("phase install") && err.contains("phase switch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let f = project(&format!("{BASE}[production]\nhosts = [\"h\"]\n"));
+    let (code, err) = plan_error(&f, &["production", "--release-id", "../../etc"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--release-id") && err.contains("`..`"),
+        "{err}"
+    );
+    let (code, err) = plan_error(&f, &["production", "--release-id", "2026"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("14 digits"), "{err}");
+    let (code, err) = plan_error(&f, &["production", "--set", "keep_releases"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("KEY=VALUE"), "{err}");
+    let out = f.ship(&["plan"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("<STAGE>"), "{}", out.stderr);
+}
+
+/// keep_releases as each layer sets it, read back from the saved plan.
+fn keep_releases(f: &Fixture, env: &[(&str, &str)], flags: &[&str]) -> u64 {
+    let mut args = vec![
+        "plan",
+        "production",
+        "--release-id",
+        "20261122235800",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(flags);
+    let out = f.ship_env(&args, env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    plan["keep_releases"].as_u64().unwrap()
+}
+
+#[test]
+fn layers_merge_in_order_defaults_metadata_default_stage_env_flags() {
+    let cargo = |metadata: &str| {
+        format!(
+            "[package]\nname = \"demo\"\nversion = \"0.3.1\"\nedition = \"2021\"\n\
+             [workspace]\n{metadata}"
+        )
+    };
+    let base = format!("{BASE}[production]\nhosts = [\"h\"]\n");
+    let f = Fixture::new(&[
+        ("app/index.html", "hi\n"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("Cargo.toml", &cargo("")),
+        ("Ship.toml", &base),
+    ]);
+    assert_eq!(keep_releases(&f, &[], &[]), 5, "built-in default");
+    f.write(
+        "Cargo.toml",
+        &cargo("[workspace.metadata.ship]\nkeep_releases = 6\n"),
+    );
+    assert_eq!(
+        keep_releases(&f, &[], &[]),
+        6,
+        "Cargo.toml metadata over defaults"
+    );
+    f.write(
+        "Ship.toml",
+        &format!("{BASE}keep_releases = 7\n[production]\nhosts = [\"h\"]\n"),
+    );
+    assert_eq!(
+        keep_releases(&f, &[], &[]),
+        7,
+        "Ship.toml [default] over metadata"
+    );
+    f.write(
+        "Ship.toml",
+        &format!("{BASE}keep_releases = 7\n[production]\nhosts = [\"h\"]\nkeep_releases = 8\n"),
+    );
+    assert_eq!(keep_releases(&f, &[], &[]), 8, "the stage over [default]");
+    let env = [("SHIP_KEEP_RELEASES", "9")];
+    assert_eq!(keep_releases(&f, &env, &[]), 9, "SHIP_* over the stage");
+    assert_eq!(
+        keep_releases(&f, &env, &["--set", "keep_releases=10"]),
+        10,
+        "flags over SHIP_*"
+    );
+
+    // Found from any directory of the workspace, and with --manifest-path.
+    std::fs::create_dir_all(f.join("src/deep")).unwrap();
+    let mut cx = cargo_ship::Context::new(
+        &f.join("src/deep"),
+        [
+            "cargo-ship",
+            "ship",
+            "plan",
+            "production",
+            "--release-id",
+            "20261122235800",
+        ],
+    );
+    cx.env = vec![("PATH".into(), std::env::var("PATH").unwrap())];
+    assert_eq!(cargo_ship::main_with(&mut cx), 0, "{}", cx.stderr_text());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let manifest = f.join("Cargo.toml");
+    let mut cx = cargo_ship::Context::new(
+        elsewhere.path(),
+        [
+            "cargo-ship",
+            "ship",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "plan",
+            "production",
+            "--release-id",
+            "20261122235800",
+        ],
+    );
+    cx.env = vec![("PATH".into(), std::env::var("PATH").unwrap())];
+    assert_eq!(cargo_ship::main_with(&mut cx), 0, "{}", cx.stderr_text());
+
+    // The version layout reads the version from Cargo.toml; --version wins over it.
+    f.write(
+        "Ship.toml",
+        &format!("{BASE}layout = \"version\"\n[production]\nhosts = [\"h\"]\n"),
+    );
+    let out = f.ship(&["plan", "production", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\"release\": \"0.3.1\""),
+        "{}",
+        out.stdout
+    );
+    let out = f.ship(&[
+        "plan",
+        "production",
+        "--format",
+        "json",
+        "--version",
+        "2.0.0",
+    ]);
+    assert!(
+        out.stdout.contains("\"release\": \"2.0.0\""),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_stage_source_replaces_the_default_source() {
+    let f = Fixture::new(&[
+        ("app/index.html", "hi\n"),
+        ("dist/index.html", "built\n"),
+        (
+            "Ship.toml",
+            &format!("{BASE}[production]\nhosts = [\"h\"]\nsource = {{ dir = \"dist\" }}\n"),
+        ),
+    ]);
+    let out = f.ship(&[
+        "plan",
+        "production",
+        "--release-id",
+        "20261122235800",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\"source\": \"dir dist\""),
+        "{}",
+        out.stdout
+    );
+}

@@ -1,0 +1,215 @@
+//! Snapshots of `cargo ship plan`, in text and JSON: each layout, a stage with roles, and a
+//! task hooked before the switch. A snapshot changes only in a commit that means it to.
+
+use ship_tests::Fixture;
+
+const RELEASE: &str = "20261122235800";
+
+fn app_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("app/index.html", "<h1>webxample</h1>\n"),
+        ("app/bin/server", "#!/bin/sh\necho serving\n"),
+    ]
+}
+
+fn layout_project(layout: &str) -> Fixture {
+    let ship = format!(
+        r#"[default]
+app = "webxample"
+deploy_to = "/srv/webxample"
+layout = "{layout}"
+version = "1.4.0"
+source = {{ dir = "app" }}
+linked_files = ["config/settings.py"]
+linked_dirs = ["log"]
+keep_releases = 3
+
+[staging]
+hosts = ["stage1", "stage2"]
+"#
+    );
+    let mut files = app_files();
+    files.push(("Ship.toml", Box::leak(ship.into_boxed_str())));
+    Fixture::new(&files)
+}
+
+fn plan(f: &Fixture, stage: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["plan", stage, "--release-id", RELEASE];
+    args.extend_from_slice(extra);
+    let text = f.ship(&args);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    args.extend_from_slice(&["--format", "json"]);
+    let json = f.ship(&args);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    (text.stdout, json.stdout)
+}
+
+#[test]
+fn each_layout_text_and_json() {
+    for layout in ["timestamp", "version", "ab", "single"] {
+        let f = layout_project(layout);
+        let release = if layout == "version" {
+            "1.4.0"
+        } else {
+            RELEASE
+        };
+        let mut args = vec!["plan", "staging"];
+        if layout != "version" {
+            args.extend_from_slice(&["--release-id", release]);
+        }
+        let text = f.ship(&args);
+        assert_eq!(text.code, 0, "{layout}: {}", text.stderr);
+        insta::assert_snapshot!(format!("layout_{layout}_text"), text.stdout);
+        args.extend_from_slice(&["--format", "json"]);
+        let json = f.ship(&args);
+        assert_eq!(json.code, 0, "{layout}: {}", json.stderr);
+        insta::assert_snapshot!(format!("layout_{layout}_json"), json.stdout);
+    }
+}
+
+const ROLES: &str = r#"
+[default]
+app = "webxample"
+deploy_to = "/var/webapps/webxample"
+source = { dir = "app" }
+linked_files = ["config/settings.py"]
+linked_dirs = ["log"]
+
+[default.tasks.migrate]
+run = "venv/bin/python manage.py migrate --noinput"
+after = "install"
+roles = ["web"]
+once = true
+description = "migrate the database"
+
+[default.tasks.assets]
+run = "echo uploading assets to the CDN"
+after = "prepare"
+local = true
+
+[default.tasks.warm]
+run = "curl -fsS http://127.0.0.1:8000/warm"
+before = "switch"
+roles = ["web"]
+
+[default.tasks.restart]
+run = "circusctl restart webxample-$SHIP_ROLE"
+after = "switch"
+
+[default.tasks.crontab]
+run = "crontab config/crontab"
+after = "restart"
+roles = ["cron"]
+
+[default.health]
+run = "curl -fsS http://127.0.0.1:8000/health"
+timeout = "20s"
+
+[production.roles.web]
+hosts = ["app-web01", "app-web02"]
+linked_files = ["configs/supervisor_web.conf"]
+[production.roles.worker]
+hosts = ["app-job01"]
+linked_files = ["configs/supervisor_worker.conf"]
+[production.roles.cron]
+hosts = ["app-cron01"]
+"#;
+
+#[test]
+fn stage_with_roles_once_local_and_before_switch() {
+    let mut files = app_files();
+    files.push(("Ship.toml", ROLES));
+    let f = Fixture::new(&files);
+    let (text, json) = plan(&f, "production", &[]);
+    insta::assert_snapshot!("roles_text", text);
+    insta::assert_snapshot!("roles_json", json);
+    let verbose = f.ship(&["plan", "production", "--release-id", RELEASE, "--verbose"]);
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    insta::assert_snapshot!("roles_verbose", verbose.stdout);
+}
+
+#[test]
+fn the_plan_marks_once_local_and_sync_points_in_its_json() {
+    let mut files = app_files();
+    files.push(("Ship.toml", ROLES));
+    let f = Fixture::new(&files);
+    let (_, json) = plan(&f, "production", &[]);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    let step = |name: &str| steps.iter().find(|s| s["name"] == name).unwrap().clone();
+    assert_eq!(step("migrate")["placement"], "once");
+    assert_eq!(step("migrate")["hosts"], serde_json::json!(["app-web01"]));
+    assert_eq!(step("assets")["placement"], "local");
+    assert_eq!(step("switch")["sync_point"], true);
+    let warm = step("warm")["id"].as_u64().unwrap();
+    let switch = step("switch")["id"].as_u64().unwrap();
+    assert!(warm < switch, "warm runs before switch");
+    assert!(
+        step("switch")["after"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(warm))
+    );
+    assert_eq!(step("crontab")["hosts"], serde_json::json!(["app-cron01"]));
+    // Three sessions a host; the web hosts have their role's linked file, the worker not.
+    for host in plan["hosts"].as_array().unwrap() {
+        let scripts = host["scripts"].as_array().unwrap();
+        let all: String = scripts
+            .iter()
+            .map(|s| s["script"].as_str().unwrap())
+            .collect();
+        let name = host["name"].as_str().unwrap();
+        assert_eq!(
+            all.contains("configs/supervisor_web.conf"),
+            name.starts_with("app-web"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn planning_twice_gives_identical_bytes() {
+    let mut files = app_files();
+    files.push(("Ship.toml", ROLES));
+    let f = Fixture::new(&files);
+    let first = plan(&f, "production", &["--verbose"]);
+    let saved_first = std::fs::read(f.join("target/ship/production.plan.json")).unwrap();
+    let second = plan(&f, "production", &["--verbose"]);
+    let saved_second = std::fs::read(f.join("target/ship/production.plan.json")).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(saved_first, saved_second);
+    assert_eq!(
+        saved_first,
+        first.1.as_bytes(),
+        "the saved plan is the JSON printed"
+    );
+}
+
+#[test]
+fn every_script_is_valid_posix_shell() {
+    let mut files = app_files();
+    files.push(("Ship.toml", ROLES));
+    let f = Fixture::new(&files);
+    let (_, json) = plan(&f, "production", &[]);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut checked = 0;
+    for host in plan["hosts"].as_array().unwrap() {
+        for s in host["scripts"].as_array().unwrap() {
+            let out = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(s["script"].as_str().unwrap())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    // 4 hosts × 4 scripts: lock; upload..prepare; link..install (after the local `assets`
+    // step, which waits for every host); switch..unlock.
+    assert_eq!(checked, 4 * 4);
+}
