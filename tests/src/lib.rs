@@ -1,5 +1,8 @@
-//! Helpers for cargo ship's tests: fixture projects in temporary directories, and
-//! `cargo ship` run in-process on them with captured output.
+//! Helpers for cargo ship's tests: fixture projects in temporary directories, `cargo ship`
+//! run in-process on them with captured output, and a [`Fleet`] of real SSH hosts.
+
+mod fleet;
+pub use fleet::{Fleet, TestHost};
 
 use cargo_ship::{Context, main_with};
 use std::path::{Path, PathBuf};

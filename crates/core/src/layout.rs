@@ -130,6 +130,15 @@ pub trait Layout: Send + Sync {
     fn switch(&self, cx: &LayoutContext<'_>) -> String;
     /// Shell that makes release directory `dir` live again (a rollback or a revert).
     fn activate(&self, cx: &LayoutContext<'_>, dir: &str) -> String;
+    /// The directory under `releases/` the new release goes into on a host in `state`.
+    fn new_dir(&self, _state: &HostState, release: &str) -> String {
+        release.to_owned()
+    }
+    /// What [`Layout::activate`] takes to put back what is live in `state` (a revert); `None`
+    /// when nothing is live.
+    fn revert_target(&self, state: &HostState) -> Option<String> {
+        state.live.clone()
+    }
     /// The release directory a rollback goes to: `to`, or the previous good release.
     fn rollback_target(&self, state: &HostState, to: Option<&str>) -> Result<String, LayoutError> {
         let available = state.releases.clone();

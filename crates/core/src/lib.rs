@@ -12,7 +12,8 @@
 //! - [`Layout`]: the release-layout strategy trait (implemented in `ship-layouts`);
 //! - [`planner::plan`] → [`Plan`]: steps in order, per-host scripts, sync points;
 //! - [`render::text`] and [`Plan::to_json`]: the plan for people and for machines;
-//! - [`artifact::build`]: the reproducible tarball and its digest.
+//! - [`artifact::build`]: the reproducible tarball and its digest;
+//! - [`executor::Executor`]: runs a plan over a [`Transport`], and puts hosts back on failure.
 //!
 //! # Example
 //!
@@ -51,16 +52,19 @@
 
 pub mod artifact;
 pub mod config;
+pub mod executor;
 pub mod layout;
 pub mod load;
 pub mod phase;
 pub mod plan;
 pub mod planner;
+pub mod records;
 pub mod render;
 pub mod script;
 pub mod shell;
 pub mod stage;
 pub mod task;
+pub mod transport;
 
 pub use config::{LayoutKind, Settings, SourceConfig};
 pub use layout::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState};
@@ -69,6 +73,7 @@ pub use plan::{ArtifactInfo, Plan, Step};
 pub use planner::{PlanError, PlanInput, plan};
 pub use stage::{Host, Stage};
 pub use task::{Target, TaskSpec};
+pub use transport::{RunOutput, Transport, TransportError};
 
 /// The sha256 of `bytes`, in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -302,6 +302,67 @@ fn indent(body: &str) -> String {
         .join("\n")
 }
 
+/// The values every script on a host starts with.
+#[derive(Clone, Copy, Debug)]
+pub struct Vars<'a> {
+    /// The application.
+    pub app: &'a str,
+    /// The stage.
+    pub stage: &'a str,
+    /// The release id.
+    pub release: &'a str,
+    /// The deploy directory.
+    pub deploy_to: &'a str,
+    /// The host.
+    pub host: &'a str,
+    /// Its roles.
+    pub roles: &'a [String],
+    /// The source revision, if known.
+    pub revision: Option<&'a str>,
+    /// The artifact's digest.
+    pub digest: &'a str,
+}
+
+impl<'a> Vars<'a> {
+    /// The values of `host` in `plan`.
+    pub fn of(plan: &'a crate::Plan, host: &'a crate::plan::HostPlan) -> Vars<'a> {
+        Vars {
+            app: &plan.app,
+            stage: &plan.stage,
+            release: &plan.release,
+            deploy_to: &plan.deploy_to,
+            host: &host.name,
+            roles: &host.roles,
+            revision: plan.artifact.revision.as_deref(),
+            digest: &plan.artifact.digest,
+        }
+    }
+}
+
+/// `set -eu`, the `SHIP_*` variables (quoted) and the layout's `locate`, exported.
+pub fn header(v: &Vars<'_>, locate: &str) -> String {
+    let mut s = String::from("set -eu\n");
+    let roles = v.roles.join(",");
+    let vars: [(&str, &str); 8] = [
+        ("SHIP_APP", v.app),
+        ("SHIP_STAGE", v.stage),
+        ("SHIP_RELEASE", v.release),
+        ("SHIP_DEPLOY_TO", v.deploy_to),
+        ("SHIP_HOST", v.host),
+        ("SHIP_ROLE", &roles),
+        ("SHIP_REVISION", v.revision.unwrap_or(v.digest)),
+        ("SHIP_DIGEST", v.digest),
+    ];
+    for (k, val) in vars {
+        let _ = writeln!(s, "{k}={}", quote(val));
+    }
+    s.push_str("SHIP_ARTIFACT=\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz\"\n");
+    s.push_str(locate);
+    s.push('\n');
+    s.push_str("export SHIP_APP SHIP_STAGE SHIP_RELEASE SHIP_DEPLOY_TO SHIP_HOST SHIP_ROLE SHIP_REVISION SHIP_DIGEST SHIP_ARTIFACT SHIP_RELEASE_PATH\n");
+    s
+}
+
 /// One host's script for one segment: variables, the layout's `locate`, then each step
 /// in a subshell between markers. Part `n` (from 0) of `count`.
 pub fn host_script(
@@ -324,31 +385,19 @@ pub fn host_script(
         n + 1,
         count
     );
-    s.push_str("set -eu\n");
-    let vars: [(&str, &str); 8] = [
-        ("SHIP_APP", &stage.app),
-        ("SHIP_STAGE", &stage.name),
-        ("SHIP_RELEASE", &input.release),
-        ("SHIP_DEPLOY_TO", &stage.deploy_to),
-        ("SHIP_HOST", &host.name),
-        ("SHIP_ROLE", &host.roles.join(",")),
-        (
-            "SHIP_REVISION",
-            input
-                .artifact
-                .revision
-                .as_deref()
-                .unwrap_or(&input.artifact.digest),
-        ),
-        ("SHIP_DIGEST", &input.artifact.digest),
-    ];
-    for (k, v) in vars {
-        let _ = writeln!(s, "{k}={}", quote(v));
-    }
-    s.push_str("SHIP_ARTIFACT=\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz\"\n");
-    s.push_str(&input.layout.locate(cx));
-    s.push('\n');
-    s.push_str("export SHIP_APP SHIP_STAGE SHIP_RELEASE SHIP_DEPLOY_TO SHIP_HOST SHIP_ROLE SHIP_REVISION SHIP_DIGEST SHIP_ARTIFACT SHIP_RELEASE_PATH\n");
+    s.push_str(&header(
+        &Vars {
+            app: &stage.app,
+            stage: &stage.name,
+            release: &input.release,
+            deploy_to: &stage.deploy_to,
+            host: &host.name,
+            roles: &host.roles,
+            revision: input.artifact.revision.as_deref(),
+            digest: &input.artifact.digest,
+        },
+        &input.layout.locate(cx),
+    ));
     for step in steps {
         let body = match step.kind {
             crate::plan::StepKind::Phase => phase_command(step.phase, input, host, cx),

@@ -63,6 +63,12 @@ esac"#
             }
         }
     }
+    fn new_dir(&self, state: &HostState, _release: &str) -> String {
+        match state.live.as_deref() {
+            Some("a") => "b".to_owned(),
+            _ => "a".to_owned(),
+        }
+    }
     fn cleanup(&self, _state: &HostState, _new_dir: &str, _keep: usize) -> Vec<String> {
         Vec::new()
     }

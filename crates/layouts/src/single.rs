@@ -59,6 +59,18 @@ impl Layout for Single {
         }
         Ok(record.digest.clone())
     }
+    fn new_dir(&self, _state: &HostState, _release: &str) -> String {
+        "current".to_owned()
+    }
+    /// The digest of the live release's artifact, unpacked again by a revert.
+    fn revert_target(&self, state: &HostState) -> Option<String> {
+        state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.state == ReleaseState::Live)
+            .map(|r| r.digest.clone())
+    }
     fn cleanup(&self, _state: &HostState, _new_dir: &str, _keep: usize) -> Vec<String> {
         Vec::new()
     }

@@ -1,25 +1,42 @@
-//! ship-ssh: cargo ship's transport to hosts.
+//! ship-ssh: cargo ship's transports — [`SshTransport`] to reach hosts over OpenSSH, and
+//! [`LocalTransport`] for `local` tasks — implementing ship-core's
+//! [`Transport`](ship_core::Transport).
 //!
-//! **Status:** this version plans deploys but does not apply them, so this crate holds
-//! only the part of the transport that is pure: how a plan's host script becomes the one
-//! remote command of one SSH session. The `Transport` over the `openssh` crate (one
-//! native-mux connection per host, the artifact on the session's stdin, timeouts, strict
-//! host keys) arrives with `cargo ship apply`.
+//! [`SshTransport`] opens one connection per host for the whole run (the `openssh` crate's
+//! native multiplexing: one `ssh` master, every session a channel on it) and runs each
+//! script in one session with `sh -c`, whatever the remote login shell. The artifact is
+//! streamed on that session's standard input. Host keys are checked strictly unless the
+//! user asks otherwise: an unknown or changed key is an error before any command runs.
+//! `~/.ssh/config` applies as it does for `ssh` (or the file given as
+//! [`SshOptions::config_file`]). Every connection and session is counted, so a benchmark
+//! or a test can say how many sessions each host saw.
 //!
 //! # Example
 //!
+//! Scripts run with POSIX `sh`; here on this machine with [`LocalTransport`] (the same
+//! call goes to a host with [`SshTransport`]):
+//!
 //! ```
-//! let script = "set -eu\necho \"deploying $SHIP_RELEASE\"\n";
-//! let command = ship_ssh::remote_command(script);
-//! // The login shell of the remote user may be anything; the script always runs in `sh`.
-//! assert!(command.starts_with("exec sh -c "));
-//! let out = std::process::Command::new("sh").arg("-c").arg(&command)
-//!     .env("SHIP_RELEASE", "20261122235800").output().unwrap();
-//! assert_eq!(String::from_utf8_lossy(&out.stdout), "deploying 20261122235800\n");
+//! use ship_core::Transport;
+//! use ship_ssh::LocalTransport;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! let local = LocalTransport::new(std::env::temp_dir());
+//! let out = rt.block_on(local.run("local", "set -eu\necho \"hello $((6 * 7))\"", None)).unwrap();
+//! assert_eq!(out.status, Some(0));
+//! assert_eq!(out.stdout, "hello 42\n");
+//! assert_eq!(ship_ssh::remote_command("echo hi"), "exec sh -c 'echo hi'");
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
+use ship_core::{RunOutput, Transport, TransportError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The remote command that runs `script` with POSIX `sh`, whatever the login shell is.
 ///
@@ -27,4 +44,294 @@ use ship_core::shell::quote;
 /// single word makes that shell pass it to `sh -c` untouched.
 pub fn remote_command(script: &str) -> String {
     format!("exec sh -c {}", quote(script))
+}
+
+/// How host keys are checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostKeys {
+    /// The key must be in known_hosts already (`StrictHostKeyChecking=yes`).
+    #[default]
+    Strict,
+    /// A host seen for the first time is trusted and its key added; a changed key is still
+    /// refused (`StrictHostKeyChecking=accept-new`).
+    AcceptNew,
+}
+
+/// Settings of the SSH transport.
+#[derive(Clone, Debug)]
+pub struct SshOptions {
+    /// An ssh_config file to use instead of `~/.ssh/config`.
+    pub config_file: Option<PathBuf>,
+    /// Host-key checking.
+    pub host_keys: HostKeys,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// How long one session (one script) may take.
+    pub session_timeout: Duration,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            config_file: None,
+            host_keys: HostKeys::Strict,
+            connect_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// How many connections and sessions a host saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Connections opened.
+    pub connections: usize,
+    /// Sessions (commands) run.
+    pub sessions: usize,
+}
+
+/// The transport over OpenSSH: one multiplexed connection per host.
+pub struct SshTransport {
+    options: SshOptions,
+    sessions: tokio::sync::Mutex<BTreeMap<String, Arc<openssh::Session>>>,
+    counts: Mutex<BTreeMap<String, Counts>>,
+}
+
+fn describe(e: &openssh::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(more.trim());
+        }
+        source = s.source();
+    }
+    text
+}
+
+impl SshTransport {
+    /// A transport with these settings; nothing is opened yet.
+    pub fn new(options: SshOptions) -> SshTransport {
+        SshTransport {
+            options,
+            sessions: tokio::sync::Mutex::new(BTreeMap::new()),
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Connections and sessions per host so far.
+    pub fn counts(&self) -> BTreeMap<String, Counts> {
+        self.counts.lock().expect("not poisoned").clone()
+    }
+
+    fn count(&self, host: &str, f: impl FnOnce(&mut Counts)) {
+        f(self
+            .counts
+            .lock()
+            .expect("not poisoned")
+            .entry(host.to_owned())
+            .or_default());
+    }
+
+    async fn session(&self, host: &str) -> Result<Arc<openssh::Session>, TransportError> {
+        if let Some(s) = self.sessions.lock().await.get(host) {
+            return Ok(s.clone());
+        }
+        self.connect(host).await?;
+        self.sessions
+            .lock()
+            .await
+            .get(host)
+            .cloned()
+            .ok_or_else(|| TransportError::Connect {
+                host: host.to_owned(),
+                message: "the connection was closed".to_owned(),
+            })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        let sessions = std::mem::take(&mut *self.sessions.lock().await);
+        for (_, s) in sessions {
+            if let Ok(s) = Arc::try_unwrap(s) {
+                let _ = s.close().await;
+            }
+        }
+    }
+}
+
+impl Transport for SshTransport {
+    async fn connect(&self, host: &str) -> Result<(), TransportError> {
+        let mut sessions = self.sessions.lock().await;
+        if sessions.contains_key(host) {
+            return Ok(());
+        }
+        let mut builder = openssh::SessionBuilder::default();
+        builder
+            .known_hosts_check(match self.options.host_keys {
+                HostKeys::Strict => openssh::KnownHosts::Strict,
+                HostKeys::AcceptNew => openssh::KnownHosts::Add,
+            })
+            .connect_timeout(self.options.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15))
+            .control_directory(std::env::temp_dir());
+        if let Some(config) = &self.options.config_file {
+            builder.config_file(config);
+        }
+        let limit = self.options.connect_timeout + Duration::from_secs(5);
+        let session = match tokio::time::timeout(limit, builder.connect_mux(host)).await {
+            Err(_) => {
+                return Err(TransportError::Timeout {
+                    host: host.to_owned(),
+                    after: limit,
+                });
+            }
+            Ok(Err(e)) => {
+                let message = describe(&e);
+                let key = [
+                    "Host key verification failed",
+                    "HOST IDENTIFICATION HAS CHANGED",
+                    "No ED25519 host key is known",
+                    "host key is known",
+                ]
+                .iter()
+                .any(|m| message.contains(m));
+                return Err(if key {
+                    TransportError::HostKey {
+                        host: host.to_owned(),
+                        message,
+                    }
+                } else {
+                    TransportError::Connect {
+                        host: host.to_owned(),
+                        message,
+                    }
+                });
+            }
+            Ok(Ok(s)) => s,
+        };
+        self.count(host, |c| c.connections += 1);
+        sessions.insert(host.to_owned(), Arc::new(session));
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        host: &str,
+        script: &str,
+        stdin: Option<&Path>,
+    ) -> Result<RunOutput, TransportError> {
+        let session = self.session(host).await?;
+        self.count(host, |c| c.sessions += 1);
+        let err = |message: String| TransportError::Session {
+            host: host.to_owned(),
+            message,
+        };
+        let work = async {
+            let mut cmd = session.raw_command(remote_command(script));
+            cmd.stdin(if stdin.is_some() {
+                openssh::Stdio::piped()
+            } else {
+                openssh::Stdio::null()
+            })
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped());
+            let mut child = cmd.spawn().await.map_err(|e| err(describe(&e)))?;
+            let input = child.stdin().take();
+            let feed = async {
+                if let (Some(path), Some(mut input)) = (stdin, input) {
+                    let mut file = tokio::fs::File::open(path).await?;
+                    tokio::io::copy(&mut file, &mut input).await?;
+                    input.shutdown().await?;
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            // A script that stops reading early closes the pipe: its exit status says why.
+            let (_fed, output) = tokio::join!(feed, child.wait_with_output());
+            let output = output.map_err(|e| err(describe(&e)))?;
+            Ok(RunOutput {
+                status: output.status.code(),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        };
+        match tokio::time::timeout(self.options.session_timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout {
+                host: host.to_owned(),
+                after: self.options.session_timeout,
+            }),
+        }
+    }
+}
+
+/// Runs scripts on this machine with `sh`, in one directory: for `local` tasks.
+#[derive(Clone, Debug)]
+pub struct LocalTransport {
+    dir: PathBuf,
+}
+
+impl LocalTransport {
+    /// Scripts run in `dir` (the project's root).
+    pub fn new(dir: impl Into<PathBuf>) -> LocalTransport {
+        LocalTransport { dir: dir.into() }
+    }
+}
+
+impl Transport for LocalTransport {
+    async fn connect(&self, _host: &str) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        host: &str,
+        script: &str,
+        stdin: Option<&Path>,
+    ) -> Result<RunOutput, TransportError> {
+        let err = |e: std::io::Error| TransportError::Session {
+            host: host.to_owned(),
+            message: e.to_string(),
+        };
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&self.dir)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(err)?;
+        let input = child.stdin.take();
+        let feed = async {
+            if let (Some(path), Some(mut input)) = (stdin, input) {
+                let mut file = tokio::fs::File::open(path).await?;
+                tokio::io::copy(&mut file, &mut input).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let mut out = child.stdout.take().expect("piped");
+        let mut errs = child.stderr.take().expect("piped");
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let (_, r1, r2, status) = tokio::join!(
+            feed,
+            out.read_to_end(&mut o),
+            errs.read_to_end(&mut e),
+            child.wait()
+        );
+        r1.map_err(err)?;
+        r2.map_err(err)?;
+        let status = status.map_err(err)?;
+        Ok(RunOutput {
+            status: status.code(),
+            stdout: String::from_utf8_lossy(&o).into_owned(),
+            stderr: String::from_utf8_lossy(&e).into_owned(),
+        })
+    }
 }

@@ -1,0 +1,796 @@
+//! The executor: runs a [`Plan`] over a [`Transport`], host by host in parallel, segment
+//! by segment, and puts every host back when anything fails.
+//!
+//! The rules (DESIGN.md, Phases):
+//! - every host is connected before anything runs; a host that cannot be reached stops the
+//!   deploy with nothing done anywhere;
+//! - segment 0 takes each host's lock and reads its state; the executor then decides, per
+//!   host, what cleanup removes and what `.ship/releases.json` will hold;
+//! - a failure before the segment holding `switch` removes the half-made release on every
+//!   host and releases the locks: no host's `current` moved;
+//! - a failure from `switch` on puts every host that switched back on the release it had,
+//!   records the new release as failed, and releases the locks.
+
+use crate::layout::{HostState, Layout, LayoutContext, ReleaseRecord, ReleaseState};
+use crate::phase::Phase;
+use crate::plan::{HostPlan, Placement, Plan, StepKind};
+use crate::records::{self, Probe};
+use crate::script::{self, END_MARKER, LOCKED_STATUS, START_MARKER, Vars};
+use crate::shell::quote;
+use crate::stage::check_release_id;
+use crate::transport::{RunOutput, Transport, TransportError};
+use futures::future::join_all;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tokio::sync::Semaphore;
+
+/// What the executor needs besides the plan: who deploys, when, and the artifact's file.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Who deploys: `user@machine`.
+    pub deployer: String,
+    /// When the deploy started, RFC 3339 UTC.
+    pub started_at: String,
+    /// The artifact tarball (`target/ship/artifacts/<digest>.tar.gz`).
+    pub artifact: PathBuf,
+}
+
+/// Something that happened, for the reporter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A host's connection is open.
+    Connected {
+        /// The host.
+        host: String,
+    },
+    /// A step ended on a host (`host` is `None` for local steps).
+    Step {
+        /// The host.
+        host: Option<String>,
+        /// The step's id.
+        id: usize,
+        /// The step's name.
+        name: String,
+        /// Its exit status.
+        status: i32,
+        /// The last lines it printed.
+        output: Vec<String>,
+    },
+    /// The deploy failed; recovery starts.
+    Failed {
+        /// Where.
+        host: Option<String>,
+        /// Which step, when known.
+        step: Option<String>,
+        /// What happened.
+        message: String,
+    },
+    /// A host was put back.
+    Recovered {
+        /// The host.
+        host: String,
+        /// What it was left in.
+        end: HostEnd,
+    },
+}
+
+/// The state a host was left in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HostEnd {
+    /// The new release is live.
+    Deployed,
+    /// Nothing changed: the half-made release was removed and the lock released.
+    Unchanged {
+        /// What is live there (directory or artifact), if anything.
+        live: Option<String>,
+    },
+    /// It had switched; it is back on the release it had.
+    Reverted {
+        /// What is live again, if anything was.
+        live: Option<String>,
+    },
+    /// Nothing was done on it: it could not be reached, or another deploy holds its lock.
+    NotStarted {
+        /// Why.
+        reason: String,
+    },
+    /// It could not be put back: its state is unknown.
+    Unknown {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Where and why a deploy failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The host, or `None` for a local step.
+    pub host: Option<String>,
+    /// The step, when known.
+    pub step: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// Whether it happened once hosts had started switching.
+    pub after_switch: bool,
+}
+
+/// How a deploy ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Each host's end state, in plan order.
+    pub hosts: Vec<(String, HostEnd)>,
+    /// The first failure, if any.
+    pub failure: Option<Failure>,
+}
+
+impl Outcome {
+    /// True when every host is on the new release.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// What the executor knows of one host during a deploy.
+#[derive(Clone, Debug, Default)]
+struct HostRun {
+    locked: bool,
+    state: HostState,
+    artifact_present: bool,
+    new_dir: String,
+    cleanup: Vec<String>,
+    prepare_started: bool,
+    switched: bool,
+    uncertain: bool,
+    finished: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    Segment(usize),
+    Local(usize),
+}
+
+/// Markers read from a script's output.
+#[derive(Debug, Default)]
+struct Parsed {
+    started: Vec<usize>,
+    ended: BTreeMap<usize, i32>,
+    output: BTreeMap<usize, Vec<String>>,
+}
+
+fn parse_markers(stdout: &str) -> Parsed {
+    let mut p = Parsed::default();
+    let mut current: Option<usize> = None;
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix(START_MARKER) {
+            let id = rest.split_whitespace().next().and_then(|i| i.parse().ok());
+            if let Some(id) = id {
+                p.started.push(id);
+                current = Some(id);
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix(END_MARKER) {
+            let mut words = rest.split_whitespace();
+            let id = words.next().and_then(|i| i.parse().ok());
+            let rc = words.next().and_then(|i| i.parse().ok());
+            if let (Some(id), Some(rc)) = (id, rc) {
+                p.ended.insert(id, rc);
+            }
+            current = None;
+            continue;
+        }
+        if let Some(id) = current
+            && !line.starts_with(script::STATE_MARKER)
+        {
+            p.output.entry(id).or_default().push(line.to_owned());
+        }
+    }
+    for lines in p.output.values_mut() {
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
+            lines.pop();
+        }
+        let skip = lines.len().saturating_sub(20);
+        lines.drain(..skip);
+    }
+    p
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs plans. `remote` reaches the hosts; `local` runs `local` steps on this machine.
+pub struct Executor<'a, R: Transport, L: Transport> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Its layout.
+    pub layout: &'a dyn Layout,
+    /// The hosts' transport.
+    pub remote: &'a R,
+    /// The transport of local steps.
+    pub local: &'a L,
+    /// Apply-time values.
+    pub options: ApplyOptions,
+    /// Where events go.
+    pub events: &'a (dyn Fn(Event) + Send + Sync),
+}
+
+impl<R: Transport, L: Transport> Executor<'_, R, L> {
+    fn cx(&self) -> LayoutContext<'_> {
+        LayoutContext {
+            deploy_to: &self.plan.deploy_to,
+            release: &self.plan.release,
+        }
+    }
+
+    fn header(&self, host: &HostPlan) -> String {
+        script::header(&Vars::of(self.plan, host), &self.layout.locate(&self.cx()))
+    }
+
+    /// The order of work: segments, and the local steps between them.
+    fn units(&self) -> Vec<Unit> {
+        let mut units = Vec::new();
+        for step in &self.plan.steps {
+            if step.phase == Phase::Build && step.kind == StepKind::Phase {
+                continue;
+            }
+            let unit = match (step.placement, step.script) {
+                (Placement::Local, _) => Unit::Local(step.id),
+                (_, Some(k)) => Unit::Segment(k),
+                _ => continue,
+            };
+            if !units.contains(&unit) {
+                units.push(unit);
+            }
+        }
+        units
+    }
+
+    fn lock_info(&self) -> String {
+        format!(
+            "{} since {} ({} release {} to {})",
+            self.options.deployer,
+            self.options.started_at,
+            self.plan.app,
+            self.plan.release,
+            self.plan.stage
+        )
+    }
+
+    fn new_record(&self, run: &HostRun) -> ReleaseRecord {
+        ReleaseRecord {
+            id: self.plan.release.clone(),
+            dir: run.new_dir.clone(),
+            revision: self.plan.artifact.revision.clone(),
+            digest: self.plan.artifact.digest.clone(),
+            time: self.options.started_at.clone(),
+            user: self.options.deployer.clone(),
+            state: ReleaseState::Live,
+        }
+    }
+
+    /// The apply-time variables, then the plan's script.
+    fn with_apply_time(&self, run: &HostRun, script: &str) -> String {
+        let records = records::to_json(&records::after_deploy(
+            &run.state.records,
+            self.new_record(run),
+            &run.cleanup,
+        ));
+        format!(
+            "SHIP_DEPLOYER={}\nSHIP_STARTED_AT={}\nSHIP_LOCK_INFO={}\nSHIP_CLEANUP={}\nSHIP_RECORDS={}\n{}",
+            quote(&self.options.deployer),
+            quote(&self.options.started_at),
+            quote(&self.lock_info()),
+            quote(&run.cleanup.join(" ")),
+            quote(&records),
+            script
+        )
+    }
+
+    /// Applies the plan. Never panics on a host's failure: every failure ends in an
+    /// [`Outcome`] that says what each host was left in.
+    pub async fn apply(&self) -> Outcome {
+        let plan = self.plan;
+        let gate = Semaphore::new(plan.parallel.max(1));
+        let mut ends: BTreeMap<String, HostEnd> = BTreeMap::new();
+
+        // Connect to every host first: an unreachable host stops everything before any change.
+        let connected = join_all(plan.hosts.iter().map(|h| {
+            let gate = &gate;
+            async move {
+                let _permit = gate.acquire().await.expect("the semaphore is never closed");
+                (h, self.remote.connect(&h.name).await)
+            }
+        }))
+        .await;
+        let mut failure: Option<Failure> = None;
+        for (h, result) in connected {
+            match result {
+                Ok(()) => (self.events)(Event::Connected {
+                    host: h.name.clone(),
+                }),
+                Err(e) => {
+                    if failure.is_none() {
+                        failure = Some(Failure {
+                            host: Some(h.name.clone()),
+                            step: None,
+                            message: e.to_string(),
+                            after_switch: false,
+                        });
+                    }
+                    ends.insert(
+                        h.name.clone(),
+                        HostEnd::NotStarted {
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+        if let Some(f) = failure {
+            (self.events)(Event::Failed {
+                host: f.host.clone(),
+                step: None,
+                message: f.message.clone(),
+            });
+            return self.finish(ends, Some(f), &BTreeMap::new());
+        }
+
+        let switch_segment = plan
+            .steps
+            .iter()
+            .find(|s| s.kind == StepKind::Phase && s.phase == Phase::Switch)
+            .and_then(|s| s.script)
+            .unwrap_or(usize::MAX);
+        let prepare_id = self.phase_id(Phase::Prepare);
+        let switch_id = self.phase_id(Phase::Switch);
+        let upload_id = self.phase_id(Phase::Upload);
+        let mut runs: BTreeMap<String, HostRun> = plan
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), HostRun::default()))
+            .collect();
+        let mut after_switch = false;
+
+        for unit in self.units() {
+            match unit {
+                Unit::Local(id) => {
+                    let step = plan.step(id).expect("a step of the plan");
+                    after_switch |= step.phase >= Phase::Switch;
+                    let script = format!(
+                        "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_RELEASE={} SHIP_DEPLOY_TO={}\n{}\n",
+                        quote(&plan.app),
+                        quote(&plan.stage),
+                        quote(&plan.release),
+                        quote(&plan.deploy_to),
+                        step.command
+                    );
+                    let result = self.local.run("local", &script, None).await;
+                    let (status, message) = match result {
+                        Ok(out) => (
+                            out.status.unwrap_or(-1),
+                            format!("{}\n{}", tail(&out.stdout, 10), tail(&out.stderr, 10)),
+                        ),
+                        Err(e) => (-1, e.to_string()),
+                    };
+                    (self.events)(Event::Step {
+                        host: None,
+                        id,
+                        name: step.name.clone(),
+                        status,
+                        output: message.trim().lines().map(str::to_owned).collect(),
+                    });
+                    if status != 0 {
+                        failure = Some(Failure {
+                            host: None,
+                            step: Some(step.name.clone()),
+                            message: format!(
+                                "local step `{}` failed (exit {status}): {}",
+                                step.name,
+                                tail(message.trim(), 3)
+                            ),
+                            after_switch,
+                        });
+                    }
+                }
+                Unit::Segment(k) => {
+                    after_switch |= k >= switch_segment;
+                    let targets: Vec<(&HostPlan, &str)> = plan
+                        .hosts
+                        .iter()
+                        .filter_map(|h| {
+                            h.scripts
+                                .iter()
+                                .find(|s| s.segment == k)
+                                .map(|s| (h, s.script.as_str()))
+                        })
+                        .collect();
+                    let results = join_all(targets.iter().map(|(h, script)| {
+                        let gate = &gate;
+                        let run = &runs[&h.name];
+                        async move {
+                            let _permit = gate.acquire().await.expect("never closed");
+                            let body = self.with_apply_time(run, script);
+                            let sends_upload = upload_id.is_some_and(|u| {
+                                h.steps.contains(&u)
+                                    && plan.step(u).and_then(|s| s.script) == Some(k)
+                            });
+                            let stdin = (sends_upload && !run.artifact_present)
+                                .then_some(self.options.artifact.as_path());
+                            self.remote.run(&h.name, &body, stdin).await
+                        }
+                    }))
+                    .await;
+                    for ((h, _), result) in targets.iter().zip(results) {
+                        let run = runs.get_mut(&h.name).expect("every host has a run");
+                        let f = self.absorb(h, k, run, result, prepare_id, switch_id, after_switch);
+                        if let Some(f) = f
+                            && failure.is_none()
+                        {
+                            failure = Some(f);
+                        }
+                        if k == 0
+                            && !run.locked
+                            && let Some(f) = &failure
+                        {
+                            ends.insert(
+                                h.name.clone(),
+                                HostEnd::NotStarted {
+                                    reason: f.message.clone(),
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(f) = &failure {
+                (self.events)(Event::Failed {
+                    host: f.host.clone(),
+                    step: f.step.clone(),
+                    message: f.message.clone(),
+                });
+                break;
+            }
+        }
+
+        if failure.is_none() {
+            for h in &plan.hosts {
+                ends.insert(h.name.clone(), HostEnd::Deployed);
+            }
+            return self.finish(ends, None, &runs);
+        }
+        let failure = failure.expect("checked");
+        self.recover(&runs, failure.after_switch, &mut ends).await;
+        self.finish(ends, Some(failure), &runs)
+    }
+
+    fn phase_id(&self, phase: Phase) -> Option<usize> {
+        self.plan
+            .steps
+            .iter()
+            .find(|s| s.kind == StepKind::Phase && s.phase == phase)
+            .map(|s| s.id)
+    }
+
+    fn finish(
+        &self,
+        mut ends: BTreeMap<String, HostEnd>,
+        failure: Option<Failure>,
+        _runs: &BTreeMap<String, HostRun>,
+    ) -> Outcome {
+        let hosts = self
+            .plan
+            .hosts
+            .iter()
+            .map(|h| {
+                let end = ends.remove(&h.name).unwrap_or(HostEnd::NotStarted {
+                    reason: "the deploy stopped before this host was reached".to_owned(),
+                });
+                (h.name.clone(), end)
+            })
+            .collect();
+        Outcome { hosts, failure }
+    }
+
+    /// Takes in one host's result for segment `k`; returns the failure it shows, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn absorb(
+        &self,
+        h: &HostPlan,
+        k: usize,
+        run: &mut HostRun,
+        result: Result<RunOutput, TransportError>,
+        prepare_id: Option<usize>,
+        switch_id: Option<usize>,
+        after_switch: bool,
+    ) -> Option<Failure> {
+        let fail = |step: Option<String>, message: String| {
+            Some(Failure {
+                host: Some(h.name.clone()),
+                step,
+                message,
+                after_switch,
+            })
+        };
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                // The session broke: whatever it was doing may or may not have happened.
+                run.uncertain = true;
+                if k == 0 {
+                    run.locked = true; // it may hold the lock: release it when recovering
+                }
+                return fail(None, e.to_string());
+            }
+        };
+        let parsed = parse_markers(&out.stdout);
+        for id in &parsed.started {
+            if Some(*id) == prepare_id {
+                run.prepare_started = true;
+            }
+        }
+        if let Some(s) = switch_id
+            && parsed.ended.get(&s) == Some(&0)
+        {
+            run.switched = true;
+        }
+        for (id, status) in &parsed.ended {
+            let name = self.plan.step(*id).map_or("?", |s| s.name.as_str());
+            (self.events)(Event::Step {
+                host: Some(h.name.clone()),
+                id: *id,
+                name: name.to_owned(),
+                status: *status,
+                output: parsed.output.get(id).cloned().unwrap_or_default(),
+            });
+        }
+
+        if k == 0 {
+            let lock_status = self
+                .phase_id(Phase::Lock)
+                .and_then(|id| parsed.ended.get(&id).copied());
+            if lock_status == Some(LOCKED_STATUS) {
+                return fail(
+                    Some("lock".to_owned()),
+                    tail(&out.stderr, 1).replace("cargo-ship: ", ""),
+                );
+            }
+            if lock_status == Some(0) {
+                run.locked = true;
+                let probe = Probe::parse(&out.stdout);
+                let mut state = self.layout.parse_state(
+                    &self.plan.deploy_to,
+                    probe.current.as_deref(),
+                    &probe.listing,
+                );
+                match probe.records.as_deref().map(records::parse) {
+                    Some(Err(e)) => {
+                        return fail(
+                            Some("lock".to_owned()),
+                            format!(
+                                "{}/.ship/releases.json is not valid JSON ({e}); fix or remove it",
+                                self.plan.deploy_to
+                            ),
+                        );
+                    }
+                    Some(Ok(records)) => state.records = records,
+                    None => {}
+                }
+                run.artifact_present = probe.artifact_present;
+                run.new_dir = self.layout.new_dir(&state, &self.plan.release);
+                run.cleanup = self
+                    .layout
+                    .cleanup(&state, &run.new_dir, self.plan.keep_releases)
+                    .into_iter()
+                    .filter(|d| check_release_id(d).is_ok())
+                    .collect();
+                run.state = state;
+            }
+        }
+
+        if out.status == Some(0) {
+            run.finished = true;
+            return None;
+        }
+        // The failed step: one that ended non-zero, or one that started and never ended.
+        let failed = parsed
+            .ended
+            .iter()
+            .find(|(_, rc)| **rc != 0)
+            .map(|(id, rc)| (*id, Some(*rc)))
+            .or_else(|| {
+                parsed
+                    .started
+                    .iter()
+                    .find(|id| !parsed.ended.contains_key(id))
+                    .map(|id| (*id, None))
+            });
+        let detail = {
+            let err = tail(&out.stderr, 3);
+            if err.is_empty() {
+                failed
+                    .and_then(|(id, _)| parsed.output.get(&id))
+                    .map(|l| l[l.len().saturating_sub(3)..].join("\n"))
+                    .unwrap_or_default()
+            } else {
+                err
+            }
+        };
+        match failed {
+            Some((id, rc)) => {
+                let name = self
+                    .plan
+                    .step(id)
+                    .map_or("?", |s| s.name.as_str())
+                    .to_owned();
+                if rc.is_none() {
+                    run.uncertain = true;
+                }
+                let how = rc.map_or("did not finish".to_owned(), |rc| format!("exit {rc}"));
+                fail(
+                    Some(name.clone()),
+                    format!(
+                        "step `{name}` failed ({how}){}{detail}",
+                        if detail.is_empty() { "" } else { ": " }
+                    ),
+                )
+            }
+            None => {
+                run.uncertain = true;
+                fail(
+                    None,
+                    format!(
+                        "the script ended with status {}{}{detail}",
+                        out.status.map_or("unknown".to_owned(), |s| s.to_string()),
+                        if detail.is_empty() { "" } else { ": " }
+                    ),
+                )
+            }
+        }
+    }
+
+    /// Puts every host that was touched back: before the switch, remove the new release and
+    /// unlock; after it, switch back the hosts that switched (or may have).
+    async fn recover(
+        &self,
+        runs: &BTreeMap<String, HostRun>,
+        after_switch: bool,
+        ends: &mut BTreeMap<String, HostEnd>,
+    ) {
+        let work: Vec<(&HostPlan, &HostRun, bool)> = self
+            .plan
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                let run = &runs[&h.name];
+                run.locked.then(|| {
+                    let revert = after_switch && (run.switched || run.uncertain || run.finished);
+                    (h, run, revert)
+                })
+            })
+            .collect();
+        let results = join_all(work.iter().map(|(h, run, revert)| async move {
+            let script = if *revert {
+                self.revert_script(h, run)
+            } else {
+                self.abort_script(h, run)
+            };
+            let result = self.remote.run(&h.name, &script, None).await;
+            (h, run, *revert, result)
+        }))
+        .await;
+        for (h, run, revert, result) in results {
+            let live = self.layout.revert_target(&run.state);
+            let end = match result {
+                Ok(out) if out.status == Some(0) => {
+                    if revert {
+                        HostEnd::Reverted { live }
+                    } else {
+                        HostEnd::Unchanged { live }
+                    }
+                }
+                Ok(out) => HostEnd::Unknown {
+                    reason: format!(
+                        "putting it back failed (status {}): {}",
+                        out.status.map_or("unknown".to_owned(), |s| s.to_string()),
+                        tail(&out.stderr, 2)
+                    ),
+                },
+                Err(e) => HostEnd::Unknown {
+                    reason: format!("could not put it back: {e}"),
+                },
+            };
+            (self.events)(Event::Recovered {
+                host: h.name.clone(),
+                end: end.clone(),
+            });
+            ends.insert(h.name.clone(), end);
+        }
+        for h in &self.plan.hosts {
+            if !runs[&h.name].locked {
+                ends.entry(h.name.clone()).or_insert(HostEnd::NotStarted {
+                    reason: "the deploy stopped before it started here".to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Before the switch: remove the half-made release (restore the single layout's
+    /// directory), release the lock.
+    fn abort_script(&self, h: &HostPlan, run: &HostRun) -> String {
+        let mut s = self.header(h);
+        if run.prepare_started || run.uncertain {
+            if self.layout.atomic() {
+                s.push_str(
+                    "if [ \"$(readlink \"$SHIP_DEPLOY_TO/current\" 2>/dev/null || true)\" != \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi\n",
+                );
+            } else {
+                match self.layout.revert_target(&run.state) {
+                    Some(target) => {
+                        s.push_str(&self.layout.activate(&self.cx(), &target));
+                        s.push('\n');
+                    }
+                    None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
+                }
+            }
+        }
+        s.push_str("rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n");
+        s
+    }
+
+    /// After the switch: back to what was live, the new release recorded failed.
+    fn revert_script(&self, h: &HostPlan, run: &HostRun) -> String {
+        let mut s = self.header(h);
+        let target = self.layout.revert_target(&run.state);
+        match &target {
+            Some(t) => {
+                s.push_str(&self.layout.activate(&self.cx(), t));
+                s.push('\n');
+            }
+            None if self.layout.atomic() => s.push_str("rm -f \"$SHIP_DEPLOY_TO/current\"\n"),
+            None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
+        }
+        let records = records::after_revert(&run.state.records, self.new_record(run), &run.cleanup);
+        let back_to = run
+            .state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.state == ReleaseState::Live)
+            .map(|r| r.id.clone())
+            .or_else(|| run.state.live.clone())
+            .unwrap_or_else(|| "none".to_owned());
+        s.push_str(&format!(
+            "printf '%s\\n' {} > \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\"\n\
+             mv -f \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\" \"$SHIP_DEPLOY_TO/.ship/releases.json\"\n\
+             printf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n\
+             rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n",
+            quote(&records::to_json(&records)),
+            quote(&self.options.deployer),
+            quote(&back_to),
+        ));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_give_each_steps_status_and_output() {
+        let p = parse_markers(
+            "::ship::start 3 upload\nsending\n\n::ship::end 3 0\n::ship::start 4 prepare\nboom\n",
+        );
+        assert_eq!(p.started, vec![3, 4]);
+        assert_eq!(p.ended.get(&3), Some(&0));
+        assert_eq!(p.ended.get(&4), None);
+        assert_eq!(p.output[&3], vec!["sending"]);
+        assert_eq!(p.output[&4], vec!["boom"]);
+    }
+}

@@ -1,0 +1,91 @@
+//! The test fleet itself, and the SSH transport on it: one connection per host, one session
+//! per script, strict host keys.
+
+use ship_core::Transport;
+use ship_ssh::{HostKeys, SshOptions, SshTransport};
+use ship_tests::Fleet;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn each_host_has_its_own_filesystem_and_answers_over_ssh() {
+    let fleet = Fleet::start(2);
+    let ssh = SshTransport::new(SshOptions {
+        config_file: Some(fleet.ssh_config()),
+        ..SshOptions::default()
+    });
+    let rt = rt();
+    rt.block_on(async {
+        for h in ["h1", "h2"] {
+            ssh.connect(h).await.unwrap();
+            let out = ssh
+                .run(
+                    h,
+                    &format!("echo {h} > /srv/who; cat /srv/who; echo \"$0\""),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(out.status, Some(0), "{}", out.stderr);
+            assert_eq!(out.stdout, format!("{h}\nsh\n"));
+        }
+        // stdin carries a file.
+        let file = fleet.dir().join("payload");
+        std::fs::write(&file, "payload bytes").unwrap();
+        let out = ssh
+            .run("h1", "cat > /srv/got; wc -c < /srv/got", Some(&file))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout.trim(), "13");
+        ssh.close().await;
+    });
+    assert_eq!(fleet.read("h1", "/srv/who"), "h1\n");
+    assert_eq!(fleet.read("h2", "/srv/who"), "h2\n");
+    let counts = ssh.counts();
+    assert_eq!(counts["h1"].connections, 1);
+    assert_eq!(counts["h1"].sessions, 2);
+    assert_eq!(counts["h2"].sessions, 1);
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_before_any_command_runs() {
+    let fleet = Fleet::start(1);
+    // A config whose known_hosts is empty: the key is unknown.
+    let empty = fleet.dir().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let config = std::fs::read_to_string(fleet.ssh_config())
+        .unwrap()
+        .replace(
+            &fleet.dir().join("known_hosts").display().to_string(),
+            &empty.display().to_string(),
+        );
+    let cfg = fleet.dir().join("strange_config");
+    std::fs::write(&cfg, config).unwrap();
+    let ssh = SshTransport::new(SshOptions {
+        config_file: Some(cfg.clone()),
+        ..SshOptions::default()
+    });
+    let err = rt().block_on(ssh.connect("h1")).unwrap_err();
+    assert!(
+        matches!(err, ship_core::TransportError::HostKey { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--accept-new-host-keys"), "{err}");
+    // Trusting a new host is the user's choice, and then it works.
+    let ssh = SshTransport::new(SshOptions {
+        config_file: Some(cfg),
+        host_keys: HostKeys::AcceptNew,
+        ..SshOptions::default()
+    });
+    rt().block_on(ssh.connect("h1")).unwrap();
+    assert!(
+        std::fs::read_to_string(&empty)
+            .unwrap()
+            .contains("ssh-ed25519")
+    );
+}
