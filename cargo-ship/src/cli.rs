@@ -17,10 +17,10 @@ Deploy applications to fleets of servers over SSH, as a plan you can read, snaps
 
 A deploy is a plan: every step on every host, in order, with the exact shell each host will
 run. `cargo ship plan <stage>` builds the artifact, makes the plan, prints it and saves it to
-target/ship/<stage>.plan.json. Planning needs no network and is deterministic: the same
-inputs print the same bytes, so a team can snapshot its dry run in CI.
-
-Not in this version yet: apply, rollback, releases, check, run, unlock (see README.md).";
+target/ship/<stage>.plan.json; planning needs no network and is deterministic, so a team can
+snapshot its dry run in CI. `cargo ship apply` executes exactly that plan: hosts in parallel,
+one SSH connection and about three sessions per host, no host switching until every host is
+ready, and every host put back if anything fails.";
 
 const SHIP_EXAMPLES: &str = "\
 Examples:
@@ -29,8 +29,15 @@ Examples:
   cargo ship plan staging --verbose            ... and show each host's exact scripts
   cargo ship plan production --format json     the plan as JSON, for CI
   cargo ship plan production --release-id 20261122235800   pin the release id
+  cargo ship apply                             apply the plan made last
+  cargo ship apply production                  plan and apply in one go
+  cargo ship rollback production               back to the previous good release
+  cargo ship releases production               what each host has, and which is live
+  cargo ship run production --roles web -- uptime
 
-Exit codes: 0 success, 1 the work failed (e.g. a build command), 2 usage or configuration error.";
+Exit codes: 0 success; 1 the work failed here (e.g. a build command); 2 usage or
+configuration error, nothing done; 3 a deploy or command failed on a host, every host left
+as it was; 4 a deploy failed and a host could not be put back (its state is unknown).";
 
 /// The `ship` subcommand and its global flags.
 #[derive(Debug, Args)]
@@ -84,6 +91,51 @@ Ship.toml run here, because the plan pins the artifact's digest.",
     )]
     Plan(PlanArgs),
 
+    /// Deploy: execute a saved plan, or plan a stage and execute it.
+    #[command(
+        long_about = "Deploy. With no argument, apply the plan saved last by `cargo ship plan`; \
+with a stage name, plan it and apply it; with a file, apply that saved plan.\n\n\
+Every host is connected first, then locked (a host locked by another deploy stops \
+everything, naming the holder). Each host gets its steps between two sync points as one \
+script in one SSH session. If anything fails before the switch, the new release is removed \
+on every host and the locks released: no host's `current` moved. If anything fails from the \
+switch on, every host that switched goes back to the release it had. A saved plan whose \
+configuration or artifact changed since it was made is refused, saying what changed.",
+        after_long_help = "Examples:\n  cargo ship plan production && cargo ship apply\n  cargo ship apply production\n  cargo ship apply target/ship/production.plan.json\n\nExit codes: 0 deployed; 3 failed and every host is as it was; 4 failed and a host could not be put back."
+    )]
+    Apply(ApplyArgs),
+
+    /// Point `current` back at the previous good release on every host of a stage.
+    #[command(
+        long_about = "Point `current` back at the previous good release on every host of STAGE \
+(or at release ID with --to). Every host is locked and read first; if the hosts do not \
+agree on where to go back to, nothing is changed and the difference is shown.",
+        after_long_help = "Examples:\n  cargo ship rollback production\n  cargo ship rollback production --to 20261122235800"
+    )]
+    Rollback(RollbackArgs),
+
+    /// Show each host's releases, which one is live, and whether a deploy holds the lock.
+    #[command(after_long_help = "Examples:\n  cargo ship releases production")]
+    Releases(StageArgs),
+
+    /// Check every host of a stage: reachable, host key trusted, deploy_to writable, linked
+    /// files present in shared/, lock free, disk space, tools.
+    #[command(
+        after_long_help = "Examples:\n  cargo ship check production\n\nExit codes: 0 every check passed; 3 some check failed (each is named)."
+    )]
+    Check(StageArgs),
+
+    /// Run a command on every host of a stage (in the live release when there is one),
+    /// output grouped per host.
+    #[command(
+        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host."
+    )]
+    Run(RunArgs),
+
+    /// Remove the lock a killed deploy left, naming its holder.
+    #[command(after_long_help = "Examples:\n  cargo ship unlock production")]
+    Unlock(StageArgs),
+
     /// Write a commented Ship.toml suited to the project in the current directory.
     #[command(
         long_about = "Write a commented Ship.toml suited to the project found here: a Cargo \
@@ -122,6 +174,87 @@ pub struct PlanArgs {
     /// Also print each host's exact shell scripts.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// Flags of every command that reaches hosts.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Trust a host whose key is not in known_hosts yet, and add it (a changed key is
+    /// still refused). Without it, an unknown host key stops everything before any command.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+
+    /// Override a configuration key for this run, e.g. `--set keep_releases=3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `cargo ship apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A stage to plan and apply, or a saved plan's file (default: the plan saved last).
+    pub target: Option<String>,
+
+    /// With a stage: pin the release id (see `cargo ship plan --help`).
+    #[arg(long, value_name = "ID")]
+    pub release_id: Option<String>,
+
+    /// With a stage and the version layout: the version to deploy.
+    #[arg(long = "version", value_name = "VERSION")]
+    pub app_version: Option<String>,
+
+    /// Print every step of every host as it ends, not only failures.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+}
+
+/// `cargo ship rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The stage.
+    pub stage: String,
+
+    /// The release to go back to (default: the previous good one).
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+}
+
+/// Commands that take only a stage.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The stage: a table of Ship.toml, such as `production`.
+    pub stage: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+}
+
+/// `cargo ship run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The stage.
+    pub stage: String,
+
+    /// Only the hosts of these roles (comma separated).
+    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+    pub roles: Vec<String>,
+
+    /// The command, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
 }
 
 /// `cargo ship init`.

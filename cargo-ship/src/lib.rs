@@ -38,20 +38,26 @@ pub struct Context {
     /// The environment.
     pub env: Vec<(String, String)>,
     /// Standard output.
-    pub stdout: Box<dyn Write>,
+    pub stdout: Box<dyn Write + Send>,
     /// Standard error.
-    pub stderr: Box<dyn Write>,
+    pub stderr: Box<dyn Write + Send>,
     /// Whether stdout and stderr are terminals.
     pub terminal: bool,
     captured: Option<(SharedBuf, SharedBuf)>,
 }
 
 #[derive(Clone, Default)]
-struct SharedBuf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
 
 impl Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -98,7 +104,7 @@ impl Context {
     pub fn stdout_text(&self) -> String {
         self.captured
             .as_ref()
-            .map(|(o, _)| String::from_utf8_lossy(&o.0.borrow()).into_owned())
+            .map(|(o, _)| o.text())
             .unwrap_or_default()
     }
 
@@ -106,7 +112,7 @@ impl Context {
     pub fn stderr_text(&self) -> String {
         self.captured
             .as_ref()
-            .map(|(_, e)| String::from_utf8_lossy(&e.0.borrow()).into_owned())
+            .map(|(_, e)| e.text())
             .unwrap_or_default()
     }
 
@@ -150,7 +156,7 @@ pub fn main_with(cx: &mut Context) -> i32 {
         cli::ColorChoice::Never => false,
         cli::ColorChoice::Auto => cx.terminal && cx.var("NO_COLOR").is_none_or(str::is_empty),
     };
-    match commands::run(&ship, cx) {
+    match commands::run(&ship, cx, color) {
         Ok(()) => 0,
         Err(e) => {
             report::print(&e, color, &mut cx.stderr);

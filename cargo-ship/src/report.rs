@@ -24,6 +24,15 @@ pub enum CliError {
     /// The project could not be found or read.
     #[error("{0}")]
     Project(String),
+    /// A deploy failed; every host is back on what it had (see the summary printed before).
+    #[error("{0}")]
+    DeployFailed(String),
+    /// A deploy failed and some host could not be put back.
+    #[error("{0}")]
+    HostsUnknown(String),
+    /// A command on the hosts (rollback, check, run, unlock) failed on some host.
+    #[error("{0}")]
+    Remote(String),
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -41,10 +50,14 @@ pub enum CliError {
 /// | 0 | success |
 /// | 1 | the work failed: a build command, the artifact, a file |
 /// | 2 | usage or configuration error: nothing was done |
+/// | 3 | a deploy or a command failed on a host; every host is as it was (a deploy put back) |
+/// | 4 | a deploy failed and a host could not be put back: its state is unknown |
 pub fn exit_code(e: &CliError) -> i32 {
     match e {
         CliError::Config(_) | CliError::Plan(_) | CliError::Usage(_) | CliError::Project(_) => 2,
         CliError::Artifact(_) | CliError::Io { .. } => 1,
+        CliError::DeployFailed(_) | CliError::Remote(_) => 3,
+        CliError::HostsUnknown(_) => 4,
     }
 }
 

@@ -1,15 +1,144 @@
-//! One module per subcommand. Each turns its raw flags into validated settings, then works.
+//! One module per subcommand. Each turns its raw flags into validated settings, then works;
+//! what several share (resolving a stage, the SSH transport, running a script on every
+//! host) is here.
 
+mod apply;
 mod init;
+mod ops;
 mod plan;
 
-use crate::cli::{Command, Ship};
+use crate::cli::{Command, RemoteArgs, Ship};
+use crate::project::Project;
 use crate::{CliError, Context};
+use futures::future::join_all;
+use ship_core::load::Sources;
+use ship_core::{RunOutput, Stage, Transport, TransportError};
+use ship_ssh::{HostKeys, SshOptions, SshTransport};
 
 /// Runs the subcommand.
-pub fn run(ship: &Ship, cx: &mut Context) -> Result<(), CliError> {
+pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
     match &ship.command {
         Command::Plan(args) => plan::run(ship, args, cx),
+        Command::Apply(args) => apply::run(ship, args, cx, color),
+        Command::Rollback(args) => ops::rollback(ship, args, cx),
+        Command::Releases(args) => ops::releases(ship, args, cx),
+        Command::Check(args) => ops::check(ship, args, cx),
+        Command::Run(args) => ops::run(ship, args, cx),
+        Command::Unlock(args) => ops::unlock(ship, args, cx),
         Command::Init(args) => init::run(ship, args, cx),
     }
+}
+
+/// `--set KEY=VALUE` flags (and `--version`) as configuration overrides.
+pub(crate) fn overrides(
+    set: &[String],
+    version: Option<&str>,
+) -> Result<Vec<(String, String)>, CliError> {
+    let mut out = Vec::new();
+    for item in set {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(CliError::Usage(format!(
+                "--set {item}: expected KEY=VALUE, e.g. --set keep_releases=3"
+            )));
+        };
+        if k.is_empty() || k.split('.').any(str::is_empty) {
+            return Err(CliError::Usage(format!(
+                "--set {item}: the key is empty; expected KEY=VALUE, e.g. --set keep_releases=3"
+            )));
+        }
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    if let Some(v) = version {
+        out.push(("version".to_owned(), format!("\"{}\"", v.replace('"', ""))));
+    }
+    Ok(out)
+}
+
+/// The project and one of its stages, resolved with these overrides.
+pub(crate) fn resolve(
+    ship: &Ship,
+    stage: &str,
+    overrides: Vec<(String, String)>,
+    cx: &Context,
+) -> Result<(Project, Stage), CliError> {
+    let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
+    let sources = Sources {
+        ship_toml: project.ship_toml.clone(),
+        cargo_metadata: project.cargo_metadata.clone(),
+        env: cx.env.clone(),
+        overrides,
+    };
+    let loaded = sources.load()?;
+    let stage = Stage::resolve(&loaded, stage)?;
+    Ok((project, stage))
+}
+
+/// The SSH transport for a stage.
+pub(crate) fn ssh(project: &Project, stage: &Stage, remote: &RemoteArgs) -> SshTransport {
+    SshTransport::new(SshOptions {
+        config_file: stage.ssh_config.as_ref().map(|c| project.root.join(c)),
+        host_keys: if remote.accept_new_host_keys {
+            HostKeys::AcceptNew
+        } else {
+            HostKeys::Strict
+        },
+        connect_timeout: stage.connect_timeout,
+        session_timeout: stage.command_timeout,
+    })
+}
+
+/// A runtime for the network work of one command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            path: "the async runtime".to_owned(),
+            source,
+        })
+}
+
+/// Who deploys: `user@machine`.
+pub(crate) fn deployer(cx: &Context) -> String {
+    let user = cx
+        .var("USER")
+        .or_else(|| cx.var("LOGNAME"))
+        .unwrap_or("unknown")
+        .to_owned();
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("{user}@{machine}")
+}
+
+/// Now, RFC 3339 UTC, to the second.
+pub(crate) fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Connects to every host (at most `parallel` at once) and runs the script `script_for`
+/// gives it, in one session. Results in host order.
+pub(crate) async fn on_hosts<T: Transport>(
+    transport: &T,
+    hosts: &[String],
+    parallel: usize,
+    script_for: impl Fn(&str) -> String,
+) -> Vec<(String, Result<RunOutput, TransportError>)> {
+    let gate = tokio::sync::Semaphore::new(parallel.max(1));
+    let scripts: Vec<String> = hosts.iter().map(|h| script_for(h)).collect();
+    join_all(hosts.iter().zip(scripts).map(|(h, script)| {
+        let gate = &gate;
+        async move {
+            let _permit = gate.acquire().await.expect("never closed");
+            let result = match transport.connect(h).await {
+                Ok(()) => transport.run(h, &script, None).await,
+                Err(e) => Err(e),
+            };
+            (h.clone(), result)
+        }
+    }))
+    .await
 }

@@ -3,65 +3,27 @@
 use crate::cli::{Format, PlanArgs, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
-use ship_core::load::Sources;
 use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
-use ship_core::{LayoutKind, PlanInput, Stage, artifact, sha256_hex};
+use ship_core::{LayoutKind, PlanInput, artifact};
 use std::io::Write;
-
-/// The validated inputs of a plan.
-struct Settings {
-    overrides: Vec<(String, String)>,
-    release_id: Option<String>,
-}
-
-fn settings(args: &PlanArgs) -> Result<Settings, CliError> {
-    let mut overrides = Vec::new();
-    for item in &args.set {
-        let Some((k, v)) = item.split_once('=') else {
-            return Err(CliError::Usage(format!(
-                "--set {item}: expected KEY=VALUE, e.g. --set keep_releases=3"
-            )));
-        };
-        if k.is_empty() || k.split('.').any(str::is_empty) {
-            return Err(CliError::Usage(format!(
-                "--set {item}: the key is empty; expected KEY=VALUE, e.g. --set keep_releases=3"
-            )));
-        }
-        overrides.push((k.to_owned(), v.to_owned()));
-    }
-    if let Some(v) = &args.app_version {
-        overrides.push(("version".to_owned(), format!("\"{}\"", v.replace('"', ""))));
-    }
-    if let Some(id) = &args.release_id {
-        check_release_id(id).map_err(|m| CliError::Usage(format!("--release-id: {m}")))?;
-    }
-    Ok(Settings {
-        overrides,
-        release_id: args.release_id.clone(),
-    })
-}
 
 /// Everything `plan` makes: kept for `apply` in the next version.
 pub(crate) struct Planned {
     pub(crate) plan: ship_core::Plan,
     pub(crate) project: Project,
+    pub(crate) stage: ship_core::Stage,
 }
 
-pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned, CliError> {
-    let settings = settings(args)?;
-    let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
-    let sources = Sources {
-        ship_toml: project.ship_toml.clone(),
-        cargo_metadata: project.cargo_metadata.clone(),
-        env: cx.env.clone(),
-        overrides: settings.overrides,
-    };
-    let loaded = sources.load()?;
-    let mut stage = Stage::resolve(&loaded, &args.stage)?;
+/// The version layout's version: configured, or read from the project.
+pub(crate) fn fill_version(
+    project: &Project,
+    stage: &mut ship_core::Stage,
+    pinned: bool,
+) -> Result<(), CliError> {
     if stage.layout == LayoutKind::Version && stage.version.is_none() {
         stage.version = project.detect_version();
-        if stage.version.is_none() && settings.release_id.is_none() {
+        if stage.version.is_none() && !pinned {
             return Err(CliError::Usage(format!(
                 "the version layout needs a version: none in Cargo.toml, package.json or \
                  pyproject.toml of {}; pass --version 1.2.3 or set `version` in Ship.toml",
@@ -69,7 +31,17 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
             )));
         }
     }
-    let release = match (&settings.release_id, stage.layout) {
+    Ok(())
+}
+
+pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned, CliError> {
+    if let Some(id) = &args.release_id {
+        check_release_id(id).map_err(|m| CliError::Usage(format!("--release-id: {m}")))?;
+    }
+    let overrides = super::overrides(&args.set, args.app_version.as_deref())?;
+    let (project, mut stage) = super::resolve(ship, &args.stage, overrides, cx)?;
+    fill_version(&project, &mut stage, args.release_id.is_some())?;
+    let release = match (&args.release_id, stage.layout) {
         (Some(id), LayoutKind::Timestamp)
             if !(id.len() == 14 && id.bytes().all(|b| b.is_ascii_digit())) =>
         {
@@ -93,11 +65,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         &stage.build,
         &project.ship_dir.join("artifacts"),
     )?;
-    let config_digest = sha256_hex(
-        serde_json::to_string(&stage)
-            .expect("a stage serializes")
-            .as_bytes(),
-    );
+    let config_digest = ship_core::planner::config_digest(&stage);
     let layout = ship_layouts::layout_for(stage.layout);
     let plan = ship_core::plan(&PlanInput {
         stage: &stage,
@@ -106,22 +74,37 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         artifact: built.info,
         config_digest,
         extra_tasks: Vec::new(),
+        overrides: args.set.clone(),
     })?;
-    Ok(Planned { plan, project })
+    Ok(Planned {
+        plan,
+        project,
+        stage,
+    })
+}
+
+/// Saves the plan to `target/ship/<stage>.plan.json`, and the stage's name to
+/// `target/ship/last` for `cargo ship apply`.
+pub(crate) fn save(
+    project: &Project,
+    plan: &ship_core::Plan,
+) -> Result<std::path::PathBuf, CliError> {
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| CliError::Io { path, source }
+    };
+    std::fs::create_dir_all(&project.ship_dir).map_err(io(&project.ship_dir))?;
+    let saved = project.ship_dir.join(format!("{}.plan.json", plan.stage));
+    std::fs::write(&saved, plan.to_json()).map_err(io(&saved))?;
+    let last = project.ship_dir.join("last");
+    std::fs::write(&last, format!("{}\n", plan.stage)).map_err(io(&last))?;
+    Ok(saved)
 }
 
 pub(crate) fn run(ship: &Ship, args: &PlanArgs, cx: &mut Context) -> Result<(), CliError> {
-    let Planned { plan, project } = make(ship, args, cx)?;
+    let Planned { plan, project, .. } = make(ship, args, cx)?;
     let json = plan.to_json();
-    std::fs::create_dir_all(&project.ship_dir).map_err(|source| CliError::Io {
-        path: project.ship_dir.display().to_string(),
-        source,
-    })?;
-    let saved = project.ship_dir.join(format!("{}.plan.json", plan.stage));
-    std::fs::write(&saved, &json).map_err(|source| CliError::Io {
-        path: saved.display().to_string(),
-        source,
-    })?;
+    let saved = save(&project, &plan)?;
     let out = match args.format {
         Format::Json => json,
         Format::Text => text(

@@ -36,6 +36,12 @@ pub struct Settings {
     pub version: Option<String>,
     /// How many hosts a deploy works on at once.
     pub parallel: usize,
+    /// An ssh_config file to use instead of `~/.ssh/config` (relative to the project root).
+    pub ssh_config: Option<String>,
+    /// How long connecting to a host may take, e.g. `"10s"`.
+    pub connect_timeout: String,
+    /// How long one SSH session (one host's script between two sync points) may take.
+    pub command_timeout: String,
     /// Hosts in no role (OpenSSH destinations).
     #[serde(default)]
     pub hosts: Vec<String>,
@@ -59,6 +65,8 @@ pub fn defaults() -> BTreeMap<&'static str, Value> {
         ("layout", Value::from("timestamp")),
         ("keep_releases", Value::from(5u32)),
         ("parallel", Value::from(10u32)),
+        ("connect_timeout", Value::from("10s")),
+        ("command_timeout", Value::from("30m")),
         (
             "source",
             Value::from(vec![Value::from("git"), Value::from("HEAD")]),

@@ -274,13 +274,30 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         }
     }
 
+    /// The directory the new release replaces, when the layout keeps one directory per
+    /// release; the single layout keeps earlier records: a rollback unpacks their artifacts.
+    fn replaced<'r>(&self, run: &'r HostRun) -> Option<&'r str> {
+        self.layout.atomic().then_some(run.new_dir.as_str())
+    }
+
+    /// The single layout has no directories for cleanup to count: its records are trimmed
+    /// to `keep_releases` instead.
+    fn keep(&self, mut records: Vec<ReleaseRecord>) -> Vec<ReleaseRecord> {
+        if !self.layout.atomic() {
+            let extra = records.len().saturating_sub(self.plan.keep_releases.max(2));
+            records.drain(..extra);
+        }
+        records
+    }
+
     /// The apply-time variables, then the plan's script.
     fn with_apply_time(&self, run: &HostRun, script: &str) -> String {
-        let records = records::to_json(&records::after_deploy(
+        let records = records::to_json(&self.keep(records::after_deploy(
             &run.state.records,
             self.new_record(run),
             &run.cleanup,
-        ));
+            self.replaced(run),
+        )));
         format!(
             "SHIP_DEPLOYER={}\nSHIP_STARTED_AT={}\nSHIP_LOCK_INFO={}\nSHIP_CLEANUP={}\nSHIP_RECORDS={}\n{}",
             quote(&self.options.deployer),
@@ -755,7 +772,12 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
             None if self.layout.atomic() => s.push_str("rm -f \"$SHIP_DEPLOY_TO/current\"\n"),
             None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
         }
-        let records = records::after_revert(&run.state.records, self.new_record(run), &run.cleanup);
+        let records = self.keep(records::after_revert(
+            &run.state.records,
+            self.new_record(run),
+            &run.cleanup,
+            self.replaced(run),
+        ));
         let back_to = run
             .state
             .records

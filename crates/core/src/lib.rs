@@ -55,6 +55,7 @@ pub mod config;
 pub mod executor;
 pub mod layout;
 pub mod load;
+pub mod ops;
 pub mod phase;
 pub mod plan;
 pub mod planner;

@@ -127,6 +127,11 @@ pub struct Plan {
     /// The sha256 of the resolved configuration: a saved plan whose configuration changed
     /// since is refused.
     pub config_digest: String,
+    /// The `--set KEY=VALUE` flags the plan was made with: applying a saved plan checks the
+    /// configuration again with them.
+    pub overrides: Vec<String>,
+    /// A short sha256 of each top-level configuration key, to say which changed.
+    pub config_keys: BTreeMap<String, String>,
     /// Variables the executor sets when it runs the scripts, with what they hold; they are
     /// the only values not fixed by the plan.
     pub apply_time: BTreeMap<String, String>,

@@ -34,6 +34,8 @@ pub struct PlanInput<'a> {
     pub config_digest: String,
     /// Tasks contributed by adapters, besides the stage's own.
     pub extra_tasks: Vec<TaskSpec>,
+    /// The `--set` flags used, recorded in the plan.
+    pub overrides: Vec<String>,
 }
 
 /// Why no plan could be made.
@@ -301,10 +303,34 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         parallel: stage.parallel,
         artifact: input.artifact.clone(),
         config_digest: input.config_digest.clone(),
+        overrides: input.overrides.clone(),
+        config_keys: config_keys(stage),
         apply_time: script::apply_time_variables(),
         steps,
         hosts,
     })
+}
+
+/// A short digest of each top-level key of the resolved stage.
+pub fn config_keys(stage: &Stage) -> BTreeMap<String, String> {
+    let value = serde_json::to_value(stage).expect("a stage serializes");
+    let mut out = BTreeMap::new();
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let digest = crate::sha256_hex(v.to_string().as_bytes());
+            out.insert(k, digest[..12].to_owned());
+        }
+    }
+    out
+}
+
+/// The sha256 of the resolved stage: a saved plan records it, and applying checks it.
+pub fn config_digest(stage: &Stage) -> String {
+    crate::sha256_hex(
+        serde_json::to_string(stage)
+            .expect("a stage serializes")
+            .as_bytes(),
+    )
 }
 
 fn check_hook(task: &TaskSpec, field: &str, phase: Phase) -> Result<(), PlanError> {

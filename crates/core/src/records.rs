@@ -66,22 +66,28 @@ pub fn to_json(records: &[ReleaseRecord]) -> String {
     serde_json::to_string_pretty(records).expect("records serialize")
 }
 
-fn pruned(records: &[ReleaseRecord], removed: &[String], reused: &str) -> Vec<ReleaseRecord> {
+fn pruned(
+    records: &[ReleaseRecord],
+    removed: &[String],
+    replaced: Option<&str>,
+) -> Vec<ReleaseRecord> {
     records
         .iter()
-        .filter(|r| !removed.contains(&r.dir) && r.dir != reused)
+        .filter(|r| !removed.contains(&r.dir) && Some(r.dir.as_str()) != replaced)
         .cloned()
         .collect()
 }
 
 /// After a successful deploy: the live release becomes good, `new` is live, records of
-/// removed (or reused) directories are dropped.
+/// removed directories are dropped, and so are those of the directory `replaced` (the ab
+/// layout's slot, a version deployed again), whose contents are gone.
 pub fn after_deploy(
     records: &[ReleaseRecord],
     new: ReleaseRecord,
     removed: &[String],
+    replaced: Option<&str>,
 ) -> Vec<ReleaseRecord> {
-    let mut out = pruned(records, removed, &new.dir);
+    let mut out = pruned(records, removed, replaced);
     for r in &mut out {
         if r.state == ReleaseState::Live {
             r.state = ReleaseState::Good;
@@ -99,8 +105,9 @@ pub fn after_revert(
     records: &[ReleaseRecord],
     new: ReleaseRecord,
     removed: &[String],
+    replaced: Option<&str>,
 ) -> Vec<ReleaseRecord> {
-    let mut out = pruned(records, removed, &new.dir);
+    let mut out = pruned(records, removed, replaced);
     out.push(ReleaseRecord {
         state: ReleaseState::Failed,
         ..new
@@ -108,16 +115,22 @@ pub fn after_revert(
     out
 }
 
-/// After a rollback from the live release to directory `to`.
-pub fn after_rollback(records: &[ReleaseRecord], to: &str) -> Vec<ReleaseRecord> {
+/// After a rollback from the live release to `to` (a record, or a directory with no record,
+/// e.g. one left by Capistrano, for which a record is made).
+pub fn after_rollback(records: &[ReleaseRecord], to: &ReleaseRecord) -> Vec<ReleaseRecord> {
     let mut out = records.to_vec();
-    let target = out.iter().rposition(|r| r.dir == to);
-    for (i, r) in out.iter_mut().enumerate() {
-        if Some(i) == target {
-            r.state = ReleaseState::Live;
-        } else if r.state == ReleaseState::Live {
+    let target = out.iter().rposition(|r| r.id == to.id && r.dir == to.dir);
+    for r in out.iter_mut() {
+        if r.state == ReleaseState::Live {
             r.state = ReleaseState::RolledBack;
         }
+    }
+    match target {
+        Some(i) => out[i].state = ReleaseState::Live,
+        None => out.push(ReleaseRecord {
+            state: ReleaseState::Live,
+            ..to.clone()
+        }),
     }
     out
 }
@@ -155,15 +168,15 @@ mod tests {
     #[test]
     fn records_follow_deploys_reverts_and_rollbacks() {
         let r = vec![rec("1", ReleaseState::Good), rec("2", ReleaseState::Live)];
-        let d = after_deploy(&r, rec("3", ReleaseState::Live), &["1".into()]);
+        let d = after_deploy(&r, rec("3", ReleaseState::Live), &["1".into()], Some("3"));
         assert_eq!(
             d,
             vec![rec("2", ReleaseState::Good), rec("3", ReleaseState::Live)]
         );
-        let f = after_revert(&r, rec("3", ReleaseState::Live), &[]);
+        let f = after_revert(&r, rec("3", ReleaseState::Live), &[], Some("3"));
         assert_eq!(f[1], rec("2", ReleaseState::Live));
         assert_eq!(f[2], rec("3", ReleaseState::Failed));
-        let b = after_rollback(&d, "2");
+        let b = after_rollback(&d, &rec("2", ReleaseState::Good));
         assert_eq!(
             b,
             vec![

@@ -62,6 +62,12 @@ pub struct Stage {
     pub tasks: BTreeMap<String, TaskConfig>,
     /// The health check.
     pub health: Option<Health>,
+    /// The ssh_config file to use, if not `~/.ssh/config`.
+    pub ssh_config: Option<String>,
+    /// The limit on connecting.
+    pub connect_timeout: Duration,
+    /// The limit on one session.
+    pub command_timeout: Duration,
 }
 
 fn invalid(loaded: &Loaded, stage: &str, path: &[&str], message: impl Into<String>) -> ConfigError {
@@ -356,8 +362,22 @@ impl Stage {
             }
         };
 
+        let duration = |key: &str, value: &str| {
+            humantime::parse_duration(value).map_err(|e| {
+                err(
+                    &[key],
+                    format!("{value:?}: {e}; expected a duration such as \"30s\" or \"2m\""),
+                )
+            })
+        };
+        let connect_timeout = duration("connect_timeout", &s.connect_timeout)?;
+        let command_timeout = duration("command_timeout", &s.command_timeout)?;
+
         Ok(Stage {
             name: stage.to_owned(),
+            ssh_config: s.ssh_config.clone(),
+            connect_timeout,
+            command_timeout,
             app,
             deploy_to,
             layout: s.layout,

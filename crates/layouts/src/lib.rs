@@ -39,10 +39,10 @@
 //!         record("20261103000000", ReleaseState::Live),
 //!     ],
 //! };
-//! // Deploying 20261104000000 with keep_releases = 2: the new one and the live one stay,
-//! // and the previous good one (20261102000000) is never removed.
+//! // Deploying 20261104000000 with keep_releases = 2: the new one stays, and so does the
+//! // live one, which becomes the previous good one; the oldest go.
 //! let removed = layout.cleanup(&state, "20261104000000", 2);
-//! assert_eq!(removed, ["20261101000000"]);
+//! assert_eq!(removed, ["20261101000000", "20261102000000"]);
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 

@@ -17,10 +17,15 @@ fn locate() -> String {
 }
 
 /// Cleanup for layouts with one directory per release: keep `keep` directories; never the
-/// live one, the new one or the previous good one; remove failed releases first, then the
-/// oldest (by record order; directories with no record count as older, by name).
+/// new one or the live one (which becomes the previous good one once the new one is live;
+/// when nothing is live, the previous good one is kept instead); remove failed releases
+/// first, then the oldest (by record order; directories with no record count as older, by
+/// name).
 pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<String> {
-    let previous = state.previous_good().map(str::to_owned);
+    let previous = match state.live {
+        Some(_) => None,
+        None => state.previous_good().map(str::to_owned),
+    };
     let protected = |d: &str| {
         Some(d) == state.live.as_deref() || d == new_dir || Some(d) == previous.as_deref()
     };

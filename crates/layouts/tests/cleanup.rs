@@ -50,18 +50,19 @@ fn check(spec: &str, new: &str, keep: usize, expect: &str) {
 fn cleanup_keeps_keep_releases_and_never_the_live_or_previous_good() {
     check("01:G 02:G 03:L", "04", 5, "");
     check("01:G 02:G 03:G 04:G 05:L", "06", 5, "01");
-    check("01:G 02:G 03:G 04:G 05:L", "06", 2, "01 02 03");
-    // keep = 1 still keeps the live, the new and the previous good release.
-    check("01:G 02:G 03:L", "04", 1, "01");
+    check("01:G 02:G 03:G 04:G 05:L", "06", 2, "01 02 03 04");
+    // keep = 1 still keeps the new release and the live one, which becomes the previous good.
+    check("01:G 02:G 03:L", "04", 1, "01 02");
     // Failed releases go first, even when under the limit.
     check("01:G 02:F 03:L", "04", 5, "02");
     check("01:G 02:G 03:F 04:L", "05", 3, "01 03");
-    // The previous good release is protected even when it is the oldest.
-    check("01:G 02:F 03:F 04:L", "05", 2, "02 03");
-    // A rolled-back release is not the previous good one.
-    check("01:G 02:R 03:L", "04", 2, "02");
+    check("01:G 02:F 03:F 04:L", "05", 2, "01 02 03");
+    // After a rollback, the rolled-back release goes before the live one.
+    check("01:G 02:L 03:R", "04", 2, "01 03");
     // Directories without a record (e.g. from Capistrano) count as older, by name.
-    check("01:- 02:- 03:L", "04", 2, "01");
+    check("01:- 02:- 03:L", "04", 2, "01 02");
+    // Nothing live (the last deploy was reverted on a first install): the previous good stays.
+    check("01:G 02:F", "03", 1, "02");
 }
 
 #[test]

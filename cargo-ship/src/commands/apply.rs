@@ -1,0 +1,312 @@
+//! `cargo ship apply [stage|file]`: execute a plan on the hosts and report what each host
+//! was left in.
+
+use super::plan::{Planned, fill_version, make, save};
+use crate::cli::{ApplyArgs, Format, PlanArgs, Ship};
+use crate::project::Project;
+use crate::{CliError, Context};
+use ship_core::executor::{ApplyOptions, Event, Executor, HostEnd};
+use ship_core::planner::{config_digest, config_keys};
+use ship_core::{Plan, Stage, artifact};
+use ship_ssh::LocalTransport;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+fn read_plan(path: &Path) -> Result<Plan, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the plan {}: {e}; make one with `cargo ship plan <stage>`",
+            path.display()
+        ))
+    })?;
+    Plan::from_json(&text).map_err(|e| {
+        CliError::Usage(format!(
+            "{} is not a plan cargo ship can apply ({e}); make it again with `cargo ship plan <stage>`",
+            path.display()
+        ))
+    })
+}
+
+/// A saved plan is applied only if the configuration and the artifact are what it was made
+/// from; otherwise say what changed.
+fn verify(ship: &Ship, plan: &Plan, cx: &Context) -> Result<(Project, Stage), CliError> {
+    let overrides: Vec<String> = plan.overrides.clone();
+    let (project, mut stage) =
+        super::resolve(ship, &plan.stage, super::overrides(&overrides, None)?, cx)?;
+    fill_version(&project, &mut stage, true)?;
+    if config_digest(&stage) != plan.config_digest {
+        let now = config_keys(&stage);
+        let mut changed: Vec<&str> = now
+            .iter()
+            .filter(|(k, v)| plan.config_keys.get(*k) != Some(v))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        changed.extend(
+            plan.config_keys
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(String::as_str),
+        );
+        return Err(CliError::Usage(format!(
+            "the configuration of stage `{}` changed since the plan was made ({}); \
+             review it with `cargo ship plan {}` and apply that",
+            plan.stage,
+            if changed.is_empty() {
+                "in a way this plan cannot show".to_owned()
+            } else {
+                format!("changed: {}", changed.join(", "))
+            },
+            plan.stage
+        )));
+    }
+    let cached = artifact_path(&project, plan);
+    if !cached.exists() {
+        return Err(CliError::Usage(format!(
+            "the plan's artifact {} is gone; run `cargo ship plan {}` again",
+            project.show(&cached),
+            plan.stage
+        )));
+    }
+    let now = artifact::build(
+        &project.root,
+        &stage.source,
+        &[],
+        &project.ship_dir.join("artifacts"),
+    )?;
+    if now.info.digest != plan.artifact.digest {
+        return Err(CliError::Usage(format!(
+            "the artifact changed since the plan was made: {} now packs to sha256 {}, the plan ships {}; \
+             review it with `cargo ship plan {}` and apply that",
+            plan.artifact.source,
+            &now.info.digest[..12],
+            &plan.artifact.digest[..12],
+            plan.stage
+        )));
+    }
+    Ok((project, stage))
+}
+
+fn artifact_path(project: &Project, plan: &Plan) -> PathBuf {
+    project
+        .ship_dir
+        .join("artifacts")
+        .join(format!("{}.tar.gz", plan.artifact.digest))
+}
+
+fn describe(end: &HostEnd) -> String {
+    match end {
+        HostEnd::Deployed => "deployed".to_owned(),
+        HostEnd::Unchanged { live: Some(l) } => format!("unchanged: still on {l}, lock released"),
+        HostEnd::Unchanged { live: None } => {
+            "unchanged: nothing was live, nothing is; lock released".to_owned()
+        }
+        HostEnd::Reverted { live: Some(l) } => format!("reverted: back on {l}, lock released"),
+        HostEnd::Reverted { live: None } => {
+            "reverted: nothing was live before, nothing is now; lock released".to_owned()
+        }
+        HostEnd::NotStarted { reason } => format!("untouched: {reason}"),
+        HostEnd::Unknown { reason } => format!(
+            "UNKNOWN: {reason}; look with `cargo ship releases` and clear with `cargo ship unlock`"
+        ),
+    }
+}
+
+pub(crate) fn run(
+    ship: &Ship,
+    args: &ApplyArgs,
+    cx: &mut Context,
+    color: bool,
+) -> Result<(), CliError> {
+    let is_file = |t: &str| t.ends_with(".json") || cx.cwd.join(t).is_file();
+    let plans_here = matches!(&args.target, Some(t) if !is_file(t));
+    if !plans_here
+        && (args.release_id.is_some() || args.app_version.is_some() || !args.remote.set.is_empty())
+    {
+        return Err(CliError::Usage(
+            "--release-id, --version and --set shape a new plan: use them with `cargo ship apply <stage>` \
+             or `cargo ship plan`; a saved plan is applied as it is"
+                .to_owned(),
+        ));
+    }
+    let (plan, project, stage) = match &args.target {
+        Some(t) if is_file(t) => {
+            let plan = read_plan(&cx.cwd.join(t))?;
+            let (project, stage) = verify(ship, &plan, cx)?;
+            (plan, project, stage)
+        }
+        Some(stage) => {
+            let planned: Planned = make(
+                ship,
+                &PlanArgs {
+                    stage: stage.clone(),
+                    release_id: args.release_id.clone(),
+                    app_version: args.app_version.clone(),
+                    set: args.remote.set.clone(),
+                    format: Format::Text,
+                    verbose: false,
+                },
+                cx,
+            )?;
+            save(&planned.project, &planned.plan)?;
+            (planned.plan, planned.project, planned.stage)
+        }
+        None => {
+            let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
+            let last = std::fs::read_to_string(project.ship_dir.join("last")).map_err(|_| {
+                CliError::Usage(
+                    "no plan to apply: run `cargo ship plan <stage>` first, or `cargo ship apply <stage>`"
+                        .to_owned(),
+                )
+            })?;
+            let path = project.ship_dir.join(format!("{}.plan.json", last.trim()));
+            let plan = read_plan(&path)?;
+            let (project, stage) = verify(ship, &plan, cx)?;
+            (plan, project, stage)
+        }
+    };
+
+    let layout = ship_layouts::layout_for(plan.layout);
+    let ssh = super::ssh(&project, &stage, &args.remote);
+    let local = LocalTransport::new(&project.root);
+    let (bold, red, green, reset) = if color {
+        ("\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
+    } else {
+        ("", "", "", "")
+    };
+    let _ = writeln!(
+        cx.stderr,
+        "{bold}Deploying {} release {} to {}{reset}: {} host{}, {} at a time",
+        plan.app,
+        plan.release,
+        plan.stage,
+        plan.hosts.len(),
+        if plan.hosts.len() == 1 { "" } else { "s" },
+        plan.parallel
+    );
+    let verbose = args.verbose;
+    let deployer = super::deployer(cx);
+    let outcome = {
+        let err = Mutex::new(&mut cx.stderr);
+        let on_event = |event: Event| {
+            let mut out = err.lock().expect("not poisoned");
+            match event {
+                Event::Step {
+                    host,
+                    name,
+                    status,
+                    output,
+                    ..
+                } => {
+                    let host = host.unwrap_or_else(|| "local".to_owned());
+                    if status != 0 {
+                        let _ = writeln!(out, "  {red}✗{reset} {host}  {name} (exit {status})");
+                    } else if verbose || host == "local" {
+                        let _ = writeln!(out, "  {green}✓{reset} {host}  {name}");
+                    }
+                    if status != 0 || verbose || host == "local" {
+                        for line in output.iter().rev().take(10).rev() {
+                            let _ = writeln!(out, "      {line}");
+                        }
+                    }
+                }
+                Event::Failed {
+                    host,
+                    step,
+                    message,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "  {red}failed{reset} on {}{}: {message}",
+                        host.as_deref().unwrap_or("this machine"),
+                        step.map(|s| format!(" at `{s}`")).unwrap_or_default()
+                    );
+                    let _ = writeln!(out, "  putting every host back…");
+                }
+                Event::Recovered { host, end } => {
+                    let _ = writeln!(out, "  ↩ {host}: {}", describe(&end));
+                }
+                Event::Connected { .. } => {}
+            }
+        };
+        let executor = Executor {
+            plan: &plan,
+            layout: layout.as_ref(),
+            remote: &ssh,
+            local: &local,
+            options: ApplyOptions {
+                deployer,
+                started_at: super::now(),
+                artifact: artifact_path(&project, &plan),
+            },
+            events: &on_event,
+        };
+        let rt = super::runtime()?;
+        let outcome = rt.block_on(executor.apply());
+        rt.block_on(ssh.close());
+        outcome
+    };
+
+    let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
+    let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    if outcome.ok() {
+        let _ = writeln!(
+            cx.stdout,
+            "{green}Deployed{reset} {} release {} to {}: {} host{}, {} SSH session{} per host at most.",
+            plan.app,
+            plan.release,
+            plan.stage,
+            plan.hosts.len(),
+            if plan.hosts.len() == 1 { "" } else { "s" },
+            sessions,
+            if sessions == 1 { "" } else { "s" }
+        );
+        for (host, end) in &outcome.hosts {
+            let _ = writeln!(cx.stdout, "  {host:<width$}  {}", describe(end));
+        }
+        return Ok(());
+    }
+    let failure = outcome.failure.clone().expect("not ok");
+    let _ = writeln!(cx.stdout, "{red}Deploy failed{reset}. Each host:");
+    for (host, end) in &outcome.hosts {
+        let _ = writeln!(cx.stdout, "  {host:<width$}  {}", describe(end));
+    }
+    let unknown: Vec<&str> = outcome
+        .hosts
+        .iter()
+        .filter(|(_, e)| matches!(e, HostEnd::Unknown { .. }))
+        .map(|(h, _)| h.as_str())
+        .collect();
+    let place = format!(
+        "{}{}",
+        failure.host.as_deref().unwrap_or("this machine"),
+        failure
+            .step
+            .as_deref()
+            .map(|s| format!(" at step `{s}`"))
+            .unwrap_or_default()
+    );
+    if unknown.is_empty() {
+        Err(CliError::DeployFailed(format!(
+            "deploy of {} release {} to {} failed on {place}: {}\nEvery host is on the release it had{}.",
+            plan.app,
+            plan.release,
+            plan.stage,
+            failure.message,
+            if failure.after_switch {
+                " (the hosts that had switched were switched back)"
+            } else {
+                "; no host's `current` moved"
+            }
+        )))
+    } else {
+        Err(CliError::HostsUnknown(format!(
+            "deploy of {} release {} to {} failed on {place}: {}\nThese hosts could not be put back and need a look: {}.",
+            plan.app,
+            plan.release,
+            plan.stage,
+            failure.message,
+            unknown.join(", ")
+        )))
+    }
+}

@@ -1,0 +1,377 @@
+//! The commands that reach hosts besides `apply`: `rollback`, `releases`, `check`, `run`,
+//! `unlock`. Each runs one script per host in one session (rollback: two — read under the
+//! lock, then switch), hosts in parallel.
+
+use super::{on_hosts, overrides, resolve, runtime, ssh};
+use crate::cli::{RollbackArgs, RunArgs, Ship, StageArgs};
+use crate::{CliError, Context};
+use ship_core::ops::{self, Observed};
+use ship_core::script::LOCKED_STATUS;
+use ship_core::{HostState, ReleaseState, RunOutput, TransportError};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+fn names(stage: &ship_core::Stage) -> Vec<String> {
+    stage.hosts.iter().map(|h| h.name.clone()).collect()
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .replace("cargo-ship: ", "")
+}
+
+/// A session's result as a short reason when it did not succeed.
+fn failure(result: &Result<RunOutput, TransportError>) -> Option<String> {
+    match result {
+        Ok(out) if out.status == Some(0) => None,
+        Ok(out) if out.status == Some(LOCKED_STATUS) => Some(first_line(&out.stderr)),
+        Ok(out) => Some(format!(
+            "exit {}: {}",
+            out.status.map_or("unknown".to_owned(), |s| s.to_string()),
+            first_line(&out.stderr)
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Result<(), CliError> {
+    let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let layout = ship_layouts::layout_for(stage.layout);
+    let transport = ssh(&project, &stage, &args.remote);
+    let hosts = names(&stage);
+    let user = super::deployer(cx);
+    let info = format!(
+        "{user} since {} (rollback of {} on {})",
+        super::now(),
+        stage.app,
+        stage.name
+    );
+    let rt = runtime()?;
+    let deploy_to = stage.deploy_to.clone();
+
+    // 1. Lock every host and read its state.
+    let read = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
+        ops::state_script(&deploy_to, h, Some(&info))
+    }));
+    let mut problems = Vec::new();
+    let mut locked = Vec::new();
+    let mut plans: BTreeMap<String, (HostState, String, String)> = BTreeMap::new();
+    for (host, result) in &read {
+        if let Some(reason) = failure(result) {
+            problems.push(format!("{host}: {reason}"));
+            continue;
+        }
+        locked.push(host.clone());
+        let out = result.as_ref().expect("succeeded");
+        match ops::observe(layout.as_ref(), &deploy_to, &out.stdout) {
+            Err(e) => problems.push(format!("{host}: {e}")),
+            Ok(Observed { state, .. }) => {
+                match layout.rollback_target(&state, args.to.as_deref()) {
+                    Err(e) => problems.push(format!("{host}: {e}")),
+                    Ok(target) => {
+                        let id = match stage.layout {
+                            ship_core::LayoutKind::Single => state
+                                .records
+                                .iter()
+                                .rev()
+                                .find(|r| r.digest == target)
+                                .map_or(target.clone(), |r| r.id.clone()),
+                            _ => ops::target_record(&state, &target).id,
+                        };
+                        plans.insert(host.clone(), (state, target, id));
+                    }
+                }
+            }
+        }
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        plans.values().map(|(_, _, id)| id.as_str()).collect();
+    if problems.is_empty() && ids.len() > 1 {
+        let each: Vec<String> = plans
+            .iter()
+            .map(|(h, (_, _, id))| format!("{h} → {id}"))
+            .collect();
+        problems.push(format!(
+            "the hosts do not agree on the previous release ({}); choose one with --to ID",
+            each.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        // Nothing changes: release the locks taken.
+        rt.block_on(on_hosts(&transport, &locked, stage.parallel, |h| {
+            ops::unlock_script(&deploy_to, h)
+        }));
+        rt.block_on(transport.close());
+        return Err(CliError::Remote(format!(
+            "rollback of {} not done; no host changed:\n  {}",
+            stage.name,
+            problems.join("\n  ")
+        )));
+    }
+
+    // 2. Switch every host back, record it, unlock.
+    let done = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
+        let (state, target, _) = &plans[h];
+        ops::rollback_script(layout.as_ref(), &deploy_to, h, state, target, &user)
+    }));
+    rt.block_on(transport.close());
+    let id = ids.into_iter().next().unwrap_or("?").to_owned();
+    let failed: Vec<String> = done
+        .iter()
+        .filter_map(|(h, r)| failure(r).map(|why| format!("{h}: {why}")))
+        .collect();
+    for (host, result) in &done {
+        let _ = writeln!(
+            cx.stdout,
+            "  {host}  {}",
+            match failure(result) {
+                None => format!("back on release {id}"),
+                Some(why) => format!("FAILED: {why}"),
+            }
+        );
+    }
+    if failed.is_empty() {
+        let _ = writeln!(
+            cx.stdout,
+            "Rolled back {} on {} to release {id}.",
+            stage.app, stage.name
+        );
+        Ok(())
+    } else {
+        Err(CliError::Remote(format!(
+            "rollback to {id} failed on {}; the other hosts are on {id}",
+            failed.join("; ")
+        )))
+    }
+}
+
+pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
+    let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let layout = ship_layouts::layout_for(stage.layout);
+    let transport = ssh(&project, &stage, &args.remote);
+    let rt = runtime()?;
+    let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
+        ops::state_script(&stage.deploy_to, h, None)
+    }));
+    rt.block_on(transport.close());
+    let mut failed = Vec::new();
+    for (host, result) in results {
+        if let Some(why) = failure(&result) {
+            let _ = writeln!(cx.stdout, "{host}: unreachable: {why}");
+            failed.push(host);
+            continue;
+        }
+        let out = result.expect("succeeded");
+        let observed = match ops::observe(layout.as_ref(), &stage.deploy_to, &out.stdout) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = writeln!(cx.stdout, "{host}: {e}");
+                failed.push(host);
+                continue;
+            }
+        };
+        let state = &observed.state;
+        let _ = writeln!(
+            cx.stdout,
+            "{host}  ({})",
+            observed
+                .lock
+                .as_deref()
+                .map_or("not locked".to_owned(), |l| format!("LOCKED by {l}"))
+        );
+        // Directories on disk, with their records; records of a single-directory layout.
+        let mut rows: Vec<(String, String, String, String, String, bool)> = Vec::new();
+        for dir in &state.releases {
+            let r = state.record_of(dir);
+            let live = state.live.as_deref() == Some(dir.as_str());
+            rows.push((
+                r.map_or(dir.clone(), |r| r.id.clone()),
+                r.map_or(if live { "live" } else { "-" }.to_owned(), |r| {
+                    state_name(r.state).to_owned()
+                }),
+                r.map_or(String::new(), |r| r.time.clone()),
+                r.map_or(String::new(), |r| r.user.clone()),
+                r.and_then(|r| r.revision.clone()).unwrap_or_default(),
+                live,
+            ));
+        }
+        if state.releases.is_empty() {
+            for r in &state.records {
+                rows.push((
+                    r.id.clone(),
+                    state_name(r.state).to_owned(),
+                    r.time.clone(),
+                    r.user.clone(),
+                    r.revision.clone().unwrap_or_default(),
+                    r.state == ReleaseState::Live,
+                ));
+            }
+        }
+        if rows.is_empty() {
+            let _ = writeln!(cx.stdout, "  no releases");
+        }
+        for (id, st, time, user, rev) in rows.iter().map(|(a, b, c, d, e, _)| (a, b, c, d, e)) {
+            let live = rows.iter().any(|r| &r.0 == id && r.5);
+            let _ = writeln!(
+                cx.stdout,
+                "  {} {id:<16} {st:<11} {time:<20} {user:<16} {}",
+                if live { "*" } else { " " },
+                &rev[..rev.len().min(12)]
+            );
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Remote(format!(
+            "could not read: {}",
+            failed.join(", ")
+        )))
+    }
+}
+
+fn state_name(s: ReleaseState) -> &'static str {
+    match s {
+        ReleaseState::Live => "live",
+        ReleaseState::Good => "good",
+        ReleaseState::Failed => "failed",
+        ReleaseState::RolledBack => "rolled-back",
+    }
+}
+
+pub(crate) fn check(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
+    let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let transport = ssh(&project, &stage, &args.remote);
+    let rt = runtime()?;
+    let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
+        let host = stage
+            .hosts
+            .iter()
+            .find(|x| x.name == h)
+            .expect("a host of the stage");
+        ops::check_script(&stage.deploy_to, h, &host.linked_files)
+    }));
+    rt.block_on(transport.close());
+    let mut failed = Vec::new();
+    for (host, result) in results {
+        match result {
+            Err(e) => {
+                let _ = writeln!(cx.stdout, "{host}\n  reach: FAIL: {e}");
+                failed.push(host);
+            }
+            Ok(out) => {
+                let _ = writeln!(cx.stdout, "{host}\n  reach: ok (host key trusted)");
+                for line in out.stdout.lines() {
+                    let _ = writeln!(cx.stdout, "  {line}");
+                }
+                if out.status != Some(0) {
+                    if !out.stderr.trim().is_empty() {
+                        let _ = writeln!(cx.stdout, "  error: {}", first_line(&out.stderr));
+                    }
+                    failed.push(host);
+                }
+            }
+        }
+    }
+    if failed.is_empty() {
+        let _ = writeln!(
+            cx.stdout,
+            "All {} hosts of {} are ready.",
+            stage.hosts.len(),
+            stage.name
+        );
+        Ok(())
+    } else {
+        Err(CliError::Remote(format!(
+            "check failed on {}",
+            failed.join(", ")
+        )))
+    }
+}
+
+pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), CliError> {
+    let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    for role in &args.roles {
+        if !stage.roles.contains_key(role) {
+            return Err(CliError::Usage(format!(
+                "--roles: unknown role `{role}`; roles of stage `{}`: {}",
+                stage.name,
+                stage.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let hosts: Vec<String> = stage
+        .hosts_of(&args.roles)
+        .iter()
+        .map(|h| h.name.clone())
+        .collect();
+    let command = args.command.join(" ");
+    let transport = ssh(&project, &stage, &args.remote);
+    let rt = runtime()?;
+    let results = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
+        ops::run_script(&stage.deploy_to, h, &command)
+    }));
+    rt.block_on(transport.close());
+    let mut failed = Vec::new();
+    for (host, result) in results {
+        match result {
+            Err(e) => {
+                let _ = writeln!(cx.stdout, "── {host}: {e}");
+                failed.push(host);
+            }
+            Ok(out) => {
+                let status = out.status.map_or("killed".to_owned(), |s| s.to_string());
+                let _ = writeln!(cx.stdout, "── {host} (exit {status})");
+                let _ = write!(cx.stdout, "{}", out.stdout);
+                if !out.stdout.is_empty() && !out.stdout.ends_with('\n') {
+                    let _ = writeln!(cx.stdout);
+                }
+                let _ = write!(cx.stdout, "{}", out.stderr);
+                if out.status != Some(0) {
+                    failed.push(host);
+                }
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Remote(format!(
+            "`{command}` failed on {}",
+            failed.join(", ")
+        )))
+    }
+}
+
+pub(crate) fn unlock(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
+    let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let transport = ssh(&project, &stage, &args.remote);
+    let rt = runtime()?;
+    let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
+        ops::unlock_script(&stage.deploy_to, h)
+    }));
+    rt.block_on(transport.close());
+    let mut failed = Vec::new();
+    for (host, result) in results {
+        match failure(&result) {
+            None => {
+                let _ = writeln!(cx.stdout, "{host}: {}", result.expect("ok").stdout.trim());
+            }
+            Some(why) => {
+                let _ = writeln!(cx.stdout, "{host}: FAILED: {why}");
+                failed.push(host);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Remote(format!(
+            "could not unlock {}",
+            failed.join(", ")
+        )))
+    }
+}

@@ -1,0 +1,202 @@
+//! The shell of the commands besides a deploy — `rollback`, `releases`, `check`, `unlock`,
+//! `run` — and the reading of what they print. Pure, like the planner: the binary runs the
+//! scripts over a transport.
+
+use crate::layout::{HostState, Layout, LayoutContext, ReleaseRecord, ReleaseState};
+use crate::records::{self, Probe};
+use crate::script::{LOCKED_STATUS, STATE_MARKER};
+use crate::shell::quote;
+use std::fmt::Write;
+
+/// The variables every operation script starts with.
+fn prelude(deploy_to: &str, host: &str) -> String {
+    format!(
+        "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_HOST={}\nexport SHIP_DEPLOY_TO SHIP_HOST\n",
+        quote(deploy_to),
+        quote(host)
+    )
+}
+
+/// Prints the host's state as `::ship::state` lines (see [`Probe`]); with `lock_info`, takes
+/// the lock first (exit [`LOCKED_STATUS`] naming the holder when it is held).
+pub fn state_script(deploy_to: &str, host: &str, lock_info: Option<&str>) -> String {
+    let mut s = prelude(deploy_to, host);
+    if let Some(info) = lock_info {
+        let _ = write!(
+            s,
+            r#"mkdir -p "$SHIP_DEPLOY_TO/.ship"
+if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
+  printf '%s\n' {} > "$SHIP_DEPLOY_TO/.ship/lock/info"
+else
+  echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
+  exit {LOCKED_STATUS}
+fi
+"#,
+            quote(info)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"printf '{STATE_MARKER} current %s\n' "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)"
+for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
+  [ -e "$ship_r" ] && printf '{STATE_MARKER} release %s\n' "${{ship_r##*/}}"
+done
+if [ -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
+  printf '{STATE_MARKER} lock %s\n' "$(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')"
+fi
+if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
+  printf '{STATE_MARKER} records\n'
+  cat "$SHIP_DEPLOY_TO/.ship/releases.json"
+  printf '\n{STATE_MARKER} end\n'
+fi
+true
+"#
+    );
+    s
+}
+
+/// A host's state as read by [`state_script`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Releases, live one and records.
+    pub state: HostState,
+    /// Who holds the lock, if anyone.
+    pub lock: Option<String>,
+}
+
+/// Reads [`state_script`]'s output with `layout`.
+pub fn observe(layout: &dyn Layout, deploy_to: &str, stdout: &str) -> Result<Observed, String> {
+    let probe = Probe::parse(stdout);
+    let mut state = layout.parse_state(deploy_to, probe.current.as_deref(), &probe.listing);
+    if let Some(json) = &probe.records {
+        state.records = records::parse(json)
+            .map_err(|e| format!("{deploy_to}/.ship/releases.json is not valid JSON: {e}"))?;
+    }
+    let prefix = format!("{STATE_MARKER} lock ");
+    let lock = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_owned);
+    Ok(Observed { state, lock })
+}
+
+/// The record a rollback to directory `dir` makes live: the newest one of that directory,
+/// or one made up for a directory with no record.
+pub fn target_record(state: &HostState, dir: &str) -> ReleaseRecord {
+    state
+        .record_of(dir)
+        .cloned()
+        .unwrap_or_else(|| ReleaseRecord {
+            id: dir.to_owned(),
+            dir: dir.to_owned(),
+            revision: None,
+            digest: String::new(),
+            time: String::new(),
+            user: String::new(),
+            state: ReleaseState::Good,
+        })
+}
+
+/// Makes `target` live again (the layout's `activate`), records it, logs it as Capistrano
+/// does, and releases the lock.
+pub fn rollback_script(
+    layout: &dyn Layout,
+    deploy_to: &str,
+    host: &str,
+    state: &HostState,
+    target: &str,
+    user: &str,
+) -> String {
+    let record = match layout.kind() {
+        crate::LayoutKind::Single => state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.digest == target)
+            .cloned()
+            .unwrap_or_else(|| target_record(state, target)),
+        _ => target_record(state, target),
+    };
+    let records = records::after_rollback(&state.records, &record);
+    let cx = LayoutContext {
+        deploy_to,
+        release: &record.id,
+    };
+    let mut s = prelude(deploy_to, host);
+    let _ = writeln!(
+        s,
+        "SHIP_RELEASE={}\nSHIP_REVISION={}\nSHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/current\"\nexport SHIP_RELEASE SHIP_REVISION SHIP_RELEASE_PATH",
+        quote(&record.id),
+        quote(record.revision.as_deref().unwrap_or(&record.digest))
+    );
+    s.push_str(&layout.activate(&cx, target));
+    let _ = write!(
+        s,
+        "\nprintf '%s\\n' {} > \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\"\n\
+         mv -f \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\" \"$SHIP_DEPLOY_TO/.ship/releases.json\"\n\
+         printf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n\
+         rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n",
+        quote(&records::to_json(&records)),
+        quote(user),
+        quote(&record.id)
+    );
+    s
+}
+
+/// Releases the lock without changing anything else.
+pub fn unlock_script(deploy_to: &str, host: &str) -> String {
+    let mut s = prelude(deploy_to, host);
+    s.push_str(
+        r#"if [ -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
+  printf 'removed the lock held by %s\n' "$(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'an unknown holder')"
+  rm -rf "$SHIP_DEPLOY_TO/.ship/lock"
+else
+  echo "not locked"
+fi
+"#,
+    );
+    s
+}
+
+/// What `check` looks at on a host, one `name: ok|FAIL detail` line each.
+pub fn check_script(deploy_to: &str, host: &str, linked_files: &[String]) -> String {
+    let mut s = prelude(deploy_to, host);
+    s.push_str(
+        r#"ship_fail=0
+say() { printf '%s: %s\n' "$1" "$2"; }
+d="$SHIP_DEPLOY_TO"
+while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+if [ -w "$d" ]; then say deploy_to "ok: $SHIP_DEPLOY_TO is writable"; else say deploy_to "FAIL: $d is not writable"; ship_fail=1; fi
+ship_missing=
+"#,
+    );
+    for f in linked_files {
+        let _ = writeln!(
+            s,
+            "[ -e \"$SHIP_DEPLOY_TO/shared/\"{q} ] || ship_missing=\"$ship_missing \"{q}",
+            q = quote(f)
+        );
+    }
+    s.push_str(
+        r#"if [ -n "$ship_missing" ]; then say linked_files "FAIL: missing from $SHIP_DEPLOY_TO/shared/:$ship_missing"; ship_fail=1; else say linked_files "ok"; fi
+if [ -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then say lock "held by $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'an unknown holder')"; else say lock "ok: free"; fi
+ship_free=$(df -Pk "$d" | awk 'NR==2 {print $4}')
+if [ "${ship_free:-0}" -lt 10240 ]; then say disk "FAIL: ${ship_free:-0} KiB free"; ship_fail=1; else say disk "ok: $((ship_free / 1024)) MiB free"; fi
+for ship_t in tar gzip sha256sum; do command -v "$ship_t" >/dev/null || { say tools "FAIL: $ship_t is missing"; ship_fail=1; }; done
+exit $ship_fail
+"#,
+    );
+    s
+}
+
+/// Runs the user's command with `sh -c` in the live release (or the home directory when
+/// nothing is live).
+pub fn run_script(deploy_to: &str, host: &str, command: &str) -> String {
+    let mut s = prelude(deploy_to, host);
+    let _ = write!(
+        s,
+        "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\nexec sh -c {} </dev/null\n",
+        quote(command)
+    );
+    s
+}

@@ -1,0 +1,493 @@
+//! `cargo ship apply`, `rollback`, `releases`, `check`, `run` and `unlock` on real SSH hosts
+//! (see `ship_tests::Fleet`): every layout deploys, redeploys, rolls back and cleans up; any
+//! failure leaves every host's live release as it was.
+
+use ship_tests::{Fixture, Fleet, Output};
+
+const SETTINGS: &str =
+    "mkdir -p /srv/app/shared/config && echo 'SECRET=1' > /srv/app/shared/config/settings.py";
+
+fn project(fleet: &Fleet, hosts: usize, extra: &str) -> Fixture {
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\nlinked_files = [\"config/settings.py\"]\nlinked_dirs = [\"log\"]\n\
+         keep_releases = 2\n{extra}\n[staging]\nhosts = [{}]\n",
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..hosts)
+    );
+    Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)])
+}
+
+fn with_shared(fleet: &Fleet, hosts: &[&str]) {
+    for h in hosts {
+        fleet.sh(h, SETTINGS);
+    }
+}
+
+fn apply(f: &Fixture, extra: &[&str]) -> Output {
+    let mut args = vec!["apply", "staging"];
+    args.extend_from_slice(extra);
+    f.ship_env(&args, &[("USER", "tester")])
+}
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+}
+
+fn content(fleet: &Fleet, host: &str) -> String {
+    fleet.read(host, "/srv/app/current/index.html")
+}
+
+fn releases_json(fleet: &Fleet, host: &str) -> serde_json::Value {
+    serde_json::from_str(&fleet.read(host, "/srv/app/.ship/releases.json")).unwrap()
+}
+
+fn states(fleet: &Fleet, host: &str) -> Vec<(String, String)> {
+    releases_json(fleet, host)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn release_dirs(fleet: &Fleet, host: &str) -> Vec<String> {
+    let mut dirs: Vec<String> = fleet
+        .try_sh(host, "ls -1 /srv/app/releases")
+        .1
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn unlocked(fleet: &Fleet, host: &str) -> bool {
+    !fleet.try_sh(host, "test -e /srv/app/.ship/lock").0
+}
+
+const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
+
+/// Deploys v1, v2, v3 with the given release flags, checks every host, rolls back to v2.
+fn layout_round_trip(layout: &str, flags: [&[&str]; 3], dir_of: impl Fn(usize) -> String) {
+    let fleet = Fleet::start(3);
+    let f = project(&fleet, 3, &format!("layout = \"{layout}\""));
+    with_shared(&fleet, &HOSTS);
+    for (n, flag) in flags.iter().enumerate() {
+        f.write("app/index.html", &format!("v{}\n", n + 1));
+        let out = apply(&f, flag);
+        ok(&out);
+        assert!(
+            out.stdout.contains("3 SSH sessions per host"),
+            "{}",
+            out.stdout
+        );
+        for h in HOSTS {
+            assert_eq!(content(&fleet, h), format!("v{}\n", n + 1), "{layout} {h}");
+            assert_eq!(
+                fleet.read(h, "/srv/app/current/config/settings.py"),
+                "SECRET=1\n",
+                "linked file"
+            );
+            assert!(
+                fleet.try_sh(h, "test -d /srv/app/current/log").0,
+                "linked dir"
+            );
+            assert!(unlocked(&fleet, h));
+            let dir = dir_of(n);
+            if layout != "single" {
+                assert_eq!(
+                    fleet.readlink(h, "/srv/app/current"),
+                    format!("/srv/app/releases/{dir}")
+                );
+            }
+            let digest = fleet.read(h, "/srv/app/current/REVISION");
+            assert_eq!(
+                digest.trim().len(),
+                64,
+                "REVISION holds the artifact digest"
+            );
+            let states = states(&fleet, h);
+            assert_eq!(states.last().unwrap().1, "live", "{states:?}");
+            if n > 0 {
+                assert_eq!(states[states.len() - 2].1, "good", "{states:?}");
+            }
+            let log = fleet.read(h, "/srv/app/revisions.log");
+            assert_eq!(log.lines().count(), n + 1, "{log}");
+            assert!(log.lines().last().unwrap().contains("by tester@"), "{log}");
+        }
+    }
+    // keep_releases = 2: the timestamp and version layouts keep two directories.
+    if matches!(layout, "timestamp" | "version") {
+        assert_eq!(release_dirs(&fleet, "h1"), vec![dir_of(1), dir_of(2)]);
+    }
+    if layout == "ab" {
+        assert_eq!(
+            release_dirs(&fleet, "h1"),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+    }
+
+    let listed = f.ship(&["releases", "staging"]);
+    ok(&listed);
+    assert!(listed.stdout.contains("* "), "{}", listed.stdout);
+
+    let back = f.ship_env(&["rollback", "staging"], &[("USER", "tester")]);
+    ok(&back);
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v2\n", "{layout} rolled back on {h}");
+        assert!(unlocked(&fleet, h));
+        let states = states(&fleet, h);
+        assert!(states.iter().any(|(_, s)| s == "rolled-back"), "{states:?}");
+        assert!(fleet.read(h, "/srv/app/revisions.log").contains("tester@"));
+        assert!(
+            fleet
+                .read(h, "/srv/app/revisions.log")
+                .contains("rolled back to release")
+        );
+    }
+}
+
+#[test]
+fn timestamp_layout_round_trip() {
+    let ids = ["20261101000001", "20261101000002", "20261101000003"];
+    layout_round_trip(
+        "timestamp",
+        [
+            &["--release-id", ids[0]],
+            &["--release-id", ids[1]],
+            &["--release-id", ids[2]],
+        ],
+        |n| ids[n].to_owned(),
+    );
+}
+
+#[test]
+fn version_layout_round_trip() {
+    let v = ["1.0.0", "1.1.0", "2.0.0"];
+    layout_round_trip(
+        "version",
+        [
+            &["--version", v[0]],
+            &["--version", v[1]],
+            &["--version", v[2]],
+        ],
+        |n| v[n].to_owned(),
+    );
+}
+
+#[test]
+fn ab_layout_round_trip() {
+    layout_round_trip("ab", [&[], &[], &[]], |n| ["a", "b", "a"][n].to_owned());
+}
+
+#[test]
+fn single_layout_round_trip() {
+    layout_round_trip("single", [&[], &[], &[]], |_| "current".to_owned());
+}
+
+/// Deploys v1 everywhere, then v2 with `break_it` applied; asserts that the deploy failed
+/// and every host still serves v1 with no v2 directory and no lock.
+fn nothing_changes(extra: &str, break_it: impl FnOnce(&mut Fleet)) -> Output {
+    let mut fleet = Fleet::start(3);
+    let f = project(&fleet, 3, extra);
+    with_shared(&fleet, &HOSTS);
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    f.write("app/index.html", "v2\n");
+    break_it(&mut fleet);
+    let out = apply(&f, &["--release-id", "20261101000002"]);
+    assert_eq!(
+        out.code, 3,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    for h in &fleet.hosts {
+        let h = h.name.as_str();
+        if !fleet.try_sh(h, "true").0 {
+            continue;
+        }
+        if fleet.try_sh(h, "test -d /srv/app").0 {
+            assert_eq!(content(&fleet, h), "v1\n", "{h} still serves v1");
+            assert_eq!(
+                fleet.readlink(h, "/srv/app/current"),
+                "/srv/app/releases/20261101000001"
+            );
+            assert!(
+                !fleet
+                    .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                    .0,
+                "no half-made release on {h}"
+            );
+            assert!(unlocked(&fleet, h), "{h} unlocked");
+        }
+    }
+    out
+}
+
+#[test]
+fn a_host_whose_sshd_is_stopped_changes_nothing() {
+    let out = nothing_changes("", |fleet| fleet.stop("h3"));
+    assert!(out.stderr.contains("h3"), "{}", out.stderr);
+    assert!(out.stdout.contains("untouched"), "{}", out.stdout);
+}
+
+#[test]
+fn a_missing_linked_file_on_one_host_changes_nothing() {
+    let out = nothing_changes("", |fleet| {
+        fleet.sh("h2", "rm /srv/app/shared/config/settings.py");
+    });
+    assert!(
+        out.stderr.contains("failed on h2 at step `link`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("config/settings.py"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no host's `current` moved"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_task_failing_on_one_host_changes_nothing() {
+    let task =
+        "[default.tasks.migrate]\nrun = \"test ! -e /srv/fail-migrate\"\nafter = \"install\"\n";
+    let out = nothing_changes(task, |fleet| {
+        fleet.sh("h3", "touch /srv/fail-migrate");
+    });
+    assert!(
+        out.stderr.contains("failed on h3 at step `migrate`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_task_failing_after_switch_puts_every_host_back() {
+    let fleet = Fleet::start(3);
+    let task =
+        "[default.tasks.restart]\nrun = \"test ! -e /srv/fail-restart\"\nafter = \"switch\"\n";
+    let f = project(&fleet, 3, task);
+    with_shared(&fleet, &HOSTS);
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    f.write("app/index.html", "v2\n");
+    fleet.sh("h2", "touch /srv/fail-restart");
+    let out = apply(&f, &["--release-id", "20261101000002"]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("failed on h2 at step `restart`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("switched back"), "{}", out.stderr);
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v1\n", "{h} back on v1");
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000001"
+        );
+        assert!(unlocked(&fleet, h));
+        let states = states(&fleet, h);
+        assert_eq!(
+            states,
+            vec![
+                ("20261101000001".to_owned(), "live".to_owned()),
+                ("20261101000002".to_owned(), "failed".to_owned())
+            ],
+            "{h}"
+        );
+        assert!(
+            out.stdout.contains("reverted: back on 20261101000001"),
+            "{}",
+            out.stdout
+        );
+    }
+    // The next deploy removes the failed release first.
+    fleet.sh("h2", "rm /srv/fail-restart");
+    f.write("app/index.html", "v3\n");
+    ok(&apply(&f, &["--release-id", "20261101000003"]));
+    assert_eq!(
+        release_dirs(&fleet, "h1"),
+        vec!["20261101000001", "20261101000003"]
+    );
+}
+
+#[test]
+fn two_deploys_never_run_at_once_and_unlock_clears_a_stale_lock() {
+    let fleet = Fleet::start(2);
+    // The first deploy waits in a task while it holds the locks.
+    let task = "[default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n";
+    let f = project(&fleet, 2, task);
+    with_shared(&fleet, &["h1", "h2"]);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| f.ship_env(&["apply", "staging"], &[("USER", "alice")]));
+        // Wait until the first holds both locks.
+        for _ in 0..200 {
+            if !unlocked(&fleet, "h1") && !unlocked(&fleet, "h2") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let second = f.ship_env(&["apply", "staging"], &[("USER", "bob")]);
+        assert_eq!(second.code, 3, "{}", second.stderr);
+        assert!(
+            second.stderr.contains("locked by another deploy: alice@"),
+            "{}",
+            second.stderr
+        );
+        for h in ["h1", "h2"] {
+            fleet.sh(h, "touch /srv/go");
+        }
+        let first = first.join().unwrap();
+        ok(&first);
+    });
+    for h in ["h1", "h2"] {
+        assert!(unlocked(&fleet, h));
+        assert_eq!(
+            states(&fleet, h).len(),
+            1,
+            "only the first deploy was recorded"
+        );
+    }
+
+    // A lock left by a killed deploy: reported with its holder, cleared by unlock.
+    fleet.sh("h1", "mkdir /srv/app/.ship/lock && echo 'carol@ci since 2026-11-01T00:00:00Z' > /srv/app/.ship/lock/info");
+    let blocked = f.ship(&["apply", "staging"]);
+    assert_eq!(blocked.code, 3);
+    assert!(
+        blocked
+            .stderr
+            .contains("carol@ci since 2026-11-01T00:00:00Z"),
+        "{}",
+        blocked.stderr
+    );
+    assert!(unlocked(&fleet, "h2"), "the lock taken on h2 was released");
+    let listed = f.ship(&["releases", "staging"]);
+    assert!(
+        listed.stdout.contains("LOCKED by carol@ci"),
+        "{}",
+        listed.stdout
+    );
+    let cleared = f.ship(&["unlock", "staging"]);
+    ok(&cleared);
+    assert!(
+        cleared
+            .stdout
+            .contains("h1: removed the lock held by carol@ci"),
+        "{}",
+        cleared.stdout
+    );
+    assert!(
+        cleared.stdout.contains("h2: not locked"),
+        "{}",
+        cleared.stdout
+    );
+    ok(&f.ship(&["apply", "staging"]));
+}
+
+#[test]
+fn apply_runs_the_saved_plan_and_refuses_one_that_is_out_of_date() {
+    let fleet = Fleet::start(1);
+    let f = project(&fleet, 1, "");
+    with_shared(&fleet, &["h1"]);
+    let out = f.ship(&["apply"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no plan to apply"), "{}", out.stderr);
+
+    ok(&f.ship(&["plan", "staging", "--release-id", "20261101000001"]));
+    // The configuration changed since: refused, naming the key.
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    f.write(
+        "Ship.toml",
+        &text.replace("keep_releases = 2", "keep_releases = 4"),
+    );
+    let out = f.ship(&["apply"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("changed: keep_releases"),
+        "{}",
+        out.stderr
+    );
+    f.write("Ship.toml", &text);
+    // The artifact changed since: refused.
+    f.write("app/index.html", "v9\n");
+    let out = f.ship(&["apply"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the artifact changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !fleet.try_sh("h1", "test -e /srv/app/current").0,
+        "nothing deployed"
+    );
+    f.write("app/index.html", "v1\n");
+    // As planned: applied exactly, release id included.
+    let out = f.ship(&["apply"]);
+    ok(&out);
+    assert_eq!(
+        fleet.readlink("h1", "/srv/app/current"),
+        "/srv/app/releases/20261101000001"
+    );
+    // A saved plan by its file.
+    ok(&f.ship(&["plan", "staging", "--release-id", "20261101000002"]));
+    let out = f.ship(&["apply", "target/ship/staging.plan.json"]);
+    ok(&out);
+    assert_eq!(
+        fleet.readlink("h1", "/srv/app/current"),
+        "/srv/app/releases/20261101000002"
+    );
+    // The same artifact again is not uploaded: the host has it.
+    assert!(fleet.try_sh("h1", "ls /srv/app/.ship/artifacts/*.tar.gz").0);
+}
+
+#[test]
+fn check_and_run_report_per_host() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, 2, "");
+    with_shared(&fleet, &["h1"]);
+    let out = f.ship(&["check", "staging"]);
+    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("linked_files: FAIL: missing from /srv/app/shared/: config/settings.py"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("check failed on h2"), "{}", out.stderr);
+    with_shared(&fleet, &["h2"]);
+    ok(&f.ship(&["check", "staging"]));
+
+    let out = f.ship(&[
+        "run",
+        "staging",
+        "--",
+        "echo $SHIP_HOST; test $SHIP_HOST = h1",
+    ]);
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stdout.contains("── h1 (exit 0)\nh1\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("── h2 (exit 1)\nh2\n"),
+        "{}",
+        out.stdout
+    );
+    // Values with shell metacharacters are passed as one command, never re-split.
+    let out = f.ship(&["run", "staging", "--", "printf '%s\\n' \"a;b\" '$(id)'"]);
+    ok(&out);
+    assert!(out.stdout.contains("a;b\n$(id)\n"), "{}", out.stdout);
+}
