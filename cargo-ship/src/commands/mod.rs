@@ -103,13 +103,28 @@ pub(crate) fn deployer(cx: &Context) -> String {
     let user = cx
         .var("USER")
         .or_else(|| cx.var("LOGNAME"))
-        .unwrap_or("unknown")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".to_owned());
     let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned());
     format!("{user}@{machine}")
+}
+
+/// The name of this process's user in /etc/passwd (when USER is not set, as under cron or CI).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.split(':');
+            let name = parts.next()?;
+            (parts.nth(1)? == uid).then(|| name.to_owned())
+        })
 }
 
 /// Now, RFC 3339 UTC, to the second.

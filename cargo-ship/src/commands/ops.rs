@@ -123,10 +123,11 @@ pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Re
         .iter()
         .filter_map(|(h, r)| failure(r).map(|why| format!("{h}: {why}")))
         .collect();
+    let width = hosts.iter().map(String::len).max().unwrap_or(0);
     for (host, result) in &done {
         let _ = writeln!(
             cx.stdout,
-            "  {host}  {}",
+            "  {host:<width$}  {}",
             match failure(result) {
                 None => format!("back on release {id}"),
                 Some(why) => format!("FAILED: {why}"),
