@@ -91,4 +91,41 @@ fn help_explains_every_flag_with_examples() {
     }
     let init = f.ship(&["init", "--help"]);
     assert!(init.stdout.contains("--force"), "{}", init.stdout);
+
+    // Every subcommand: every flag explained, and examples.
+    for (cmd, flags) in [
+        (
+            "apply",
+            &[
+                "--release-id",
+                "--version",
+                "--set",
+                "--verbose",
+                "--accept-new-host-keys",
+            ][..],
+        ),
+        ("rollback", &["--to", "--accept-new-host-keys"][..]),
+        ("releases", &["--accept-new-host-keys"][..]),
+        ("check", &["--accept-new-host-keys"][..]),
+        ("run", &["--roles", "--accept-new-host-keys"][..]),
+        ("unlock", &["--accept-new-host-keys"][..]),
+        ("init", &["--force"][..]),
+    ] {
+        let help = f.ship(&[cmd, "--help"]);
+        assert_eq!(help.code, 0, "{cmd}");
+        assert!(help.stdout.contains("Examples:"), "{cmd}:\n{}", help.stdout);
+        for flag in flags {
+            assert!(help.stdout.contains(flag), "{cmd} {flag}:\n{}", help.stdout);
+        }
+        let lines: Vec<&str> = help.stdout.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with("--") {
+                let next = lines.get(i + 1).map_or("", |l| l.trim());
+                assert!(
+                    next.len() > 10 && !next.starts_with('-'),
+                    "{cmd}: unexplained {line}"
+                );
+            }
+        }
+    }
 }
