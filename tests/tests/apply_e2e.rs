@@ -172,6 +172,54 @@ fn timestamp_layout_round_trip() {
 }
 
 #[test]
+fn rollback_to_a_named_release_and_refusals_that_change_nothing() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, 2, "");
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    f.write(
+        "Ship.toml",
+        &text.replace("keep_releases = 2", "keep_releases = 5"),
+    );
+    with_shared(&fleet, &["h1", "h2"]);
+    for n in 1..=3 {
+        f.write("app/index.html", &format!("v{n}\n"));
+        ok(&apply(&f, &["--release-id", &format!("2026110100000{n}")]));
+    }
+    // Hosts that disagree on the previous release: refused until --to says where.
+    fleet.sh("h2", "rm -rf /srv/app/releases/20261101000002");
+    let out = f.ship(&["rollback", "staging"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("do not agree"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("h1 → 20261101000002, h2 → 20261101000001"),
+        "{}",
+        out.stderr
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(content(&fleet, h), "v3\n");
+        assert!(unlocked(&fleet, h));
+    }
+    ok(&f.ship(&["rollback", "staging", "--to", "20261101000001"]));
+    for h in ["h1", "h2"] {
+        assert_eq!(content(&fleet, h), "v1\n");
+    }
+    // An unknown release: refused, nothing changed, locks released.
+    let out = f.ship(&["rollback", "staging", "--to", "20990101000000"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("no host changed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`20990101000000` is not on this host"),
+        "{}",
+        out.stderr
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(content(&fleet, h), "v1\n");
+        assert!(unlocked(&fleet, h));
+    }
+}
+
+#[test]
 fn version_layout_round_trip() {
     let v = ["1.0.0", "1.1.0", "2.0.0"];
     layout_round_trip(
