@@ -33,6 +33,7 @@ PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
 MaxSessions 64
+LogLevel VERBOSE
 PidFile $dir/sshd_$name.pid
 CFG
     rm -f "$dir/sshd_$name.pid"
@@ -54,6 +55,9 @@ SSH
   done
   for name in "$@"; do
     for _ in $(seq 1 100); do [ -s "$dir/sshd_$name.pid" ] && break; sleep 0.05; done
+    [ -s "$dir/sshd_$name.pid" ] || {
+      echo "fleet.sh: $name did not start (is its address taken by another fleet? fleet.sh down DIR):" >&2
+      tail -3 "$dir/sshd_$name.log" >&2; exit 1; }
     printf '%s\t%s\n' "$name" "$(cat "$dir/sshd_$name.pid")" >> "$dir/hosts.tsv"
   done
   echo "fleet: $# hosts up ($*); try: ssh -F $dir/ssh_config $1 uptime"

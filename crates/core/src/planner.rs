@@ -256,14 +256,24 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         cut = step.kind == StepKind::Phase && step.phase == Phase::Lock;
     }
 
+    // Each host's steps, in order: one pass over the steps, linear in steps × hosts.
+    let index: BTreeMap<&str, usize> = stage
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.as_str(), i))
+        .collect();
+    let mut per_host: Vec<Vec<&Step>> = vec![Vec::new(); stage.hosts.len()];
+    for step in &steps {
+        for h in &step.hosts {
+            per_host[index[h.as_str()]].push(step);
+        }
+    }
     let hosts: Vec<HostPlan> = stage
         .hosts
         .iter()
-        .map(|host| {
-            let mine: Vec<&Step> = steps
-                .iter()
-                .filter(|s| s.hosts.iter().any(|h| h == &host.name))
-                .collect();
+        .zip(per_host)
+        .map(|(host, mine)| {
             let mut segments: Vec<usize> = mine.iter().filter_map(|s| s.script).collect();
             segments.dedup();
             let scripts = segments

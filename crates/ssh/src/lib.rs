@@ -164,8 +164,8 @@ impl SshTransport {
 
 impl Transport for SshTransport {
     async fn connect(&self, host: &str) -> Result<(), TransportError> {
-        let mut sessions = self.sessions.lock().await;
-        if sessions.contains_key(host) {
+        // The map is locked only to look and to insert: hosts connect in parallel.
+        if self.sessions.lock().await.contains_key(host) {
             return Ok(());
         }
         let mut builder = openssh::SessionBuilder::default();
@@ -213,6 +213,13 @@ impl Transport for SshTransport {
             Ok(Ok(s)) => s,
         };
         self.count(host, |c| c.connections += 1);
+        let mut sessions = self.sessions.lock().await;
+        if sessions.contains_key(host) {
+            // Another caller connected meanwhile: keep one connection.
+            drop(sessions);
+            let _ = session.close().await;
+            return Ok(());
+        }
         sessions.insert(host.to_owned(), Arc::new(session));
         Ok(())
     }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The reference deploy (../shared/bench/README.md) done by cargo ship: deploys $ARTIFACT to the
+# first $BENCH_HOSTS hosts named in $TESTBED/hosts.tsv, through $TESTBED/ssh_config: unpack into
+# /srv/app/releases/<timestamp>, link config/settings.py and log/ from shared/, REVISION, switch
+# `current` atomically, touch restart.txt, keep 5 releases.
+#
+# As a tool of ../shared/bench/compare.py:
+#   compare.py TB ART --hosts 10,30 --tool "cargo-ship=$PWD/bench/reference-deploy.sh"
+# CARGO_SHIP names the binary (default: target/release/cargo-ship of this repository).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+ship=${CARGO_SHIP:-$root/target/release/cargo-ship}
+: "${TESTBED:?}" "${ARTIFACT:?}"
+n=${BENCH_HOSTS:-1000}
+work=$TESTBED/cargo-ship-project
+mkdir -p "$work"
+hosts=$(head -n "$n" "$TESTBED/hosts.tsv" | cut -f1 | sed 's/.*/"&"/' | paste -sd, -)
+count=$(head -n "$n" "$TESTBED/hosts.tsv" | wc -l)
+cat > "$work/Ship.toml" <<TOML
+[default]
+app = "bench"
+deploy_to = "/srv/app"
+source = { archive = "$ARTIFACT" }
+ssh_config = "$TESTBED/ssh_config"
+linked_files = ["config/settings.py"]
+linked_dirs = ["log"]
+keep_releases = 5
+parallel = $count
+
+[default.tasks.restart]
+run = "touch /srv/app/restart.txt"
+after = "switch"
+
+[bench]
+hosts = [$hosts]
+TOML
+cd "$work"
+exec "$ship" apply bench >/dev/null
