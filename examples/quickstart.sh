@@ -21,6 +21,7 @@ step cargo ship apply
 step cargo ship run production -- 'cat index.html | head -3; cat restart.txt'
 sed -i.orig 's/Hello from webxample/Hello again from webxample/' app/index.html
 trap 'mv app/index.html.orig app/index.html; "$here/fleet.sh" down .fleet; rm -rf target' EXIT
+sleep 1 # a new timestamp for the new release
 step cargo ship apply production
 step cargo ship releases production
 step cargo ship rollback production

@@ -18,7 +18,10 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
     for i in 0..hosts {
         let role = roles[i % 3];
         let name = format!("{role}{i:04}.example.com");
-        role_hosts.entry(role.to_owned()).or_default().push(name.clone());
+        role_hosts
+            .entry(role.to_owned())
+            .or_default()
+            .push(name.clone());
         list.push(ship_core::Host {
             name,
             roles: vec![role.to_owned()],
@@ -34,7 +37,11 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
                 TaskConfig {
                     run: format!("echo task {i} on $SHIP_HOST"),
                     after: Some(phases[i % phases.len()].to_owned()),
-                    roles: if i % 2 == 0 { vec![roles[i % 3].to_owned()] } else { vec![] },
+                    roles: if i % 2 == 0 {
+                        vec![roles[i % 3].to_owned()]
+                    } else {
+                        vec![]
+                    },
                     once: i % 7 == 0,
                     ..TaskConfig::default()
                 },

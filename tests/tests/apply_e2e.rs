@@ -84,13 +84,35 @@ fn layout_round_trip(layout: &str, flags: [&[&str]; 3], dir_of: impl Fn(usize) -
     with_shared(&fleet, &HOSTS);
     for (n, flag) in flags.iter().enumerate() {
         f.write("app/index.html", &format!("v{}\n", n + 1));
+        let before: Vec<(usize, usize)> = HOSTS
+            .iter()
+            .map(|h| {
+                (
+                    fleet.log_lines(h, "Accepted publickey"),
+                    fleet.log_lines(h, "Starting session"),
+                )
+            })
+            .collect();
         let out = apply(&f, flag);
         ok(&out);
         assert!(
-            out.stdout.contains("3 SSH sessions per host"),
+            out.stdout.contains("1 SSH session per host"),
             "{}",
             out.stdout
         );
+        // What each host's sshd saw: one connection, one session, for the whole deploy.
+        for (h, (c0, s0)) in HOSTS.iter().zip(before) {
+            assert_eq!(
+                fleet.log_lines(h, "Accepted publickey") - c0,
+                1,
+                "connections on {h}"
+            );
+            assert_eq!(
+                fleet.log_lines(h, "Starting session") - s0,
+                1,
+                "sessions on {h}"
+            );
+        }
         for h in HOSTS {
             assert_eq!(content(&fleet, h), format!("v{}\n", n + 1), "{layout} {h}");
             assert_eq!(
@@ -235,12 +257,29 @@ fn version_layout_round_trip() {
 
 #[test]
 fn ab_layout_round_trip() {
-    layout_round_trip("ab", [&[], &[], &[]], |n| ["a", "b", "a"][n].to_owned());
+    // Release ids are pinned: three deploys can happen within one second.
+    layout_round_trip(
+        "ab",
+        [
+            &["--release-id", "20261101000001"],
+            &["--release-id", "20261101000002"],
+            &["--release-id", "20261101000003"],
+        ],
+        |n| ["a", "b", "a"][n].to_owned(),
+    );
 }
 
 #[test]
 fn single_layout_round_trip() {
-    layout_round_trip("single", [&[], &[], &[]], |_| "current".to_owned());
+    layout_round_trip(
+        "single",
+        [
+            &["--release-id", "20261101000001"],
+            &["--release-id", "20261101000002"],
+            &["--release-id", "20261101000003"],
+        ],
+        |_| "current".to_owned(),
+    );
 }
 
 /// Deploys v1 everywhere, then v2 with `break_it` applied; asserts that the deploy failed
@@ -378,7 +417,12 @@ fn two_deploys_never_run_at_once_and_unlock_clears_a_stale_lock() {
     let f = project(&fleet, 2, task);
     with_shared(&fleet, &["h1", "h2"]);
     std::thread::scope(|s| {
-        let first = s.spawn(|| f.ship_env(&["apply", "staging"], &[("USER", "alice")]));
+        let first = s.spawn(|| {
+            f.ship_env(
+                &["apply", "staging", "--release-id", "20261101000001"],
+                &[("USER", "alice")],
+            )
+        });
         // Wait until the first holds both locks.
         for _ in 0..200 {
             if !unlocked(&fleet, "h1") && !unlocked(&fleet, "h2") {
@@ -440,7 +484,7 @@ fn two_deploys_never_run_at_once_and_unlock_clears_a_stale_lock() {
         "{}",
         cleared.stdout
     );
-    ok(&f.ship(&["apply", "staging"]));
+    ok(&f.ship(&["apply", "staging", "--release-id", "20261101000002"]));
 }
 
 #[test]

@@ -18,12 +18,18 @@ use crate::records::{self, Probe};
 use crate::script::{self, END_MARKER, LOCKED_STATUS, START_MARKER, Vars};
 use crate::shell::quote;
 use crate::stage::check_release_id;
+use crate::transport::Input;
 use crate::transport::{RunOutput, Transport, TransportError};
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// The marker a host's script prints when it has finished a segment and waits for the next.
+pub const SEGMENT_MARKER: &str = "::ship::segment";
 
 /// What the executor needs besides the plan: who deploys, when, and the artifact's file.
 #[derive(Clone, Debug)]
@@ -145,6 +151,64 @@ struct HostRun {
     switched: bool,
     uncertain: bool,
     finished: bool,
+}
+
+/// One host's conversation, as the coordinator sees it.
+struct Talk {
+    lines: mpsc::UnboundedReceiver<String>,
+    done: Option<oneshot::Receiver<Result<RunOutput, TransportError>>>,
+    ended: Option<Result<RunOutput, TransportError>>,
+}
+
+/// How a segment ended on a host.
+enum SegmentEnd {
+    /// Its marker came: every step of the segment succeeded.
+    Finished(String),
+    /// The script ended before it (the output read so far).
+    Ended(String),
+}
+
+impl Talk {
+    /// Reads the host's output until it finishes segment `k` or its script ends.
+    async fn segment(mut self, k: usize) -> (Talk, SegmentEnd) {
+        let marker = format!("{SEGMENT_MARKER} {k}");
+        let mut text = String::new();
+        if self.ended.is_none() {
+            while let Some(line) = self.lines.recv().await {
+                if line == marker {
+                    return (self, SegmentEnd::Finished(text));
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        (self, SegmentEnd::Ended(text))
+    }
+
+    /// The script's end: call once its input is closed (the transport returns only then).
+    async fn end(&mut self, text: String) -> Result<RunOutput, TransportError> {
+        if self.ended.is_none() {
+            let ended = match self.done.take() {
+                Some(done) => done.await.unwrap_or_else(|_| {
+                    Err(TransportError::Session {
+                        host: String::new(),
+                        message: "the session ended".to_owned(),
+                    })
+                }),
+                None => Ok(RunOutput::default()),
+            };
+            self.ended = Some(ended);
+        }
+        match self.ended.clone().expect("set above") {
+            Ok(out) => Ok(RunOutput {
+                // A script that ended without failing still did not finish this segment.
+                status: out.status.filter(|s| *s != 0).or(Some(-1)),
+                stdout: text,
+                stderr: out.stderr,
+            }),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,23 +354,36 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         records
     }
 
-    /// The apply-time variables, then the plan's script.
-    fn with_apply_time(&self, run: &HostRun, script: &str) -> String {
-        let records = records::to_json(&self.keep(records::after_deploy(
+    /// The new `.ship/releases.json` of a host, as one line.
+    fn records_line(&self, run: &HostRun) -> String {
+        serde_json::to_string(&self.keep(records::after_deploy(
             &run.state.records,
             self.new_record(run),
             &run.cleanup,
             self.replaced(run),
-        )));
-        format!(
-            "SHIP_DEPLOYER={}\nSHIP_STARTED_AT={}\nSHIP_LOCK_INFO={}\nSHIP_CLEANUP={}\nSHIP_RECORDS={}\n{}",
+        )))
+        .expect("records serialize")
+    }
+
+    /// The one script a host runs for the whole deploy: the plan's scripts, in order, each
+    /// started by a `go` line from the executor (the sync points), the apply-time values
+    /// decided from the host's state read with those lines, and a marker after each.
+    fn conversation(&self, h: &HostPlan) -> String {
+        let mut s = format!(
+            "SHIP_DEPLOYER={}\nSHIP_STARTED_AT={}\nSHIP_LOCK_INFO={}\nSHIP_CLEANUP=\nSHIP_RECORDS=\n",
             quote(&self.options.deployer),
             quote(&self.options.started_at),
             quote(&self.lock_info()),
-            quote(&run.cleanup.join(" ")),
-            quote(&records),
-            script
-        )
+        );
+        for part in &h.scripts {
+            s.push_str(&format!(
+                "IFS= read -r ship_go || exit 0\n[ \"$ship_go\" = go ] || exit 0\n\
+                 IFS= read -r SHIP_CLEANUP || exit 0\nIFS= read -r SHIP_RECORDS || exit 0\n{}\n\
+                 printf '\\n{SEGMENT_MARKER} %s\\n' {}\n",
+                part.script, part.segment
+            ));
+        }
+        s
     }
 
     /// Applies the plan. Never panics on a host's failure: every failure ends in an
@@ -366,114 +443,132 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
             .unwrap_or(usize::MAX);
         let prepare_id = self.phase_id(Phase::Prepare);
         let switch_id = self.phase_id(Phase::Switch);
-        let upload_id = self.phase_id(Phase::Upload);
+        let upload_segment = self
+            .phase_id(Phase::Upload)
+            .and_then(|u| plan.step(u))
+            .and_then(|s| s.script);
         let mut runs: BTreeMap<String, HostRun> = plan
             .hosts
             .iter()
             .map(|h| (h.name.clone(), HostRun::default()))
             .collect();
-        let mut after_switch = false;
 
-        for unit in self.units() {
-            match unit {
-                Unit::Local(id) => {
-                    let step = plan.step(id).expect("a step of the plan");
-                    after_switch |= step.phase >= Phase::Switch;
-                    let script = format!(
-                        "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_RELEASE={} SHIP_DEPLOY_TO={}\n{}\n",
-                        quote(&plan.app),
-                        quote(&plan.stage),
-                        quote(&plan.release),
-                        quote(&plan.deploy_to),
-                        step.command
-                    );
-                    let result = self.local.run("local", &script, None).await;
-                    let (status, message) = match result {
-                        Ok(out) => (
-                            out.status.unwrap_or(-1),
-                            format!("{}\n{}", tail(&out.stdout, 10), tail(&out.stderr, 10)),
-                        ),
-                        Err(e) => (-1, e.to_string()),
-                    };
-                    (self.events)(Event::Step {
-                        host: None,
-                        id,
-                        name: step.name.clone(),
-                        status,
-                        output: message.trim().lines().map(str::to_owned).collect(),
-                    });
-                    if status != 0 {
-                        failure = Some(Failure {
-                            host: None,
-                            step: Some(step.name.clone()),
-                            message: format!(
-                                "local step `{}` failed (exit {status}): {}",
-                                step.name,
-                                tail(message.trim(), 3)
-                            ),
-                            after_switch,
-                        });
-                    }
-                }
-                Unit::Segment(k) => {
-                    after_switch |= k >= switch_segment;
-                    let targets: Vec<(&HostPlan, &str)> = plan
-                        .hosts
-                        .iter()
-                        .filter_map(|h| {
-                            h.scripts
-                                .iter()
-                                .find(|s| s.segment == k)
-                                .map(|s| (h, s.script.as_str()))
-                        })
-                        .collect();
-                    let results = join_all(targets.iter().map(|(h, script)| {
-                        let gate = &gate;
-                        let run = &runs[&h.name];
-                        async move {
-                            let _permit = gate.acquire().await.expect("never closed");
-                            let body = self.with_apply_time(run, script);
-                            let sends_upload = upload_id.is_some_and(|u| {
-                                h.steps.contains(&u)
-                                    && plan.step(u).and_then(|s| s.script) == Some(k)
-                            });
-                            let stdin = (sends_upload && !run.artifact_present)
-                                .then_some(self.options.artifact.as_path());
-                            self.remote.run(&h.name, &body, stdin).await
-                        }
-                    }))
-                    .await;
-                    for ((h, _), result) in targets.iter().zip(results) {
-                        let run = runs.get_mut(&h.name).expect("every host has a run");
-                        let f = self.absorb(h, k, run, result, prepare_id, switch_id, after_switch);
-                        if let Some(f) = f
-                            && failure.is_none()
-                        {
-                            failure = Some(f);
-                        }
-                        if k == 0
-                            && !run.locked
-                            && let Some(f) = &failure
-                        {
-                            ends.insert(
-                                h.name.clone(),
-                                HostEnd::NotStarted {
-                                    reason: f.message.clone(),
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-            if let Some(f) = &failure {
-                (self.events)(Event::Failed {
-                    host: f.host.clone(),
-                    step: f.step.clone(),
-                    message: f.message.clone(),
-                });
-                break;
-            }
+        // One session per host for the whole deploy: the script waits for a `go` line at each
+        // sync point, so no host goes on before every host is ready.
+        let mut inputs: BTreeMap<String, mpsc::UnboundedSender<Input>> = BTreeMap::new();
+        let mut talks: BTreeMap<String, Talk> = BTreeMap::new();
+        let mut sessions = Vec::new();
+        for h in &plan.hosts {
+            let (in_tx, in_rx) = mpsc::unbounded_channel();
+            let (line_tx, line_rx) = mpsc::unbounded_channel();
+            let (done_tx, done_rx) = oneshot::channel();
+            inputs.insert(h.name.clone(), in_tx);
+            talks.insert(
+                h.name.clone(),
+                Talk {
+                    lines: line_rx,
+                    done: Some(done_rx),
+                    ended: None,
+                },
+            );
+            let script = self.conversation(h);
+            sessions.push(async move {
+                let result = self.remote.converse(&h.name, &script, in_rx, line_tx).await;
+                let _ = done_tx.send(result);
+            });
         }
+
+        let coordinator = async {
+            let mut failure: Option<Failure> = None;
+            let mut after_switch = false;
+            for unit in self.units() {
+                match unit {
+                    Unit::Local(id) => {
+                        let step = plan.step(id).expect("a step of the plan");
+                        after_switch |= step.phase >= Phase::Switch;
+                        failure = self.run_local(id, after_switch).await;
+                    }
+                    Unit::Segment(k) => {
+                        after_switch |= k >= switch_segment;
+                        let targets: Vec<&HostPlan> = plan
+                            .hosts
+                            .iter()
+                            .filter(|h| h.scripts.iter().any(|s| s.segment == k))
+                            .collect();
+                        let mut queue = targets.iter();
+                        let mut running = FuturesUnordered::new();
+                        loop {
+                            while running.len() < plan.parallel.max(1) {
+                                let Some(h) = queue.next() else { break };
+                                let run = &runs[&h.name];
+                                if let Some(input) = inputs.get(&h.name) {
+                                    let _ = input.send(Input::Line("go".to_owned()));
+                                    let _ = input.send(Input::Line(run.cleanup.join(" ")));
+                                    let _ = input.send(Input::Line(if k == 0 {
+                                        String::new()
+                                    } else {
+                                        self.records_line(run)
+                                    }));
+                                    if upload_segment == Some(k) && !run.artifact_present {
+                                        let _ =
+                                            input.send(Input::File(self.options.artifact.clone()));
+                                    }
+                                }
+                                let talk = talks.remove(&h.name).expect("one talk a host");
+                                running.push(async move { (*h, talk.segment(k).await) });
+                            }
+                            let Some((h, (mut talk, end))) = running.next().await else {
+                                break;
+                            };
+                            let result = match end {
+                                SegmentEnd::Finished(text) => Ok(RunOutput {
+                                    status: Some(0),
+                                    stdout: text,
+                                    stderr: String::new(),
+                                }),
+                                SegmentEnd::Ended(text) => {
+                                    // The script ended: close its input, then hear how it ended.
+                                    inputs.remove(&h.name);
+                                    talk.end(text).await
+                                }
+                            };
+                            talks.insert(h.name.clone(), talk);
+                            let run = runs.get_mut(&h.name).expect("every host has a run");
+                            let f =
+                                self.absorb(h, k, run, result, prepare_id, switch_id, after_switch);
+                            if k == 0
+                                && !run.locked
+                                && let Some(f) = f.as_ref().or(failure.as_ref())
+                            {
+                                ends.insert(
+                                    h.name.clone(),
+                                    HostEnd::NotStarted {
+                                        reason: f.message.clone(),
+                                    },
+                                );
+                            }
+                            if let Some(f) = f
+                                && failure.is_none()
+                            {
+                                failure = Some(f);
+                            }
+                        }
+                    }
+                }
+                if let Some(f) = &failure {
+                    (self.events)(Event::Failed {
+                        host: f.host.clone(),
+                        step: f.step.clone(),
+                        message: f.message.clone(),
+                    });
+                    break;
+                }
+            }
+            // Closing every input ends every script still waiting at a sync point.
+            drop(inputs);
+            failure
+        };
+        let (failure, _) = tokio::join!(coordinator, join_all(sessions));
 
         if failure.is_none() {
             for h in &plan.hosts {
@@ -484,6 +579,44 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         let failure = failure.expect("checked");
         self.recover(&runs, failure.after_switch, &mut ends).await;
         self.finish(ends, Some(failure), &runs)
+    }
+
+    /// Runs local step `id` on this machine; its failure, if any.
+    async fn run_local(&self, id: usize, after_switch: bool) -> Option<Failure> {
+        let plan = self.plan;
+        let step = plan.step(id).expect("a step of the plan");
+        let script = format!(
+            "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_RELEASE={} SHIP_DEPLOY_TO={}\n{}\n",
+            quote(&plan.app),
+            quote(&plan.stage),
+            quote(&plan.release),
+            quote(&plan.deploy_to),
+            step.command
+        );
+        let (status, message) = match self.local.run("local", &script, None).await {
+            Ok(out) => (
+                out.status.unwrap_or(-1),
+                format!("{}\n{}", tail(&out.stdout, 10), tail(&out.stderr, 10)),
+            ),
+            Err(e) => (-1, e.to_string()),
+        };
+        (self.events)(Event::Step {
+            host: None,
+            id,
+            name: step.name.clone(),
+            status,
+            output: message.trim().lines().map(str::to_owned).collect(),
+        });
+        (status != 0).then(|| Failure {
+            host: None,
+            step: Some(step.name.clone()),
+            message: format!(
+                "local step `{}` failed (exit {status}): {}",
+                step.name,
+                tail(message.trim(), 3)
+            ),
+            after_switch,
+        })
     }
 
     fn phase_id(&self, phase: Phase) -> Option<usize> {
@@ -611,7 +744,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         }
 
         if out.status == Some(0) {
-            run.finished = true;
+            run.finished |= after_switch;
             return None;
         }
         // The failed step: one that ended non-zero, or one that started and never ended.

@@ -74,7 +74,7 @@ pub use plan::{ArtifactInfo, Plan, Step};
 pub use planner::{PlanError, PlanInput, plan};
 pub use stage::{Host, Stage};
 pub use task::{Target, TaskSpec};
-pub use transport::{RunOutput, Transport, TransportError};
+pub use transport::{Input, RunOutput, Transport, TransportError};
 
 /// The sha256 of `bytes`, in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -102,7 +102,7 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             hw = host_width
         );
     }
-    let sessions = plan
+    let parts = plan
         .hosts
         .iter()
         .map(|h| h.scripts.len())
@@ -110,9 +110,9 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         .unwrap_or(0);
     let _ = writeln!(
         s,
-        "\n{} SSH session{} per host, one connection each.",
-        sessions,
-        if sessions == 1 { "" } else { "s" }
+        "\nOne SSH connection and one session per host, running {} script{}; each starts when every host is ready for it.",
+        parts,
+        if parts == 1 { "" } else { "s" }
     );
 
     if options.verbose {

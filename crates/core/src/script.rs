@@ -34,11 +34,11 @@ pub fn apply_time_variables() -> BTreeMap<String, String> {
         ("SHIP_LOCK_INFO", "what .ship/lock/info holds: who, when, stage, release"),
         (
             "SHIP_CLEANUP",
-            "the release directories cleanup removes, chosen by the layout from the state read at lock",
+            "the release directories cleanup removes, chosen by the layout from the state read at lock; sent with the go of each script after the first",
         ),
         (
             "SHIP_RECORDS",
-            "the new .ship/releases.json, made from the one read at lock",
+            "the new .ship/releases.json, made from the one read at lock; sent with the go of each script after the first",
         ),
     ]
     .into_iter()
@@ -200,7 +200,7 @@ true"#
         Phase::Upload => r#"if [ -s "$SHIP_ARTIFACT" ]; then
   echo "the artifact is already on this host"
 else
-  cat > "$SHIP_ARTIFACT.part"
+  head -c "$SHIP_ARTIFACT_BYTES" > "$SHIP_ARTIFACT.part"
   ship_sum=$(gzip -dc "$SHIP_ARTIFACT.part" | sha256sum | cut -c1-64)
   if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
     rm -f "$SHIP_ARTIFACT.part"
@@ -321,6 +321,8 @@ pub struct Vars<'a> {
     pub revision: Option<&'a str>,
     /// The artifact's digest.
     pub digest: &'a str,
+    /// The artifact's size in bytes, as shipped.
+    pub bytes: u64,
 }
 
 impl<'a> Vars<'a> {
@@ -335,6 +337,7 @@ impl<'a> Vars<'a> {
             roles: &host.roles,
             revision: plan.artifact.revision.as_deref(),
             digest: &plan.artifact.digest,
+            bytes: plan.artifact.bytes,
         }
     }
 }
@@ -356,6 +359,7 @@ pub fn header(v: &Vars<'_>, locate: &str) -> String {
     for (k, val) in vars {
         let _ = writeln!(s, "{k}={}", quote(val));
     }
+    let _ = writeln!(s, "SHIP_ARTIFACT_BYTES={}", v.bytes);
     s.push_str("SHIP_ARTIFACT=\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz\"\n");
     s.push_str(locate);
     s.push('\n');
@@ -395,6 +399,7 @@ pub fn host_script(
             roles: &host.roles,
             revision: input.artifact.revision.as_deref(),
             digest: &input.artifact.digest,
+            bytes: input.artifact.bytes,
         },
         &input.layout.locate(cx),
     ));

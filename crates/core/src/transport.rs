@@ -2,8 +2,18 @@
 //! OpenSSH, and a local one for `local` tasks; tests of the executor use a recording one.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// What the executor sends into a conversation with a host's script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A line (a newline is added).
+    Line(String),
+    /// A file's bytes (the artifact).
+    File(PathBuf),
+}
 
 /// What one session returned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,4 +79,66 @@ pub trait Transport: Send + Sync {
         script: &str,
         stdin: Option<&Path>,
     ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send;
+
+    /// Runs `script` in one session on `host` as a conversation: what arrives on `input` is
+    /// written to its standard input as it comes (standard input is closed when `input`
+    /// closes), and each line it prints is sent on `lines` as soon as it is printed. Ends
+    /// when the script ends, with its status, all its output and its standard error.
+    fn converse(
+        &self,
+        host: &str,
+        script: &str,
+        input: UnboundedReceiver<Input>,
+        lines: UnboundedSender<String>,
+    ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send;
+}
+
+/// Feeds `input` to `stdin` until `input` closes; a write error (the script stopped
+/// reading) drops the rest.
+pub async fn feed<W: tokio::io::AsyncWrite + Unpin>(
+    mut input: UnboundedReceiver<Input>,
+    mut stdin: W,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut broken = false;
+    while let Some(item) = input.recv().await {
+        if broken {
+            continue;
+        }
+        let written = match item {
+            Input::Line(mut line) => {
+                line.push('\n');
+                stdin.write_all(line.as_bytes()).await
+            }
+            Input::File(path) => match tokio::fs::File::open(&path).await {
+                Ok(mut file) => tokio::io::copy(&mut file, &mut stdin).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
+        };
+        broken = written.is_err() || stdin.flush().await.is_err();
+    }
+    let _ = stdin.shutdown().await;
+}
+
+/// Reads `stdout` line by line, sending each line on `lines`; returns everything read.
+pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+    stdout: R,
+    lines: UnboundedSender<String>,
+) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(stdout);
+    let mut all = String::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                all.push_str(&line);
+                let _ = lines.send(line.trim_end_matches('\n').to_owned());
+            }
+        }
+    }
+    all
 }

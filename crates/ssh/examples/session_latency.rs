@@ -11,7 +11,10 @@ fn main() {
         config_file: Some(config.into()),
         ..SshOptions::default()
     });
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let t = std::time::Instant::now();
         ssh.connect(&host).await.unwrap();

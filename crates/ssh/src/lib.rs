@@ -30,13 +30,15 @@
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
-use ship_core::{RunOutput, Transport, TransportError};
+use ship_core::transport::{feed, read_lines};
+use ship_core::{Input, RunOutput, Transport, TransportError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The remote command that runs `script` with POSIX `sh`, whatever the login shell is.
 ///
@@ -272,6 +274,61 @@ impl Transport for SshTransport {
             }),
         }
     }
+
+    /// The whole conversation is bounded by the session timeout.
+    async fn converse(
+        &self,
+        host: &str,
+        script: &str,
+        input: UnboundedReceiver<Input>,
+        lines: UnboundedSender<String>,
+    ) -> Result<RunOutput, TransportError> {
+        let work = self.converse_inner(host, script, input, lines);
+        match tokio::time::timeout(self.options.session_timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout {
+                host: host.to_owned(),
+                after: self.options.session_timeout,
+            }),
+        }
+    }
+}
+
+impl SshTransport {
+    async fn converse_inner(
+        &self,
+        host: &str,
+        script: &str,
+        input: UnboundedReceiver<Input>,
+        lines: UnboundedSender<String>,
+    ) -> Result<RunOutput, TransportError> {
+        let session = self.session(host).await?;
+        self.count(host, |c| c.sessions += 1);
+        let err = |message: String| TransportError::Session {
+            host: host.to_owned(),
+            message,
+        };
+        let mut cmd = session.raw_command(remote_command(script));
+        cmd.stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| err(describe(&e)))?;
+        let stdin = child.stdin().take().expect("piped");
+        let stdout = child.stdout().take().expect("piped");
+        let mut stderr = child.stderr().take().expect("piped");
+        let mut errors = Vec::new();
+        let (_, all, _) = tokio::join!(
+            feed(input, stdin),
+            read_lines(stdout, lines),
+            stderr.read_to_end(&mut errors)
+        );
+        let status = child.wait().await.map_err(|e| err(describe(&e)))?;
+        Ok(RunOutput {
+            status: status.code(),
+            stdout: all,
+            stderr: String::from_utf8_lossy(&errors).into_owned(),
+        })
+    }
 }
 
 /// Runs scripts on this machine with `sh`, in one directory: for `local` tasks.
@@ -339,6 +396,43 @@ impl Transport for LocalTransport {
             status: status.code(),
             stdout: String::from_utf8_lossy(&o).into_owned(),
             stderr: String::from_utf8_lossy(&e).into_owned(),
+        })
+    }
+
+    async fn converse(
+        &self,
+        host: &str,
+        script: &str,
+        input: UnboundedReceiver<Input>,
+        lines: UnboundedSender<String>,
+    ) -> Result<RunOutput, TransportError> {
+        let err = |e: std::io::Error| TransportError::Session {
+            host: host.to_owned(),
+            message: e.to_string(),
+        };
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(err)?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let mut errors = Vec::new();
+        let (_, all, _) = tokio::join!(
+            feed(input, stdin),
+            read_lines(stdout, lines),
+            stderr.read_to_end(&mut errors)
+        );
+        let status = child.wait().await.map_err(err)?;
+        Ok(RunOutput {
+            status: status.code(),
+            stdout: all,
+            stderr: String::from_utf8_lossy(&errors).into_owned(),
         })
     }
 }
