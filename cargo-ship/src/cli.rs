@@ -19,8 +19,8 @@ A deploy is a plan: every step on every host, in order, with the exact shell eac
 run. `cargo ship plan <stage>` builds the artifact, makes the plan, prints it and saves it to
 target/ship/<stage>.plan.json; planning needs no network and is deterministic, so a team can
 snapshot its dry run in CI. `cargo ship apply` executes exactly that plan: hosts in parallel,
-one SSH connection and about three sessions per host, no host switching until every host is
-ready, and every host put back if anything fails.";
+one SSH connection and one session per host, no host switching until every host is ready,
+and every host put back if anything fails.";
 
 const SHIP_EXAMPLES: &str = "\
 Examples:
@@ -97,7 +97,8 @@ Ship.toml run here, because the plan pins the artifact's digest.",
 with a stage name, plan it and apply it; with a file, apply that saved plan.\n\n\
 Every host is connected first, then locked (a host locked by another deploy stops \
 everything, naming the holder). Each host gets its steps between two sync points as one \
-script in one SSH session. If anything fails before the switch, the new release is removed \
+script; a host runs all its scripts in one SSH session, each when every host is ready for \
+it. If anything fails before the switch, the new release is removed \
 on every host and the locks released: no host's `current` moved. If anything fails from the \
 switch on, every host that switched goes back to the release it had. A saved plan whose \
 configuration or artifact changed since it was made is refused, saying what changed.",

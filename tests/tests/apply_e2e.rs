@@ -163,8 +163,19 @@ fn layout_round_trip(layout: &str, flags: [&[&str]; 3], dir_of: impl Fn(usize) -
     ok(&listed);
     assert!(listed.stdout.contains("* "), "{}", listed.stdout);
 
+    let sessions: Vec<usize> = HOSTS
+        .iter()
+        .map(|h| fleet.log_lines(h, "Starting session"))
+        .collect();
     let back = f.ship_env(&["rollback", "staging"], &[("USER", "tester")]);
     ok(&back);
+    for (h, s0) in HOSTS.iter().zip(sessions) {
+        assert_eq!(
+            fleet.log_lines(h, "Starting session") - s0,
+            1,
+            "rollback: one session on {h}"
+        );
+    }
     for h in HOSTS {
         assert_eq!(content(&fleet, h), "v2\n", "{layout} rolled back on {h}");
         assert!(unlocked(&fleet, h));

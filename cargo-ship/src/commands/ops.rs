@@ -52,87 +52,116 @@ pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Re
     let rt = runtime()?;
     let deploy_to = stage.deploy_to.clone();
 
-    // 1. Lock every host and read its state.
-    let read = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
-        ops::state_script(&deploy_to, h, Some(&info))
-    }));
+    // One session per host: lock and read the state; then, once every host has answered,
+    // switch back (or, if anything stops the rollback, just release the locks).
     let mut problems = Vec::new();
-    let mut locked = Vec::new();
     let mut plans: BTreeMap<String, (HostState, String, String)> = BTreeMap::new();
-    for (host, result) in &read {
-        if let Some(reason) = failure(result) {
-            problems.push(format!("{host}: {reason}"));
-            continue;
-        }
-        locked.push(host.clone());
-        let out = result.as_ref().expect("succeeded");
-        match ops::observe(layout.as_ref(), &deploy_to, &out.stdout) {
-            Err(e) => problems.push(format!("{host}: {e}")),
-            Ok(Observed { state, .. }) => {
-                match layout.rollback_target(&state, args.to.as_deref()) {
+    let mut acting = false;
+    let steps = rt.block_on(super::two_steps(
+        &transport,
+        &hosts,
+        stage.parallel,
+        |h| ops::state_script(&deploy_to, h, Some(&info)),
+        |first| {
+            let mut locked = Vec::new();
+            for (host, result) in first {
+                if let Some(reason) = failure(result) {
+                    problems.push(format!("{host}: {reason}"));
+                    continue;
+                }
+                locked.push(host.clone());
+                let out = result.as_ref().expect("succeeded");
+                match ops::observe(layout.as_ref(), &deploy_to, &out.stdout) {
                     Err(e) => problems.push(format!("{host}: {e}")),
-                    Ok(target) => {
-                        let id = match stage.layout {
-                            ship_core::LayoutKind::Single => state
-                                .records
-                                .iter()
-                                .rev()
-                                .find(|r| r.digest == target)
-                                .map_or(target.clone(), |r| r.id.clone()),
-                            _ => ops::target_record(&state, &target).id,
-                        };
-                        plans.insert(host.clone(), (state, target, id));
+                    Ok(Observed { state, .. }) => {
+                        match layout.rollback_target(&state, args.to.as_deref()) {
+                            Err(e) => problems.push(format!("{host}: {e}")),
+                            Ok(target) => {
+                                let id = match stage.layout {
+                                    ship_core::LayoutKind::Single => state
+                                        .records
+                                        .iter()
+                                        .rev()
+                                        .find(|r| r.digest == target)
+                                        .map_or(target.clone(), |r| r.id.clone()),
+                                    _ => ops::target_record(&state, &target).id,
+                                };
+                                plans.insert(host.clone(), (state, target, id));
+                            }
+                        }
                     }
                 }
             }
-        }
-    }
-    let ids: std::collections::BTreeSet<&str> =
-        plans.values().map(|(_, _, id)| id.as_str()).collect();
-    if problems.is_empty() && ids.len() > 1 {
-        let each: Vec<String> = plans
-            .iter()
-            .map(|(h, (_, _, id))| format!("{h} → {id}"))
-            .collect();
-        problems.push(format!(
-            "the hosts do not agree on the previous release ({}); choose one with --to ID",
-            each.join(", ")
-        ));
-    }
-    if !problems.is_empty() {
-        // Nothing changes: release the locks taken.
-        rt.block_on(on_hosts(&transport, &locked, stage.parallel, |h| {
-            ops::unlock_script(&deploy_to, h)
-        }));
-        rt.block_on(transport.close());
+            let ids: std::collections::BTreeSet<&str> =
+                plans.values().map(|(_, _, id)| id.as_str()).collect();
+            if problems.is_empty() && ids.len() > 1 {
+                let each: Vec<String> = plans
+                    .iter()
+                    .map(|(h, (_, _, id))| format!("{h} → {id}"))
+                    .collect();
+                problems.push(format!(
+                    "the hosts do not agree on the previous release ({}); choose one with --to ID",
+                    each.join(", ")
+                ));
+            }
+            if problems.is_empty() {
+                acting = true;
+                plans
+                    .iter()
+                    .map(|(h, (state, target, _))| {
+                        (
+                            h.clone(),
+                            ops::rollback_script(
+                                layout.as_ref(),
+                                &deploy_to,
+                                h,
+                                state,
+                                target,
+                                &user,
+                            ),
+                        )
+                    })
+                    .collect()
+            } else {
+                // Nothing changes: release the locks taken.
+                locked
+                    .into_iter()
+                    .map(|h| {
+                        let script = ops::unlock_script(&deploy_to, &h);
+                        (h, script)
+                    })
+                    .collect()
+            }
+        },
+    ));
+    rt.block_on(transport.close());
+    if !acting {
         return Err(CliError::Remote(format!(
             "rollback of {} not done; no host changed:\n  {}",
             stage.name,
             problems.join("\n  ")
         )));
     }
-
-    // 2. Switch every host back, record it, unlock.
-    let done = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
-        let (state, target, _) = &plans[h];
-        ops::rollback_script(layout.as_ref(), &deploy_to, h, state, target, &user)
-    }));
-    rt.block_on(transport.close());
-    let id = ids.into_iter().next().unwrap_or("?").to_owned();
-    let failed: Vec<String> = done
-        .iter()
-        .filter_map(|(h, r)| failure(r).map(|why| format!("{h}: {why}")))
-        .collect();
+    let id = plans
+        .values()
+        .map(|(_, _, id)| id.clone())
+        .next()
+        .unwrap_or_else(|| "?".to_owned());
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
-    for (host, result) in &done {
+    let mut failed = Vec::new();
+    for (host, result) in &steps {
+        let why = failure(result);
         let _ = writeln!(
             cx.stdout,
             "  {host:<width$}  {}",
-            match failure(result) {
+            match &why {
                 None => format!("back on release {id}"),
                 Some(why) => format!("FAILED: {why}"),
             }
         );
+        if let Some(why) = why {
+            failed.push(format!("{host}: {why}"));
+        }
     }
     if failed.is_empty() {
         let _ = writeln!(

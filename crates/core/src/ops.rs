@@ -143,6 +143,19 @@ pub fn rollback_script(
     s
 }
 
+/// The marker [`then_eval`] prints when its first part is done.
+pub const READY_MARKER: &str = "::ship::ready";
+
+/// `first`, then a wait for a second script from the caller on standard input (its length
+/// in bytes on one line, then the script), run in the same session. A two-step operation
+/// (read under the lock, then act on what every host said) costs one session per host.
+/// Standard input closing instead ends the script after `first`.
+pub fn then_eval(first: &str) -> String {
+    format!(
+        "{first}\nprintf '\\n{READY_MARKER}\\n'\nIFS= read -r ship_len || exit 0\nship_next=$(head -c \"$ship_len\")\neval \"$ship_next\"\n"
+    )
+}
+
 /// Releases the lock without changing anything else.
 pub fn unlock_script(deploy_to: &str, host: &str) -> String {
     let mut s = prelude(deploy_to, host);
