@@ -72,13 +72,23 @@ pub trait Transport: Send + Sync {
     fn connect(&self, host: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Runs `script` with `sh` in one session on `host`, with the file `stdin` (if any)
-    /// streamed to its standard input.
+    /// streamed to its standard input: a conversation with nothing more to say.
     fn run(
         &self,
         host: &str,
         script: &str,
         stdin: Option<&Path>,
-    ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send;
+    ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send {
+        async move {
+            let (input, rx) = tokio::sync::mpsc::unbounded_channel();
+            if let Some(path) = stdin {
+                let _ = input.send(Input::File(path.to_owned()));
+            }
+            drop(input);
+            let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+            self.converse(host, script, rx, lines).await
+        }
+    }
 
     /// Runs `script` in one session on `host` as a conversation: what arrives on `input` is
     /// written to its standard input as it comes (standard input is closed when `input`

@@ -33,11 +33,11 @@ use ship_core::shell::quote;
 use ship_core::transport::{feed, read_lines};
 use ship_core::{Input, RunOutput, Transport, TransportError};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The remote command that runs `script` with POSIX `sh`, whatever the login shell is.
@@ -226,55 +226,6 @@ impl Transport for SshTransport {
         Ok(())
     }
 
-    async fn run(
-        &self,
-        host: &str,
-        script: &str,
-        stdin: Option<&Path>,
-    ) -> Result<RunOutput, TransportError> {
-        let session = self.session(host).await?;
-        self.count(host, |c| c.sessions += 1);
-        let err = |message: String| TransportError::Session {
-            host: host.to_owned(),
-            message,
-        };
-        let work = async {
-            let mut cmd = session.raw_command(remote_command(script));
-            cmd.stdin(if stdin.is_some() {
-                openssh::Stdio::piped()
-            } else {
-                openssh::Stdio::null()
-            })
-            .stdout(openssh::Stdio::piped())
-            .stderr(openssh::Stdio::piped());
-            let mut child = cmd.spawn().await.map_err(|e| err(describe(&e)))?;
-            let input = child.stdin().take();
-            let feed = async {
-                if let (Some(path), Some(mut input)) = (stdin, input) {
-                    let mut file = tokio::fs::File::open(path).await?;
-                    tokio::io::copy(&mut file, &mut input).await?;
-                    input.shutdown().await?;
-                }
-                Ok::<(), std::io::Error>(())
-            };
-            // A script that stops reading early closes the pipe: its exit status says why.
-            let (_fed, output) = tokio::join!(feed, child.wait_with_output());
-            let output = output.map_err(|e| err(describe(&e)))?;
-            Ok(RunOutput {
-                status: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            })
-        };
-        match tokio::time::timeout(self.options.session_timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout {
-                host: host.to_owned(),
-                after: self.options.session_timeout,
-            }),
-        }
-    }
-
     /// The whole conversation is bounded by the session timeout.
     async fn converse(
         &self,
@@ -347,56 +298,6 @@ impl LocalTransport {
 impl Transport for LocalTransport {
     async fn connect(&self, _host: &str) -> Result<(), TransportError> {
         Ok(())
-    }
-
-    async fn run(
-        &self,
-        host: &str,
-        script: &str,
-        stdin: Option<&Path>,
-    ) -> Result<RunOutput, TransportError> {
-        let err = |e: std::io::Error| TransportError::Session {
-            host: host.to_owned(),
-            message: e.to_string(),
-        };
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(&self.dir)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(err)?;
-        let input = child.stdin.take();
-        let feed = async {
-            if let (Some(path), Some(mut input)) = (stdin, input) {
-                let mut file = tokio::fs::File::open(path).await?;
-                tokio::io::copy(&mut file, &mut input).await?;
-            }
-            Ok::<(), std::io::Error>(())
-        };
-        let mut out = child.stdout.take().expect("piped");
-        let mut errs = child.stderr.take().expect("piped");
-        let (mut o, mut e) = (Vec::new(), Vec::new());
-        let (_, r1, r2, status) = tokio::join!(
-            feed,
-            out.read_to_end(&mut o),
-            errs.read_to_end(&mut e),
-            child.wait()
-        );
-        r1.map_err(err)?;
-        r2.map_err(err)?;
-        let status = status.map_err(err)?;
-        Ok(RunOutput {
-            status: status.code(),
-            stdout: String::from_utf8_lossy(&o).into_owned(),
-            stderr: String::from_utf8_lossy(&e).into_owned(),
-        })
     }
 
     async fn converse(
