@@ -1,6 +1,6 @@
 //! The commands that reach hosts besides `apply`: `rollback`, `releases`, `check`, `run`,
-//! `unlock`. Each runs one script per host in one session (rollback: two — read under the
-//! lock, then switch), hosts in parallel.
+//! `unlock`. Each runs in one session per host, hosts in parallel; rollback reads every host
+//! under its lock first, then sends each the switch-back in the same session.
 
 use super::{on_hosts, overrides, resolve, runtime, ssh};
 use crate::cli::{RollbackArgs, RunArgs, Ship, StageArgs};
