@@ -6,6 +6,10 @@ use ship_core::{ArtifactInfo, PlanInput, Stage};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Counts allocations, so the run also shows that memory grows linearly with hosts.
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
+
 fn main() {
     divan::main();
 }
