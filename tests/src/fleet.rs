@@ -198,6 +198,12 @@ impl Fleet {
         self.try_sh(host, &format!("cat '{path}'")).1
     }
 
+    /// Reads a file of `host` whose path may hold any character (empty if missing).
+    pub fn read_quoted(&self, host: &str, path: &str) -> String {
+        let quoted = format!("'{}'", path.replace('\'', r"'\''"));
+        self.try_sh(host, &format!("cat {quoted}")).1
+    }
+
     /// Where `link` points on `host` (empty if it is no link).
     pub fn readlink(&self, host: &str, link: &str) -> String {
         self.try_sh(host, &format!("readlink '{link}'"))

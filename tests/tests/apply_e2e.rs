@@ -594,3 +594,48 @@ fn check_and_run_report_per_host() {
     ok(&out);
     assert!(out.stdout.contains("a;b\n$(id)\n"), "{}", out.stdout);
 }
+
+#[test]
+fn shell_metacharacters_in_paths_are_quoted_never_executed() {
+    let fleet = Fleet::start(1);
+    let deploy_to = "/srv/my app;$(touch /srv/pwned1)`touch /srv/pwned2`";
+    // A linked file holds no `/` but its directory's: what runs would write to ~ (/root).
+    let linked = "config/we ird;$(cd;touch ship-pwned3)\"q.py";
+    let _ = std::fs::remove_file("/root/ship-pwned3");
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = '{deploy_to}'\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\nlinked_files = ['{linked}']\n[staging]\nhosts = [\"h1\"]\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    let q = |s: &str| ship_core::shell::quote(s).into_owned();
+    fleet.sh(
+        "h1",
+        &format!(
+            "mkdir -p {d}/shared/config && echo secret > {d}/shared/{f}",
+            d = q(deploy_to),
+            f = q(linked)
+        ),
+    );
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    let current = format!("{deploy_to}/current");
+    assert_eq!(
+        fleet.read_quoted("h1", &format!("{current}/index.html")),
+        "v1\n"
+    );
+    assert_eq!(
+        fleet.read_quoted("h1", &format!("{current}/{linked}")),
+        "secret\n"
+    );
+    for n in 1..=2 {
+        assert!(
+            !fleet.try_sh("h1", &format!("test -e /srv/pwned{n}")).0,
+            "a value was executed ({n})"
+        );
+    }
+    assert!(
+        !std::path::Path::new("/root/ship-pwned3").exists(),
+        "a linked file was executed"
+    );
+    ok(&f.ship(&["rollback", "staging", "--to", "20261101000001"]));
+}
