@@ -37,7 +37,8 @@ Examples:
 
 Exit codes: 0 success; 1 the work failed here (e.g. a build command); 2 usage or
 configuration error, nothing done; 3 a deploy or command failed on a host, every host left
-as it was; 4 a deploy failed and a host could not be put back (its state is unknown).";
+as it was; 4 a deploy failed and a host could not be put back (its state is unknown);
+130/143 a deploy was interrupted by SIGINT/SIGTERM and every host was put back.";
 
 /// The `ship` subcommand and its global flags.
 #[derive(Debug, Args)]

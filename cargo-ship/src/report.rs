@@ -33,6 +33,14 @@ pub enum CliError {
     /// A command on the hosts (rollback, check, run, unlock) failed on some host.
     #[error("{0}")]
     Remote(String),
+    /// A deploy was stopped by a signal; every host was put back.
+    #[error("{message}")]
+    Interrupted {
+        /// 130 for SIGINT, 143 for SIGTERM.
+        code: i32,
+        /// What happened.
+        message: String,
+    },
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -52,12 +60,14 @@ pub enum CliError {
 /// | 2 | usage or configuration error: nothing was done |
 /// | 3 | a deploy or a command failed on a host; every host is as it was (a deploy put back) |
 /// | 4 | a deploy failed and a host could not be put back: its state is unknown |
+/// | 130, 143 | a deploy was interrupted by SIGINT or SIGTERM; hosts were put back |
 pub fn exit_code(e: &CliError) -> i32 {
     match e {
         CliError::Config(_) | CliError::Plan(_) | CliError::Usage(_) | CliError::Project(_) => 2,
         CliError::Artifact(_) | CliError::Io { .. } => 1,
         CliError::DeployFailed(_) | CliError::Remote(_) => 3,
         CliError::HostsUnknown(_) => 4,
+        CliError::Interrupted { code, .. } => *code,
     }
 }
 

@@ -186,6 +186,8 @@ pub(crate) fn run(
     );
     let verbose = args.verbose;
     let deployer = super::deployer(cx);
+    // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<String>);
     let outcome = {
         let err = Mutex::new(&mut cx.stderr);
         let on_event = |event: Event| {
@@ -240,12 +242,19 @@ pub(crate) fn run(
                 artifact: artifact_path(&project, &plan),
             },
             events: &on_event,
+            stop: Some(stop_rx),
         };
         let rt = super::runtime()?;
-        let outcome = rt.block_on(executor.apply());
+        let outcome = rt.block_on(async {
+            tokio::select! {
+                outcome = executor.apply() => outcome,
+                never = watch_signals(&stop_tx) => match never {},
+            }
+        });
         rt.block_on(ssh.close());
         outcome
     };
+    let interrupted = stop_tx.borrow().clone();
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
@@ -286,6 +295,22 @@ pub(crate) fn run(
             .map(|s| format!(" at step `{s}`"))
             .unwrap_or_default()
     );
+    if let Some(signal) = interrupted {
+        return Err(CliError::Interrupted {
+            code: if signal == "SIGTERM" { 143 } else { 130 },
+            message: format!(
+                "deploy of {} release {} to {} interrupted by {signal}; {}",
+                plan.app,
+                plan.release,
+                plan.stage,
+                if unknown.is_empty() {
+                    "every host is on the release it had"
+                } else {
+                    "some hosts could not be put back (see above)"
+                }
+            ),
+        });
+    }
     if unknown.is_empty() {
         Err(CliError::DeployFailed(format!(
             "deploy of {} release {} to {} failed on {place}: {}\nEvery host is on the release it had{}.",
@@ -308,5 +333,28 @@ pub(crate) fn run(
             failure.message,
             unknown.join(", ")
         )))
+    }
+}
+
+/// Waits for SIGINT and SIGTERM, forever, and says which came on `stop`.
+async fn watch_signals(
+    stop: &tokio::sync::watch::Sender<Option<String>>,
+) -> std::convert::Infallible {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    loop {
+        tokio::select! {
+            () = next(&mut int) => { stop.send_replace(Some("SIGINT".to_owned())); }
+            () = next(&mut term) => { stop.send_replace(Some("SIGTERM".to_owned())); }
+        }
     }
 }

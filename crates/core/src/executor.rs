@@ -151,6 +151,14 @@ struct HostRun {
     switched: bool,
     uncertain: bool,
     finished: bool,
+    /// The segments this host finished.
+    segments_done: Vec<usize>,
+}
+
+impl HostRun {
+    fn reached(&self, k: usize) -> bool {
+        self.segments_done.contains(&k)
+    }
 }
 
 /// One host's conversation, as the coordinator sees it.
@@ -282,6 +290,9 @@ pub struct Executor<'a, R: Transport, L: Transport> {
     pub options: ApplyOptions,
     /// Where events go.
     pub events: &'a (dyn Fn(Event) + Send + Sync),
+    /// Set (with a reason, e.g. `SIGINT`) to stop: the scripts in flight finish their
+    /// segment, no host is sent another, and every host is put back as after a failure.
+    pub stop: Option<tokio::sync::watch::Receiver<Option<String>>>,
 }
 
 impl<R: Transport, L: Transport> Executor<'_, R, L> {
@@ -482,6 +493,20 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
             let mut failure: Option<Failure> = None;
             let mut after_switch = false;
             for unit in self.units() {
+                if let Some(reason) = self.stopped() {
+                    failure = Some(Failure {
+                        host: None,
+                        step: None,
+                        message: format!("interrupted by {reason}"),
+                        after_switch,
+                    });
+                    (self.events)(Event::Failed {
+                        host: None,
+                        step: None,
+                        message: format!("interrupted by {reason}"),
+                    });
+                    break;
+                }
                 match unit {
                     Unit::Local(id) => {
                         let step = plan.step(id).expect("a step of the plan");
@@ -498,7 +523,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                         let mut queue = targets.iter();
                         let mut running = FuturesUnordered::new();
                         loop {
-                            while running.len() < plan.parallel.max(1) {
+                            while running.len() < plan.parallel.max(1) && self.stopped().is_none() {
                                 let Some(h) = queue.next() else { break };
                                 let run = &runs[&h.name];
                                 if let Some(input) = inputs.get(&h.name) {
@@ -555,6 +580,20 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                         }
                     }
                 }
+                if failure.is_none()
+                    && let Unit::Segment(k) = unit
+                    && let Some(reason) = self.stopped()
+                    && plan.hosts.iter().any(|h| {
+                        h.scripts.iter().any(|s| s.segment == k) && !runs[&h.name].reached(k)
+                    })
+                {
+                    failure = Some(Failure {
+                        host: None,
+                        step: None,
+                        message: format!("interrupted by {reason}"),
+                        after_switch,
+                    });
+                }
                 if let Some(f) = &failure {
                     (self.events)(Event::Failed {
                         host: f.host.clone(),
@@ -579,6 +618,11 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         let failure = failure.expect("checked");
         self.recover(&runs, failure.after_switch, &mut ends).await;
         self.finish(ends, Some(failure), &runs)
+    }
+
+    /// Why the deploy was asked to stop, if it was.
+    fn stopped(&self) -> Option<String> {
+        self.stop.as_ref().and_then(|s| s.borrow().clone())
     }
 
     /// Runs local step `id` on this machine; its failure, if any.
@@ -745,6 +789,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
 
         if out.status == Some(0) {
             run.finished |= after_switch;
+            run.segments_done.push(k);
             return None;
         }
         // The failed step: one that ended non-zero, or one that started and never ended.

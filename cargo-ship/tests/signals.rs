@@ -1,0 +1,98 @@
+//! SIGINT and SIGTERM to `cargo ship apply`: the scripts in flight finish their segment, no
+//! host goes further, every host is put back, and the exit code says which signal it was.
+
+use ship_tests::{Fixture, Fleet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n\
+         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n\
+         [staging]\nhosts = [\"h1\", \"h2\"]\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    let apply = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
+            .args(["apply", "staging", "--release-id", id])
+            .current_dir(f.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = apply("20261101000001").wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "rm /srv/go");
+    }
+    f.write("app/index.html", "v2\n");
+    let child = apply("20261101000002");
+    // Wait until both hosts are in the slow task (the new release is unpacked), then signal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !["h1", "h2"].iter().all(|h| {
+        fleet
+            .try_sh(h, "test -e /srv/app/releases/20261101000002/index.html")
+            .0
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the deploy never reached the slow task"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(300));
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(
+        stderr.contains(&format!("interrupted by SIG{signal}")),
+        "{stderr}"
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(
+            fleet.read(h, "/srv/app/current/index.html"),
+            "v1\n",
+            "{h} still on v1"
+        );
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                .0,
+            "the half-made release is gone from {h}"
+        );
+        assert!(
+            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
+            "{h} unlocked"
+        );
+    }
+}
+
+#[test]
+fn sigint_stops_at_the_sync_point_and_puts_hosts_back() {
+    interrupted_deploy_puts_every_host_back("INT", 130);
+}
+
+#[test]
+fn sigterm_stops_at_the_sync_point_and_puts_hosts_back() {
+    interrupted_deploy_puts_every_host_back("TERM", 143);
+}
