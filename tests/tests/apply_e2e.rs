@@ -639,3 +639,39 @@ fn shell_metacharacters_in_paths_are_quoted_never_executed() {
     );
     ok(&f.ship(&["rollback", "staging", "--to", "20261101000001"]));
 }
+
+#[test]
+fn a_failing_health_check_on_one_host_puts_every_host_back() {
+    let fleet = Fleet::start(3);
+    let health = "[default.health]\nrun = \"test ! -e /srv/unhealthy && grep -q v index.html\"\ntimeout = \"5s\"\n";
+    let f = project(&fleet, 3, health);
+    with_shared(&fleet, &HOSTS);
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    f.write("app/index.html", "v2\n");
+    fleet.sh("h3", "touch /srv/unhealthy");
+    let out = apply(&f, &["--release-id", "20261101000002"]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("failed on h3 at step `verify`"),
+        "{}",
+        out.stderr
+    );
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v1\n", "{h} back on v1");
+        assert!(unlocked(&fleet, h));
+        let states = states(&fleet, h);
+        assert_eq!(states.last().unwrap().1, "failed", "{h}: {states:?}");
+    }
+    // A health check that hangs is cut at its timeout, and fails the same way.
+    let hang = "[default.health]\nrun = \"sleep 30\"\ntimeout = \"1s\"\n";
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    f.write("Ship.toml", &text.replace(health, hang));
+    fleet.sh("h3", "rm /srv/unhealthy");
+    let started = std::time::Instant::now();
+    let out = apply(&f, &["--release-id", "20261101000003"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v1\n");
+    }
+}
