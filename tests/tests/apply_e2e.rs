@@ -675,3 +675,27 @@ fn a_failing_health_check_on_one_host_puts_every_host_back() {
         assert_eq!(content(&fleet, h), "v1\n");
     }
 }
+
+#[test]
+fn a_step_that_hangs_is_cut_at_command_timeout_and_hosts_are_put_back() {
+    let fleet = Fleet::start(2);
+    let task = "command_timeout = \"2s\"\n[default.tasks.hang]\nrun = \"if [ -e /srv/hang ]; then sleep 60; fi\"\nafter = \"install\"\n";
+    let f = project(&fleet, 2, task);
+    with_shared(&fleet, &["h1", "h2"]);
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    fleet.sh("h2", "touch /srv/hang");
+    f.write("app/index.html", "v2\n");
+    let started = std::time::Instant::now();
+    let out = apply(&f, &["--release-id", "20261101000002"]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(
+        out.stderr.contains("h2: no answer within 2s"),
+        "{}",
+        out.stderr
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(content(&fleet, h), "v1\n", "{h} still on v1");
+        assert!(unlocked(&fleet, h), "{h}");
+    }
+}

@@ -167,7 +167,17 @@ pub(crate) fn run(
     };
 
     let layout = ship_layouts::layout_for(plan.layout);
-    let ssh = super::ssh(&project, &stage, &args.remote);
+    // A host's one session carries all its scripts: each is bounded by command_timeout
+    // (checked by the executor), the session by their sum.
+    let parts = plan
+        .hosts
+        .iter()
+        .map(|h| h.scripts.len())
+        .max()
+        .unwrap_or(1) as u32;
+    let mut session_stage = stage.clone();
+    session_stage.command_timeout = stage.command_timeout * (parts + 1);
+    let ssh = super::ssh(&project, &session_stage, &args.remote);
     let local = LocalTransport::new(&project.root);
     let (bold, red, green, reset) = if color {
         ("\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
@@ -240,6 +250,7 @@ pub(crate) fn run(
                 deployer,
                 started_at: super::now(),
                 artifact: artifact_path(&project, &plan),
+                segment_timeout: stage.command_timeout,
             },
             events: &on_event,
             stop: Some(stop_rx),

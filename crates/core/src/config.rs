@@ -40,7 +40,8 @@ pub struct Settings {
     pub ssh_config: Option<String>,
     /// How long connecting to a host may take, e.g. `"10s"`.
     pub connect_timeout: String,
-    /// How long one SSH session (one host's script between two sync points) may take.
+    /// How long one host's script between two sync points (or one command of `run`, `check`,
+    /// ...) may take.
     pub command_timeout: String,
     /// Hosts in no role (OpenSSH destinations).
     #[serde(default)]

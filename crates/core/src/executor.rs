@@ -40,6 +40,8 @@ pub struct ApplyOptions {
     pub started_at: String,
     /// The artifact tarball (`target/ship/artifacts/<digest>.tar.gz`).
     pub artifact: PathBuf,
+    /// How long one host's script (one segment) may take.
+    pub segment_timeout: std::time::Duration,
 }
 
 /// Something that happened, for the reporter.
@@ -174,15 +176,22 @@ enum SegmentEnd {
     Finished(String),
     /// The script ended before it (the output read so far).
     Ended(String),
+    /// It took longer than allowed.
+    TimedOut,
 }
 
 impl Talk {
     /// Reads the host's output until it finishes segment `k` or its script ends.
-    async fn segment(mut self, k: usize) -> (Talk, SegmentEnd) {
+    async fn segment(mut self, k: usize, limit: std::time::Duration) -> (Talk, SegmentEnd) {
         let marker = format!("{SEGMENT_MARKER} {k}");
+        let deadline = tokio::time::Instant::now() + limit;
         let mut text = String::new();
         if self.ended.is_none() {
-            while let Some(line) = self.lines.recv().await {
+            loop {
+                let Ok(line) = tokio::time::timeout_at(deadline, self.lines.recv()).await else {
+                    return (self, SegmentEnd::TimedOut);
+                };
+                let Some(line) = line else { break };
                 if line == marker {
                     return (self, SegmentEnd::Finished(text));
                 }
@@ -520,6 +529,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                             .iter()
                             .filter(|h| h.scripts.iter().any(|s| s.segment == k))
                             .collect();
+                        let limit = self.options.segment_timeout;
                         let mut queue = targets.iter();
                         let mut running = FuturesUnordered::new();
                         loop {
@@ -540,7 +550,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                                     }
                                 }
                                 let talk = talks.remove(&h.name).expect("one talk a host");
-                                running.push(async move { (*h, talk.segment(k).await) });
+                                running.push(async move { (*h, talk.segment(k, limit).await) });
                             }
                             let Some((h, (mut talk, end))) = running.next().await else {
                                 break;
@@ -555,6 +565,13 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                                     // The script ended: close its input, then hear how it ended.
                                     inputs.remove(&h.name);
                                     talk.end(text).await
+                                }
+                                SegmentEnd::TimedOut => {
+                                    inputs.remove(&h.name);
+                                    Err(TransportError::Timeout {
+                                        host: h.name.clone(),
+                                        after: limit,
+                                    })
                                 }
                             };
                             talks.insert(h.name.clone(), talk);
