@@ -452,7 +452,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                 step: None,
                 message: f.message.clone(),
             });
-            return self.finish(ends, Some(f), &BTreeMap::new());
+            return self.finish(ends, Some(f));
         }
 
         let switch_segment = plan
@@ -630,11 +630,11 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
             for h in &plan.hosts {
                 ends.insert(h.name.clone(), HostEnd::Deployed);
             }
-            return self.finish(ends, None, &runs);
+            return self.finish(ends, None);
         }
         let failure = failure.expect("checked");
         self.recover(&runs, failure.after_switch, &mut ends).await;
-        self.finish(ends, Some(failure), &runs)
+        self.finish(ends, Some(failure))
     }
 
     /// Why the deploy was asked to stop, if it was.
@@ -688,12 +688,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
             .map(|s| s.id)
     }
 
-    fn finish(
-        &self,
-        mut ends: BTreeMap<String, HostEnd>,
-        failure: Option<Failure>,
-        _runs: &BTreeMap<String, HostRun>,
-    ) -> Outcome {
+    fn finish(&self, mut ends: BTreeMap<String, HostEnd>, failure: Option<Failure>) -> Outcome {
         let hosts = self
             .plan
             .hosts
