@@ -679,7 +679,8 @@ fn a_failing_health_check_on_one_host_puts_every_host_back() {
 #[test]
 fn a_step_that_hangs_is_cut_at_command_timeout_and_hosts_are_put_back() {
     let fleet = Fleet::start(2);
-    let task = "command_timeout = \"2s\"\n[default.tasks.hang]\nrun = \"if [ -e /srv/hang ]; then sleep 60; fi\"\nafter = \"install\"\n";
+    let task = "command_timeout = \"2s\"\n[default.tasks.hang]\nrun = \"if [ -e /srv/hang ]; then sleep 5; fi\"\nafter = \"install\"\n\
+                [default.tasks.later]\nrun = \"touch /srv/later-ran\"\nafter = \"hang\"\n";
     let f = project(&fleet, 2, task);
     with_shared(&fleet, &["h1", "h2"]);
     ok(&apply(&f, &["--release-id", "20261101000001"]));
@@ -698,4 +699,12 @@ fn a_step_that_hangs_is_cut_at_command_timeout_and_hosts_are_put_back() {
         assert_eq!(content(&fleet, h), "v1\n", "{h} still on v1");
         assert!(unlocked(&fleet, h), "{h}");
     }
+    // The abandoned script wakes up after the hosts were put back: it runs nothing more.
+    fleet.sh("h2", "rm -f /srv/later-ran");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(
+        !fleet.try_sh("h2", "test -e /srv/later-ran").0,
+        "a step ran after recovery"
+    );
+    assert_eq!(content(&fleet, "h2"), "v1\n");
 }

@@ -23,6 +23,8 @@ pub const END_MARKER: &str = "::ship::end";
 pub const STATE_MARKER: &str = "::ship::state";
 /// The exit status of `lock` when another deploy holds the lock.
 pub const LOCKED_STATUS: i32 = 75;
+/// The exit status of a step whose deploy no longer holds the host's lock.
+pub const LOST_LOCK_STATUS: i32 = 77;
 /// The exit status of `link` when a linked file is missing from `shared/`.
 pub const MISSING_SHARED_STATUS: i32 = 76;
 
@@ -408,6 +410,14 @@ pub fn host_script(
             crate::plan::StepKind::Phase => phase_command(step.phase, input, host, cx),
             crate::plan::StepKind::Task => step.command.clone(),
         };
+        if !(step.kind == crate::plan::StepKind::Phase && step.phase == Phase::Lock) {
+            // A script left running after its deploy was stopped (a timeout, a lost
+            // connection) does nothing more once the host has been put back and unlocked.
+            let _ = write!(
+                s,
+                "\ngrep -qxF \"$SHIP_LOCK_INFO\" \"$SHIP_DEPLOY_TO/.ship/lock/info\" 2>/dev/null || {{ echo \"cargo-ship: $SHIP_HOST: this deploy no longer holds the lock\" >&2; exit {LOST_LOCK_STATUS}; }}"
+            );
+        }
         let _ = write!(
             s,
             "\nprintf '{START_MARKER} {id} %s\\n' {name}\nset +e\n(\n  set -eu\n{body}\n)\nship_rc=$?\nset -e\nprintf '\\n{END_MARKER} {id} %s\\n' \"$ship_rc\"\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"\n",
