@@ -467,6 +467,7 @@ fn two_deploys_never_run_at_once_and_unlock_clears_a_stale_lock() {
     fleet.sh("h1", "mkdir /srv/app/.ship/lock && echo 'carol@ci since 2026-11-01T00:00:00Z' > /srv/app/.ship/lock/info");
     let blocked = f.ship(&["apply", "staging"]);
     assert_eq!(blocked.code, 3);
+    assert!(blocked.stderr.contains("(held for "), "{}", blocked.stderr);
     assert!(
         blocked
             .stderr

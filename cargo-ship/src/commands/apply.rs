@@ -286,7 +286,8 @@ pub(crate) fn run(
         }
         return Ok(());
     }
-    let failure = outcome.failure.clone().expect("not ok");
+    let mut failure = outcome.failure.clone().expect("not ok");
+    failure.message = super::with_lock_age(&failure.message);
     let _ = writeln!(cx.stdout, "{red}Deploy failed{reset}. Each host:");
     for (host, end) in &outcome.hosts {
         let _ = writeln!(cx.stdout, "  {host:<width$}  {}", describe(end));

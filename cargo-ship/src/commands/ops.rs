@@ -210,7 +210,9 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
             observed
                 .lock
                 .as_deref()
-                .map_or("not locked".to_owned(), |l| format!("LOCKED by {l}"))
+                .map_or("not locked".to_owned(), |l| super::with_lock_age(&format!(
+                    "LOCKED by {l}"
+                )))
         );
         // Directories on disk, with their records; records of a single-directory layout.
         let mut rows: Vec<(String, String, String, String, String, bool)> = Vec::new();
@@ -388,7 +390,8 @@ pub(crate) fn unlock(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<
     for (host, result) in results {
         match failure(&result) {
             None => {
-                let _ = writeln!(cx.stdout, "{host}: {}", result.expect("ok").stdout.trim());
+                let said = result.expect("ok").stdout;
+                let _ = writeln!(cx.stdout, "{host}: {}", super::with_lock_age(said.trim()));
             }
             Some(why) => {
                 let _ = writeln!(cx.stdout, "{host}: FAILED: {why}");
