@@ -209,6 +209,11 @@ pub struct ApplyArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// Output format: `json` prints one JSON object per line on stdout — every event as it
+    /// happens (`connected`, `step`, `failed`, `recovered`), then the `outcome`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub remote: RemoteArgs,

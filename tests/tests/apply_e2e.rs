@@ -709,3 +709,47 @@ fn a_step_that_hangs_is_cut_at_command_timeout_and_hosts_are_put_back() {
     );
     assert_eq!(content(&fleet, "h2"), "v1\n");
 }
+
+#[test]
+fn apply_format_json_prints_one_event_per_line_then_the_outcome() {
+    let fleet = Fleet::start(1);
+    let f = project(&fleet, 1, "");
+    let parse = |out: &Output| -> Vec<serde_json::Value> {
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    // Missing shared file: failed, every host unchanged.
+    let out = apply(&f, &["--release-id", "20261101000001", "--format", "json"]);
+    assert_eq!(out.code, 3);
+    let events = parse(&out);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "outcome");
+    assert_eq!(last["ok"], false);
+    assert_eq!(last["failure"]["step"], "link");
+    assert_eq!(last["hosts"][0]["host"], "h1");
+    assert_eq!(last["hosts"][0]["state"], "unchanged");
+    assert!(events.iter().any(|e| e["event"] == "failed"));
+
+    with_shared(&fleet, &["h1"]);
+    let out = apply(&f, &["--release-id", "20261101000002", "--format", "json"]);
+    ok(&out);
+    let events = parse(&out);
+    assert_eq!(events[0]["event"], "connected");
+    let steps: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "lock", "upload", "prepare", "link", "install", "switch", "verify", "cleanup", "unlock"
+        ]
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["ok"], true);
+    assert_eq!(last["sessions_per_host"], 1);
+    assert_eq!(last["hosts"][0]["state"], "deployed");
+}

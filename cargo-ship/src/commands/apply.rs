@@ -195,12 +195,23 @@ pub(crate) fn run(
         plan.parallel
     );
     let verbose = args.verbose;
+    let json = args.format == Format::Json;
     let deployer = super::deployer(cx);
     // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<String>);
     let outcome = {
         let err = Mutex::new(&mut cx.stderr);
+        let events_out = Mutex::new(&mut cx.stdout);
         let on_event = |event: Event| {
+            if json {
+                let mut out = events_out.lock().expect("not poisoned");
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&event).expect("events serialize")
+                );
+                return;
+            }
             let mut out = err.lock().expect("not poisoned");
             match event {
                 Event::Step {
@@ -268,7 +279,33 @@ pub(crate) fn run(
     let interrupted = stop_tx.borrow().clone();
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
+    if json {
+        let hosts: Vec<serde_json::Value> = outcome
+            .hosts
+            .iter()
+            .map(|(host, end)| {
+                let mut v = serde_json::to_value(end).expect("serializes");
+                v["host"] = serde_json::Value::from(host.as_str());
+                v
+            })
+            .collect();
+        let line = serde_json::json!({
+            "event": "outcome",
+            "ok": outcome.ok(),
+            "app": plan.app,
+            "stage": plan.stage,
+            "release": plan.release,
+            "sessions_per_host": sessions,
+            "hosts": hosts,
+            "failure": outcome.failure,
+            "interrupted": interrupted,
+        });
+        let _ = writeln!(cx.stdout, "{line}");
+    }
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    if json {
+        cx.stdout = Box::new(std::io::sink());
+    }
     if outcome.ok() {
         let _ = writeln!(
             cx.stdout,
