@@ -138,6 +138,13 @@ agree on where to go back to, nothing is changed and the difference is shown.",
     #[command(after_long_help = "Examples:\n  cargo ship unlock production")]
     Unlock(StageArgs),
 
+    /// Print a shell completion script for `cargo-ship` (cargo's own completion, which it
+    /// would replace, completes `cargo ship`'s name only).
+    #[command(
+        after_long_help = "Examples:\n  cargo ship completions bash > /etc/bash_completion.d/cargo-ship\n  cargo ship completions zsh > \"${fpath[1]}/_cargo-ship\"\n  cargo ship completions fish > ~/.config/fish/completions/cargo-ship.fish"
+    )]
+    Completions(CompletionsArgs),
+
     /// Write a commented Ship.toml suited to the project in the current directory.
     #[command(
         long_about = "Write a commented Ship.toml suited to the project found here: a Cargo \
@@ -262,6 +269,14 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub remote: RemoteArgs,
+}
+
+/// `cargo ship completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `cargo ship init`.

@@ -129,3 +129,16 @@ fn help_explains_every_flag_with_examples() {
         }
     }
 }
+
+#[test]
+fn completions_are_generated_for_the_cargo_subcommand() {
+    let f = Fixture::new(&[]);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = f.ship(&["completions", shell]);
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        assert!(out.stdout.contains("rollback"), "{shell}");
+        assert!(out.stdout.contains("accept-new-host-keys"), "{shell}");
+    }
+    let out = f.ship(&["completions", "tcsh"]);
+    assert_eq!(out.code, 2);
+}

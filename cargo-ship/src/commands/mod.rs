@@ -27,6 +27,17 @@ pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
         Command::Run(args) => ops::run(ship, args, cx),
         Command::Unlock(args) => ops::unlock(ship, args, cx),
         Command::Init(args) => init::run(ship, args, cx),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            // For `cargo-ship …`: generating for `cargo` would replace cargo's own completion.
+            let mut cmd = crate::cli::Cargo::command()
+                .find_subcommand("ship")
+                .cloned()
+                .expect("the ship subcommand")
+                .name("cargo-ship");
+            clap_complete::generate(args.shell, &mut cmd, "cargo-ship", &mut cx.stdout);
+            Ok(())
+        }
     }
 }
 
