@@ -753,3 +753,37 @@ fn apply_format_json_prints_one_event_per_line_then_the_outcome() {
     assert_eq!(last["sessions_per_host"], 1);
     assert_eq!(last["hosts"][0]["state"], "deployed");
 }
+
+#[test]
+fn with_parallel_1_a_failure_stops_the_hosts_not_yet_started() {
+    let fleet = Fleet::start(3);
+    let task = "parallel = 1\n[default.tasks.check]\nrun = \"test ! -e /srv/fail && echo \\\"ran on $SHIP_HOST\\\" >> /srv/ran\"\nafter = \"install\"\n";
+    let f = project(&fleet, 3, task);
+    with_shared(&fleet, &HOSTS);
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    fleet.sh("h1", "touch /srv/fail");
+    for h in HOSTS {
+        fleet.sh(h, "rm -f /srv/ran");
+    }
+    f.write("app/index.html", "v2\n");
+    let out = apply(&f, &["--release-id", "20261101000002"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("failed on h1 at step `check`"),
+        "{}",
+        out.stderr
+    );
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v1\n");
+        assert!(unlocked(&fleet, h));
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                .0,
+            "{h}"
+        );
+    }
+    // h2 and h3 were never sent the failed part: their task did not run.
+    assert_eq!(fleet.read("h2", "/srv/ran"), "");
+    assert_eq!(fleet.read("h3", "/srv/ran"), "");
+}

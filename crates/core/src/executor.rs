@@ -533,7 +533,11 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                         let mut queue = targets.iter();
                         let mut running = FuturesUnordered::new();
                         loop {
-                            while running.len() < plan.parallel.max(1) && self.stopped().is_none() {
+                            // After a failure or a stop, no host starts this segment any more.
+                            while running.len() < plan.parallel.max(1)
+                                && failure.is_none()
+                                && self.stopped().is_none()
+                            {
                                 let Some(h) = queue.next() else { break };
                                 let run = &runs[&h.name];
                                 if let Some(input) = inputs.get(&h.name) {
