@@ -96,3 +96,98 @@ fn sigint_stops_at_the_sync_point_and_puts_hosts_back() {
 fn sigterm_stops_at_the_sync_point_and_puts_hosts_back() {
     interrupted_deploy_puts_every_host_back("TERM", 143);
 }
+
+#[test]
+fn sigkill_leaves_a_stale_lock_that_unlock_clears_and_cleanup_removes_the_half_made_release() {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n\
+         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n\
+         [staging]\nhosts = [\"h1\", \"h2\"]\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    let ship_cmd = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
+            .args(args)
+            .current_dir(f.path())
+            .env("USER", "killed")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = ship_cmd(&["apply", "staging", "--release-id", "20261101000001"])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "rm /srv/go");
+    }
+    f.write("app/index.html", "v2\n");
+    let mut child = ship_cmd(&["apply", "staging", "--release-id", "20261101000002"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !["h1", "h2"].iter().all(|h| {
+        fleet
+            .try_sh(h, "test -e /srv/app/releases/20261101000002/index.html")
+            .0
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the deploy never reached the slow task"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: nothing is put back
+    child.wait().unwrap();
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+
+    f.write("app/index.html", "v3\n");
+    let blocked = ship_cmd(&["apply", "staging", "--release-id", "20261101000003"])
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert_eq!(blocked.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("locked by another deploy: killed@"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(held for "), "{stderr}");
+
+    let unlocked = ship_cmd(&["unlock", "staging"]).wait_with_output().unwrap();
+    assert!(unlocked.status.success());
+    assert!(String::from_utf8_lossy(&unlocked.stdout).contains("removed the lock held by killed@"));
+    let out = ship_cmd(&["apply", "staging", "--release-id", "20261101000003"])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(fleet.read(h, "/srv/app/current/index.html"), "v3\n");
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                .0,
+            "the half-made release left by the killed deploy is gone from {h}"
+        );
+        assert!(
+            fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000001")
+                .0,
+            "v1 kept"
+        );
+    }
+}

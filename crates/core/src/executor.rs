@@ -792,6 +792,9 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                     None => {}
                 }
                 run.artifact_present = probe.artifact_present;
+                state.half_made = probe
+                    .preparing
+                    .filter(|d| Some(d) != state.live.as_ref() && state.record_of(d).is_none());
                 run.new_dir = self.layout.new_dir(&state, &self.plan.release);
                 run.cleanup = self
                     .layout
@@ -950,7 +953,9 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                 }
             }
         }
-        s.push_str("rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n");
+        s.push_str(
+            "rm -f \"$SHIP_DEPLOY_TO/.ship/preparing\"\nrm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n",
+        );
         s
     }
 
@@ -985,6 +990,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
             "printf '%s\\n' {} > \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\"\n\
              mv -f \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\" \"$SHIP_DEPLOY_TO/.ship/releases.json\"\n\
              printf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n\
+             rm -f \"$SHIP_DEPLOY_TO/.ship/preparing\"\n\
              rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n",
             quote(&records::to_json(&records)),
             quote(&self.options.deployer),

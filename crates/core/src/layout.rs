@@ -57,6 +57,9 @@ pub struct HostState {
     pub releases: Vec<String>,
     /// `.ship/releases.json`, oldest first.
     pub records: Vec<ReleaseRecord>,
+    /// A release directory a killed deploy left half-made: cleanup removes it first.
+    #[serde(default)]
+    pub half_made: Option<String>,
 }
 
 impl HostState {

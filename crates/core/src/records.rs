@@ -13,6 +13,8 @@ pub struct Probe {
     pub listing: String,
     /// Whether `.ship/artifacts/<digest>.tar.gz` is there already.
     pub artifact_present: bool,
+    /// The release directory a deploy started to prepare and never recorded (it was killed).
+    pub preparing: Option<String>,
     /// `.ship/releases.json`, if there is one.
     pub records: Option<String>,
 }
@@ -43,6 +45,8 @@ impl Probe {
             } else if let Some(name) = rest.strip_prefix("release ") {
                 p.listing.push_str(name);
                 p.listing.push('\n');
+            } else if let Some(dir) = rest.strip_prefix("preparing ") {
+                p.preparing = Some(dir.to_owned());
             } else if rest == "artifact present" {
                 p.artifact_present = true;
             } else if rest == "records" {

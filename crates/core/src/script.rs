@@ -192,6 +192,7 @@ for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
   [ -e "$ship_r" ] && printf '{STATE_MARKER} release %s\n' "${{ship_r##*/}}"
 done
 if [ -s "$SHIP_ARTIFACT" ]; then printf '{STATE_MARKER} artifact present\n'; fi
+if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '{STATE_MARKER} preparing %s\n' "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
 if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
   printf '{STATE_MARKER} records\n'
   cat "$SHIP_DEPLOY_TO/.ship/releases.json"
@@ -212,7 +213,11 @@ else
   mv -f "$SHIP_ARTIFACT.part" "$SHIP_ARTIFACT"
 fi"#
         .to_owned(),
-        Phase::Prepare => layout.prepare(cx),
+        Phase::Prepare => format!(
+            "# a deploy killed from here on leaves this name for the next one's cleanup\n\
+             printf '%s\\n' \"${{SHIP_RELEASE_PATH##*/}}\" > \"$SHIP_DEPLOY_TO/.ship/preparing\"\n{}",
+            layout.prepare(cx)
+        ),
         Phase::Link => link_command(host),
         Phase::Install => ":".to_owned(),
         Phase::Switch => layout.switch(cx),
@@ -238,6 +243,7 @@ done"#
                 r#"printf '%s\n' "$SHIP_RECORDS" > "$SHIP_DEPLOY_TO/.ship/releases.json.tmp"
 mv -f "$SHIP_DEPLOY_TO/.ship/releases.json.tmp" "$SHIP_DEPLOY_TO/.ship/releases.json"
 printf 'Branch %s (at %s) deployed as release %s by %s\n' {} "$SHIP_REVISION" "$SHIP_RELEASE" "$SHIP_DEPLOYER" >> "$SHIP_DEPLOY_TO/revisions.log"
+rm -f "$SHIP_DEPLOY_TO/.ship/preparing"
 rm -rf "$SHIP_DEPLOY_TO/.ship/lock""#,
                 quote(&branch)
             )

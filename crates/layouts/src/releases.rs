@@ -41,9 +41,10 @@ pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<Stri
         }
     };
     let failed = |d: &str| {
-        state
-            .record_of(d)
-            .is_some_and(|r| r.state == ReleaseState::Failed)
+        state.half_made.as_deref() == Some(d)
+            || state
+                .record_of(d)
+                .is_some_and(|r| r.state == ReleaseState::Failed)
     };
     let mut candidates: Vec<&String> = on_disk.iter().filter(|d| !protected(d)).collect();
     candidates.sort_by_key(|d| (!failed(d), age(d)));

@@ -56,5 +56,6 @@ pub(crate) fn parse_state(deploy_to: &str, current: Option<&str>, listing: &str)
         live: current.and_then(|c| dir_of_link(deploy_to, c)),
         releases,
         records: Vec::new(),
+        half_made: None,
     }
 }

@@ -61,6 +61,11 @@ fn cleanup_keeps_keep_releases_and_never_the_live_or_previous_good() {
     check("01:G 02:L 03:R", "04", 2, "01 03");
     // Directories without a record (e.g. from Capistrano) count as older, by name.
     check("01:- 02:- 03:L", "04", 2, "01 02");
+    // A directory a killed deploy left half-made goes first.
+    let mut killed = state("01:G 02:G 03:L 04:-");
+    killed.half_made = Some("04".into());
+    let got = layout_for(LayoutKind::Timestamp).cleanup(&killed, "05", 5);
+    assert_eq!(got, ["04"]);
     // Nothing live (the last deploy was reverted on a first install): the previous good stays.
     check("01:G 02:F", "03", 1, "02");
 }
