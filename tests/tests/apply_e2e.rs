@@ -787,3 +787,38 @@ fn with_parallel_1_a_failure_stops_the_hosts_not_yet_started() {
     assert_eq!(fleet.read("h2", "/srv/ran"), "");
     assert_eq!(fleet.read("h3", "/srv/ran"), "");
 }
+
+#[test]
+fn a_full_disk_on_one_host_changes_nothing() {
+    let fleet = Fleet::start_sized(2, "8m");
+    let f = project(&fleet, 2, "");
+    with_shared(&fleet, &["h1", "h2"]);
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    // Fill h2 up, then ship a release that does not fit.
+    fleet.sh(
+        "h2",
+        "dd if=/dev/zero of=/srv/filler bs=1M count=7 2>/dev/null || true",
+    );
+    let mut x: u32 = 1;
+    let big: String = (0..1_500_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'a' + (x >> 16) as u8 % 26)
+        })
+        .collect();
+    f.write("app/big.txt", &big);
+    f.write("app/index.html", "v2\n");
+    let out = apply(&f, &["--release-id", "20261101000002"]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("failed on h2"), "{}", out.stderr);
+    for h in ["h1", "h2"] {
+        assert_eq!(content(&fleet, h), "v1\n", "{h} still on v1");
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                .0,
+            "no half-made release on {h}"
+        );
+        assert!(unlocked(&fleet, h), "{h}");
+    }
+}
