@@ -20,12 +20,21 @@ fn read_plan(path: &Path) -> Result<Plan, CliError> {
             path.display()
         ))
     })?;
-    Plan::from_json(&text).map_err(|e| {
+    let plan = Plan::from_json(&text).map_err(|e| {
         CliError::Usage(format!(
             "{} is not a plan cargo ship can apply ({e}); make it again with `cargo ship plan <stage>`",
             path.display()
         ))
-    })
+    })?;
+    if !plan.intact() {
+        return Err(CliError::Usage(format!(
+            "{} was changed after it was made (its digest does not match its content); \
+             make it again with `cargo ship plan {}`",
+            path.display(),
+            plan.stage
+        )));
+    }
+    Ok(plan)
 }
 
 /// A saved plan is applied only if the configuration and the artifact are what it was made

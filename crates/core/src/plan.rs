@@ -139,6 +139,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Each host's part.
     pub hosts: Vec<HostPlan>,
+    /// The sha256 of this plan's JSON with this field empty: a saved plan that was cut short
+    /// or edited is refused.
+    pub digest: String,
 }
 
 impl Plan {
@@ -147,6 +150,27 @@ impl Plan {
         let mut s = serde_json::to_string_pretty(self).expect("a plan always serializes");
         s.push('\n');
         s
+    }
+
+    /// The plan with its [`Plan::digest`] computed.
+    pub fn sealed(mut self) -> Plan {
+        self.digest = self.content_digest();
+        self
+    }
+
+    fn content_digest(&self) -> String {
+        let mut bare = self.clone();
+        bare.digest = String::new();
+        crate::sha256_hex(
+            serde_json::to_string(&bare)
+                .expect("a plan always serializes")
+                .as_bytes(),
+        )
+    }
+
+    /// Whether the plan is as it was made: its digest matches its content.
+    pub fn intact(&self) -> bool {
+        self.digest == self.content_digest()
     }
 
     /// Reads a plan saved by [`Plan::to_json`].

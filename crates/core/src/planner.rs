@@ -318,7 +318,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         apply_time: script::apply_time_variables(),
         steps,
         hosts,
-    })
+        digest: String::new(),
+    }
+    .sealed())
 }
 
 /// A short digest of each top-level key of the resolved stage.
