@@ -225,6 +225,15 @@ impl Fleet {
         }
     }
 
+    /// Drops every SSH connection to `host` (kills the sshd processes serving them); the
+    /// host keeps listening and its filesystem stays.
+    pub fn drop_connections(&self, host: &str) {
+        let h = self.host(host);
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &h.pid.to_string()])
+            .status();
+    }
+
     /// Lines of `host`'s sshd log that match `pattern`.
     pub fn log_lines(&self, host: &str, pattern: &str) -> usize {
         std::fs::read_to_string(self.dir.path().join(format!("sshd_{host}.log")))

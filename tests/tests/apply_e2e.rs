@@ -822,3 +822,51 @@ fn a_full_disk_on_one_host_changes_nothing() {
         assert!(unlocked(&fleet, h), "{h}");
     }
 }
+
+#[test]
+fn a_connection_dropped_mid_deploy_is_opened_again_to_put_the_host_back() {
+    let fleet = Fleet::start(2);
+    let task = "[default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n";
+    let f = project(&fleet, 2, task);
+    with_shared(&fleet, &["h1", "h2"]);
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "rm /srv/go");
+    }
+    f.write("app/index.html", "v2\n");
+    std::thread::scope(|s| {
+        let deploy = s.spawn(|| apply(&f, &["--release-id", "20261101000002"]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !fleet
+            .try_sh("h2", "test -e /srv/app/releases/20261101000002/index.html")
+            .0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the slow task"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        fleet.drop_connections("h2");
+        fleet.sh("h1", "touch /srv/go");
+        let out = deploy.join().unwrap();
+        assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("failed on h2"), "{}", out.stderr);
+    });
+    fleet.sh("h2", "touch /srv/go");
+    for h in ["h1", "h2"] {
+        assert_eq!(content(&fleet, h), "v1\n", "{h} still on v1");
+        assert!(unlocked(&fleet, h), "{h} unlocked");
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                .0,
+            "no half-made release on {h}"
+        );
+    }
+    f.write("app/index.html", "v3\n");
+    ok(&apply(&f, &["--release-id", "20261101000003"]));
+}

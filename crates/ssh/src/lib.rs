@@ -138,8 +138,14 @@ impl SshTransport {
     }
 
     async fn session(&self, host: &str) -> Result<Arc<openssh::Session>, TransportError> {
-        if let Some(s) = self.sessions.lock().await.get(host) {
-            return Ok(s.clone());
+        let cached = self.sessions.lock().await.get(host).cloned();
+        if let Some(s) = cached {
+            // A connection that dropped (its master is gone) is opened again, once: recovery
+            // after a lost connection can still reach the host. The check is local.
+            if s.check().await.is_ok() {
+                return Ok(s);
+            }
+            self.sessions.lock().await.remove(host);
         }
         self.connect(host).await?;
         self.sessions
