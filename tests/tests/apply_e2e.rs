@@ -823,11 +823,12 @@ fn a_full_disk_on_one_host_changes_nothing() {
     }
 }
 
-#[test]
-fn a_connection_dropped_mid_deploy_is_opened_again_to_put_the_host_back() {
+fn connection_dropped(after: &str) {
     let fleet = Fleet::start(2);
-    let task = "[default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n";
-    let f = project(&fleet, 2, task);
+    let task = format!(
+        "[default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"{after}\"\n"
+    );
+    let f = project(&fleet, 2, &task);
     with_shared(&fleet, &["h1", "h2"]);
     for h in ["h1", "h2"] {
         fleet.sh(h, "touch /srv/go");
@@ -840,10 +841,12 @@ fn a_connection_dropped_mid_deploy_is_opened_again_to_put_the_host_back() {
     std::thread::scope(|s| {
         let deploy = s.spawn(|| apply(&f, &["--release-id", "20261101000002"]));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !fleet
-            .try_sh("h2", "test -e /srv/app/releases/20261101000002/index.html")
-            .0
-        {
+        let reached = if after == "switch" {
+            "[ \"$(readlink /srv/app/current)\" = /srv/app/releases/20261101000002 ]"
+        } else {
+            "test -e /srv/app/releases/20261101000002/index.html"
+        };
+        while !fleet.try_sh("h2", reached).0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "never reached the slow task"
@@ -860,13 +863,29 @@ fn a_connection_dropped_mid_deploy_is_opened_again_to_put_the_host_back() {
     for h in ["h1", "h2"] {
         assert_eq!(content(&fleet, h), "v1\n", "{h} still on v1");
         assert!(unlocked(&fleet, h), "{h} unlocked");
-        assert!(
-            !fleet
-                .try_sh(h, "test -e /srv/app/releases/20261101000002")
-                .0,
-            "no half-made release on {h}"
-        );
+        if after == "switch" {
+            // It was live for a moment: kept, recorded failed, removed first by cleanup.
+            let states = states(&fleet, h);
+            assert_eq!(states.last().unwrap().1, "failed", "{h}: {states:?}");
+        } else {
+            assert!(
+                !fleet
+                    .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                    .0,
+                "no half-made release on {h}"
+            );
+        }
     }
     f.write("app/index.html", "v3\n");
     ok(&apply(&f, &["--release-id", "20261101000003"]));
+}
+
+#[test]
+fn a_connection_dropped_before_the_switch_is_opened_again_to_put_the_host_back() {
+    connection_dropped("link");
+}
+
+#[test]
+fn a_connection_dropped_after_the_switch_is_opened_again_to_switch_the_host_back() {
+    connection_dropped("switch");
 }
