@@ -89,3 +89,42 @@ fn an_unknown_host_key_is_refused_before_any_command_runs() {
             .contains("ssh-ed25519")
     );
 }
+
+#[test]
+fn a_changed_host_key_is_refused_even_when_new_keys_are_accepted() {
+    let fleet = Fleet::start(1);
+    // known_hosts holds another key for the host's address: the key "changed".
+    let other = fleet.dir().join("other_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_pub: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let known = std::fs::read_to_string(fleet.dir().join("known_hosts")).unwrap();
+    let address = known.split_whitespace().next().unwrap().to_owned();
+    let changed = fleet.dir().join("changed_known_hosts");
+    std::fs::write(&changed, format!("{address} {}\n", other_pub.join(" "))).unwrap();
+    let config = std::fs::read_to_string(fleet.ssh_config())
+        .unwrap()
+        .replace(
+            &fleet.dir().join("known_hosts").display().to_string(),
+            &changed.display().to_string(),
+        );
+    let cfg = fleet.dir().join("changed_config");
+    std::fs::write(&cfg, config).unwrap();
+    for host_keys in [HostKeys::Strict, HostKeys::AcceptNew] {
+        let ssh = SshTransport::new(SshOptions {
+            config_file: Some(cfg.clone()),
+            host_keys,
+            ..SshOptions::default()
+        });
+        let err = rt().block_on(ssh.connect("h1")).unwrap_err();
+        assert!(
+            matches!(err, ship_core::TransportError::HostKey { .. }),
+            "{host_keys:?}: {err}"
+        );
+    }
+}
