@@ -191,3 +191,51 @@ fn sigkill_leaves_a_stale_lock_that_unlock_clears_and_cleanup_removes_the_half_m
         );
     }
 }
+
+#[test]
+fn a_signal_after_every_host_switched_lets_the_deploy_complete_and_says_so() {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n\
+         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"switch\"\n\
+         [staging]\nhosts = [\"h1\", \"h2\"]\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    let child = Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
+        .args(["apply", "staging", "--release-id", "20261101000001"])
+        .current_dir(f.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !["h1", "h2"]
+        .iter()
+        .all(|h| fleet.try_sh(h, "test -L /srv/app/current").0)
+    {
+        assert!(Instant::now() < deadline, "the hosts never switched");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(300));
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("the deploy completed"), "{stderr}");
+    for h in ["h1", "h2"] {
+        assert_eq!(fleet.read(h, "/srv/app/current/index.html"), "v1\n");
+        assert!(
+            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
+            "{h} unlocked"
+        );
+    }
+}

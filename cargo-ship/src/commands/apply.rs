@@ -330,6 +330,17 @@ pub(crate) fn run(
         for (host, end) in &outcome.hosts {
             let _ = writeln!(cx.stdout, "  {host:<width$}  {}", describe(end));
         }
+        if let Some(signal) = interrupted {
+            // The signal came when every host had already switched: there was no sync point
+            // left to stop at, so the deploy completed. The exit code still says it came.
+            return Err(CliError::Interrupted {
+                code: if signal == "SIGTERM" { 143 } else { 130 },
+                message: format!(
+                    "{signal} came after every host had switched; the deploy completed: every host is on release {}",
+                    plan.release
+                ),
+            });
+        }
         return Ok(());
     }
     let mut failure = outcome.failure.clone().expect("not ok");
