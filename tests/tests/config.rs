@@ -117,6 +117,22 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
         "production",
         &["Ship.toml:5", "linked_files", "`..`"],
     );
+    // Shell metacharacters where a name is expected, an absolute linked file, a host with a space.
+    check_error(
+        "[default]\napp = \"web;$(id)\"\ndeploy_to = \"/srv/x\"\n[production]\nhosts = [\"a\"]\n",
+        "production",
+        &["Ship.toml:2", "default.app", "expected letters"],
+    );
+    check_error(
+        &format!("{BASE}linked_files = [\"/etc/passwd\"]\n[production]\nhosts = [\"a\"]\n"),
+        "production",
+        &["linked_files", "absolute path"],
+    );
+    check_error(
+        &format!("{BASE}[production]\nhosts = [\"web1 ; rm -rf /\"]\n"),
+        "production",
+        &["production.hosts", "whitespace"],
+    );
     // A relative deploy_to.
     check_error(
         "[default]\napp = \"demo\"\ndeploy_to = \"srv/demo\"\n[production]\nhosts = [\"a\"]\n",
