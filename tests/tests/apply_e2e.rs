@@ -889,3 +889,48 @@ fn a_connection_dropped_before_the_switch_is_opened_again_to_put_the_host_back()
 fn a_connection_dropped_after_the_switch_is_opened_again_to_switch_the_host_back() {
     connection_dropped("switch");
 }
+
+#[test]
+fn a_host_lost_mid_deploy_is_named_unknown_and_the_others_are_put_back() {
+    let mut fleet = Fleet::start(2);
+    let task = "[default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n";
+    let f = project(&fleet, 2, task);
+    with_shared(&fleet, &["h1", "h2"]);
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    ok(&apply(&f, &["--release-id", "20261101000001"]));
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "rm /srv/go");
+    }
+    f.write("app/index.html", "v2\n");
+    std::thread::scope(|s| {
+        let deploy = s.spawn(|| apply(&f, &["--release-id", "20261101000002"]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !fleet
+            .try_sh("h2", "test -e /srv/app/releases/20261101000002/index.html")
+            .0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the slow task"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // The whole sshd goes: its connections, then the listener. The host is gone.
+        fleet.drop_connections("h2");
+        fleet.stop("h2");
+        fleet.sh("h1", "touch /srv/go");
+        let out = deploy.join().unwrap();
+        assert_eq!(out.code, 4, "{}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("h2  UNKNOWN"), "{}", out.stdout);
+        assert!(out.stderr.contains("need a look: h2"), "{}", out.stderr);
+    });
+    assert_eq!(content(&fleet, "h1"), "v1\n");
+    assert!(unlocked(&fleet, "h1"));
+    assert!(
+        !fleet
+            .try_sh("h1", "test -e /srv/app/releases/20261101000002")
+            .0
+    );
+}
