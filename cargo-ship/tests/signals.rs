@@ -5,28 +5,39 @@ use ship_tests::{Fixture, Fleet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
+/// Two real hosts and a project whose `slow` task, hooked `after` a phase, waits for
+/// `/srv/go` on its host.
+fn slow_project(after: &str) -> (Fleet, Fixture) {
     let fleet = Fleet::start(2);
     let ship = format!(
         "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
          ssh_config = \"{}\"\n\
-         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n\
+         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"{after}\"\n\
          [staging]\nhosts = [\"h1\", \"h2\"]\n",
         fleet.ssh_config().display()
     );
     let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    (fleet, f)
+}
+
+/// `cargo-ship ARGS` started in the project as user `killed`, its output captured.
+fn start(f: &Fixture, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
+        .args(args)
+        .current_dir(f.path())
+        .env("USER", "killed")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
+    let (fleet, f) = slow_project("link");
     for h in ["h1", "h2"] {
         fleet.sh(h, "touch /srv/go");
     }
-    let apply = |id: &str| {
-        Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
-            .args(["apply", "staging", "--release-id", id])
-            .current_dir(f.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let apply = |id: &str| start(&f, &["apply", "staging", "--release-id", id]);
     let first = apply("20261101000001").wait_with_output().unwrap();
     assert!(
         first.status.success(),
@@ -99,28 +110,11 @@ fn sigterm_stops_at_the_sync_point_and_puts_hosts_back() {
 
 #[test]
 fn sigkill_leaves_a_stale_lock_that_unlock_clears_and_cleanup_removes_the_half_made_release() {
-    let fleet = Fleet::start(2);
-    let ship = format!(
-        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
-         ssh_config = \"{}\"\n\
-         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"link\"\n\
-         [staging]\nhosts = [\"h1\", \"h2\"]\n",
-        fleet.ssh_config().display()
-    );
-    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    let (fleet, f) = slow_project("link");
     for h in ["h1", "h2"] {
         fleet.sh(h, "touch /srv/go");
     }
-    let ship_cmd = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
-            .args(args)
-            .current_dir(f.path())
-            .env("USER", "killed")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let ship_cmd = |args: &[&str]| start(&f, args);
     let out = ship_cmd(&["apply", "staging", "--release-id", "20261101000001"])
         .wait_with_output()
         .unwrap();
@@ -194,22 +188,8 @@ fn sigkill_leaves_a_stale_lock_that_unlock_clears_and_cleanup_removes_the_half_m
 
 #[test]
 fn a_signal_after_every_host_switched_lets_the_deploy_complete_and_says_so() {
-    let fleet = Fleet::start(2);
-    let ship = format!(
-        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
-         ssh_config = \"{}\"\n\
-         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"switch\"\n\
-         [staging]\nhosts = [\"h1\", \"h2\"]\n",
-        fleet.ssh_config().display()
-    );
-    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
-    let child = Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
-        .args(["apply", "staging", "--release-id", "20261101000001"])
-        .current_dir(f.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (fleet, f) = slow_project("switch");
+    let child = start(&f, &["apply", "staging", "--release-id", "20261101000001"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !["h1", "h2"]
         .iter()

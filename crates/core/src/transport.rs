@@ -103,6 +103,31 @@ pub trait Transport: Send + Sync {
     ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send;
 }
 
+/// Drives one conversation's pipes until the script ends: feeds `input` to `stdin`, sends
+/// each line of `stdout` on `lines`. Returns all of stdout and all of stderr. Both
+/// transports call it; they differ only in how the process is started.
+pub async fn pump<W, R, E>(
+    input: UnboundedReceiver<Input>,
+    lines: UnboundedSender<String>,
+    stdin: W,
+    stdout: R,
+    mut stderr: E,
+) -> (String, String)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + Unpin,
+    E: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut errors = Vec::new();
+    let (_, all, _) = tokio::join!(
+        feed(input, stdin),
+        read_lines(stdout, lines),
+        stderr.read_to_end(&mut errors)
+    );
+    (all, String::from_utf8_lossy(&errors).into_owned())
+}
+
 /// Feeds `input` to `stdin` until `input` closes; a write error (the script stopped
 /// reading) drops the rest.
 pub async fn feed<W: tokio::io::AsyncWrite + Unpin>(

@@ -30,14 +30,13 @@
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
-use ship_core::transport::{feed, read_lines};
+use ship_core::transport::pump;
 use ship_core::{Input, RunOutput, Transport, TransportError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The remote command that runs `script` with POSIX `sh`, whatever the login shell is.
@@ -272,18 +271,13 @@ impl SshTransport {
         let mut child = cmd.spawn().await.map_err(|e| err(describe(&e)))?;
         let stdin = child.stdin().take().expect("piped");
         let stdout = child.stdout().take().expect("piped");
-        let mut stderr = child.stderr().take().expect("piped");
-        let mut errors = Vec::new();
-        let (_, all, _) = tokio::join!(
-            feed(input, stdin),
-            read_lines(stdout, lines),
-            stderr.read_to_end(&mut errors)
-        );
+        let stderr = child.stderr().take().expect("piped");
+        let (stdout, stderr) = pump(input, lines, stdin, stdout, stderr).await;
         let status = child.wait().await.map_err(|e| err(describe(&e)))?;
         Ok(RunOutput {
             status: status.code(),
-            stdout: all,
-            stderr: String::from_utf8_lossy(&errors).into_owned(),
+            stdout,
+            stderr,
         })
     }
 }
@@ -328,18 +322,13 @@ impl Transport for LocalTransport {
             .map_err(err)?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let mut errors = Vec::new();
-        let (_, all, _) = tokio::join!(
-            feed(input, stdin),
-            read_lines(stdout, lines),
-            stderr.read_to_end(&mut errors)
-        );
+        let stderr = child.stderr.take().expect("piped");
+        let (stdout, stderr) = pump(input, lines, stdin, stdout, stderr).await;
         let status = child.wait().await.map_err(err)?;
         Ok(RunOutput {
             status: status.code(),
-            stdout: all,
-            stderr: String::from_utf8_lossy(&errors).into_owned(),
+            stdout,
+            stderr,
         })
     }
 }
