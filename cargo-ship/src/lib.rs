@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+mod adapters;
 pub mod cli;
 pub mod commands;
 pub mod project;

@@ -18,6 +18,9 @@ pub enum CliError {
     /// The artifact could not be built.
     #[error("cannot build the artifact: {0}")]
     Artifact(#[from] ArtifactError),
+    /// An adapter's build work failed (wheels, npm): nothing was sent to any host.
+    #[error("cannot build the artifact: {0}")]
+    Build(String),
     /// A flag's value is wrong.
     #[error("{0}")]
     Usage(String),
@@ -64,7 +67,7 @@ pub enum CliError {
 pub fn exit_code(e: &CliError) -> i32 {
     match e {
         CliError::Config(_) | CliError::Plan(_) | CliError::Usage(_) | CliError::Project(_) => 2,
-        CliError::Artifact(_) | CliError::Io { .. } => 1,
+        CliError::Artifact(_) | CliError::Build(_) | CliError::Io { .. } => 1,
         CliError::DeployFailed(_) | CliError::Remote(_) => 3,
         CliError::HostsUnknown(_) => 4,
         CliError::Interrupted { code, .. } => *code,

@@ -12,6 +12,27 @@ pub struct Fixture {
     dir: tempfile::TempDir,
 }
 
+/// The body of `GET http://<ip>:<port>/`, or the error.
+pub fn http_get(ip: std::net::Ipv4Addr, port: u16) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&(ip, port).into(), std::time::Duration::from_secs(5))
+            .map_err(|e| format!("connect {ip}:{port}: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") =>
+        {
+            Ok(body.to_owned())
+        }
+        _ => Err(format!("unexpected answer: {text:?}")),
+    }
+}
+
 /// What a command printed and returned.
 #[derive(Debug)]
 pub struct Output {
@@ -32,6 +53,59 @@ impl Fixture {
             f.write(path, contents);
         }
         f
+    }
+
+    /// A project copied from `tests/fixtures/<name>`, with these files written over it.
+    pub fn from_fixture(name: &str, files: &[(&str, &str)]) -> Fixture {
+        let f = Fixture::new(&[]);
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        for entry in walkdir::WalkDir::new(&from).min_depth(1) {
+            let entry = entry.expect("a fixture file");
+            let rel = entry.path().strip_prefix(&from).expect("under the fixture");
+            if rel.components().any(|c| c.as_os_str() == "__pycache__") {
+                continue;
+            }
+            let to = f.path().join(rel);
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&to).expect("mkdir");
+            } else {
+                std::fs::copy(entry.path(), &to).expect("copy");
+            }
+        }
+        for (path, contents) in files {
+            f.write(path, contents);
+        }
+        f
+    }
+
+    /// Commits every file of the project to its git repository (made on first use).
+    pub fn commit(&self, message: &str) {
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=Tester",
+                    "-c",
+                    "user.email=tester@example.com",
+                ])
+                .args(args)
+                .current_dir(self.path())
+                .output()
+                .expect("git runs");
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        if !self.join(".git").exists() {
+            git(&["init", "-q", "-b", "main"]);
+            self.write(".gitignore", "target/\n__pycache__/\nnode_modules/\n");
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "--allow-empty", "-m", message]);
     }
 
     /// Writes a file of the project.

@@ -67,12 +67,12 @@ pub(crate) fn overrides(
 }
 
 /// The project and one of its stages, resolved with these overrides.
-pub(crate) fn resolve(
+pub(crate) fn resolve_with_adapters(
     ship: &Ship,
     stage: &str,
     overrides: Vec<(String, String)>,
     cx: &Context,
-) -> Result<(Project, Stage), CliError> {
+) -> Result<(Project, Stage, crate::adapters::Adapters), CliError> {
     let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
     let sources = Sources {
         ship_toml: project.ship_toml.clone(),
@@ -82,6 +82,19 @@ pub(crate) fn resolve(
     };
     let loaded = sources.load()?;
     let stage = Stage::resolve(&loaded, stage)?;
+    let adapters = crate::adapters::read(&loaded, &stage)?;
+    Ok((project, stage, adapters))
+}
+
+/// [`resolve_with_adapters`] for the commands that do not build: the adapters' tables are
+/// still checked.
+pub(crate) fn resolve(
+    ship: &Ship,
+    stage: &str,
+    overrides: Vec<(String, String)>,
+    cx: &Context,
+) -> Result<(Project, Stage), CliError> {
+    let (project, stage, _) = resolve_with_adapters(ship, stage, overrides, cx)?;
     Ok((project, stage))
 }
 

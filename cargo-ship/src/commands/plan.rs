@@ -5,7 +5,7 @@ use crate::project::Project;
 use crate::{CliError, Context};
 use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
-use ship_core::{LayoutKind, PlanInput, artifact};
+use ship_core::{LayoutKind, PlanInput};
 use std::io::Write;
 
 /// Everything `plan` makes: kept for `apply` in the next version.
@@ -39,7 +39,8 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         check_release_id(id).map_err(|m| CliError::Usage(format!("--release-id: {m}")))?;
     }
     let overrides = super::overrides(&args.set, args.app_version.as_deref())?;
-    let (project, mut stage) = super::resolve(ship, &args.stage, overrides, cx)?;
+    let (project, mut stage, adapters) =
+        super::resolve_with_adapters(ship, &args.stage, overrides, cx)?;
     fill_version(&project, &mut stage, args.release_id.is_some())?;
     let release = match (&args.release_id, stage.layout) {
         (Some(id), LayoutKind::Timestamp)
@@ -59,12 +60,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         (None, _) => jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string(),
     };
 
-    let built = artifact::build(
-        &project.root,
-        &stage.source,
-        &stage.build,
-        &project.ship_dir.join("artifacts"),
-    )?;
+    let (built, extra_tasks) = crate::adapters::build(&project, &stage, &adapters)?;
     let config_digest = ship_core::planner::config_digest(&stage);
     let layout = ship_layouts::layout_for(stage.layout);
     let plan = ship_core::plan(&PlanInput {
@@ -73,7 +69,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         release,
         artifact: built.info,
         config_digest,
-        extra_tasks: Vec::new(),
+        extra_tasks,
         overrides: args.set.clone(),
     })?;
     Ok(Planned {

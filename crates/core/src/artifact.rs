@@ -104,7 +104,77 @@ pub fn build(
     build_commands: &[String],
     cache: &Path,
 ) -> Result<Built, ArtifactError> {
-    for command in build_commands {
+    build_with(
+        root,
+        &Packing {
+            content: Content::Source(source),
+            build: build_commands,
+            extras: &[],
+        },
+        cache,
+    )
+}
+
+/// What an artifact is made of: its main content, the commands run before packing it, and
+/// extra files adapters add (a wheelhouse, say).
+#[derive(Clone, Copy, Debug)]
+pub struct Packing<'a> {
+    /// The main content.
+    pub content: Content<'a>,
+    /// Commands run with `sh -c` in the project's root before anything is packed.
+    pub build: &'a [String],
+    /// More files or directories, packed after the content (they win on a clash).
+    pub extras: &'a [Extra],
+}
+
+/// The main content of an artifact.
+#[derive(Clone, Copy, Debug)]
+pub enum Content<'a> {
+    /// The configured `source`.
+    Source(&'a SourceConfig),
+    /// Paths of the project, as rsync reads them: `dist/` packs the directory's contents at
+    /// the artifact's root, `server.js` or `src` keeps the path.
+    Paths(&'a [String]),
+}
+
+/// A file or directory added to an artifact at a path of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extra {
+    /// The file or directory on this machine.
+    pub from: PathBuf,
+    /// Where it goes in the artifact (a relative path; empty for the root).
+    pub to: String,
+}
+
+/// [`build`] with adapters' extras, or with a list of paths instead of a `source`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use ship_core::artifact::{self, Content, Extra, Packing};
+/// let project = tempfile::tempdir()?;
+/// std::fs::create_dir_all(project.path().join("dist/css"))?;
+/// std::fs::write(project.path().join("dist/index.html"), "<h1>hi</h1>")?;
+/// std::fs::write(project.path().join("LICENSE"), "MIT")?;
+/// let paths = ["dist/".to_owned()];
+/// let extras = [Extra { from: project.path().join("LICENSE"), to: "legal/LICENSE".into() }];
+/// let packing = Packing { content: Content::Paths(&paths), build: &[], extras: &extras };
+/// let built = artifact::build_with(project.path(), &packing, &project.path().join("cache"))?;
+/// assert_eq!(built.info.source, "paths dist/");
+/// assert_eq!(built.info.entries, 4); // css/, index.html, legal/, legal/LICENSE
+/// # Ok(()) }
+/// ```
+pub fn build_with(
+    root: &Path,
+    packing: &Packing<'_>,
+    cache: &Path,
+) -> Result<Built, ArtifactError> {
+    run_commands(root, packing.build)?;
+    pack(root, packing, cache)
+}
+
+/// Runs build commands with `sh -c` in `root`, in order, stopping at the first that fails.
+pub fn run_commands(root: &Path, commands: &[String]) -> Result<(), ArtifactError> {
+    for command in commands {
         let status = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -118,23 +188,54 @@ pub fn build(
             });
         }
     }
-    let (entries, revision) = match source {
-        SourceConfig::Git(rev) => {
-            let (tar, commit) = git_archive(root, rev)?;
-            (read_tar(&tar[..])?, Some(commit))
+    Ok(())
+}
+
+fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, ArtifactError> {
+    let (mut entries, revision, label) = match packing.content {
+        Content::Source(source) => {
+            let (kind, value) = source.parts();
+            let label = format!("{kind} {value}");
+            match source {
+                SourceConfig::Git(rev) => {
+                    let (tar, commit) = git_archive(root, rev)?;
+                    (read_tar(&tar[..])?, Some(commit), label)
+                }
+                SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None, label),
+                SourceConfig::Archive(file) => {
+                    let path = root.join(file);
+                    let bytes = std::fs::read(&path).map_err(io(&path))?;
+                    let entries = if bytes.starts_with(&[0x1f, 0x8b]) {
+                        read_tar(flate2::read::GzDecoder::new(&bytes[..]))?
+                    } else {
+                        read_tar(&bytes[..])?
+                    };
+                    (entries, None, label)
+                }
+            }
         }
-        SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None),
-        SourceConfig::Archive(file) => {
-            let path = root.join(file);
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let entries = if bytes.starts_with(&[0x1f, 0x8b]) {
-                read_tar(flate2::read::GzDecoder::new(&bytes[..]))?
-            } else {
-                read_tar(&bytes[..])?
-            };
-            (entries, None)
+        Content::Paths(paths) => {
+            let mut entries = Vec::new();
+            for p in paths {
+                let to = if p.ends_with('/') {
+                    String::new()
+                } else {
+                    p.clone()
+                };
+                entries.extend(read_extra(&root.join(p.trim_end_matches('/')), &to)?);
+            }
+            (entries, None, format!("paths {}", paths.join(", ")))
         }
     };
+    for extra in packing.extras {
+        entries.extend(read_extra(&extra.from, &extra.to)?);
+    }
+    // One entry per path, the last one packed winning: extras replace the content's.
+    let entries: Vec<(String, Entry)> = entries
+        .drain(..)
+        .collect::<std::collections::BTreeMap<String, Entry>>()
+        .into_iter()
+        .collect();
     let count = entries.len() as u64;
     let tar = write_tar(&entries)?;
     let digest = format!("{:x}", Sha256::digest(&tar));
@@ -148,10 +249,9 @@ pub fn build(
     let tmp = cache.join(format!(".{digest}.tar.gz.part"));
     std::fs::write(&tmp, &gz).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    let (kind, value) = source.parts();
     Ok(Built {
         info: ArtifactInfo {
-            source: format!("{kind} {value}"),
+            source: label,
             revision,
             digest,
             bytes: gz.len() as u64,
@@ -159,6 +259,52 @@ pub fn build(
         },
         path,
     })
+}
+
+/// The entries of a file or directory placed at `to` in the artifact, with the directories
+/// leading to it.
+fn read_extra(from: &Path, to: &str) -> Result<Vec<(String, Entry)>, ArtifactError> {
+    let to = clean_path(to)?;
+    let meta = std::fs::symlink_metadata(from).map_err(io(from))?;
+    let mut out = Vec::new();
+    if let Some(to) = &to {
+        let parts: Vec<&str> = to.split('/').collect();
+        for n in 1..parts.len() {
+            out.push((parts[..n].join("/"), Entry::Dir));
+        }
+    }
+    if meta.is_dir() {
+        if let Some(to) = &to {
+            out.push((to.clone(), Entry::Dir));
+        }
+        for (rel, e) in read_dir(from)? {
+            let path = match &to {
+                Some(to) => format!("{to}/{rel}"),
+                None => rel,
+            };
+            if let Entry::Symlink(target) = &e {
+                check_link(&path, target)?;
+            }
+            out.push((path, e));
+        }
+    } else {
+        let Some(to) = to else {
+            return Err(ArtifactError::Unsafe {
+                entry: from.display().to_string(),
+                reason: "a single file needs a path in the artifact".to_owned(),
+            });
+        };
+        let data = std::fs::read(from).map_err(io(from))?;
+        #[cfg(unix)]
+        let executable = {
+            use std::os::unix::fs::PermissionsExt;
+            meta.permissions().mode() & 0o111 != 0
+        };
+        #[cfg(not(unix))]
+        let executable = false;
+        out.push((to, Entry::File { data, executable }));
+    }
+    Ok(out)
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ArtifactError> {

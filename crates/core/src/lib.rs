@@ -61,6 +61,7 @@ pub mod plan;
 pub mod planner;
 pub mod records;
 pub mod render;
+pub mod reuse;
 pub mod script;
 pub mod shell;
 pub mod stage;

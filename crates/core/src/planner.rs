@@ -200,7 +200,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 } else {
                     Placement::Hosts
                 };
+                // An adapter's multi-line script reads as its description; `--verbose`
+                // and the JSON plan show the script itself.
                 let summary = match &t.description {
+                    Some(d) if t.run.contains('\n') => format!("{d} ({})", t.hook()),
                     Some(d) => format!("{d} ({}): {}", t.hook(), t.run),
                     None => format!("{}: {}", t.hook(), t.run),
                 };

@@ -136,7 +136,20 @@ pub fn phase_summary(
             }
             s
         }
-        Phase::Install => "nothing to install: no adapter is configured".to_owned(),
+        Phase::Install => {
+            let mut names: Vec<&str> = input
+                .extra_tasks
+                .iter()
+                .filter(|t| t.before == Some(crate::task::Target::Phase(Phase::Install)))
+                .map(|t| t.name.as_str())
+                .collect();
+            names.sort_unstable();
+            if names.is_empty() {
+                "nothing to install: no adapter is configured".to_owned()
+            } else {
+                format!("dependencies installed by {}", names.join(", "))
+            }
+        }
         Phase::Switch => match stage.layout {
             LayoutKind::Single => {
                 "nothing to switch: the single layout updated current/ in place".to_owned()

@@ -68,6 +68,10 @@ pub struct Stage {
     pub connect_timeout: Duration,
     /// The limit on one session.
     pub command_timeout: Duration,
+    /// The adapters' tables (`python`, `node`), as written: ship-core does not read them;
+    /// the adapter crates do (see ship-python and ship-node).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub adapters: BTreeMap<String, figment::value::Value>,
 }
 
 fn invalid(loaded: &Loaded, stage: &str, path: &[&str], message: impl Into<String>) -> ConfigError {
@@ -178,19 +182,10 @@ impl Stage {
         for (i, f) in s.linked_dirs.iter().enumerate() {
             check_relative_path(f).map_err(|m| err(&["linked_dirs"], format!("item {i}: {m}")))?;
         }
-        for adapter in ["python", "node"] {
-            let present = match adapter {
-                "python" => s.python.is_some(),
-                _ => s.node.is_some(),
-            };
-            if present {
-                return Err(err(
-                    &[adapter],
-                    format!(
-                        "the {adapter} adapter is not available in this version of cargo ship \
-                         (it installs nothing yet); remove the table and install from a task"
-                    ),
-                ));
+        let mut adapters = BTreeMap::new();
+        for (name, table) in [("python", &s.python), ("node", &s.node)] {
+            if let Some(table) = table {
+                adapters.insert(name.to_owned(), table.clone());
             }
         }
         if let Some(version) = &s.version {
@@ -378,6 +373,7 @@ impl Stage {
             ssh_config: s.ssh_config.clone(),
             connect_timeout,
             command_timeout,
+            adapters,
             app,
             deploy_to,
             layout: s.layout,

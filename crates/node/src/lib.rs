@@ -1,21 +1,39 @@
-//! ship-node: cargo ship's adapter for Node applications (npm builds, node_modules reuse).
+//! ship-node: cargo ship's adapter for Node applications — built once on the deploying
+//! machine, shipped as built, production dependencies installed once per lock file on
+//! each host and reused across releases.
 //!
-//! **Status:** the adapter does not install anything yet: a `[node]` table in Ship.toml is
-//! refused with a clear error; meanwhile `build = ["npm ci", "npm run build"]` with
-//! `source = { dir = "dist" }` ships a front end built once. What is here is the pure rule
-//! the adapter is built on: node_modules is reused on a host when its key — the lock file
-//! and the Node major version — is unchanged.
+//! - [`build::prepare`] (build phase, here): the commands to run before packing (default
+//!   `npm ci`, then `npm run build` when package.json has a build script) and the
+//!   node_modules key. A project without `package-lock.json` is refused, saying how to
+//!   make one. `ship = ["dist/"]` chooses what goes into the artifact.
+//! - [`tasks()`] (pure): with `install = "production"`, `node.modules` (before `install`)
+//!   runs `npm ci --omit=dev` in the release and moves the tree to
+//!   `.ship/node_modules/<key>-node<major>`, or reuses that tree when the host has it — an
+//!   unchanged lock file installs nothing — and links it as `node_modules`; `node.prune`
+//!   (after `cleanup`) removes trees no kept release links to.
 //!
 //! # Example
 //!
 //! ```
-//! use ship_node::{modules_key, node_major};
+//! use ship_node::{Install, NodeConfig, lock_key, node_major, tasks};
 //! assert_eq!(node_major("v20.20.2"), Some(20));
 //! let lock = r#"{"lockfileVersion": 3, "packages": {}}"#;
-//! assert_eq!(modules_key(lock, 20), modules_key(lock, 20));
-//! assert_ne!(modules_key(lock, 20), modules_key(lock, 22));
+//! assert_eq!(lock_key(lock), lock_key(lock)); // same lock file: same tree on the hosts
+//!
+//! let cfg = NodeConfig { install: Install::Production, node: "node".into(), ..Default::default() };
+//! let key = lock_key(lock);
+//! let steps = tasks(&cfg, Some(&key));
+//! assert_eq!(steps[0].name, "node.modules");
+//! assert!(steps[0].run.contains("npm\" ci --omit=dev"));
 //! ```
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod build;
+pub mod config;
+pub mod tasks;
+
+pub use config::{ConfigProblem, Install, NodeConfig};
+pub use tasks::tasks;
 
 /// The major version in `node --version` output (`v20.20.2` → 20).
 pub fn node_major(version: &str) -> Option<u32> {
@@ -28,7 +46,7 @@ pub fn node_major(version: &str) -> Option<u32> {
         .ok()
 }
 
-/// The key of a node_modules tree: sha256 over the lock file and the Node major version.
-pub fn modules_key(package_lock: &str, node_major: u32) -> String {
-    ship_core::sha256_hex(format!("node{node_major}\n{package_lock}").as_bytes())
+/// The key of a node_modules tree, from the lock file; the hosts append `-node<major>`.
+pub fn lock_key(package_lock: &str) -> String {
+    ship_core::sha256_hex(format!("package-lock\n{package_lock}").as_bytes())
 }
