@@ -92,6 +92,9 @@ impl Fixture {
                 ])
                 .args(args)
                 .current_dir(self.path())
+                // Fixed dates: the same files give the same commit, so plans can be snapshots.
+                .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+                .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
                 .output()
                 .expect("git runs");
             assert!(

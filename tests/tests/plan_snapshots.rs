@@ -213,3 +213,42 @@ fn every_script_is_valid_posix_shell() {
     // step, which waits for every host); switch..unlock.
     assert_eq!(checked, 4 * 4);
 }
+
+/// A Django-style stage: two web hosts that migrate once and collect static files, a
+/// worker, per-role linked config, the Python adapter building wheels here.
+#[test]
+fn django_style_stage_with_the_python_adapter() {
+    let ship = r#"[default]
+app = "hello"
+deploy_to = "/srv/hello"
+linked_files = ["config/settings.py"]
+
+[default.python]
+requirements = "requirements.txt"
+[default.python.django]
+migrate = true
+collectstatic = true
+roles = ["web"]
+
+[default.tasks.restart]
+run = "sh restart.sh"
+after = "switch"
+roles = ["web"]
+
+[default.tasks.restart-worker]
+run = "systemctl restart hello-worker"
+after = "switch"
+roles = ["worker"]
+
+[production.roles.web]
+hosts = ["app-web01", "app-web02"]
+linked_files = ["configs/gunicorn.conf.py"]
+[production.roles.worker]
+hosts = ["app-job01"]
+"#;
+    let f = Fixture::from_fixture("pyapp", &[("Ship.toml", ship)]);
+    f.commit("hello");
+    let (text, json) = plan(&f, "production", &[]);
+    insta::assert_snapshot!("django_text", text);
+    insta::assert_snapshot!("django_json", json);
+}

@@ -64,7 +64,7 @@ pub fn tasks(cfg: &PythonConfig, wheels: &Wheelhouse) -> Vec<TaskSpec> {
         let mut t = task(
             "django.migrate",
             format!("{python} migrate --noinput"),
-            "Django migrations, once per deploy, before any host switches".to_owned(),
+            "Django: migrate, once per deploy, before any host switches".to_owned(),
         );
         t.after = Some(Target::Phase(Phase::Install));
         t.roles = cfg.django_roles().to_vec();
@@ -75,7 +75,7 @@ pub fn tasks(cfg: &PythonConfig, wheels: &Wheelhouse) -> Vec<TaskSpec> {
         let mut t = task(
             "django.collectstatic",
             format!("{python} collectstatic --noinput"),
-            "Django static files, on every host".to_owned(),
+            "Django: collect static files on each host of its roles".to_owned(),
         );
         t.after = Some(Target::Phase(Phase::Install));
         t.roles = cfg.django_roles().to_vec();
@@ -100,7 +100,7 @@ pub fn tasks(cfg: &PythonConfig, wheels: &Wheelhouse) -> Vec<TaskSpec> {
         let mut t = task(
             &name,
             format!("{python} {args}"),
-            "manage.py, on every host".to_owned(),
+            "a manage.py command, on each host of its roles".to_owned(),
         );
         t.after = Some(Target::Phase(Phase::Install));
         t.roles = cfg.roles.clone();
