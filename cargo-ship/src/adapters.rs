@@ -100,7 +100,7 @@ pub(crate) fn build(
     if let Some(node) = &adapters.node {
         tasks.extend(ship_node::tasks(node, node_key.as_deref()));
     }
-    let built = artifact::build_with(
+    let mut built = artifact::build_with(
         root,
         &Packing {
             content: match ship_paths {
@@ -112,5 +112,6 @@ pub(crate) fn build(
         },
         &project.ship_dir.join("artifacts"),
     )?;
+    built.info.commands = commands;
     Ok((built, tasks))
 }

@@ -87,6 +87,7 @@ fn plan(stage: &Stage) -> ship_core::Plan {
             digest: "0".repeat(64),
             bytes: 1 << 20,
             entries: 283,
+            commands: vec![],
         },
         config_digest: "0".repeat(64),
         extra_tasks: vec![],

@@ -252,3 +252,35 @@ hosts = ["app-job01"]
     insta::assert_snapshot!("django_text", text);
     insta::assert_snapshot!("django_json", json);
 }
+
+/// The Node adapter: a static front end built here and shipped as `dist/`, and a service
+/// whose production dependencies the hosts install once per lock file.
+#[test]
+fn node_front_end_and_node_service() {
+    let front = Fixture::from_fixture(
+        "nodestatic",
+        &[(
+            "Ship.toml",
+            "[default]\napp = \"front\"\ndeploy_to = \"/srv/front\"\n\n[default.node]\n\
+             ship = [\"dist/\"]\n\n[production]\nhosts = [\"web1\", \"web2\"]\n",
+        )],
+    );
+    front.commit("front");
+    let (text, _) = plan(&front, "production", &[]);
+    insta::assert_snapshot!("node_static_text", text);
+
+    let service = Fixture::from_fixture(
+        "nodeservice",
+        &[(
+            "Ship.toml",
+            "[default]\napp = \"service\"\ndeploy_to = \"/srv/service\"\n\n[default.node]\n\
+             build = []\nship = [\"server.js\", \"package.json\", \"package-lock.json\", \"vendor\"]\n\
+             install = \"production\"\n\n[default.tasks.restart]\nrun = \"systemctl restart service\"\n\
+             after = \"switch\"\n\n[production]\nhosts = [\"api1\", \"api2\"]\n",
+        )],
+    );
+    service.commit("service");
+    let (text, json) = plan(&service, "production", &[]);
+    insta::assert_snapshot!("node_service_text", text);
+    insta::assert_snapshot!("node_service_json", json);
+}

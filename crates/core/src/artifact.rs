@@ -169,16 +169,20 @@ pub fn build_with(
     cache: &Path,
 ) -> Result<Built, ArtifactError> {
     run_commands(root, packing.build)?;
-    pack(root, packing, cache)
+    let mut built = pack(root, packing, cache)?;
+    built.info.commands = packing.build.to_vec();
+    Ok(built)
 }
 
 /// Runs build commands with `sh -c` in `root`, in order, stopping at the first that fails.
 pub fn run_commands(root: &Path, commands: &[String]) -> Result<(), ArtifactError> {
     for command in commands {
+        // Their output goes to stderr: stdout carries the plan (JSON for CI scripts).
         let status = Command::new("sh")
             .arg("-c")
             .arg(command)
             .current_dir(root)
+            .stdout(std::process::Stdio::from(std::io::stderr()))
             .status()
             .map_err(io(root))?;
         if !status.success() {
@@ -256,6 +260,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
             digest,
             bytes: gz.len() as u64,
             entries: count,
+            commands: Vec::new(),
         },
         path,
     })

@@ -25,6 +25,9 @@ pub struct ArtifactInfo {
     pub bytes: u64,
     /// The number of entries (files, directories, links) in it.
     pub entries: u64,
+    /// The build commands that ran here before it was packed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 /// Where a step runs.

@@ -78,7 +78,12 @@ pub fn phase_summary(
     let dir = input.layout.release_dir(cx);
     match p {
         Phase::Build => format!(
-            "{} → sha256 {} ({}, {} entries); done when the plan was made",
+            "{}{} → sha256 {} ({}, {} entries); done when the plan was made",
+            if a.commands.is_empty() {
+                String::new()
+            } else {
+                format!("after `{}`: ", a.commands.join("`, `"))
+            },
             a.source,
             short(&a.digest),
             human_bytes(a.bytes),

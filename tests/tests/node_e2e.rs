@@ -1,0 +1,214 @@
+//! ship-node end to end on real SSH hosts, with no network: a static front end built here
+//! and served from `current/`, and a Node service whose production dependencies are
+//! installed once per lock file on each host and reused across releases.
+
+use ship_tests::{Fixture, Fleet, Output, http_get};
+
+const HOSTS: [&str; 2] = ["h1", "h2"];
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+}
+
+fn apply(f: &Fixture, release: &str) -> Output {
+    f.ship_env(
+        &["apply", "staging", "--release-id", release],
+        &[("USER", "tester")],
+    )
+}
+
+fn answers(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .hosts
+        .iter()
+        .map(|h| http_get(h.ip, 8000).unwrap_or_else(|e| panic!("{}: {e}", h.name)))
+        .collect()
+}
+
+/// Stops what the tests started on the hosts, even when an assertion failed.
+struct Servers<'a>(&'a Fleet, &'a str);
+impl Drop for Servers<'_> {
+    fn drop(&mut self) {
+        for h in HOSTS {
+            self.0
+                .try_sh(h, &format!("kill $(cat {}) 2>/dev/null", self.1));
+        }
+    }
+}
+
+#[test]
+fn a_static_front_end_is_built_once_and_served_from_current() {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        r#"[default]
+app = "front"
+deploy_to = "/srv/front"
+ssh_config = "{}"
+
+[default.node]
+ship = ["dist/"]
+
+[staging]
+hosts = [{}]
+"#,
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..2)
+    );
+    let f = Fixture::from_fixture("nodestatic", &[("Ship.toml", &ship)]);
+    f.commit("front v1");
+    // The web server of each host serves /srv/front/current, as nginx's `root` would.
+    for h in &fleet.hosts {
+        fleet.sh(
+            &h.name,
+            &format!(
+                "mkdir -p /srv/front/current && nohup setsid timeout 600 python3 -m http.server 8000 \
+                 --bind {} --directory /srv/front/current >/dev/null 2>&1 </dev/null & echo $! > /srv/web.pid",
+                h.ip
+            ),
+        );
+    }
+    let _servers = Servers(&fleet, "/srv/web.pid");
+    // `current` must be free for the deploy's symlink: the server only needed it to start.
+    for h in HOSTS {
+        fleet.sh(h, "rmdir /srv/front/current");
+    }
+
+    ok(&apply(&f, "20260101000001"));
+    for (h, body) in HOSTS.iter().zip(answers(&fleet)) {
+        assert!(body.contains("<h1>front v1</h1>"), "{h}: {body}");
+        // What shipped is the build output only: no sources, no package.json, no node_modules.
+        let listing = fleet.sh(h, "cd /srv/front/current && find . -mindepth 1 | sort");
+        assert_eq!(
+            listing.lines().collect::<Vec<_>>(),
+            ["./REVISION", "./assets", "./assets/app.js", "./index.html"],
+            "{h}"
+        );
+    }
+
+    f.write("src/version.txt", "v2\n");
+    f.commit("front v2");
+    ok(&apply(&f, "20260101000002"));
+    for body in answers(&fleet) {
+        assert!(body.contains("<h1>front v2</h1>"), "{body}");
+    }
+
+    ok(&f.ship(&["rollback", "staging"]));
+    for body in answers(&fleet) {
+        assert!(body.contains("<h1>front v1</h1>"), "{body}");
+    }
+}
+
+fn service(fleet: &Fleet) -> Fixture {
+    let ship = format!(
+        r#"[default]
+app = "service"
+deploy_to = "/srv/service"
+ssh_config = "{}"
+
+[default.node]
+build = []
+ship = ["server.js", "restart.sh", "package.json", "package-lock.json", "vendor"]
+install = "production"
+
+[default.tasks.restart]
+run = "sh restart.sh"
+after = "switch"
+
+[staging]
+hosts = [{}]
+"#,
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..2)
+    );
+    let f = Fixture::from_fixture("nodeservice", &[("Ship.toml", &ship)]);
+    f.commit("service v1");
+    f
+}
+
+fn installs(fleet: &Fleet, host: &str) -> usize {
+    fleet
+        .try_sh(host, "cat /srv/service/.ship/node_modules/installs.log")
+        .1
+        .lines()
+        .count()
+}
+
+#[test]
+fn a_node_service_installs_its_lock_file_once_and_reuses_node_modules() {
+    let fleet = Fleet::start(2);
+    let _servers = Servers(&fleet, "/srv/service/shared/server.pid");
+    let f = service(&fleet);
+
+    ok(&apply(&f, "20260101000001"));
+    assert_eq!(answers(&fleet), vec!["Hello, node from v1\n"; 2]);
+    let tree = fleet.readlink("h1", "/srv/service/releases/20260101000001/node_modules");
+    assert!(
+        tree.starts_with("/srv/service/.ship/node_modules/"),
+        "{tree}"
+    );
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let major = String::from_utf8_lossy(&node.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(tree.ends_with(&format!("-node{major}")), "{tree}");
+    for h in HOSTS {
+        assert_eq!(installs(&fleet, h), 1, "{h}");
+    }
+
+    // New code, same lock file: node_modules is reused, no npm install ran on the hosts.
+    f.write(
+        "server.js",
+        &std::fs::read_to_string(f.join("server.js"))
+            .unwrap()
+            .replace("\"v1\"", "\"v2\""),
+    );
+    f.commit("service v2");
+    ok(&apply(&f, "20260101000002"));
+    assert_eq!(answers(&fleet), vec!["Hello, node from v2\n"; 2]);
+    for h in HOSTS {
+        assert_eq!(installs(&fleet, h), 1, "no npm install ran on {h}");
+        assert_eq!(
+            fleet.readlink(h, "/srv/service/releases/20260101000002/node_modules"),
+            fleet.readlink(h, "/srv/service/releases/20260101000001/node_modules"),
+            "{h}"
+        );
+    }
+
+    // Rollback serves the old version once restarted.
+    ok(&f.ship(&["rollback", "staging"]));
+    ok(&f.ship(&["run", "staging", "--", "sh restart.sh"]));
+    assert_eq!(answers(&fleet), vec!["Hello, node from v1\n"; 2]);
+}
+
+#[test]
+fn a_missing_lock_file_is_refused_saying_how_to_make_one() {
+    let f = Fixture::from_fixture(
+        "nodeservice",
+        &[(
+            "Ship.toml",
+            "[default]\napp = \"service\"\ndeploy_to = \"/srv/service\"\n\
+             [default.node]\nbuild = []\nship = [\"server.js\"]\ninstall = \"production\"\n\
+             [staging]\nhosts = [\"h1\"]\n",
+        )],
+    );
+    std::fs::remove_file(f.join("package-lock.json")).unwrap();
+    let out = f.ship(&["plan", "staging"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("has no package-lock.json"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("npm install"), "{}", out.stderr);
+}
