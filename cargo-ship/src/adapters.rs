@@ -60,6 +60,10 @@ pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigErr
     Ok(out)
 }
 
+fn wheelhouse_dir(project: &Project, stage: &Stage) -> std::path::PathBuf {
+    project.ship_dir.join("wheelhouse").join(&stage.name)
+}
+
 /// The build phase: the adapters' local work, then the artifact; returns it with the tasks
 /// the adapters add to the plan.
 pub(crate) fn build(
@@ -70,48 +74,79 @@ pub(crate) fn build(
     let root = &project.root;
     let mut commands = Vec::new();
     let mut tasks = Vec::new();
-    let mut ship_paths: Option<&[String]> = None;
     let mut node_key = None;
     if let Some(node) = &adapters.node {
         let prepared = ship_node::build::prepare(root, node)
             .map_err(|e| CliError::Build(format!("[node]: {e}")))?;
         commands.extend(prepared.commands);
         node_key = prepared.key;
-        if !node.ship.is_empty() {
-            ship_paths = Some(&node.ship);
-        }
     }
     commands.extend(stage.build.iter().cloned());
     // The build commands run before the wheels: they may write the requirements.
     artifact::run_commands(root, &commands)?;
-    let mut extras = Vec::new();
+    let mut wheelhouse = None;
     if let Some(python) = &adapters.python {
-        let out = project.ship_dir.join("wheelhouse").join(&stage.name);
-        let wheels = ship_python::wheelhouse::build(root, python, &out)
+        let wheels = ship_python::wheelhouse::build(root, python, &wheelhouse_dir(project, stage))
             .map_err(|e| CliError::Build(format!("[python]: {e}")))?;
-        if let Some(dir) = &wheels.dir {
-            extras.push(Extra {
-                from: dir.clone(),
-                to: ship_python::WHEELHOUSE_DIR.to_owned(),
-            });
-        }
         tasks.extend(ship_python::tasks(python, &wheels));
+        wheelhouse = wheels.dir;
     }
     if let Some(node) = &adapters.node {
         tasks.extend(ship_node::tasks(node, node_key.as_deref()));
     }
-    let mut built = artifact::build_with(
-        root,
+    let mut built = pack(project, stage, adapters, wheelhouse)?;
+    built.info.commands = commands;
+    Ok((built, tasks))
+}
+
+/// Packs the artifact again from what the last build left, running nothing: what `apply`
+/// compares with a saved plan's digest.
+pub(crate) fn repack(
+    project: &Project,
+    stage: &Stage,
+    adapters: &Adapters,
+) -> Result<Built, CliError> {
+    let wheelhouse = match &adapters.python {
+        Some(p) if p.wheelhouse => {
+            let dir = wheelhouse_dir(project, stage);
+            if !dir.is_dir() {
+                return Err(CliError::Usage(format!(
+                    "the wheels of the plan ({}) are gone; run `cargo ship plan {}` again",
+                    project.show(&dir),
+                    stage.name
+                )));
+            }
+            Some(dir)
+        }
+        _ => None,
+    };
+    pack(project, stage, adapters, wheelhouse)
+}
+
+fn pack(
+    project: &Project,
+    stage: &Stage,
+    adapters: &Adapters,
+    wheelhouse: Option<std::path::PathBuf>,
+) -> Result<Built, CliError> {
+    let extras: Vec<Extra> = wheelhouse
+        .into_iter()
+        .map(|from| Extra {
+            from,
+            to: ship_python::WHEELHOUSE_DIR.to_owned(),
+        })
+        .collect();
+    let content = match &adapters.node {
+        Some(node) if !node.ship.is_empty() => Content::Paths(&node.ship),
+        _ => Content::Source(&stage.source),
+    };
+    Ok(artifact::build_with(
+        &project.root,
         &Packing {
-            content: match ship_paths {
-                Some(paths) => Content::Paths(paths),
-                None => Content::Source(&stage.source),
-            },
+            content,
             build: &[],
             extras: &extras,
         },
         &project.ship_dir.join("artifacts"),
-    )?;
-    built.info.commands = commands;
-    Ok((built, tasks))
+    )?)
 }

@@ -91,7 +91,8 @@ hosts = [{}]
 
     f.write("src/version.txt", "v2\n");
     f.commit("front v2");
-    ok(&apply(&f, "20260101000002"));
+    ok(&f.ship(&["plan", "staging", "--release-id", "20260101000002"]));
+    ok(&f.ship_env(&["apply"], &[("USER", "tester")]));
     for body in answers(&fleet) {
         assert!(body.contains("<h1>front v2</h1>"), "{body}");
     }
@@ -174,7 +175,9 @@ fn a_node_service_installs_its_lock_file_once_and_reuses_node_modules() {
             .replace("\"v1\"", "\"v2\""),
     );
     f.commit("service v2");
-    ok(&apply(&f, "20260101000002"));
+    // Planned, then the saved plan applied: the artifact packs to the same digest again.
+    ok(&f.ship(&["plan", "staging", "--release-id", "20260101000002"]));
+    ok(&f.ship_env(&["apply"], &[("USER", "tester")]));
     assert_eq!(answers(&fleet), vec!["Hello, node from v2\n"; 2]);
     for h in HOSTS {
         assert_eq!(installs(&fleet, h), 1, "no npm install ran on {h}");

@@ -122,7 +122,9 @@ fn wheels_venv_reuse_migrate_once_and_rollback() {
             .replace("v1", "v2"),
     );
     f.commit("hello v2");
-    let out = apply(&f, "20260101000002");
+    // Planned, then the saved plan applied: the artifact (with its wheels) packs the same.
+    ok(&f.ship(&["plan", "staging", "--release-id", "20260101000002"]));
+    let out = f.ship_env(&["apply"], &[("USER", "tester")]);
     ok(&out);
     assert_eq!(answers(&fleet), vec!["Hello, ship from v2\n"; 3]);
     for h in HOSTS {

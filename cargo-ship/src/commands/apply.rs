@@ -7,7 +7,7 @@ use crate::project::Project;
 use crate::{CliError, Context};
 use ship_core::executor::{ApplyOptions, Event, Executor, HostEnd};
 use ship_core::planner::{config_digest, config_keys};
-use ship_core::{Plan, Stage, artifact};
+use ship_core::{Plan, Stage};
 use ship_ssh::LocalTransport;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,8 +41,8 @@ fn read_plan(path: &Path) -> Result<Plan, CliError> {
 /// from; otherwise say what changed.
 fn verify(ship: &Ship, plan: &Plan, cx: &Context) -> Result<(Project, Stage), CliError> {
     let overrides: Vec<String> = plan.overrides.clone();
-    let (project, mut stage) =
-        super::resolve(ship, &plan.stage, super::overrides(&overrides, None)?, cx)?;
+    let (project, mut stage, adapters) =
+        super::resolve_with_adapters(ship, &plan.stage, super::overrides(&overrides, None)?, cx)?;
     fill_version(&project, &mut stage, true)?;
     if config_digest(&stage) != plan.config_digest {
         let now = config_keys(&stage);
@@ -77,12 +77,7 @@ fn verify(ship: &Ship, plan: &Plan, cx: &Context) -> Result<(Project, Stage), Cl
             plan.stage
         )));
     }
-    let now = artifact::build(
-        &project.root,
-        &stage.source,
-        &[],
-        &project.ship_dir.join("artifacts"),
-    )?;
+    let now = crate::adapters::repack(&project, &stage, &adapters)?;
     if now.info.digest != plan.artifact.digest {
         return Err(CliError::Usage(format!(
             "the artifact changed since the plan was made: {} now packs to sha256 {}, the plan ships {}; \
