@@ -150,3 +150,50 @@ fn pack(
         &project.ship_dir.join("artifacts"),
     )?)
 }
+
+/// The adapters' tasks for an artifact that is not built again (promoted from another
+/// stage): their keys are read from the files it carries.
+pub(crate) fn tasks_for_artifact(
+    adapters: &Adapters,
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<TaskSpec>, CliError> {
+    let mut tasks = Vec::new();
+    if let Some(python) = &adapters.python {
+        let wheels = ship_python::wheelhouse::from_files(python, files);
+        tasks.extend(ship_python::tasks(python, &wheels));
+    }
+    if let Some(node) = &adapters.node {
+        let key = match node.install {
+            ship_node::Install::None => None,
+            ship_node::Install::Production => {
+                let lock = files.get("package-lock.json").ok_or_else(|| {
+                    CliError::Usage(
+                        "[node] install = \"production\", and the promoted artifact has no \
+                         package-lock.json at its root"
+                            .to_owned(),
+                    )
+                })?;
+                Some(ship_node::lock_key(&String::from_utf8_lossy(lock)))
+            }
+        };
+        tasks.extend(ship_node::tasks(node, key.as_deref()));
+    }
+    Ok(tasks)
+}
+
+/// The adapters' tasks as a listing shows them: no build, no keys.
+pub(crate) fn tasks_unbuilt(adapters: &Adapters) -> Vec<TaskSpec> {
+    let mut tasks = Vec::new();
+    if let Some(python) = &adapters.python {
+        let wheels = ship_python::Wheelhouse {
+            dir: None,
+            wheels: Vec::new(),
+            key: String::new(),
+        };
+        tasks.extend(ship_python::tasks(python, &wheels));
+    }
+    if let Some(node) = &adapters.node {
+        tasks.extend(ship_node::tasks(node, Some("")));
+    }
+    tasks
+}

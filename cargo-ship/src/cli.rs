@@ -138,6 +138,39 @@ agree on where to go back to, nothing is changed and the difference is shown.",
     #[command(after_long_help = "Examples:\n  cargo ship unlock production")]
     Unlock(StageArgs),
 
+    /// Deploy to a stage exactly the artifact live on another (staging → production),
+    /// without building it again.
+    #[command(
+        long_about = "Deploy to stage TO exactly the artifact that is live on stage FROM: the same \
+sha256, not rebuilt. Every host of FROM is read first and must have the same release live; the \
+artifact comes from target/ship/artifacts when this machine built it, else from a host of \
+FROM, and is checked against its digest. The plan (printed, and saved for `cargo ship apply` \
+with --plan-only) says which release it promotes; the release keeps its id unless \
+--release-id is given. The adapters' steps (virtualenvs, node_modules) are keyed from the \
+files the artifact carries.",
+        after_long_help = "Examples:\n  cargo ship promote staging production\n  cargo ship promote staging production --plan-only && cargo ship apply\n\nExit codes: as `cargo ship apply`."
+    )]
+    Promote(PromoteArgs),
+
+    /// List every task of a stage with its phase, roles, once/local and description, in
+    /// the order a deploy runs them (as `fab --list` and `cap -T` do).
+    #[command(
+        after_long_help = "Examples:\n  cargo ship tasks\n  cargo ship tasks production\n\nThe adapters' tasks (python.venv, django.migrate, node.modules, ...) are listed too. \
+Nothing is built and no host is reached."
+    )]
+    Tasks(TasksArgs),
+
+    /// Put up or take down the maintenance page on every host of a stage.
+    #[command(
+        long_about = "Put up (`on`) or take down (`off`) the maintenance page configured in \
+[<stage>.maintenance] on every host of STAGE: `on` links `page` (a file of the live release) \
+at `file` (where the web server looks, relative to current/), or writes a plain page there; \
+`off` removes it. `before` and `after` commands run on each host around it, with \
+SHIP_MAINTENANCE=on|off. The page lives in the live release: the next deploy takes it down.",
+        after_long_help = "Examples:\n  cargo ship maintenance production on\n  cargo ship maintenance production off\n\nExit codes: 0 done on every host; 3 it failed on some host (each is named)."
+    )]
+    Maintenance(MaintenanceArgs),
+
     /// Print a shell completion script for `cargo-ship` (cargo's own completion, which it
     /// would replace, completes `cargo ship`'s name only).
     #[command(
@@ -285,4 +318,65 @@ pub struct InitArgs {
     /// Overwrite an existing Ship.toml.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `cargo ship promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The stage whose live release is promoted, e.g. `staging`.
+    pub from: String,
+
+    /// The stage it is deployed to, e.g. `production`.
+    pub to: String,
+
+    /// The release id on TO (default: the one it has on FROM).
+    #[arg(long, value_name = "ID")]
+    pub release_id: Option<String>,
+
+    /// Make, print and save the plan only; `cargo ship apply` applies it.
+    #[arg(long)]
+    pub plan_only: bool,
+
+    /// Print every step of every host as it ends, not only failures.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Output format: `json` prints the apply's events, one JSON object per line.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+}
+
+/// `cargo ship tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// The stage (default: the first stage of Ship.toml).
+    pub stage: Option<String>,
+}
+
+/// On or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Put the page up.
+    On,
+    /// Take it down.
+    Off,
+}
+
+/// `cargo ship maintenance`.
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// The stage.
+    pub stage: String,
+
+    /// `on` or `off`.
+    #[arg(value_enum)]
+    pub state: Switch,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
 }

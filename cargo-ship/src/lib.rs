@@ -20,6 +20,8 @@
 mod adapters;
 pub mod cli;
 pub mod commands;
+mod git;
+mod notify;
 pub mod project;
 mod report;
 

@@ -72,6 +72,10 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(1800),
         adapters: Default::default(),
+        require_pushed: None,
+        tag: None,
+        notify: None,
+        maintenance: None,
     }
 }
 
@@ -88,6 +92,7 @@ fn plan(stage: &Stage) -> ship_core::Plan {
             bytes: 1 << 20,
             entries: 283,
             commands: vec![],
+            promoted_from: None,
         },
         config_digest: "0".repeat(64),
         extra_tasks: vec![],

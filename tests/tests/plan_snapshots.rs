@@ -284,3 +284,53 @@ fn node_front_end_and_node_service() {
     insta::assert_snapshot!("node_service_text", text);
     insta::assert_snapshot!("node_service_json", json);
 }
+
+/// `cargo ship tasks`: the user's and the adapters' tasks, in the order a deploy runs them.
+#[test]
+fn tasks_listing() {
+    let ship = r#"[default]
+app = "hello"
+deploy_to = "/srv/hello"
+
+[default.python]
+requirements = "requirements.txt"
+manage = ["check --deploy"]
+[default.python.django]
+migrate = true
+collectstatic = true
+roles = ["web"]
+
+[default.tasks.backup]
+run = "pg_dump hello > $SHIP_DEPLOY_TO/shared/backups/$SHIP_RELEASE.sql"
+before = "django.migrate"
+roles = ["web"]
+once = true
+description = "Back up the database before migrating"
+
+[default.tasks.restart]
+run = "sudo systemctl restart gunicorn"
+after = "switch"
+roles = ["web"]
+
+[default.tasks.announce]
+run = "echo deployed"
+after = "verify"
+local = true
+description = "Tell the team"
+
+[production.roles.web]
+hosts = ["app-web01", "app-web02"]
+[production.roles.worker]
+hosts = ["app-job01"]
+"#;
+    let f = Fixture::from_fixture("pyapp", &[("Ship.toml", ship)]);
+    let out = f.ship(&["tasks", "production"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!("tasks_production", out.stdout);
+    let first = f.ship(&["tasks"]);
+    assert_eq!(first.stdout, out.stdout, "the first stage is the default");
+    assert!(
+        !f.join("target/ship/wheelhouse").exists(),
+        "listing builds nothing"
+    );
+}

@@ -77,6 +77,21 @@ fn verify(ship: &Ship, plan: &Plan, cx: &Context) -> Result<(Project, Stage), Cl
             plan.stage
         )));
     }
+    if plan.artifact.promoted_from.is_some() {
+        // A promoted artifact is not built from this checkout: check the cached copy.
+        let gz = std::fs::read(&cached).map_err(|e| CliError::Io {
+            path: project.show(&cached),
+            source: e,
+        })?;
+        let opened = ship_core::artifact::open(&gz)?;
+        if opened.digest != plan.artifact.digest {
+            return Err(CliError::Usage(format!(
+                "the cached artifact {} no longer has the plan's sha256; promote again",
+                project.show(&cached)
+            )));
+        }
+        return Ok((project, stage));
+    }
     let now = crate::adapters::repack(&project, &stage, &adapters)?;
     if now.info.digest != plan.artifact.digest {
         return Err(CliError::Usage(format!(
@@ -169,7 +184,105 @@ pub(crate) fn run(
             (plan, project, stage)
         }
     };
+    let options = Execution {
+        verbose: args.verbose,
+        format: args.format,
+        remote: &args.remote,
+        action: "deploy",
+    };
+    execute(&plan, &project, &stage, &options, cx, color)
+}
 
+/// How to run a plan: the flags that shape the output, and what to call it.
+pub(crate) struct Execution<'a> {
+    pub(crate) verbose: bool,
+    pub(crate) format: Format,
+    pub(crate) remote: &'a crate::cli::RemoteArgs,
+    /// `deploy` or `promote`: what notifications call it.
+    pub(crate) action: &'static str,
+}
+
+/// Runs `plan`, reports, then (whatever the result) tags a successful deploy and notifies.
+pub(crate) fn execute(
+    plan: &Plan,
+    project: &Project,
+    stage: &Stage,
+    options: &Execution<'_>,
+    cx: &mut Context,
+    color: bool,
+) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    let mut hosts = Vec::new();
+    let result = run_plan(plan, project, stage, options, cx, color, &mut hosts);
+    if result.is_ok()
+        && let (Some(template), Some(commit)) = (&stage.tag, &plan.artifact.revision)
+    {
+        let name = crate::git::tag_name(template, &plan.app, &plan.stage, &plan.release);
+        let message = format!(
+            "cargo ship: {} release {} of {} to {}",
+            options.action, plan.release, plan.app, plan.stage
+        );
+        match crate::git::tag_and_push(
+            &project.root,
+            &name,
+            commit,
+            &message,
+            stage.require_pushed.as_deref(),
+        ) {
+            Ok(remote) => {
+                let _ = writeln!(cx.stderr, "tagged {name} and pushed it to {remote}");
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    cx.stderr,
+                    "warning: the deploy succeeded, but tagging it failed: {e}"
+                );
+            }
+        }
+    }
+    if let Some(notify) = &stage.notify {
+        let summary = serde_json::json!({
+            "action": options.action,
+            "app": plan.app,
+            "stage": plan.stage,
+            "release": plan.release,
+            "revision": plan.artifact.revision,
+            "digest": plan.artifact.digest,
+            "who": super::deployer(cx),
+            "result": result_name(&result),
+            "message": result.as_ref().err().map(ToString::to_string),
+            "hosts": hosts,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        });
+        if let Err(e) = crate::notify::send(notify, &summary) {
+            let _ = writeln!(cx.stderr, "warning: {e}");
+        }
+    }
+    result
+}
+
+/// How a command ended, for notifications: `ok`, `failed` (every host as it was),
+/// `unknown` (some host could not be put back), `interrupted`, `refused` (nothing done).
+pub(crate) fn result_name(result: &Result<(), CliError>) -> &'static str {
+    match result {
+        Ok(()) => "ok",
+        Err(CliError::DeployFailed(_) | CliError::Remote(_)) => "failed",
+        Err(CliError::HostsUnknown(_)) => "unknown",
+        Err(CliError::Interrupted { .. }) => "interrupted",
+        Err(_) => "refused",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_plan(
+    plan: &Plan,
+    project: &Project,
+    stage: &Stage,
+    args: &Execution<'_>,
+    cx: &mut Context,
+    color: bool,
+    host_summary: &mut Vec<serde_json::Value>,
+) -> Result<(), CliError> {
     let layout = ship_layouts::layout_for(plan.layout);
     // A host's one session carries all its scripts: each is bounded by command_timeout
     // (checked by the executor), the session by their sum.
@@ -181,7 +294,7 @@ pub(crate) fn run(
         .unwrap_or(1) as u32;
     let mut session_stage = stage.clone();
     session_stage.command_timeout = stage.command_timeout * (parts + 1);
-    let ssh = super::ssh(&project, &session_stage, &args.remote);
+    let ssh = super::ssh(project, &session_stage, args.remote);
     let local = LocalTransport::new(&project.root);
     let (bold, red, green, reset) = if color {
         ("\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
@@ -257,14 +370,14 @@ pub(crate) fn run(
             }
         };
         let executor = Executor {
-            plan: &plan,
+            plan,
             layout: layout.as_ref(),
             remote: &ssh,
             local: &local,
             options: ApplyOptions {
                 deployer,
                 started_at: super::now(),
-                artifact: artifact_path(&project, &plan),
+                artifact: artifact_path(project, plan),
                 segment_timeout: stage.command_timeout,
             },
             events: &on_event,
@@ -305,6 +418,11 @@ pub(crate) fn run(
             "interrupted": interrupted,
         });
         let _ = writeln!(cx.stdout, "{line}");
+    }
+    for (host, end) in &outcome.hosts {
+        let mut v = serde_json::to_value(end).expect("serializes");
+        v["host"] = serde_json::Value::from(host.as_str());
+        host_summary.push(v);
     }
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     if json {

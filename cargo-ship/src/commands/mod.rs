@@ -6,6 +6,8 @@ mod apply;
 mod init;
 mod ops;
 mod plan;
+mod promote;
+mod tasks;
 
 use crate::cli::{Command, RemoteArgs, Ship};
 use crate::project::Project;
@@ -27,6 +29,9 @@ pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
         Command::Run(args) => ops::run(ship, args, cx),
         Command::Unlock(args) => ops::unlock(ship, args, cx),
         Command::Init(args) => init::run(ship, args, cx),
+        Command::Promote(args) => promote::run(ship, args, cx, color),
+        Command::Tasks(args) => tasks::run(ship, args, cx),
+        Command::Maintenance(args) => ops::maintenance(ship, args, cx),
         Command::Completions(args) => {
             use clap::CommandFactory;
             // For `cargo-ship …`: generating for `cargo` would replace cargo's own completion.

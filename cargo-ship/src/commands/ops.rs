@@ -3,7 +3,7 @@
 //! under its lock first, then sends each the switch-back in the same session.
 
 use super::{on_hosts, overrides, resolve, runtime, ssh};
-use crate::cli::{RollbackArgs, RunArgs, Ship, StageArgs};
+use crate::cli::{MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
 use ship_core::ops::{self, Observed};
 use ship_core::script::LOCKED_STATUS;
@@ -39,9 +39,38 @@ fn failure(result: &Result<RunOutput, TransportError>) -> Option<String> {
 
 pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let started = std::time::Instant::now();
+    let mut target = None;
+    let result = rollback_stage(&project, &stage, args, cx, &mut target);
+    if let Some(notify) = &stage.notify {
+        let summary = serde_json::json!({
+            "action": "rollback",
+            "app": stage.app,
+            "stage": stage.name,
+            "release": target,
+            "who": super::deployer(cx),
+            "result": super::apply::result_name(&result),
+            "message": result.as_ref().err().map(ToString::to_string),
+            "hosts": stage.hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
+            "duration_ms": started.elapsed().as_millis() as u64,
+        });
+        if let Err(e) = crate::notify::send(notify, &summary) {
+            let _ = writeln!(cx.stderr, "warning: {e}");
+        }
+    }
+    result
+}
+
+fn rollback_stage(
+    project: &crate::project::Project,
+    stage: &ship_core::Stage,
+    args: &RollbackArgs,
+    cx: &mut Context,
+    target_id: &mut Option<String>,
+) -> Result<(), CliError> {
     let layout = ship_layouts::layout_for(stage.layout);
-    let transport = ssh(&project, &stage, &args.remote);
-    let hosts = names(&stage);
+    let transport = ssh(project, stage, &args.remote);
+    let hosts = names(stage);
     let user = super::deployer(cx);
     let info = format!(
         "{user} since {} (rollback of {} on {})",
@@ -147,6 +176,7 @@ pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Re
         .map(|(_, _, id)| id.clone())
         .next()
         .unwrap_or_else(|| "?".to_owned());
+    *target_id = Some(id.clone());
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
     let mut failed = Vec::new();
     for (host, result) in &steps {
@@ -405,6 +435,59 @@ pub(crate) fn unlock(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<
         Err(CliError::Remote(format!(
             "could not unlock {}",
             failed.join(", ")
+        )))
+    }
+}
+
+pub(crate) fn maintenance(
+    ship: &Ship,
+    args: &MaintenanceArgs,
+    cx: &mut Context,
+) -> Result<(), CliError> {
+    let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let cfg = stage.maintenance.clone().ok_or_else(|| {
+        CliError::Usage(format!(
+            "stage `{}` has no maintenance page: add to Ship.toml\n  [{}.maintenance]\n  \
+             file = \"public/maintenance.html\"   # where the web server looks, in current/",
+            stage.name, stage.name
+        ))
+    })?;
+    let on = args.state == Switch::On;
+    let transport = ssh(&project, &stage, &args.remote);
+    let rt = runtime()?;
+    let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
+        ops::maintenance_script(&stage.deploy_to, h, &cfg, on)
+    }));
+    rt.block_on(transport.close());
+    let width = stage.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    let mut failed = Vec::new();
+    for (host, result) in &results {
+        match failure(result) {
+            None => {
+                let out = result.as_ref().expect("succeeded");
+                let _ = writeln!(cx.stdout, "  {host:<width$}  {}", first_line(&out.stdout));
+            }
+            Some(why) => {
+                let _ = writeln!(cx.stdout, "  {host:<width$}  FAILED: {why}");
+                failed.push(format!("{host}: {why}"));
+            }
+        }
+    }
+    let state = if on { "on" } else { "off" };
+    if failed.is_empty() {
+        let _ = writeln!(
+            cx.stdout,
+            "Maintenance {state} for {} on {}: {} host{}.",
+            stage.app,
+            stage.name,
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        );
+        Ok(())
+    } else {
+        Err(CliError::Remote(format!(
+            "maintenance {state} failed on {}",
+            failed.join("; ")
         )))
     }
 }

@@ -61,6 +61,9 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
     };
 
     let (built, extra_tasks) = crate::adapters::build(&project, &stage, &adapters)?;
+    if let (Some(pushed_to), Some(commit)) = (&stage.require_pushed, &built.info.revision) {
+        crate::git::check_pushed(&project.root, &stage.name, commit, pushed_to)?;
+    }
     let config_digest = ship_core::planner::config_digest(&stage);
     let layout = ship_layouts::layout_for(stage.layout);
     let plan = ship_core::plan(&PlanInput {

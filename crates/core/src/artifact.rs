@@ -261,9 +261,46 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
             bytes: gz.len() as u64,
             entries: count,
             commands: Vec::new(),
+            promoted_from: None,
         },
         path,
     })
+}
+
+/// The files of a stored artifact (a gzip-compressed tarball, as cached and shipped), by
+/// path, with its digest (the sha256 of the uncompressed tar) and number of entries.
+pub fn open(gz: &[u8]) -> Result<Opened, ArtifactError> {
+    let here = Path::new("artifact");
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_end(&mut tar)
+        .map_err(io(here))?;
+    let digest = format!("{:x}", Sha256::digest(&tar));
+    let entries = read_tar(&tar[..])?;
+    let count = entries.len() as u64;
+    let files = entries
+        .into_iter()
+        .filter_map(|(path, e)| match e {
+            Entry::File { data, .. } => Some((path, data)),
+            _ => None,
+        })
+        .collect();
+    Ok(Opened {
+        digest,
+        entries: count,
+        files,
+    })
+}
+
+/// What [`open`] read.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// The sha256 of the uncompressed tar.
+    pub digest: String,
+    /// How many entries it has.
+    pub entries: u64,
+    /// Its regular files, by path.
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// The entries of a file or directory placed at `to` in the artifact, with the directories

@@ -54,6 +54,21 @@ pub struct Settings {
     pub tasks: BTreeMap<String, TaskConfig>,
     /// The health check run in the `verify` phase.
     pub health: Option<HealthConfig>,
+    /// A stage that only pushed commits may reach: `require_pushed` defaults to true.
+    #[serde(default)]
+    pub protected: bool,
+    /// Refuse a git commit that is not on `pushed_to` (default: on for protected stages).
+    pub require_pushed: Option<bool>,
+    /// The remote-tracking branch a deployed commit must be on, e.g. `"origin/main"`
+    /// (default: the upstream of the checked-out branch).
+    pub pushed_to: Option<String>,
+    /// An annotated git tag made and pushed after a successful deploy, e.g.
+    /// `"release-{stage}-{id}"` (`{app}`, `{stage}`, `{id}` are replaced).
+    pub tag: Option<String>,
+    /// Where to post a JSON summary when a deploy, rollback or promote ends.
+    pub notify: Option<NotifyConfig>,
+    /// The maintenance page `cargo ship maintenance <stage> on|off` puts up or takes down.
+    pub maintenance: Option<MaintenanceConfig>,
     /// The Python adapter's table; read by ship-python, opaque here.
     pub python: Option<Value>,
     /// The Node adapter's table; read by ship-node, opaque here.
@@ -223,4 +238,36 @@ pub struct HealthConfig {
 
 fn default_health_timeout() -> String {
     "30s".to_owned()
+}
+
+/// `[<stage>.notify]`: a webhook told about every deploy, rollback and promote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The URL a JSON summary is POSTed to (`http://` or `https://`).
+    pub webhook: String,
+    /// How long the POST may take, e.g. `"10s"`; a failure is a warning, never a failed deploy.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: String,
+}
+
+fn default_notify_timeout() -> String {
+    "10s".to_owned()
+}
+
+/// `[<stage>.maintenance]`: a page the web server serves while it exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Where the web server looks for it, relative to `current/`, e.g.
+    /// `"public/maintenance.html"`.
+    pub file: String,
+    /// The page shipped in the release to link there (relative to the release); without it,
+    /// a plain built-in page is written.
+    pub page: Option<String>,
+    /// A command run on each host before the page goes up or comes down (in `current/`,
+    /// with `SHIP_MAINTENANCE=on|off`).
+    pub before: Option<String>,
+    /// A command run on each host after.
+    pub after: Option<String>,
 }

@@ -71,7 +71,7 @@ pub mod transport;
 pub use config::{LayoutKind, Settings, SourceConfig};
 pub use layout::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState};
 pub use phase::Phase;
-pub use plan::{ArtifactInfo, Plan, Step};
+pub use plan::{ArtifactInfo, Plan, Promotion, Step};
 pub use planner::{PlanError, PlanInput, plan};
 pub use stage::{Host, Stage};
 pub use task::{Target, TaskSpec};

@@ -213,3 +213,56 @@ pub fn run_script(deploy_to: &str, host: &str, command: &str) -> String {
     );
     s
 }
+
+/// The plain page `maintenance on` writes when no `page` is configured.
+pub const MAINTENANCE_PAGE: &str = "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Down for maintenance</title>\n<h1>Down for maintenance</h1>\n<p>We will be back shortly.</p>\n";
+
+/// Puts up (`on`) or takes down the maintenance page in the live release, with the
+/// configured `before` and `after` commands around it (run in `current/` with
+/// `SHIP_MAINTENANCE=on|off`).
+pub fn maintenance_script(
+    deploy_to: &str,
+    host: &str,
+    cfg: &crate::config::MaintenanceConfig,
+    on: bool,
+) -> String {
+    let mut s = prelude(deploy_to, host);
+    let state = if on { "on" } else { "off" };
+    let _ = write!(
+        s,
+        "[ -d \"$SHIP_DEPLOY_TO/current\" ] || {{ echo \"cargo-ship: nothing is live on $SHIP_HOST: no release to put a maintenance page in\" >&2; exit 1; }}\n\
+         cd \"$SHIP_DEPLOY_TO/current\"\n\
+         SHIP_MAINTENANCE={state}\nexport SHIP_MAINTENANCE\nship_file={}\n",
+        quote(&cfg.file)
+    );
+    if let Some(before) = &cfg.before {
+        let _ = writeln!(s, "sh -c {} </dev/null", quote(before));
+    }
+    if on {
+        s.push_str("mkdir -p \"$(dirname \"$ship_file\")\"\n");
+        match &cfg.page {
+            Some(page) => {
+                let _ = write!(
+                    s,
+                    "ship_page={}\n[ -f \"$ship_page\" ] || {{ echo \"cargo-ship: the live release on $SHIP_HOST has no maintenance page $ship_page\" >&2; exit 1; }}\n\
+                     ln -sfn \"$(pwd -P)/$ship_page\" \"$ship_file\"\n",
+                    quote(page)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "printf '%s' {} > \"$ship_file\"",
+                    quote(MAINTENANCE_PAGE)
+                );
+            }
+        }
+    } else {
+        s.push_str("rm -f \"$ship_file\"\n");
+    }
+    if let Some(after) = &cfg.after {
+        let _ = writeln!(s, "sh -c {} </dev/null", quote(after));
+    }
+    let _ = writeln!(s, "echo \"maintenance {state}: current/$ship_file\"");
+    s
+}

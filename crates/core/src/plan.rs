@@ -28,6 +28,19 @@ pub struct ArtifactInfo {
     /// The build commands that ran here before it was packed, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
+    /// For `cargo ship promote`: the stage and release this artifact is live on, taken as
+    /// it is instead of being built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<Promotion>,
+}
+
+/// Where a promoted artifact came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    /// The stage it is live on.
+    pub stage: String,
+    /// Its release id there.
+    pub release: String,
 }
 
 /// Where a step runs.

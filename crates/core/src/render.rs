@@ -56,6 +56,13 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         "  artifact   {}{} → sha256 {}",
         a.source, revision, a.digest
     );
+    if let Some(p) = &a.promoted_from {
+        let _ = writeln!(
+            s,
+            "  promotes   release {} of {}: the artifact live there, not rebuilt",
+            p.release, p.stage
+        );
+    }
     let hosts: Vec<String> = plan
         .hosts
         .iter()

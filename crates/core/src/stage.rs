@@ -1,6 +1,8 @@
 //! A stage resolved and validated: its hosts with their roles, its tasks, its settings.
 
-use crate::config::{HealthConfig, LayoutKind, Settings, SourceConfig, TaskConfig};
+use crate::config::{
+    HealthConfig, LayoutKind, MaintenanceConfig, Settings, SourceConfig, TaskConfig,
+};
 use crate::load::{ConfigError, Loaded};
 use crate::phase::Phase;
 use serde::Serialize;
@@ -28,6 +30,18 @@ pub struct Health {
     /// Its time limit.
     pub timeout: Duration,
 }
+
+/// A webhook with its time limit parsed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notify {
+    /// The URL.
+    pub webhook: String,
+    /// How long the POST may take.
+    pub timeout: Duration,
+}
+
+/// The names a `tag` template may use.
+pub const TAG_FIELDS: [&str; 3] = ["{app}", "{stage}", "{id}"];
 
 /// A stage: everything the planner needs to know about the configuration, validated.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -68,6 +82,18 @@ pub struct Stage {
     pub connect_timeout: Duration,
     /// The limit on one session.
     pub command_timeout: Duration,
+    /// Only pushed commits may be deployed here: `pushed_to` when a git source is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_pushed: Option<String>,
+    /// The tag template made after a successful deploy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The webhook told when a deploy, rollback or promote ends, and its time limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+    /// The maintenance page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceConfig>,
     /// The adapters' tables (`python`, `node`), as written: ship-core does not read them;
     /// the adapter crates do (see ship-python and ship-node).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -320,7 +346,13 @@ impl Stage {
             }
             for (field, target) in [("before", &task.before), ("after", &task.after)] {
                 let Some(target) = target else { continue };
-                if Phase::from_name(target).is_none() && !s.tasks.contains_key(target) {
+                // Adapters' tasks (`django.migrate`, `node.modules`) exist only once the
+                // adapters ran; the planner checks hooks to them.
+                let adapter_task = !adapters.is_empty() && target.contains('.');
+                if Phase::from_name(target).is_none()
+                    && !s.tasks.contains_key(target)
+                    && !adapter_task
+                {
                     let mut choices: Vec<String> =
                         Phase::ALL.iter().map(|p| p.name().to_owned()).collect();
                     choices.extend(s.tasks.keys().filter(|t| *t != name).cloned());
@@ -368,8 +400,77 @@ impl Stage {
         let connect_timeout = duration("connect_timeout", &s.connect_timeout)?;
         let command_timeout = duration("command_timeout", &s.command_timeout)?;
 
+        let require_pushed = if s.require_pushed.unwrap_or(s.protected) {
+            let to = s
+                .pushed_to
+                .clone()
+                .unwrap_or_else(|| "@{upstream}".to_owned());
+            if to.is_empty() || to.starts_with('-') || to.chars().any(char::is_whitespace) {
+                return Err(err(
+                    &["pushed_to"],
+                    format!("{to:?}: expected a remote-tracking branch such as \"origin/main\""),
+                ));
+            }
+            Some(to)
+        } else {
+            None
+        };
+        if let Some(tag) = &s.tag {
+            let mut rest = tag.clone();
+            for f in TAG_FIELDS {
+                rest = rest.replace(f, "x");
+            }
+            let ok = !rest.is_empty()
+                && !rest.starts_with(['-', '.', '/'])
+                && !rest.contains("..")
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+            if !ok {
+                return Err(err(
+                    &["tag"],
+                    format!(
+                        "{tag:?}: expected a git tag name of letters, digits, `-`, `_`, `.`, `/` \
+                         and the fields {}, e.g. \"release-{{stage}}-{{id}}\"",
+                        TAG_FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let notify = match &s.notify {
+            None => None,
+            Some(n) => {
+                if !(n.webhook.starts_with("http://") || n.webhook.starts_with("https://")) {
+                    return Err(err(
+                        &["notify", "webhook"],
+                        format!("{:?}: expected an http:// or https:// URL", n.webhook),
+                    ));
+                }
+                let timeout = humantime::parse_duration(&n.timeout).map_err(|e| {
+                    err(
+                        &["notify", "timeout"],
+                        format!("{:?}: {e}; expected a duration such as \"10s\"", n.timeout),
+                    )
+                })?;
+                Some(Notify {
+                    webhook: n.webhook.clone(),
+                    timeout,
+                })
+            }
+        };
+        if let Some(m) = &s.maintenance {
+            check_relative_path(&m.file).map_err(|e| err(&["maintenance", "file"], e))?;
+            if let Some(page) = &m.page {
+                check_relative_path(page).map_err(|e| err(&["maintenance", "page"], e))?;
+            }
+        }
+
         Ok(Stage {
             name: stage.to_owned(),
+            require_pushed,
+            tag: s.tag.clone(),
+            notify,
+            maintenance: s.maintenance.clone(),
             ssh_config: s.ssh_config.clone(),
             connect_timeout,
             command_timeout,

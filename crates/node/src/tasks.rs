@@ -47,7 +47,7 @@ major=$("$node" --version | sed 's/^v//; s/[.].*//')
         key = quote(key),
         reuse = TREES.reuse_script("\"$key-node$major\"", make),
     );
-    let mut modules = TaskSpec {
+    let modules = TaskSpec {
         name: MODULES_TASK.to_owned(),
         run: script,
         before: Some(Target::Phase(Phase::Install)),
@@ -56,8 +56,12 @@ major=$("$node" --version | sed 's/^v//; s/[.].*//')
         once: false,
         local: false,
         description: Some(format!(
-            "node_modules {}: reused when the host has it, else npm ci --omit=dev",
-            &key[..12.min(key.len())]
+            "node_modules{}: reused when the host has it, else npm ci --omit=dev",
+            if key.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", &key[..12.min(key.len())])
+            }
         )),
     };
     let mut prune = modules.clone();
@@ -66,6 +70,5 @@ major=$("$node" --version | sed 's/^v//; s/[.].*//')
     prune.before = None;
     prune.after = Some(Target::Phase(Phase::Cleanup));
     prune.description = Some("remove node_modules trees no kept release links to".to_owned());
-    modules.roles = cfg.roles.clone();
     vec![modules, prune]
 }

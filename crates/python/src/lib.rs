@@ -32,7 +32,8 @@
 //! assert_ne!(a, c); // another requirement: a new virtualenv
 //!
 //! // `[production.python]` with Django migrations, as Ship.toml would hold it:
-//! let table: figment::value::Value = figment::Figment::from(figment::providers::Toml::string(
+//! use figment::providers::{Format, Toml};
+//! let table: figment::value::Value = figment::Figment::from(Toml::string(
 //!     "requirements = \"requirements.txt\"\n[django]\nmigrate = true\nroles = [\"web\"]\n",
 //! ))
 //! .extract()

@@ -12,6 +12,15 @@ pub const VENV_TASK: &str = "python.venv";
 /// The name of the task that removes virtualenvs no kept release uses (after `cleanup`).
 pub const PRUNE_TASK: &str = "python.prune";
 
+/// ` <first 12 characters>` of a key; nothing for an empty key (a listing, before any build).
+fn short(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", &key[..key.len().min(12)])
+    }
+}
+
 fn task(name: &str, run: String, description: String) -> TaskSpec {
     TaskSpec {
         name: name.to_owned(),
@@ -42,14 +51,18 @@ pub fn tasks(cfg: &PythonConfig, wheels: &Wheelhouse) -> Vec<TaskSpec> {
         venv_script(cfg, wheels),
         if cfg.wheelhouse {
             format!(
-                "virtualenv {}: reused when the host has it, else made from {} wheel(s) with pip --no-index",
-                &wheels.key[..12],
-                wheels.wheels.len()
+                "virtualenv{}: reused when the host has it, else made from {} with pip --no-index",
+                short(&wheels.key),
+                match wheels.wheels.len() {
+                    _ if wheels.key.is_empty() => "the wheelhouse".to_owned(),
+                    1 => "1 wheel".to_owned(),
+                    n => format!("{n} wheels"),
+                }
             )
         } else {
             format!(
-                "virtualenv {}: reused when the host has it, else pip install -r {} from {}",
-                &wheels.key[..12],
+                "virtualenv{}: reused when the host has it, else pip install -r {} from {}",
+                short(&wheels.key),
                 cfg.requirements,
                 cfg.index_url.as_deref().unwrap_or("PyPI")
             )

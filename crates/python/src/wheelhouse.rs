@@ -78,12 +78,7 @@ pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, 
             source,
         })?;
     if !cfg.wheelhouse {
-        let index = cfg.index_url.as_deref().unwrap_or("");
-        return Ok(Wheelhouse {
-            dir: None,
-            wheels: Vec::new(),
-            key: crate::venv_key(&format!("{requirements}\nindex {index}"), &[]),
-        });
+        return Ok(keyed(cfg, &requirements, Vec::new(), None));
     }
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(io(out))?;
@@ -151,14 +146,47 @@ pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, 
             wheels.push((name, ship_core::sha256_hex(&bytes)));
         }
     }
+    Ok(keyed(cfg, &requirements, wheels, Some(out.to_owned())))
+}
+
+fn keyed(
+    cfg: &PythonConfig,
+    requirements: &str,
+    mut wheels: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+) -> Wheelhouse {
     wheels.sort();
-    let digests: Vec<String> = wheels.iter().map(|(n, d)| format!("{n} {d}")).collect();
-    let digests: Vec<&str> = digests.iter().map(String::as_str).collect();
-    Ok(Wheelhouse {
-        dir: Some(out.to_owned()),
-        key: crate::venv_key(&requirements, &digests),
-        wheels,
-    })
+    let key = if cfg.wheelhouse {
+        let digests: Vec<String> = wheels.iter().map(|(n, d)| format!("{n} {d}")).collect();
+        let digests: Vec<&str> = digests.iter().map(String::as_str).collect();
+        crate::venv_key(requirements, &digests)
+    } else {
+        let index = cfg.index_url.as_deref().unwrap_or("");
+        crate::venv_key(&format!("{requirements}\nindex {index}"), &[])
+    };
+    Wheelhouse { dir, wheels, key }
+}
+
+/// The wheelhouse an artifact already carries (for an artifact promoted from another stage,
+/// which is not built again): its `.wheelhouse/*.whl` and the requirements file in it.
+pub fn from_files(
+    cfg: &PythonConfig,
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Wheelhouse {
+    let requirements = files
+        .get(&cfg.requirements)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let prefix = format!("{WHEELHOUSE_DIR}/");
+    let wheels = files
+        .iter()
+        .filter_map(|(path, data)| {
+            let name = path.strip_prefix(&prefix)?;
+            (name.ends_with(".whl") && !name.contains('/'))
+                .then(|| (name.to_owned(), ship_core::sha256_hex(data)))
+        })
+        .collect();
+    keyed(cfg, &requirements, wheels, None)
 }
 
 /// What failed, from pip's output: the requirement pip was working on when it failed, the
