@@ -52,6 +52,10 @@ pub struct Ship {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
+    /// Quiet: print results and errors only, no progress or notes on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -269,6 +273,11 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "ID")]
     pub to: Option<String>,
 
+    /// Output format: `json` prints one JSON object per line on stdout — one `host` object
+    /// per host, then the `outcome`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub remote: RemoteArgs,
@@ -279,6 +288,11 @@ pub struct RollbackArgs {
 pub struct StageArgs {
     /// The stage: a table of Ship.toml, such as `production`.
     pub stage: String,
+
+    /// Output format: `json` prints one JSON object per line on stdout — one `host` object
+    /// per host, then the `outcome`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     #[command(flatten)]
     #[allow(missing_docs)]

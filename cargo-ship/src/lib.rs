@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 mod git;
 mod notify;
+mod progress;
 pub mod project;
 mod report;
 
@@ -159,7 +160,15 @@ pub fn main_with(cx: &mut Context) -> i32 {
         cli::ColorChoice::Never => false,
         cli::ColorChoice::Auto => cx.terminal && cx.var("NO_COLOR").is_none_or(str::is_empty),
     };
-    match commands::run(&ship, cx, color) {
+    let result = if ship.quiet {
+        let stderr = std::mem::replace(&mut cx.stderr, Box::new(std::io::sink()));
+        let result = commands::run(&ship, cx, color);
+        cx.stderr = stderr;
+        result
+    } else {
+        commands::run(&ship, cx, color)
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             report::print(&e, color, &mut cx.stderr);

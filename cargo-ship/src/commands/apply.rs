@@ -189,6 +189,7 @@ pub(crate) fn run(
         format: args.format,
         remote: &args.remote,
         action: "deploy",
+        progress: cx.terminal && !ship.quiet && args.format == Format::Text,
     };
     execute(&plan, &project, &stage, &options, cx, color)
 }
@@ -200,6 +201,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) remote: &'a crate::cli::RemoteArgs,
     /// `deploy` or `promote`: what notifications call it.
     pub(crate) action: &'static str,
+    /// Draw progress bars on the terminal.
+    pub(crate) progress: bool,
 }
 
 /// Runs `plan`, reports, then (whatever the result) tags a successful deploy and notifies.
@@ -316,10 +319,23 @@ fn run_plan(
     let deployer = super::deployer(cx);
     // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<String>);
+    let started = std::time::Instant::now();
+    let took: Mutex<std::collections::BTreeMap<String, std::time::Duration>> =
+        Mutex::new(std::collections::BTreeMap::new());
+    let progress = args.progress.then(|| crate::progress::Progress::new(plan));
     let outcome = {
         let err = Mutex::new(&mut cx.stderr);
         let events_out = Mutex::new(&mut cx.stdout);
         let on_event = |event: Event| {
+            let host = match &event {
+                Event::Connected { host } | Event::Recovered { host, .. } => Some(host.clone()),
+                Event::Step { host, .. } | Event::Failed { host, .. } => host.clone(),
+            };
+            if let Some(host) = host {
+                took.lock()
+                    .expect("not poisoned")
+                    .insert(host, started.elapsed());
+            }
             if json {
                 let mut out = events_out.lock().expect("not poisoned");
                 let _ = writeln!(
@@ -329,7 +345,7 @@ fn run_plan(
                 );
                 return;
             }
-            let mut out = err.lock().expect("not poisoned");
+            let mut lines: Vec<String> = Vec::new();
             match event {
                 Event::Step {
                     host,
@@ -339,14 +355,18 @@ fn run_plan(
                     ..
                 } => {
                     let host = host.unwrap_or_else(|| "local".to_owned());
+                    if let Some(p) = &progress {
+                        let mark = if status == 0 { "✓" } else { "✗" };
+                        p.update(&host, &format!("{mark} {name}"), true);
+                    }
                     if status != 0 {
-                        let _ = writeln!(out, "  {red}✗{reset} {host}  {name} (exit {status})");
+                        lines.push(format!("  {red}✗{reset} {host}  {name} (exit {status})"));
                     } else if verbose || host == "local" {
-                        let _ = writeln!(out, "  {green}✓{reset} {host}  {name}");
+                        lines.push(format!("  {green}✓{reset} {host}  {name}"));
                     }
                     if status != 0 || verbose || host == "local" {
                         for line in output.iter().rev().take(10).rev() {
-                            let _ = writeln!(out, "      {line}");
+                            lines.push(format!("      {line}"));
                         }
                     }
                 }
@@ -355,18 +375,33 @@ fn run_plan(
                     step,
                     message,
                 } => {
-                    let _ = writeln!(
-                        out,
+                    lines.push(format!(
                         "  {red}failed{reset} on {}{}: {message}",
                         host.as_deref().unwrap_or("this machine"),
                         step.map(|s| format!(" at `{s}`")).unwrap_or_default()
-                    );
-                    let _ = writeln!(out, "  putting every host back…");
+                    ));
+                    lines.push("  putting every host back…".to_owned());
                 }
                 Event::Recovered { host, end } => {
-                    let _ = writeln!(out, "  ↩ {host}: {}", describe(&end));
+                    if let Some(p) = &progress {
+                        p.update(&host, &format!("↩ {}", describe(&end)), false);
+                    }
+                    lines.push(format!("  ↩ {host}: {}", describe(&end)));
                 }
-                Event::Connected { .. } => {}
+                Event::Connected { host } => {
+                    if let Some(p) = &progress {
+                        p.update(&host, "connected", false);
+                    }
+                }
+            }
+            match &progress {
+                Some(p) => lines.iter().for_each(|l| p.println(l)),
+                None => {
+                    let mut out = err.lock().expect("not poisoned");
+                    for l in &lines {
+                        let _ = writeln!(out, "{l}");
+                    }
+                }
             }
         };
         let executor = Executor {
@@ -393,6 +428,9 @@ fn run_plan(
         rt.block_on(ssh.close());
         outcome
     };
+    if let Some(p) = &progress {
+        p.finish();
+    }
     let interrupted = stop_tx.borrow().clone();
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
@@ -424,7 +462,6 @@ fn run_plan(
         v["host"] = serde_json::Value::from(host.as_str());
         host_summary.push(v);
     }
-    let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     if json {
         cx.stdout = Box::new(std::io::sink());
     }
@@ -440,9 +477,13 @@ fn run_plan(
             sessions,
             if sessions == 1 { "" } else { "s" }
         );
-        for (host, end) in &outcome.hosts {
-            let _ = writeln!(cx.stdout, "  {host:<width$}  {}", describe(end));
-        }
+        summary_table(
+            cx,
+            plan,
+            &outcome.hosts,
+            &took.lock().expect("not poisoned"),
+            color,
+        );
         if let Some(signal) = interrupted {
             // The signal came when every host had already switched: there was no sync point
             // left to stop at, so the deploy completed. The exit code still says it came.
@@ -459,9 +500,13 @@ fn run_plan(
     let mut failure = outcome.failure.clone().expect("not ok");
     failure.message = super::with_lock_age(&failure.message);
     let _ = writeln!(cx.stdout, "{red}Deploy failed{reset}. Each host:");
-    for (host, end) in &outcome.hosts {
-        let _ = writeln!(cx.stdout, "  {host:<width$}  {}", describe(end));
-    }
+    summary_table(
+        cx,
+        plan,
+        &outcome.hosts,
+        &took.lock().expect("not poisoned"),
+        color,
+    );
     let unknown: Vec<&str> = outcome
         .hosts
         .iter()
@@ -515,6 +560,80 @@ fn run_plan(
             failure.message,
             unknown.join(", ")
         )))
+    }
+}
+
+/// The table that ends an apply: each host, the release it is on, what happened, how long
+/// its part took.
+fn summary_table(
+    cx: &mut Context,
+    plan: &Plan,
+    hosts: &[(String, HostEnd)],
+    took: &std::collections::BTreeMap<String, std::time::Duration>,
+    color: bool,
+) {
+    let paint = |code: &str, text: String| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text
+        }
+    };
+    let rows: Vec<[String; 4]> = hosts
+        .iter()
+        .map(|(host, end)| {
+            let release = match end {
+                HostEnd::Deployed => plan.release.clone(),
+                HostEnd::Unchanged { live } | HostEnd::Reverted { live } => {
+                    live.as_deref().map_or("-".to_owned(), |l| {
+                        l.rsplit('/').next().unwrap_or(l).to_owned()
+                    })
+                }
+                HostEnd::NotStarted { .. } | HostEnd::Unknown { .. } => "?".to_owned(),
+            };
+            let time = took
+                .get(host)
+                .map_or("-".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()));
+            [host.clone(), release, describe(end), time]
+        })
+        .collect();
+    let head = ["host", "release", "result", "time"].map(str::to_owned);
+    let w: Vec<usize> = (0..3)
+        .map(|i| {
+            rows.iter()
+                .chain([&head])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let _ = writeln!(
+        cx.stdout,
+        "  {:<w0$}  {:<w1$}  {:<w2$}  {}",
+        head[0],
+        head[1],
+        head[2],
+        head[3],
+        w0 = w[0],
+        w1 = w[1],
+        w2 = w[2]
+    );
+    for r in rows {
+        let result = format!("{:<w2$}", r[2], w2 = w[2]);
+        let result = match () {
+            () if r[2] == "deployed" => paint("32", result),
+            () if r[2].starts_with("UNKNOWN") => paint("1;31", result),
+            () => paint("33", result),
+        };
+        let _ = writeln!(
+            cx.stdout,
+            "  {:<w0$}  {:<w1$}  {result}  {}",
+            r[0],
+            r[1],
+            r[3],
+            w0 = w[0],
+            w1 = w[1]
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 //! under its lock first, then sends each the switch-back in the same session.
 
 use super::{on_hosts, overrides, resolve, runtime, ssh};
-use crate::cli::{MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
+use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
 use ship_core::ops::{self, Observed};
 use ship_core::script::LOCKED_STATUS;
@@ -164,6 +164,12 @@ fn rollback_stage(
         },
     ));
     rt.block_on(transport.close());
+    if !acting && args.format == Format::Json {
+        emit(
+            cx,
+            &serde_json::json!({"event": "outcome", "ok": false, "stage": stage.name, "release": null, "problems": problems}),
+        );
+    }
     if !acting {
         return Err(CliError::Remote(format!(
             "rollback of {} not done; no host changed:\n  {}",
@@ -178,20 +184,41 @@ fn rollback_stage(
         .unwrap_or_else(|| "?".to_owned());
     *target_id = Some(id.clone());
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
+    let json = args.format == Format::Json;
     let mut failed = Vec::new();
     for (host, result) in &steps {
         let why = failure(result);
-        let _ = writeln!(
-            cx.stdout,
-            "  {host:<width$}  {}",
-            match &why {
-                None => format!("back on release {id}"),
-                Some(why) => format!("FAILED: {why}"),
-            }
-        );
+        if json {
+            emit(
+                cx,
+                &serde_json::json!({
+                    "event": "host",
+                    "host": host,
+                    "ok": why.is_none(),
+                    "live": why.is_none().then(|| id.clone()),
+                    "error": why,
+                }),
+            );
+        } else {
+            let _ = writeln!(
+                cx.stdout,
+                "  {host:<width$}  {}",
+                match &why {
+                    None => format!("back on release {id}"),
+                    Some(why) => format!("FAILED: {why}"),
+                }
+            );
+        }
         if let Some(why) = why {
             failed.push(format!("{host}: {why}"));
         }
+    }
+    if json {
+        emit(
+            cx,
+            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "release": id}),
+        );
+        cx.stdout = Box::new(std::io::sink());
     }
     if failed.is_empty() {
         let _ = writeln!(
@@ -208,8 +235,57 @@ fn rollback_stage(
     }
 }
 
+/// One release of a host, as `releases` shows it.
+#[derive(serde::Serialize)]
+struct Row {
+    id: String,
+    state: String,
+    time: String,
+    user: String,
+    revision: Option<String>,
+    live: bool,
+}
+
+/// Directories on disk with their records; the records alone for a single-directory layout.
+fn rows(state: &HostState) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for dir in &state.releases {
+        let r = state.record_of(dir);
+        let live = state.live.as_deref() == Some(dir.as_str());
+        rows.push(Row {
+            id: r.map_or(dir.clone(), |r| r.id.clone()),
+            state: r.map_or(if live { "live" } else { "-" }.to_owned(), |r| {
+                state_name(r.state).to_owned()
+            }),
+            time: r.map_or(String::new(), |r| r.time.clone()),
+            user: r.map_or(String::new(), |r| r.user.clone()),
+            revision: r.and_then(|r| r.revision.clone()),
+            live,
+        });
+    }
+    if state.releases.is_empty() {
+        for r in &state.records {
+            rows.push(Row {
+                id: r.id.clone(),
+                state: state_name(r.state).to_owned(),
+                time: r.time.clone(),
+                user: r.user.clone(),
+                revision: r.revision.clone(),
+                live: r.state == ReleaseState::Live,
+            });
+        }
+    }
+    rows
+}
+
+/// Prints one JSON object on a line of stdout.
+fn emit(cx: &mut Context, value: &serde_json::Value) {
+    let _ = writeln!(cx.stdout, "{value}");
+}
+
 pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let json = args.format == Format::Json;
     let layout = ship_layouts::layout_for(stage.layout);
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
@@ -219,21 +295,44 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
     rt.block_on(transport.close());
     let mut failed = Vec::new();
     for (host, result) in results {
-        if let Some(why) = failure(&result) {
-            let _ = writeln!(cx.stdout, "{host}: unreachable: {why}");
-            failed.push(host);
-            continue;
-        }
-        let out = result.expect("succeeded");
-        let observed = match ops::observe(layout.as_ref(), &stage.deploy_to, &out.stdout) {
+        let observed = match failure(&result) {
+            Some(why) => Err(format!("unreachable: {why}")),
+            None => ops::observe(
+                layout.as_ref(),
+                &stage.deploy_to,
+                &result.expect("succeeded").stdout,
+            ),
+        };
+        let observed = match observed {
             Ok(o) => o,
             Err(e) => {
-                let _ = writeln!(cx.stdout, "{host}: {e}");
+                if json {
+                    emit(
+                        cx,
+                        &serde_json::json!({"event": "host", "host": host, "ok": false, "error": e}),
+                    );
+                } else {
+                    let _ = writeln!(cx.stdout, "{host}: {e}");
+                }
                 failed.push(host);
                 continue;
             }
         };
-        let state = &observed.state;
+        let rows = rows(&observed.state);
+        if json {
+            emit(
+                cx,
+                &serde_json::json!({
+                    "event": "host",
+                    "host": host,
+                    "ok": true,
+                    "lock": observed.lock,
+                    "live": rows.iter().find(|r| r.live).map(|r| r.id.clone()),
+                    "releases": rows,
+                }),
+            );
+            continue;
+        }
         let _ = writeln!(
             cx.stdout,
             "{host}  ({})",
@@ -244,46 +343,28 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
                     "LOCKED by {l}"
                 )))
         );
-        // Directories on disk, with their records; records of a single-directory layout.
-        let mut rows: Vec<(String, String, String, String, String, bool)> = Vec::new();
-        for dir in &state.releases {
-            let r = state.record_of(dir);
-            let live = state.live.as_deref() == Some(dir.as_str());
-            rows.push((
-                r.map_or(dir.clone(), |r| r.id.clone()),
-                r.map_or(if live { "live" } else { "-" }.to_owned(), |r| {
-                    state_name(r.state).to_owned()
-                }),
-                r.map_or(String::new(), |r| r.time.clone()),
-                r.map_or(String::new(), |r| r.user.clone()),
-                r.and_then(|r| r.revision.clone()).unwrap_or_default(),
-                live,
-            ));
-        }
-        if state.releases.is_empty() {
-            for r in &state.records {
-                rows.push((
-                    r.id.clone(),
-                    state_name(r.state).to_owned(),
-                    r.time.clone(),
-                    r.user.clone(),
-                    r.revision.clone().unwrap_or_default(),
-                    r.state == ReleaseState::Live,
-                ));
-            }
-        }
         if rows.is_empty() {
             let _ = writeln!(cx.stdout, "  no releases");
         }
-        for (id, st, time, user, rev) in rows.iter().map(|(a, b, c, d, e, _)| (a, b, c, d, e)) {
-            let live = rows.iter().any(|r| &r.0 == id && r.5);
+        for r in &rows {
+            let rev = r.revision.as_deref().unwrap_or("");
             let _ = writeln!(
                 cx.stdout,
-                "  {} {id:<16} {st:<11} {time:<20} {user:<16} {}",
-                if live { "*" } else { " " },
+                "  {} {:<16} {:<11} {:<20} {:<16} {}",
+                if r.live { "*" } else { " " },
+                r.id,
+                r.state,
+                r.time,
+                r.user,
                 &rev[..rev.len().min(12)]
             );
         }
+    }
+    if json {
+        emit(
+            cx,
+            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "failed": failed}),
+        );
     }
     if failed.is_empty() {
         Ok(())
@@ -304,8 +385,20 @@ fn state_name(s: ReleaseState) -> &'static str {
     }
 }
 
+/// One line of the check script: `name: ok: detail`, `name: FAIL: detail`, `lock: held by …`.
+fn check_item(line: &str) -> serde_json::Value {
+    let (name, rest) = line.split_once(": ").unwrap_or((line, ""));
+    let (ok, detail) = if let Some(d) = rest.strip_prefix("FAIL: ") {
+        (false, d)
+    } else {
+        (true, rest.strip_prefix("ok: ").unwrap_or(rest))
+    };
+    serde_json::json!({"name": name, "ok": ok, "detail": detail})
+}
+
 pub(crate) fn check(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let json = args.format == Format::Json;
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
     let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
@@ -319,32 +412,54 @@ pub(crate) fn check(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(
     rt.block_on(transport.close());
     let mut failed = Vec::new();
     for (host, result) in results {
+        let mut lines = Vec::new();
+        let mut ok = true;
         match result {
             Err(e) => {
-                let _ = writeln!(cx.stdout, "{host}\n  reach: FAIL: {e}");
-                failed.push(host);
+                lines.push(format!("reach: FAIL: {e}"));
+                ok = false;
             }
             Ok(out) => {
-                let _ = writeln!(cx.stdout, "{host}\n  reach: ok (host key trusted)");
-                for line in out.stdout.lines() {
-                    let _ = writeln!(cx.stdout, "  {line}");
-                }
+                lines.push("reach: ok: host key trusted".to_owned());
+                lines.extend(out.stdout.lines().map(str::to_owned));
                 if out.status != Some(0) {
                     if !out.stderr.trim().is_empty() {
-                        let _ = writeln!(cx.stdout, "  error: {}", first_line(&out.stderr));
+                        lines.push(format!("error: FAIL: {}", first_line(&out.stderr)));
                     }
-                    failed.push(host);
+                    ok = false;
                 }
             }
         }
+        if json {
+            let checks: Vec<serde_json::Value> = lines.iter().map(|l| check_item(l)).collect();
+            emit(
+                cx,
+                &serde_json::json!({"event": "host", "host": host, "ok": ok, "checks": checks}),
+            );
+        } else {
+            let _ = writeln!(cx.stdout, "{host}");
+            for line in &lines {
+                let _ = writeln!(cx.stdout, "  {line}");
+            }
+        }
+        if !ok {
+            failed.push(host);
+        }
     }
-    if failed.is_empty() {
+    if json {
+        emit(
+            cx,
+            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "failed": failed}),
+        );
+    } else if failed.is_empty() {
         let _ = writeln!(
             cx.stdout,
             "All {} hosts of {} are ready.",
             stage.hosts.len(),
             stage.name
         );
+    }
+    if failed.is_empty() {
         Ok(())
     } else {
         Err(CliError::Remote(format!(

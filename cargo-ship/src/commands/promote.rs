@@ -235,6 +235,7 @@ pub(crate) fn run(
             format: args.format,
             remote: &args.remote,
             action: "promote",
+            progress: cx.terminal && !ship.quiet && args.format == Format::Text,
         },
         cx,
         color,

@@ -245,7 +245,20 @@ struct Parsed {
 fn parse_markers(stdout: &str) -> Parsed {
     let mut p = Parsed::default();
     let mut current: Option<usize> = None;
+    let mut in_records = false;
+    let records_start = format!("{} records", script::STATE_MARKER);
+    let records_end = format!("{} end", script::STATE_MARKER);
     for line in stdout.lines() {
+        // The host's state is data for the executor, not output to show.
+        if line == records_start {
+            in_records = true;
+        } else if line == records_end {
+            in_records = false;
+            continue;
+        }
+        if in_records {
+            continue;
+        }
         if let Some(rest) = line.strip_prefix(START_MARKER) {
             let id = rest.split_whitespace().next().and_then(|i| i.parse().ok());
             if let Some(id) = id {
