@@ -92,7 +92,7 @@ The plan lists the release id, the artifact's source and sha256, then every step
 order with the hosts it runs on, marking `once` and `local` steps and the sync points (no host \
 switches until every host is ready). Nothing is sent to any host. The build commands of \
 Ship.toml run here, because the plan pins the artifact's digest.",
-        after_long_help = "Examples:\n  cargo ship plan production\n  cargo ship plan staging --verbose\n  cargo ship plan production --format json > plan.json\n  cargo ship plan production --release-id 20261122235800 --set keep_releases=3"
+        after_long_help = "Examples:\n  cargo ship plan production\n  cargo ship plan production --refresh   what changes on each host, read now\n  cargo ship plan staging --verbose\n  cargo ship plan production --format json > plan.json\n  cargo ship plan production --release-id 20261122235800 --set keep_releases=3"
     )]
     Plan(PlanArgs),
 
@@ -220,6 +220,12 @@ pub struct PlanArgs {
     /// Also print each host's exact shell scripts.
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Also read every host now (no lock taken, nothing changed) and show what the deploy
+    /// will change there: the release that becomes live, the releases cleanup will delete,
+    /// whether the artifact must be sent.
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 /// Flags of every command that reaches hosts.

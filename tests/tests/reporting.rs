@@ -104,3 +104,51 @@ fn a_failed_apply_says_what_each_host_is_on() {
         insta::assert_snapshot!("apply_failed_summary", out.stdout);
     });
 }
+
+#[test]
+fn plan_refresh_shows_what_changes_on_each_host() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet);
+    for (n, text) in [("1", "v1\n"), ("2", "v2\n"), ("3", "v3\n")] {
+        f.write("app/index.html", text);
+        ok(&f.ship(&[
+            "apply",
+            "staging",
+            "--release-id",
+            &format!("2026010100000{n}"),
+        ]));
+    }
+    f.write("app/index.html", "v4\n");
+    let out = f.ship(&[
+        "plan",
+        "staging",
+        "--release-id",
+        "20260101000004",
+        "--refresh",
+    ]);
+    ok(&out);
+    let section = out
+        .stdout
+        .split("What changes")
+        .nth(1)
+        .expect("a refresh section");
+    insta::assert_snapshot!("plan_refresh", format!("What changes{section}"));
+    // The artifact of a release the hosts hold is not sent again.
+    f.write("app/index.html", "v3\n");
+    let out = f.ship(&[
+        "plan",
+        "staging",
+        "--release-id",
+        "20260101000005",
+        "--refresh",
+    ]);
+    ok(&out);
+    assert_eq!(
+        out.stdout.matches("the artifact is there already").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    let out = f.ship(&["plan", "staging", "--refresh", "--format", "json"]);
+    assert_eq!(out.code, 2);
+}

@@ -164,6 +164,7 @@ pub(crate) fn run(
                     set: args.remote.set.clone(),
                     format: Format::Text,
                     verbose: false,
+                    refresh: false,
                 },
                 cx,
             )?;

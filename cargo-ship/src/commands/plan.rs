@@ -100,8 +100,103 @@ pub(crate) fn save(
     Ok(saved)
 }
 
+/// What the deploy will change on each host, read from the hosts now (no lock taken).
+fn refresh(
+    plan: &ship_core::Plan,
+    project: &Project,
+    stage: &ship_core::Stage,
+) -> Result<String, CliError> {
+    use std::fmt::Write as _;
+    let layout = ship_layouts::layout_for(stage.layout);
+    let transport = super::ssh(
+        project,
+        stage,
+        &crate::cli::RemoteArgs {
+            accept_new_host_keys: false,
+            set: Vec::new(),
+        },
+    );
+    let rt = super::runtime()?;
+    let hosts: Vec<String> = plan.hosts.iter().map(|h| h.name.clone()).collect();
+    let results = rt.block_on(super::on_hosts(&transport, &hosts, stage.parallel, |h| {
+        ship_core::ops::state_script(&stage.deploy_to, h, None)
+    }));
+    rt.block_on(transport.close());
+    let width = hosts.iter().map(String::len).max().unwrap_or(0);
+    let mut s = String::from("\nWhat changes on each host (read now; no lock was taken):\n");
+    for (host, result) in results {
+        let out = match result {
+            Ok(out) if out.status == Some(0) => out,
+            Ok(out) => {
+                let _ = writeln!(s, "  {host:<width$}  cannot tell: {}", out.stderr.trim());
+                continue;
+            }
+            Err(e) => {
+                let _ = writeln!(s, "  {host:<width$}  cannot tell: {e}");
+                continue;
+            }
+        };
+        let observed = match ship_core::ops::observe(layout.as_ref(), &stage.deploy_to, &out.stdout)
+        {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = writeln!(s, "  {host:<width$}  cannot tell: {e}");
+                continue;
+            }
+        };
+        let state = &observed.state;
+        let live = state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.state == ship_core::ReleaseState::Live)
+            .map(|r| r.id.clone())
+            .or_else(|| state.live.clone());
+        let new_dir = layout.new_dir(state, &plan.release);
+        let removed = layout.cleanup(state, &new_dir, plan.keep_releases);
+        let has_artifact = out.stdout.contains("::ship::state artifact present")
+            || state
+                .records
+                .iter()
+                .any(|r| r.digest == plan.artifact.digest);
+        let _ = writeln!(
+            s,
+            "  {host:<width$}  live {} → {}; cleanup deletes {}; {}{}",
+            live.as_deref().unwrap_or("nothing"),
+            plan.release,
+            if removed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                removed.join(", ")
+            },
+            if has_artifact {
+                "the artifact is there already"
+            } else {
+                "the artifact will be sent"
+            },
+            observed
+                .lock
+                .as_deref()
+                .map(|l| format!("; LOCKED by {l}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(s)
+}
+
 pub(crate) fn run(ship: &Ship, args: &PlanArgs, cx: &mut Context) -> Result<(), CliError> {
-    let Planned { plan, project, .. } = make(ship, args, cx)?;
+    if args.refresh && args.format == Format::Json {
+        return Err(CliError::Usage(
+            "--refresh adds a section for people to read; use it without --format json \
+             (`cargo ship releases <stage> --format json` gives the hosts' state as JSON)"
+                .to_owned(),
+        ));
+    }
+    let Planned {
+        plan,
+        project,
+        stage,
+    } = make(ship, args, cx)?;
     let json = plan.to_json();
     let saved = save(&project, &plan)?;
     let out = match args.format {
@@ -114,6 +209,11 @@ pub(crate) fn run(ship: &Ship, args: &PlanArgs, cx: &mut Context) -> Result<(), 
         ),
     };
     let _ = cx.stdout.write_all(out.as_bytes());
+    if args.refresh {
+        let _ = cx
+            .stdout
+            .write_all(refresh(&plan, &project, &stage)?.as_bytes());
+    }
     let _ = writeln!(cx.stderr, "saved: {}", project.show(&saved));
     Ok(())
 }
