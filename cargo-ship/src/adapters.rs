@@ -84,6 +84,22 @@ pub(crate) fn build(
     commands.extend(stage.build.iter().cloned());
     // The build commands run before the wheels: they may write the requirements.
     artifact::run_commands(root, &commands)?;
+    if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
+        let command = format!("cargo build --release --locked --bin {bin}");
+        let status = std::process::Command::new(&project.cargo)
+            .args(["build", "--release", "--locked", "--bin", bin])
+            .current_dir(root)
+            .stdout(std::process::Stdio::from(std::io::stderr()))
+            .status()
+            .map_err(|e| CliError::Build(format!("`{command}`: {e}")))?;
+        if !status.success() {
+            return Err(CliError::Build(format!(
+                "`{command}` failed ({status}); source = {{ cargo = \"{bin}\" }} needs a binary \
+                 target of that name in the workspace"
+            )));
+        }
+        commands.push(command);
+    }
     let mut wheelhouse = None;
     if let Some(python) = &adapters.python {
         let wheels = ship_python::wheelhouse::build(root, python, &wheelhouse_dir(project, stage))
@@ -129,13 +145,22 @@ fn pack(
     adapters: &Adapters,
     wheelhouse: Option<std::path::PathBuf>,
 ) -> Result<Built, CliError> {
-    let extras: Vec<Extra> = wheelhouse
-        .into_iter()
-        .map(|from| Extra {
-            from,
-            to: ship_python::WHEELHOUSE_DIR.to_owned(),
-        })
-        .collect();
+    let mut extras: Vec<Extra> = Vec::new();
+    if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
+        let target = project.ship_dir.parent().unwrap_or(&project.root);
+        extras.push(Extra {
+            from: target.join("release").join(bin),
+            to: format!("bin/{bin}"),
+        });
+    }
+    extras.extend(stage.include.iter().map(|p| Extra {
+        from: project.root.join(p.trim_end_matches('/')),
+        to: p.trim_end_matches('/').to_owned(),
+    }));
+    extras.extend(wheelhouse.into_iter().map(|from| Extra {
+        from,
+        to: ship_python::WHEELHOUSE_DIR.to_owned(),
+    }));
     let content = match &adapters.node {
         Some(node) if !node.ship.is_empty() => Content::Paths(&node.ship),
         _ => Content::Source(&stage.source),

@@ -18,6 +18,8 @@ pub struct Project {
     pub cargo_metadata: Option<(PathBuf, serde_json::Value)>,
     /// The root package's version, for the `version` layout.
     pub cargo_version: Option<String>,
+    /// The cargo to build with (`$CARGO` when cargo runs us, else `cargo`).
+    pub cargo: String,
 }
 
 fn ancestors_with(start: &Path, file: &str) -> Option<PathBuf> {
@@ -92,6 +94,7 @@ impl Project {
                 root,
                 cargo_metadata,
                 cargo_version,
+                cargo: cargo.unwrap_or("cargo").to_owned(),
             });
         }
         let root = ship_dir.unwrap_or_else(|| cwd.to_owned());
@@ -101,6 +104,7 @@ impl Project {
             root,
             cargo_metadata: None,
             cargo_version: None,
+            cargo: cargo.unwrap_or("cargo").to_owned(),
         })
     }
 

@@ -61,6 +61,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         parallel: 10,
         source: SourceConfig::Dir("dist".to_owned()),
         build: vec![],
+        include: vec![],
         version: None,
         linked_files: vec!["config/settings.py".to_owned()],
         linked_dirs: vec!["log".to_owned()],

@@ -206,6 +206,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                     (read_tar(&tar[..])?, Some(commit), label)
                 }
                 SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None, label),
+                SourceConfig::Cargo(_) => (Vec::new(), None, label),
                 SourceConfig::Archive(file) => {
                     let path = root.join(file);
                     let bytes = std::fs::read(&path).map_err(io(&path))?;

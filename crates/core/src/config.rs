@@ -29,6 +29,10 @@ pub struct Settings {
     pub linked_dirs: Vec<String>,
     /// Where the artifact comes from.
     pub source: SourceConfig,
+    /// More paths of the project packed into the artifact at the same place, whatever the
+    /// source (e.g. `["static", "config/defaults.toml"]` beside a cargo binary).
+    #[serde(default)]
+    pub include: Vec<String>,
     /// Commands run once, on the deploying machine, before the artifact is packed.
     #[serde(default)]
     pub build: Vec<String>,
@@ -117,8 +121,8 @@ impl LayoutKind {
     }
 }
 
-/// Where the artifact comes from: `{ git = "HEAD" }`, `{ dir = "dist" }` or
-/// `{ archive = "app.tar.gz" }`.
+/// Where the artifact comes from: `{ git = "HEAD" }`, `{ dir = "dist" }`,
+/// `{ archive = "app.tar.gz" }` or `{ cargo = "my-server" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceConfig {
@@ -128,6 +132,10 @@ pub enum SourceConfig {
     Dir(String),
     /// A tarball made elsewhere (e.g. by CI), repacked reproducibly.
     Archive(String),
+    /// A binary of this Cargo workspace, built with `cargo build --release --locked` and
+    /// shipped as `bin/<name>` (with the paths of `include`). ship-core packs nothing for
+    /// it by itself: the caller builds the binary and adds it as an extra (cargo-ship does).
+    Cargo(String),
 }
 
 impl SourceConfig {
@@ -137,6 +145,7 @@ impl SourceConfig {
             SourceConfig::Git(v) => ("git", v),
             SourceConfig::Dir(v) => ("dir", v),
             SourceConfig::Archive(v) => ("archive", v),
+            SourceConfig::Cargo(v) => ("cargo", v),
         }
     }
 
@@ -145,8 +154,9 @@ impl SourceConfig {
             "git" => Ok(SourceConfig::Git(value)),
             "dir" => Ok(SourceConfig::Dir(value)),
             "archive" => Ok(SourceConfig::Archive(value)),
+            "cargo" => Ok(SourceConfig::Cargo(value)),
             other => Err(format!(
-                "unknown source `{other}`, expected one of `git`, `dir`, `archive`"
+                "unknown source `{other}`, expected one of `git`, `dir`, `archive`, `cargo`"
             )),
         }
     }
@@ -166,7 +176,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
         }
         let raw = Raw::deserialize(d).map_err(|_| {
             D::Error::custom(
-                "expected a table with one of `git`, `dir`, `archive`, \
+                "expected a table with one of `git`, `dir`, `archive`, `cargo`, \
                  e.g. source = { git = \"HEAD\" }",
             )
         })?;
@@ -175,7 +185,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
             Raw::Table(t) if t.len() == 1 => t.into_iter().next().expect("one entry"),
             Raw::Table(t) => {
                 return Err(D::Error::custom(format!(
-                    "expected exactly one of `git`, `dir`, `archive`, found {}",
+                    "expected exactly one of `git`, `dir`, `archive`, `cargo`, found {}",
                     t.keys()
                         .map(|k| format!("`{k}`"))
                         .collect::<Vec<_>>()

@@ -62,6 +62,9 @@ pub struct Stage {
     pub source: SourceConfig,
     /// Build commands run before packing.
     pub build: Vec<String>,
+    /// More paths packed into the artifact.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// The configured version, if any.
     pub version: Option<String>,
     /// Files linked from `shared/` on every host (roles may add more: see [`Host`]).
@@ -204,6 +207,10 @@ impl Stage {
         }
         for (i, f) in s.linked_files.iter().enumerate() {
             check_relative_path(f).map_err(|m| err(&["linked_files"], format!("item {i}: {m}")))?;
+        }
+        for (i, f) in s.include.iter().enumerate() {
+            check_relative_path(f.trim_end_matches('/'))
+                .map_err(|m| err(&["include"], format!("item {i}: {m}")))?;
         }
         for (i, f) in s.linked_dirs.iter().enumerate() {
             check_relative_path(f).map_err(|m| err(&["linked_dirs"], format!("item {i}: {m}")))?;
@@ -482,6 +489,7 @@ impl Stage {
             parallel: s.parallel,
             source: s.source.clone(),
             build: s.build.clone(),
+            include: s.include.clone(),
             version: s.version.clone(),
             linked_files: s.linked_files.clone(),
             linked_dirs: s.linked_dirs.clone(),
