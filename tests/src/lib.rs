@@ -57,14 +57,24 @@ impl Fixture {
 
     /// A project copied from `tests/fixtures/<name>`, with these files written over it.
     pub fn from_fixture(name: &str, files: &[(&str, &str)]) -> Fixture {
-        let f = Fixture::new(&[]);
         let from = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures")
             .join(name);
-        for entry in walkdir::WalkDir::new(&from).min_depth(1) {
+        Fixture::copy_of(&from, files)
+    }
+
+    /// A project copied from `from` (without what builds and tests leave: `target/`,
+    /// `node_modules/`, `dist/`, `.fleet/`, `__pycache__/`), with these files written over it.
+    pub fn copy_of(from: &Path, files: &[(&str, &str)]) -> Fixture {
+        let f = Fixture::new(&[]);
+        for entry in walkdir::WalkDir::new(from).min_depth(1) {
             let entry = entry.expect("a fixture file");
-            let rel = entry.path().strip_prefix(&from).expect("under the fixture");
-            if rel.components().any(|c| c.as_os_str() == "__pycache__") {
+            let rel = entry.path().strip_prefix(from).expect("under the fixture");
+            let skip = ["__pycache__", "target", "node_modules", ".fleet", "dist"];
+            if rel
+                .components()
+                .any(|c| skip.iter().any(|s| c.as_os_str() == *s))
+            {
                 continue;
             }
             let to = f.path().join(rel);
