@@ -92,25 +92,54 @@ fn help_explains_every_flag_with_examples() {
     let init = f.ship(&["init", "--help"]);
     assert!(init.stdout.contains("--force"), "{}", init.stdout);
 
-    // Every subcommand: every flag explained, and examples.
-    for (cmd, flags) in [
-        (
-            "apply",
-            &[
+    // Every subcommand `cargo ship --help` lists: every flag explained, and examples.
+    let listed: Vec<String> = top
+        .stdout
+        .split("Commands:")
+        .nth(1)
+        .and_then(|s| s.split("Options:").next())
+        .expect("a Commands section")
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect();
+    for cmd in [
+        "plan",
+        "apply",
+        "rollback",
+        "releases",
+        "check",
+        "run",
+        "unlock",
+        "promote",
+        "tasks",
+        "maintenance",
+        "completions",
+        "init",
+    ] {
+        assert!(listed.iter().any(|c| c == cmd), "{cmd} is listed: {listed:?}");
+    }
+    for cmd in &listed {
+        let flags: &[&str] = match cmd.as_str() {
+            "apply" => &[
                 "--release-id",
                 "--version",
                 "--set",
                 "--verbose",
+                "--format",
                 "--accept-new-host-keys",
-            ][..],
-        ),
-        ("rollback", &["--to", "--accept-new-host-keys"][..]),
-        ("releases", &["--accept-new-host-keys"][..]),
-        ("check", &["--accept-new-host-keys"][..]),
-        ("run", &["--roles", "--accept-new-host-keys"][..]),
-        ("unlock", &["--accept-new-host-keys"][..]),
-        ("init", &["--force"][..]),
-    ] {
+            ],
+            "rollback" => &["--to", "--format", "--accept-new-host-keys"],
+            "releases" | "check" => &["--format", "--accept-new-host-keys"],
+            "run" => &["--roles", "--accept-new-host-keys"],
+            "unlock" | "maintenance" => &["--accept-new-host-keys"],
+            "promote" => &["--release-id", "--plan-only", "--format", "--accept-new-host-keys"],
+            "init" => &["--force"],
+            _ => &[],
+        };
+        let cmd = cmd.as_str();
         let help = f.ship(&[cmd, "--help"]);
         assert_eq!(help.code, 0, "{cmd}");
         assert!(help.stdout.contains("Examples:"), "{cmd}:\n{}", help.stdout);
