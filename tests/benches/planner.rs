@@ -31,6 +31,9 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
             roles: vec![role.to_owned()],
             linked_files: vec!["config/settings.py".to_owned()],
             linked_dirs: vec!["log".to_owned()],
+            health: None,
+            primary: false,
+            vars: Default::default(),
         });
     }
     let phases = ["link", "install", "switch", "verify"];
@@ -74,6 +77,8 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         command_timeout: Duration::from_secs(1800),
         adapters: Default::default(),
         require_pushed: None,
+        rolling: None,
+        max_fail: 1,
         tag: None,
         notify: None,
         maintenance: None,

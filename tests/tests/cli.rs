@@ -119,7 +119,10 @@ fn help_explains_every_flag_with_examples() {
         "completions",
         "init",
     ] {
-        assert!(listed.iter().any(|c| c == cmd), "{cmd} is listed: {listed:?}");
+        assert!(
+            listed.iter().any(|c| c == cmd),
+            "{cmd} is listed: {listed:?}"
+        );
     }
     for cmd in &listed {
         let flags: &[&str] = match cmd.as_str() {
@@ -135,7 +138,12 @@ fn help_explains_every_flag_with_examples() {
             "releases" | "check" => &["--format", "--accept-new-host-keys"],
             "run" => &["--roles", "--accept-new-host-keys"],
             "unlock" | "maintenance" => &["--accept-new-host-keys"],
-            "promote" => &["--release-id", "--plan-only", "--format", "--accept-new-host-keys"],
+            "promote" => &[
+                "--release-id",
+                "--plan-only",
+                "--format",
+                "--accept-new-host-keys",
+            ],
             "init" => &["--force"],
             _ => &[],
         };

@@ -331,6 +331,7 @@ fn run_plan(
             let host = match &event {
                 Event::Connected { host } | Event::Recovered { host, .. } => Some(host.clone()),
                 Event::Step { host, .. } | Event::Failed { host, .. } => host.clone(),
+                Event::Batch { .. } => None,
             };
             if let Some(host) = host {
                 took.lock()
@@ -394,6 +395,17 @@ fn run_plan(
                         p.update(&host, "connected", false);
                     }
                 }
+                Event::Batch { batch, of, hosts } => {
+                    if let Some(p) = &progress {
+                        for h in &hosts {
+                            p.update(h, &format!("batch {batch} of {of}"), false);
+                        }
+                    }
+                    lines.push(format!(
+                        "{bold}batch {batch} of {of}{reset}: {}",
+                        hosts.join(", ")
+                    ));
+                }
             }
             match &progress {
                 Some(p) => lines.iter().for_each(|l| p.println(l)),
@@ -422,7 +434,7 @@ fn run_plan(
         let rt = super::runtime()?;
         let outcome = rt.block_on(async {
             tokio::select! {
-                outcome = executor.apply() => outcome,
+                outcome = executor.apply_all() => outcome,
                 never = watch_signals(&stop_tx) => match never {},
             }
         });
@@ -445,7 +457,7 @@ fn run_plan(
                 v
             })
             .collect();
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "event": "outcome",
             "ok": outcome.ok(),
             "app": plan.app,
@@ -456,6 +468,9 @@ fn run_plan(
             "failure": outcome.failure,
             "interrupted": interrupted,
         });
+        if !outcome.batches.is_empty() {
+            line["batches"] = serde_json::to_value(&outcome.batches).expect("serializes");
+        }
         let _ = writeln!(cx.stdout, "{line}");
     }
     for (host, end) in &outcome.hosts {
@@ -469,12 +484,17 @@ fn run_plan(
     if outcome.ok() {
         let _ = writeln!(
             cx.stdout,
-            "{green}Deployed{reset} {} release {} to {}: {} host{}, {} SSH session{} per host at most.",
+            "{green}Deployed{reset} {} release {} to {}: {} host{}{}, {} SSH session{} per host at most.",
             plan.app,
             plan.release,
             plan.stage,
             plan.hosts.len(),
             if plan.hosts.len() == 1 { "" } else { "s" },
+            if outcome.batches.is_empty() {
+                String::new()
+            } else {
+                format!(" in {} batches", outcome.batches.len())
+            },
             sessions,
             if sessions == 1 { "" } else { "s" }
         );
@@ -500,7 +520,25 @@ fn run_plan(
     }
     let mut failure = outcome.failure.clone().expect("not ok");
     failure.message = super::with_lock_age(&failure.message);
-    let _ = writeln!(cx.stdout, "{red}Deploy failed{reset}. Each host:");
+    if outcome.batches.is_empty() {
+        let _ = writeln!(cx.stdout, "{red}Deploy failed{reset}. Each host:");
+    } else {
+        let _ = writeln!(cx.stdout, "{red}Rolling deploy stopped{reset}. Each batch:");
+        for b in &outcome.batches {
+            let what = match b.result.as_str() {
+                "deployed" => format!("on release {}", plan.release),
+                "failed" => "failed: put back on the release it had".to_owned(),
+                _ => "not started".to_owned(),
+            };
+            let _ = writeln!(
+                cx.stdout,
+                "  batch {}  {}  {what}",
+                b.batch,
+                b.hosts.join(", ")
+            );
+        }
+        let _ = writeln!(cx.stdout, "Each host:");
+    }
     summary_table(
         cx,
         plan,
@@ -538,6 +576,41 @@ fn run_plan(
                 }
             ),
         });
+    }
+    let live_batches: Vec<String> = outcome
+        .batches
+        .iter()
+        .filter(|b| b.result == "deployed")
+        .map(|b| format!("batch {} ({})", b.batch, b.hosts.join(", ")))
+        .collect();
+    if unknown.is_empty() && !live_batches.is_empty() {
+        let later: Vec<String> = outcome
+            .batches
+            .iter()
+            .filter(|b| b.result == "not_started")
+            .map(|b| b.batch.to_string())
+            .collect();
+        let at = outcome
+            .batches
+            .iter()
+            .find(|b| b.result == "failed")
+            .map_or(0, |b| b.batch);
+        return Err(CliError::DeployFailed(format!(
+            "rolling deploy of {} release {} to {} stopped at batch {at} of {}: on {place}: {}\n{} {} on release {}; the failed batch is back on the release it had{}.",
+            plan.app,
+            plan.release,
+            plan.stage,
+            outcome.batches.len(),
+            failure.message,
+            live_batches.join(", "),
+            if live_batches.len() == 1 { "is" } else { "are" },
+            plan.release,
+            if later.is_empty() {
+                String::new()
+            } else {
+                format!("; batch {} not started", later.join(", "))
+            }
+        )));
     }
     if unknown.is_empty() {
         Err(CliError::DeployFailed(format!(

@@ -58,6 +58,15 @@ pub struct Settings {
     pub tasks: BTreeMap<String, TaskConfig>,
     /// The health check run in the `verify` phase.
     pub health: Option<HealthConfig>,
+    /// Deploy in batches: a number of hosts (`4`) or a share of them (`"25%"`); each batch
+    /// all or nothing, the next one started when the one before is live and healthy.
+    pub rolling: Option<Rolling>,
+    /// Stop a rolling deploy after this many failed batches (the finished ones stay on the
+    /// new release).
+    #[serde(default = "default_max_fail")]
+    pub max_fail: usize,
+    /// Hosts and roles printed as JSON by a command, besides `hosts` and `roles`.
+    pub inventory: Option<InventoryConfig>,
     /// A stage that only pushed commits may reach: `require_pushed` defaults to true.
     #[serde(default)]
     pub protected: bool,
@@ -210,6 +219,10 @@ pub struct RoleConfig {
     /// Directories linked from `shared/` on this role's hosts, besides the stage's.
     #[serde(default)]
     pub linked_dirs: Vec<String>,
+    /// This role's health check, instead of the stage's.
+    pub health: Option<HealthConfig>,
+    /// The host of this role that `once` tasks run on (default: the first listed).
+    pub primary: Option<String>,
 }
 
 /// A user task: a shell command hooked before or after a phase or another task.
@@ -235,15 +248,29 @@ pub struct TaskConfig {
     pub description: Option<String>,
 }
 
-/// The health check of the `verify` phase.
+/// The health check of the `verify` phase: a command run on each host, or a URL fetched on
+/// each host, tried `1 + retries` times `interval` apart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// The command run on each host in the new release's directory; exit 0 means healthy.
-    pub run: String,
-    /// How long the check may take, e.g. `"30s"`.
+    pub run: Option<String>,
+    /// A URL fetched on each host (curl, wget or python3, whichever it has); a 2xx answer
+    /// means healthy. `{host}` is replaced by the host's name.
+    pub url: Option<String>,
+    /// How long one try may take, e.g. `"30s"`.
     #[serde(default = "default_health_timeout")]
     pub timeout: String,
+    /// How many more tries after a failed one.
+    #[serde(default)]
+    pub retries: u32,
+    /// The pause between tries, e.g. `"2s"`.
+    #[serde(default = "default_health_interval")]
+    pub interval: String,
+}
+
+fn default_health_interval() -> String {
+    "2s".to_owned()
 }
 
 fn default_health_timeout() -> String {
@@ -280,4 +307,27 @@ pub struct MaintenanceConfig {
     pub before: Option<String>,
     /// A command run on each host after.
     pub after: Option<String>,
+}
+
+fn default_max_fail() -> usize {
+    1
+}
+
+/// `rolling = 4` or `rolling = "25%"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Rolling {
+    /// So many hosts per batch.
+    Hosts(usize),
+    /// A share of the hosts per batch, as written: `"25%"`.
+    Share(String),
+}
+
+/// `inventory = { command = "./hosts.sh production" }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// Run with `sh -c` in the project's root; prints `{"hosts": [{"name": ..., "roles":
+    /// [...], "vars": {...}, "primary": false}]}`.
+    pub command: String,
 }

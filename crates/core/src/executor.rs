@@ -82,6 +82,15 @@ pub enum Event {
         /// What it was left in.
         end: HostEnd,
     },
+    /// A rolling deploy starts a batch.
+    Batch {
+        /// Its number, from 1.
+        batch: usize,
+        /// How many batches there are.
+        of: usize,
+        /// Its hosts.
+        hosts: Vec<String>,
+    },
 }
 
 /// The state a host was left in.
@@ -132,6 +141,20 @@ pub struct Outcome {
     pub hosts: Vec<(String, HostEnd)>,
     /// The first failure, if any.
     pub failure: Option<Failure>,
+    /// A rolling deploy's batches and how each ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchEnd>,
+}
+
+/// How one batch of a rolling deploy ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchEnd {
+    /// Its number, from 1.
+    pub batch: usize,
+    /// Its hosts.
+    pub hosts: Vec<String>,
+    /// `deployed`, `failed` (its hosts were put back) or `not_started`.
+    pub result: String,
 }
 
 impl Outcome {
@@ -421,6 +444,91 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
 
     /// Applies the plan. Never panics on a host's failure: every failure ends in an
     /// [`Outcome`] that says what each host was left in.
+    /// Runs the plan: every host at once, or — for a rolling plan — batch by batch, each
+    /// batch all or nothing, until `max_fail` batches failed (the later ones are not
+    /// started; the finished ones stay on the new release).
+    pub async fn apply_all(&self) -> Outcome {
+        let Some(rolling) = &self.plan.rolling else {
+            return self.apply().await;
+        };
+        let total = rolling.batches.len();
+        let mut ends: BTreeMap<String, HostEnd> = BTreeMap::new();
+        let mut failure: Option<Failure> = None;
+        let mut batches = Vec::new();
+        let mut failed = 0;
+        for (i, batch) in rolling.batches.iter().enumerate() {
+            let stopped = self
+                .stop
+                .as_ref()
+                .and_then(|s| s.borrow().clone())
+                .map(|signal| format!("{signal} came before it"));
+            let why_not = stopped.or_else(|| {
+                (failed >= rolling.max_fail).then(|| {
+                    format!(
+                        "{failed} batch{} failed (max_fail = {})",
+                        if failed == 1 { "" } else { "es" },
+                        rolling.max_fail
+                    )
+                })
+            });
+            if let Some(why) = why_not {
+                for h in batch {
+                    ends.insert(
+                        h.clone(),
+                        HostEnd::NotStarted {
+                            reason: format!("batch {} of {total} not started: {why}", i + 1),
+                        },
+                    );
+                }
+                batches.push(BatchEnd {
+                    batch: i + 1,
+                    hosts: batch.clone(),
+                    result: "not_started".to_owned(),
+                });
+                continue;
+            }
+            (self.events)(Event::Batch {
+                batch: i + 1,
+                of: total,
+                hosts: batch.clone(),
+            });
+            let sub = self.plan.subset(batch, i == 0);
+            let part = Executor {
+                plan: &sub,
+                layout: self.layout,
+                remote: self.remote,
+                local: self.local,
+                options: self.options.clone(),
+                events: self.events,
+                stop: self.stop.clone(),
+            };
+            let out = part.apply().await;
+            ends.extend(out.hosts);
+            let ok = out.failure.is_none();
+            if let Some(f) = out.failure {
+                failed += 1;
+                failure.get_or_insert(f);
+            }
+            batches.push(BatchEnd {
+                batch: i + 1,
+                hosts: batch.clone(),
+                result: if ok { "deployed" } else { "failed" }.to_owned(),
+            });
+        }
+        let hosts = self
+            .plan
+            .hosts
+            .iter()
+            .filter_map(|h| ends.remove(&h.name).map(|e| (h.name.clone(), e)))
+            .collect();
+        Outcome {
+            hosts,
+            failure,
+            batches,
+        }
+    }
+
+    /// Runs the plan on every host at once (see [`Executor::apply_all`] for rolling plans).
     pub async fn apply(&self) -> Outcome {
         let plan = self.plan;
         let gate = Semaphore::new(plan.parallel.max(1));
@@ -717,7 +825,11 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                 (h.name.clone(), end)
             })
             .collect();
-        Outcome { hosts, failure }
+        Outcome {
+            hosts,
+            failure,
+            batches: Vec::new(),
+        }
     }
 
     /// Takes in one host's result for segment `k`; returns the failure it shows, if any.

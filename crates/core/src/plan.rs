@@ -34,6 +34,31 @@ pub struct ArtifactInfo {
     pub promoted_from: Option<Promotion>,
 }
 
+/// The batches of a rolling deploy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batches {
+    /// The hosts of each batch; the hosts of `once` steps are in the first.
+    pub batches: Vec<Vec<String>>,
+    /// Failed batches that stop the deploy.
+    pub max_fail: usize,
+}
+
+impl Plan {
+    /// The part of this plan that `hosts` run: their scripts and steps; local steps only
+    /// when `with_local` (a rolling deploy runs them with its first batch).
+    pub fn subset(&self, hosts: &[String], with_local: bool) -> Plan {
+        let mut sub = self.clone();
+        sub.hosts.retain(|h| hosts.contains(&h.name));
+        sub.steps
+            .retain(|s| with_local || s.placement != Placement::Local);
+        for step in &mut sub.steps {
+            step.hosts.retain(|h| hosts.contains(h));
+        }
+        sub.rolling = None;
+        sub
+    }
+}
+
 /// Where a promoted artifact came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promotion {
@@ -155,6 +180,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Each host's part.
     pub hosts: Vec<HostPlan>,
+    /// A rolling deploy's batches, in order (none: every host at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<Batches>,
     /// The sha256 of this plan's JSON with this field empty: a saved plan that was cut short
     /// or edited is refused.
     pub digest: String,
@@ -196,6 +224,10 @@ impl Plan {
 
     /// The step with this id.
     pub fn step(&self, id: usize) -> Option<&Step> {
-        self.steps.get(id.checked_sub(1)?)
+        // Ids are positions, except in a subset (a rolling batch) that dropped local steps.
+        match self.steps.get(id.checked_sub(1)?) {
+            Some(s) if s.id == id => Some(s),
+            _ => self.steps.iter().find(|s| s.id == id),
+        }
     }
 }

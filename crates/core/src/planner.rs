@@ -319,11 +319,49 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         overrides: input.overrides.clone(),
         config_keys: config_keys(stage),
         apply_time: script::apply_time_variables(),
+        rolling: batches(stage, &steps),
         steps,
         hosts,
         digest: String::new(),
     }
     .sealed())
+}
+
+/// The batches of a rolling stage: hosts in stage order, except that the hosts of `once`
+/// steps (migrations) come first, so that they run before any host switches.
+fn batches(stage: &Stage, steps: &[Step]) -> Option<crate::plan::Batches> {
+    let rule = stage.rolling.as_ref()?;
+    let n = stage.hosts.len();
+    let size = match rule {
+        crate::config::Rolling::Hosts(k) => *k,
+        crate::config::Rolling::Share(p) => {
+            let pct: usize = p.trim_end_matches('%').trim().parse().unwrap_or(100);
+            (n * pct).div_ceil(100)
+        }
+    }
+    .max(1);
+    let once: Vec<&String> = steps
+        .iter()
+        .filter(|s| s.placement == Placement::Once)
+        .flat_map(|s| &s.hosts)
+        .collect();
+    let mut order: Vec<String> = stage
+        .hosts
+        .iter()
+        .filter(|h| once.contains(&&h.name))
+        .map(|h| h.name.clone())
+        .collect();
+    order.extend(
+        stage
+            .hosts
+            .iter()
+            .filter(|h| !once.contains(&&h.name))
+            .map(|h| h.name.clone()),
+    );
+    Some(crate::plan::Batches {
+        batches: order.chunks(size).map(<[String]>::to_vec).collect(),
+        max_fail: stage.max_fail,
+    })
 }
 
 /// A short digest of each top-level key of the resolved stage.

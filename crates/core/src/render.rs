@@ -56,6 +56,19 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         "  artifact   {}{} → sha256 {}",
         a.source, revision, a.digest
     );
+    if let Some(r) = &plan.rolling {
+        let _ = writeln!(
+            s,
+            "  rolling    {} batch{}, each all or nothing; stop after {} failed batch{}:",
+            r.batches.len(),
+            if r.batches.len() == 1 { "" } else { "es" },
+            r.max_fail,
+            if r.max_fail == 1 { "" } else { "es" }
+        );
+        for (i, b) in r.batches.iter().enumerate() {
+            let _ = writeln!(s, "             {}. {}", i + 1, b.join(", "));
+        }
+    }
     if let Some(p) = &a.promoted_from {
         let _ = writeln!(
             s,

@@ -67,6 +67,71 @@ fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
 }
 
+/// How a health check reads in a plan.
+fn health_summary(h: &crate::stage::Health) -> String {
+    let what = match &h.url {
+        Some(url) => format!("GET {url}"),
+        None => h.run.clone(),
+    };
+    let tries = if h.retries == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {} retr{} {}s apart",
+            h.retries,
+            if h.retries == 1 { "y" } else { "ies" },
+            h.interval.as_secs_f64()
+        )
+    };
+    format!(
+        "health check, {}s limit{tries}: {what}",
+        h.timeout.as_secs()
+    )
+}
+
+/// The shell of a health check: a command or a URL fetched with whatever the host has,
+/// tried `1 + retries` times.
+fn health_command(h: &crate::stage::Health, host: &str) -> String {
+    let limit = h.timeout.as_secs().max(1);
+    let one_try = match &h.url {
+        None => format!("timeout {limit} sh -c {} </dev/null", quote(&h.run)),
+        Some(url) => format!("ship_fetch {}", quote(&url.replace("{host}", host))),
+    };
+    let mut s = String::from("cd \"$SHIP_RELEASE_PATH\"\n");
+    if h.url.is_some() {
+        let _ = write!(
+            s,
+            r#"ship_fetch() {{
+  if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null --max-time {limit} "$1"
+  elif command -v wget >/dev/null 2>&1; then wget -q -O /dev/null -T {limit} "$1"
+  else timeout {limit} python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout={limit})' "$1"
+  fi
+}}
+"#
+        );
+    }
+    if h.retries == 0 {
+        s.push_str(&one_try);
+        return s;
+    }
+    let tries = h.retries + 1;
+    let _ = write!(
+        s,
+        r#"ship_try=1
+until {one_try}; do
+  if [ "$ship_try" -ge {tries} ]; then
+    echo "cargo-ship: the health check failed on $SHIP_HOST ({tries} tries)" >&2
+    exit 1
+  fi
+  echo "health check failed (try $ship_try of {tries}); again in {interval}s"
+  ship_try=$((ship_try + 1))
+  sleep {interval}
+done"#,
+        interval = h.interval.as_secs_f64()
+    );
+    s
+}
+
 /// The one-line description of a phase step.
 pub fn phase_summary(
     p: Phase,
@@ -161,10 +226,33 @@ pub fn phase_summary(
             }
             _ => format!("current → {dir} (atomic rename)"),
         },
-        Phase::Verify => match &stage.health {
-            Some(h) => format!("health check, {}s limit: {}", h.timeout.as_secs(), h.run),
-            None => "no health check configured".to_owned(),
-        },
+        Phase::Verify => {
+            let mut by_check: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            for h in &stage.hosts {
+                let check = h
+                    .health
+                    .as_ref()
+                    .or(stage.health.as_ref())
+                    .map_or_else(|| "no health check".to_owned(), health_summary);
+                by_check.entry(check).or_default().push(&h.name);
+            }
+            match by_check.len() {
+                0 => "no health check configured".to_owned(),
+                1 => {
+                    let only = by_check.into_keys().next().expect("one");
+                    if only == "no health check" {
+                        "no health check configured".to_owned()
+                    } else {
+                        only
+                    }
+                }
+                _ => by_check
+                    .into_iter()
+                    .map(|(check, hosts)| format!("{}: {check}", hosts.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        }
         Phase::Cleanup => match stage.layout {
             LayoutKind::Ab => "nothing to remove: the ab layout keeps its two slots".to_owned(),
             LayoutKind::Single => {
@@ -239,12 +327,8 @@ fi"#
         Phase::Link => link_command(host),
         Phase::Install => ":".to_owned(),
         Phase::Switch => layout.switch(cx),
-        Phase::Verify => match &input.stage.health {
-            Some(h) => format!(
-                "cd \"$SHIP_RELEASE_PATH\"\ntimeout {} sh -c {} </dev/null",
-                h.timeout.as_secs().max(1),
-                quote(&h.run)
-            ),
+        Phase::Verify => match host.health.as_ref().or(input.stage.health.as_ref()) {
+            Some(h) => health_command(h, &host.name),
             None => ":".to_owned(),
         },
         Phase::Cleanup => r#"for ship_d in $SHIP_CLEANUP; do

@@ -1,7 +1,7 @@
 //! A stage resolved and validated: its hosts with their roles, its tasks, its settings.
 
 use crate::config::{
-    HealthConfig, LayoutKind, MaintenanceConfig, Settings, SourceConfig, TaskConfig,
+    HealthConfig, LayoutKind, MaintenanceConfig, Rolling, Settings, SourceConfig, TaskConfig,
 };
 use crate::load::{ConfigError, Loaded};
 use crate::phase::Phase;
@@ -20,15 +20,101 @@ pub struct Host {
     pub linked_files: Vec<String>,
     /// Directories linked from `shared/` on this host: the stage's, then its roles'.
     pub linked_dirs: Vec<String>,
+    /// Its health check when one of its roles has its own (else the stage's applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Where `once` tasks of its roles run (`primary = "<host>"` of a role, or an
+    /// inventory's `"primary": true`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub primary: bool,
+    /// Its own variables (from a dynamic inventory), exported to its scripts as
+    /// `SHIP_VAR_<NAME>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// A health check with its timeout parsed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Health {
-    /// The command.
+    /// The command (for a URL check: empty, see `url`).
     pub run: String,
-    /// Its time limit.
+    /// The URL fetched on the host instead of a command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The time limit of one try.
     pub timeout: Duration,
+    /// More tries after a failed one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// The pause between tries.
+    #[serde(skip_serializing_if = "is_default_interval")]
+    pub interval: Duration,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_default_interval(d: &Duration) -> bool {
+    *d == Duration::from_secs(2)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Reads a `[health]` table (the stage's or a role's) at `path`.
+fn health(
+    cfg: &HealthConfig,
+    err: &dyn Fn(&[&str], String) -> ConfigError,
+    path: &[&str],
+) -> Result<Health, ConfigError> {
+    let at = |key: &'static str| {
+        let mut p = path.to_vec();
+        p.push(key);
+        p
+    };
+    let duration = |key: &'static str, value: &str| {
+        humantime::parse_duration(value).map_err(|e| {
+            err(
+                &at(key),
+                format!("{value:?}: {e}; expected a duration such as \"30s\" or \"2m\""),
+            )
+        })
+    };
+    let timeout = duration("timeout", &cfg.timeout)?;
+    let interval = duration("interval", &cfg.interval)?;
+    let (run, url) = match (&cfg.run, &cfg.url) {
+        (Some(run), None) if !run.trim().is_empty() => (run.clone(), None),
+        (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            (String::new(), Some(url.clone()))
+        }
+        (None, Some(url)) => {
+            return Err(err(
+                &at("url"),
+                format!("{url:?}: expected an http:// or https:// URL"),
+            ));
+        }
+        _ => {
+            return Err(err(
+                path,
+                "expected one of `run` (a command) or `url` (fetched on each host), \
+                 e.g. url = \"http://127.0.0.1:8000/health\""
+                    .to_owned(),
+            ));
+        }
+    };
+    Ok(Health {
+        run,
+        url,
+        timeout,
+        retries: cfg.retries,
+        interval,
+    })
 }
 
 /// A webhook with its time limit parsed.
@@ -85,6 +171,12 @@ pub struct Stage {
     pub connect_timeout: Duration,
     /// The limit on one session.
     pub command_timeout: Duration,
+    /// Rolling batches, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<Rolling>,
+    /// Failed batches that stop a rolling deploy.
+    #[serde(skip_serializing_if = "is_one")]
+    pub max_fail: usize,
     /// Only pushed commits may be deployed here: `pushed_to` when a git source is used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_pushed: Option<String>,
@@ -261,11 +353,22 @@ impl Stage {
                             roles: Vec::new(),
                             linked_files: s.linked_files.clone(),
                             linked_dirs: s.linked_dirs.clone(),
+                            health: None,
+                            primary: false,
+                            vars: BTreeMap::new(),
                         });
                         hosts.last_mut().expect("just pushed")
                     }
                 };
                 host.roles.push(role.clone());
+                if host.health.is_none()
+                    && let Some(h) = &cfg.health
+                {
+                    host.health = Some(health(h, &err, &["roles", role, "health"])?);
+                }
+                if cfg.primary.as_deref() == Some(h.as_str()) {
+                    host.primary = true;
+                }
                 for f in &cfg.linked_files {
                     if !host.linked_files.contains(f) {
                         host.linked_files.push(f.clone());
@@ -287,6 +390,9 @@ impl Stage {
                     roles: Vec::new(),
                     linked_files: s.linked_files.clone(),
                     linked_dirs: s.linked_dirs.clone(),
+                    health: None,
+                    primary: false,
+                    vars: BTreeMap::new(),
                 });
             }
         }
@@ -382,18 +488,7 @@ impl Stage {
 
         let health = match &s.health {
             None => None,
-            Some(HealthConfig { run, timeout }) => {
-                let timeout = humantime::parse_duration(timeout).map_err(|e| {
-                    err(
-                        &["health", "timeout"],
-                        format!("{timeout:?}: {e}; expected a duration such as \"30s\" or \"2m\""),
-                    )
-                })?;
-                Some(Health {
-                    run: run.clone(),
-                    timeout,
-                })
-            }
+            Some(cfg) => Some(health(cfg, &err, &["health"])?),
         };
 
         let duration = |key: &str, value: &str| {
@@ -472,8 +567,41 @@ impl Stage {
             }
         }
 
+        match &s.rolling {
+            Some(Rolling::Hosts(0)) => {
+                return Err(err(
+                    &["rolling"],
+                    "expected at least 1 host per batch".to_owned(),
+                ));
+            }
+            Some(Rolling::Share(p)) => {
+                let ok = p
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+                    .is_some_and(|n| (1..=100).contains(&n));
+                if !ok {
+                    return Err(err(
+                        &["rolling"],
+                        format!(
+                            "{p:?}: expected a number of hosts (rolling = 4) or a share from 1% to 100% (rolling = \"25%\")"
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if s.max_fail == 0 {
+            return Err(err(
+                &["max_fail"],
+                "expected at least 1 (the first failed batch stops a deploy with max_fail = 1)"
+                    .to_owned(),
+            ));
+        }
+
         Ok(Stage {
             name: stage.to_owned(),
+            rolling: s.rolling.clone(),
+            max_fail: s.max_fail,
             require_pushed,
             tag: s.tag.clone(),
             notify,

@@ -1,0 +1,155 @@
+//! Fleets on real SSH hosts: rolling batches stopped by a failed health check, health
+//! checks over HTTP with retries, host selection, a dynamic inventory, and 100 hosts.
+
+use ship_tests::{Fixture, Fleet, Output};
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+}
+
+fn project(fleet: &Fleet, hosts: std::ops::Range<usize>, extra: &str) -> Fixture {
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n{extra}\n[staging]\nhosts = [{}]\n",
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(hosts)
+    );
+    Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)])
+}
+
+fn live(fleet: &Fleet, host: &str) -> String {
+    fleet
+        .readlink(host, "/srv/app/current")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn rolling_batches_stop_at_the_batch_whose_health_check_fails() {
+    let fleet = Fleet::start(12);
+    let f = project(
+        &fleet,
+        0..12,
+        "rolling = 4\n[default.health]\nrun = \"test \\\"$SHIP_HOST\\\" != h6 || test \\\"$(cat index.html)\\\" = v1\"\n",
+    );
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000001"]));
+    let plan = f.ship(&["plan", "staging", "--release-id", "20260101000002"]);
+    ok(&plan);
+    assert!(
+        plan.stdout
+            .contains("rolling    3 batches, each all or nothing; stop after 1 failed batch:"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("2. h5, h6, h7, h8"), "{}", plan.stdout);
+
+    f.write("app/index.html", "v2\n");
+    let out = f.ship(&["apply", "staging", "--release-id", "20260101000002"]);
+    assert_eq!(
+        out.code, 3,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert_eq!(
+            live(&fleet, h),
+            "20260101000002",
+            "{h}: batch 1 stays on the new release"
+        );
+    }
+    for h in ["h5", "h6", "h7", "h8"] {
+        assert_eq!(
+            live(&fleet, h),
+            "20260101000001",
+            "{h}: batch 2 is put back"
+        );
+        assert!(
+            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
+            "{h} unlocked"
+        );
+    }
+    for h in ["h9", "h10", "h11", "h12"] {
+        assert_eq!(
+            live(&fleet, h),
+            "20260101000001",
+            "{h}: batch 3 never started"
+        );
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20260101000002")
+                .0,
+            "{h}: nothing was sent"
+        );
+    }
+    assert!(
+        out.stdout.contains("Rolling deploy stopped"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("batch 1  h1, h2, h3, h4  on release 20260101000002"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("batch 2  h5, h6, h7, h8  failed: put back on the release it had"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("batch 3  h9, h10, h11, h12  not started"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("batch 1 (h1, h2, h3, h4) is on release 20260101000002")
+            && out.stderr.contains("batch 3 not started")
+            && out.stderr.contains("on h6 at step `verify`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_http_health_check_is_retried_until_the_server_answers() {
+    let fleet = Fleet::start(1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = project(
+        &fleet,
+        0..1,
+        &format!(
+            "[default.tasks.restart]\nrun = \"(sleep 1; exec timeout 30 python3 -m http.server {port} --bind 127.0.0.1) >/dev/null 2>&1 </dev/null &\"\n\
+             after = \"switch\"\n[default.health]\nurl = \"http://127.0.0.1:{port}/index.html\"\ntimeout = \"2s\"\nretries = 10\ninterval = \"0.5s\"\n"
+        ),
+    );
+    let out = f.ship(&["apply", "staging", "--release-id", "20260101000001", "-v"]);
+    ok(&out);
+    assert!(
+        out.stderr.contains("health check failed (try 1 of 11)"),
+        "{}",
+        out.stderr
+    );
+    let plan = f.ship(&["plan", "staging"]);
+    assert!(
+        plan.stdout.contains(&format!(
+            "health check, 2s limit, 10 retries 0.5s apart: GET http://127.0.0.1:{port}/index.html"
+        )),
+        "{}",
+        plan.stdout
+    );
+    fleet.try_sh("h1", "pkill -f 'http.server {port}'");
+}
