@@ -92,7 +92,7 @@ The plan lists the release id, the artifact's source and sha256, then every step
 order with the hosts it runs on, marking `once` and `local` steps and the sync points (no host \
 switches until every host is ready). Nothing is sent to any host. The build commands of \
 Ship.toml run here, because the plan pins the artifact's digest.",
-        after_long_help = "Examples:\n  cargo ship plan production\n  cargo ship plan production --refresh   what changes on each host, read now\n  cargo ship plan staging --verbose\n  cargo ship plan production --format json > plan.json\n  cargo ship plan production --release-id 20261122235800 --set keep_releases=3"
+        after_long_help = "Examples:\n  cargo ship plan production\n  cargo ship plan production --refresh   what changes on each host, read now\n  cargo ship plan production --roles web --exclude 'web9*'\n  cargo ship plan staging --verbose\n  cargo ship plan production --format json > plan.json\n  cargo ship plan production --release-id 20261122235800 --set keep_releases=3"
     )]
     Plan(PlanArgs),
 
@@ -226,6 +226,26 @@ pub struct PlanArgs {
     /// whether the artifact must be sent.
     #[arg(long)]
     pub refresh: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+}
+
+/// Which hosts of the stage: the plan lists the others and why they were left out.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SelectArgs {
+    /// Only the hosts of these roles (comma separated), e.g. `--roles web,worker`.
+    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+    pub roles: Vec<String>,
+
+    /// Only the hosts matching these glob patterns (comma separated), e.g. `--hosts 'web*'`.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub hosts: Vec<String>,
+
+    /// Not the hosts matching these glob patterns (comma separated), e.g. `--exclude web3`.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub exclude: Vec<String>,
 }
 
 /// Flags of every command that reaches hosts.
@@ -254,6 +274,10 @@ pub struct ApplyArgs {
     /// With a stage and the version layout: the version to deploy.
     #[arg(long = "version", value_name = "VERSION")]
     pub app_version: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
 
     /// Print every step of every host as it ends, not only failures.
     #[arg(short, long)]

@@ -49,7 +49,11 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
                     } else {
                         vec![]
                     },
-                    once: i % 7 == 0,
+                    once: if i % 7 == 0 {
+                        ship_core::config::Once::Deploy
+                    } else {
+                        ship_core::config::Once::No
+                    },
                     ..TaskConfig::default()
                 },
             )

@@ -153,3 +153,99 @@ fn an_http_health_check_is_retried_until_the_server_answers() {
     );
     fleet.try_sh("h1", "pkill -f 'http.server {port}'");
 }
+
+#[test]
+fn a_dynamic_inventory_gives_roles_variables_and_the_primary_host() {
+    let fleet = Fleet::start(4);
+    let hosts_json: Vec<String> = ["h1", "h2", "h3", "h4"]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let role = if i < 2 { "web" } else { "worker" };
+            let primary = if *h == "h2" { ", \"primary\": true" } else { "" };
+            format!("{{\"name\": \"{h}\", \"roles\": [\"{role}\"], \"vars\": {{\"port\": {}}}{primary}}}", 8000 + i)
+        })
+        .collect();
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n\
+         [default.tasks.port]\nrun = \"echo $SHIP_VAR_PORT > port.txt\"\nafter = \"install\"\n\
+         [default.tasks.once-per-role]\nrun = \"echo $SHIP_ROLE > once.txt\"\nafter = \"install\"\nonce = \"role\"\n\
+         [staging]\ninventory = {{ command = \"cat inventory.json\" }}\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[
+        ("app/index.html", "v1\n"),
+        ("Ship.toml", &ship),
+        (
+            "inventory.json",
+            &format!("{{\"hosts\": [{}]}}", hosts_json.join(", ")),
+        ),
+    ]);
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000001"]));
+    for (i, h) in ["h1", "h2", "h3", "h4"].iter().enumerate() {
+        assert_eq!(
+            fleet.read(h, "/srv/app/current/port.txt"),
+            format!("{}\n", 8000 + i),
+            "{h}'s own variable"
+        );
+    }
+    // Once per role: on the primary of web (h2) and the first worker (h3).
+    let once: Vec<bool> = ["h1", "h2", "h3", "h4"]
+        .iter()
+        .map(|h| fleet.try_sh(h, "test -f /srv/app/current/once.txt").0)
+        .collect();
+    assert_eq!(once, [false, true, true, false]);
+
+    // Only the web hosts, by role: the workers keep what they had.
+    f.write("app/index.html", "v2\n");
+    let out = f.ship(&[
+        "apply",
+        "staging",
+        "--roles",
+        "web",
+        "--release-id",
+        "20260101000002",
+    ]);
+    ok(&out);
+    for h in ["h1", "h2"] {
+        assert_eq!(live(&fleet, h), "20260101000002", "{h}");
+    }
+    for h in ["h3", "h4"] {
+        assert_eq!(live(&fleet, h), "20260101000001", "{h} was left out");
+    }
+    // A broken inventory is a clear configuration error.
+    f.write(
+        "inventory.json",
+        "[{\"name\": \"h1\", \"vars\": {\"bad-name\": 1}}]",
+    );
+    let out = f.ship(&["plan", "staging"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("inventory.command") && out.stderr.contains("bad-name"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_hundred_hosts_get_the_new_release() {
+    let fleet = Fleet::start_sized(100, "8m");
+    let f = project(&fleet, 0..100, "parallel = 25\n");
+    let out = f.ship(&["apply", "staging", "--release-id", "20260101000001"]);
+    ok(&out);
+    assert!(
+        out.stdout
+            .contains("to staging: 100 hosts, 1 SSH session per host"),
+        "{}",
+        out.stdout
+    );
+    for h in &fleet.hosts {
+        assert_eq!(
+            fleet.read(&h.name, "/srv/app/current/index.html"),
+            "v1\n",
+            "{}",
+            h.name
+        );
+    }
+}

@@ -334,3 +334,110 @@ hosts = ["app-job01"]
         "listing builds nothing"
     );
 }
+
+const FLEET: &str = r#"[default]
+app = "shop"
+deploy_to = "/srv/shop"
+source = { dir = "app" }
+
+[default.tasks.migrate]
+run = "bin/migrate"
+after = "install"
+roles = ["web"]
+once = true
+
+[default.tasks.warm-cache]
+run = "bin/warm $SHIP_VAR_PORT"
+after = "switch"
+roles = ["web", "worker"]
+once = "role"
+
+[production]
+inventory = { command = "./hosts.sh production" }
+rolling = 2
+
+[production.roles.web]
+primary = "web2"
+"#;
+
+const HOSTS_SH: &str = r#"#!/bin/sh
+# A dynamic inventory: what a cloud API would answer, as JSON.
+cat <<JSON
+{"hosts": [
+  {"name": "web1", "roles": ["web"], "vars": {"port": 8001}},
+  {"name": "web2", "roles": ["web"], "vars": {"port": 8002}},
+  {"name": "web3", "roles": ["web"], "vars": {"port": 8003}},
+  {"name": "job1", "roles": ["worker"], "vars": {"port": 9001}},
+  {"name": "job2", "roles": ["worker"], "vars": {"port": 9002}, "primary": true}
+]}
+JSON
+"#;
+
+fn fleet_project() -> Fixture {
+    let f = Fixture::new(&[
+        ("app/index.html", "shop\n"),
+        ("Ship.toml", FLEET),
+        ("hosts.sh", HOSTS_SH),
+    ]);
+    let sh = f.join("hosts.sh");
+    let mut perm = std::fs::metadata(&sh).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&sh, perm).unwrap();
+    f
+}
+
+/// A dynamic inventory with per-host variables and a primary host, tasks once per deploy
+/// and once per role, rolling batches (the migrating host first), and host selection.
+#[test]
+fn inventory_selection_and_rolling() {
+    let f = fleet_project();
+    let (text, _) = plan(&f, "production", &[]);
+    insta::assert_snapshot!("inventory_text", text);
+    let verbose = f.ship(&["plan", "production", "--release-id", RELEASE, "-v"]);
+    assert!(
+        verbose
+            .stdout
+            .contains("SHIP_VAR_PORT=8002\nexport SHIP_VAR_PORT")
+    );
+
+    let (selected, _) = plan(&f, "production", &["--roles", "web", "--exclude", "web3"]);
+    insta::assert_snapshot!("selection_text", selected);
+    let (globbed, _) = plan(&f, "production", &["--hosts", "job*,web1"]);
+    assert!(
+        globbed.contains("selected   3 of 5 hosts by --hosts job*,web1"),
+        "{globbed}"
+    );
+
+    for (flags, error) in [
+        (vec!["--roles", "db"], "--roles: unknown role `db`"),
+        (vec!["--hosts", "wbe*"], "--hosts wbe*: matches no host"),
+        (
+            vec!["--roles", "web", "--exclude", "web*"],
+            "no host of stage `production` is left",
+        ),
+    ] {
+        let mut args = vec!["plan", "production"];
+        args.extend(flags);
+        let out = f.ship(&args);
+        assert_eq!(out.code, 2, "{args:?}");
+        assert!(out.stderr.contains(error), "{args:?}: {}", out.stderr);
+    }
+}
+
+/// 200 hosts in two roles, rolling by 25%: the plan stays readable.
+#[test]
+fn two_hundred_hosts_read_grouped() {
+    let web: Vec<String> = (1..=150).map(|i| format!("\"web{i:03}\"")).collect();
+    let job: Vec<String> = (1..=50).map(|i| format!("\"job{i:03}\"")).collect();
+    let ship = format!(
+        "[default]\napp = \"big\"\ndeploy_to = \"/srv/big\"\nsource = {{ dir = \"app\" }}\nrolling = \"25%\"\n\
+         [default.tasks.restart]\nrun = \"systemctl restart big\"\nafter = \"switch\"\nroles = [\"web\"]\n\
+         [production.roles.web]\nhosts = [{}]\n[production.roles.worker]\nhosts = [{}]\n",
+        web.join(", "),
+        job.join(", ")
+    );
+    let f = Fixture::new(&[("app/index.html", "big\n"), ("Ship.toml", &ship)]);
+    let (text, _) = plan(&f, "production", &[]);
+    assert!(text.lines().all(|l| l.chars().count() < 200), "{text}");
+    insta::assert_snapshot!("two_hundred_hosts_text", text);
+}

@@ -139,12 +139,18 @@ pub(crate) fn run(
 ) -> Result<(), CliError> {
     let is_file = |t: &str| t.ends_with(".json") || cx.cwd.join(t).is_file();
     let plans_here = matches!(&args.target, Some(t) if !is_file(t));
+    let selecting = !(args.select.roles.is_empty()
+        && args.select.hosts.is_empty()
+        && args.select.exclude.is_empty());
     if !plans_here
-        && (args.release_id.is_some() || args.app_version.is_some() || !args.remote.set.is_empty())
+        && (args.release_id.is_some()
+            || args.app_version.is_some()
+            || !args.remote.set.is_empty()
+            || selecting)
     {
         return Err(CliError::Usage(
-            "--release-id, --version and --set shape a new plan: use them with `cargo ship apply <stage>` \
-             or `cargo ship plan`; a saved plan is applied as it is"
+            "--release-id, --version, --set, --roles, --hosts and --exclude shape a new plan: use them \
+             with `cargo ship apply <stage>` or `cargo ship plan`; a saved plan is applied as it is"
                 .to_owned(),
         ));
     }
@@ -165,6 +171,7 @@ pub(crate) fn run(
                     format: Format::Text,
                     verbose: false,
                     refresh: false,
+                    select: args.select.clone(),
                 },
                 cx,
             )?;

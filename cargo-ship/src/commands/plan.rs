@@ -65,9 +65,20 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         crate::git::check_pushed(&project.root, &stage.name, commit, pushed_to)?;
     }
     let config_digest = ship_core::planner::config_digest(&stage);
+    let config_keys = ship_core::planner::config_keys(&stage);
+    let selection = ship_core::stage::Selection {
+        roles: args.select.roles.clone(),
+        hosts: args.select.hosts.clone(),
+        exclude: args.select.exclude.clone(),
+    };
+    let (chosen, left_out) = if selection.is_empty() {
+        (stage.clone(), Vec::new())
+    } else {
+        stage.select(&selection).map_err(CliError::Usage)?
+    };
     let layout = ship_layouts::layout_for(stage.layout);
-    let plan = ship_core::plan(&PlanInput {
-        stage: &stage,
+    let mut plan = ship_core::plan(&PlanInput {
+        stage: &chosen,
         layout: layout.as_ref(),
         release,
         artifact: built.info,
@@ -75,6 +86,16 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         extra_tasks,
         overrides: args.set.clone(),
     })?;
+    if !selection.is_empty() {
+        // The plan is for the chosen hosts; its configuration checks are the whole stage's,
+        // which is what `apply` reads again.
+        plan.config_keys = config_keys;
+        plan.selection = Some(ship_core::plan::Selected {
+            flags: selection.flags(),
+            left_out,
+        });
+        plan = plan.sealed();
+    }
     Ok(Planned {
         plan,
         project,

@@ -238,9 +238,10 @@ pub struct TaskConfig {
     /// Run on the hosts of these roles only (default: every host).
     #[serde(default)]
     pub roles: Vec<String>,
-    /// Run on the first host of its roles only (migrations).
+    /// Run once: `true` (per deploy: on the primary or first host of its roles, e.g.
+    /// migrations) or `"role"` (on the primary or first host of each of its roles).
     #[serde(default)]
-    pub once: bool,
+    pub once: Once,
     /// Run on the deploying machine instead of the hosts.
     #[serde(default)]
     pub local: bool,
@@ -330,4 +331,56 @@ pub struct InventoryConfig {
     /// Run with `sh -c` in the project's root; prints `{"hosts": [{"name": ..., "roles":
     /// [...], "vars": {...}, "primary": false}]}`.
     pub command: String,
+}
+
+/// How often a task runs: on every host of its roles, once per deploy, or once per role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Once {
+    /// On every host of its roles.
+    #[default]
+    No,
+    /// Once per deploy (`once = true`).
+    Deploy,
+    /// Once per role (`once = "role"`).
+    Role,
+}
+
+impl Once {
+    /// Not on every host.
+    pub fn is_once(self) -> bool {
+        self != Once::No
+    }
+}
+
+impl Serialize for Once {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Once::No => s.serialize_bool(false),
+            Once::Deploy => s.serialize_bool(true),
+            Once::Role => s.serialize_str("role"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Once {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Word(String),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| D::Error::custom("expected true, false, \"deploy\" or \"role\""))?
+        {
+            Raw::Flag(false) => Ok(Once::No),
+            Raw::Flag(true) => Ok(Once::Deploy),
+            Raw::Word(w) if w == "deploy" => Ok(Once::Deploy),
+            Raw::Word(w) if w == "role" => Ok(Once::Role),
+            Raw::Word(w) => Err(D::Error::custom(format!(
+                "{w:?}: expected true, false, \"deploy\" (once per deploy) or \"role\" (once per role)"
+            ))),
+        }
+    }
 }

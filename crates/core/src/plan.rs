@@ -34,6 +34,15 @@ pub struct ArtifactInfo {
     pub promoted_from: Option<Promotion>,
 }
 
+/// A plan made for some hosts of its stage only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selected {
+    /// The flags: `--roles web --exclude web2`.
+    pub flags: String,
+    /// Each host left out, and why.
+    pub left_out: Vec<(String, String)>,
+}
+
 /// The batches of a rolling deploy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batches {
@@ -180,6 +189,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Each host's part.
     pub hosts: Vec<HostPlan>,
+    /// The hosts left out by `--roles`, `--hosts` or `--exclude`, with the flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selected>,
     /// A rolling deploy's batches, in order (none: every host at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling: Option<Batches>,

@@ -195,7 +195,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                     hosts.clear();
                     Placement::Local
                 } else if t.once {
-                    hosts.truncate(1);
+                    hosts = once_hosts(stage, t);
                     Placement::Once
                 } else {
                     Placement::Hosts
@@ -319,6 +319,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         overrides: input.overrides.clone(),
         config_keys: config_keys(stage),
         apply_time: script::apply_time_variables(),
+        selection: None,
         rolling: batches(stage, &steps),
         steps,
         hosts,
@@ -327,8 +328,41 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     .sealed())
 }
 
+/// Where a `once` task runs: the primary host of its roles (else the first), or with
+/// `once = "role"` the primary (else first) host of each of its roles.
+fn once_hosts(stage: &Stage, t: &TaskSpec) -> Vec<String> {
+    let pick = |candidates: Vec<&crate::stage::Host>| {
+        candidates
+            .iter()
+            .find(|h| h.primary)
+            .or(candidates.first())
+            .map(|h| h.name.clone())
+    };
+    if t.once_per_role {
+        let roles: Vec<String> = if t.roles.is_empty() {
+            stage.roles.keys().cloned().collect()
+        } else {
+            t.roles.clone()
+        };
+        let mut out: Vec<String> = Vec::new();
+        for role in roles {
+            if let Some(h) = pick(stage.hosts_of(std::slice::from_ref(&role)))
+                && !out.contains(&h)
+            {
+                out.push(h);
+            }
+        }
+        // In stage order, like every other host list.
+        out.sort_by_key(|h| stage.hosts.iter().position(|x| &x.name == h));
+        out
+    } else {
+        pick(stage.hosts_of(&t.roles)).into_iter().collect()
+    }
+}
+
 /// The batches of a rolling stage: hosts in stage order, except that the hosts of `once`
-/// steps (migrations) come first, so that they run before any host switches.
+/// steps before the switch (migrations) come first, so that they run before any host
+/// switches.
 fn batches(stage: &Stage, steps: &[Step]) -> Option<crate::plan::Batches> {
     let rule = stage.rolling.as_ref()?;
     let n = stage.hosts.len();
@@ -342,7 +376,7 @@ fn batches(stage: &Stage, steps: &[Step]) -> Option<crate::plan::Batches> {
     .max(1);
     let once: Vec<&String> = steps
         .iter()
-        .filter(|s| s.placement == Placement::Once)
+        .filter(|s| s.placement == Placement::Once && !s.phase.after_sync_point())
         .flat_map(|s| &s.hosts)
         .collect();
     let mut order: Vec<String> = stage

@@ -24,8 +24,69 @@ fn hosts_column(plan: &Plan, step: &Step) -> String {
             }
         }
         Placement::Hosts if step.hosts.len() <= 3 => step.hosts.join(", "),
-        Placement::Hosts => format!("{} hosts", step.hosts.len()),
+        Placement::Hosts => {
+            // Many hosts: name the roles whose hosts they are, when they are exactly that.
+            let mut roles: Vec<&String> = plan
+                .hosts
+                .iter()
+                .filter(|h| step.hosts.contains(&h.name))
+                .flat_map(|h| &h.roles)
+                .collect();
+            roles.sort();
+            roles.dedup();
+            let exact = !roles.is_empty()
+                && plan.hosts.iter().all(|h| {
+                    step.hosts.contains(&h.name) == h.roles.iter().any(|r| roles.contains(&r))
+                });
+            if exact {
+                let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                format!("{} hosts: {}", step.hosts.len(), names.join(", "))
+            } else {
+                format!("{} hosts", step.hosts.len())
+            }
+        }
     }
+}
+
+/// The header's host list: every host with its roles, or for many hosts one line per group
+/// of hosts with the same roles (`web ×150: web001 … web150`).
+fn host_list(plan: &Plan) -> String {
+    if plan.hosts.len() <= 12 {
+        return plan
+            .hosts
+            .iter()
+            .map(|h| {
+                if h.roles.is_empty() {
+                    h.name.clone()
+                } else {
+                    format!("{} [{}]", h.name, h.roles.join(", "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for h in &plan.hosts {
+        let key = if h.roles.is_empty() {
+            "no role".to_owned()
+        } else {
+            h.roles.join("+")
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(&h.name),
+            None => groups.push((key, vec![&h.name])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(key, names)| match names.as_slice() {
+            [one] => format!("{key} ×1: {one}"),
+            [a, b] => format!("{key} ×2: {a}, {b}"),
+            [first, .., last] => format!("{key} ×{}: {first} … {last}", names.len()),
+            [] => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Renders `plan` as text. The same plan gives the same bytes.
@@ -65,8 +126,20 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             r.max_fail,
             if r.max_fail == 1 { "" } else { "es" }
         );
+        let n = r.batches.len();
         for (i, b) in r.batches.iter().enumerate() {
-            let _ = writeln!(s, "             {}. {}", i + 1, b.join(", "));
+            if n > 10 && (5..n - 2).contains(&i) {
+                if i == 5 {
+                    let _ = writeln!(s, "             … {} more batches …", n - 7);
+                }
+                continue;
+            }
+            let names = if b.len() > 8 {
+                format!("{} … {} ({} hosts)", b[0], b[b.len() - 1], b.len())
+            } else {
+                b.join(", ")
+            };
+            let _ = writeln!(s, "             {}. {names}", i + 1);
         }
     }
     if let Some(p) = &a.promoted_from {
@@ -76,24 +149,28 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             p.release, p.stage
         );
     }
-    let hosts: Vec<String> = plan
-        .hosts
-        .iter()
-        .map(|h| {
-            if h.roles.is_empty() {
-                h.name.clone()
-            } else {
-                format!("{} [{}]", h.name, h.roles.join(", "))
-            }
-        })
-        .collect();
     let _ = writeln!(
         s,
         "  hosts      {} ({} at a time): {}",
         plan.hosts.len(),
         plan.parallel,
-        hosts.join(", ")
+        host_list(plan)
     );
+    if let Some(sel) = &plan.selection {
+        let left: Vec<String> = sel
+            .left_out
+            .iter()
+            .map(|(h, why)| format!("{h} ({why})"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  selected   {} of {} hosts by {}; left out: {}",
+            plan.hosts.len(),
+            plan.hosts.len() + sel.left_out.len(),
+            sel.flags,
+            left.join(", ")
+        );
+    }
     let _ = writeln!(s, "  keep       {} releases", plan.keep_releases);
     s.push('\n');
 

@@ -513,6 +513,15 @@ pub fn host_script(
         },
         &input.layout.locate(cx),
     ));
+    // The host's own variables (from a dynamic inventory).
+    for (k, v) in &host.vars {
+        let _ = writeln!(
+            s,
+            "SHIP_VAR_{k}={}\nexport SHIP_VAR_{k}",
+            quote(v),
+            k = k.to_ascii_uppercase()
+        );
+    }
     for step in steps {
         let body = match step.kind {
             crate::plan::StepKind::Phase => phase_command(step.phase, input, host, cx),

@@ -67,6 +67,95 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// One host as a dynamic inventory prints it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryHost {
+    name: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    primary: bool,
+}
+
+/// A host of the inventory, its variables as strings.
+struct Inventoried {
+    name: String,
+    roles: Vec<String>,
+    vars: BTreeMap<String, String>,
+    primary: bool,
+}
+
+/// Runs an inventory command in `dir` and reads its JSON: `{"hosts": [...]}` or `[...]`.
+fn inventory(command: &str, dir: &std::path::Path) -> Result<Vec<Inventoried>, String> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("`{command}` could not run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{command}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Printed {
+        Wrapped { hosts: Vec<InventoryHost> },
+        List(Vec<InventoryHost>),
+    }
+    let printed: Printed = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "`{command}` printed no inventory ({e}); expected JSON such as \
+             {{\"hosts\": [{{\"name\": \"web1\", \"roles\": [\"web\"], \"vars\": {{\"port\": 8001}}}}]}}"
+        )
+    })?;
+    let hosts = match printed {
+        Printed::Wrapped { hosts } | Printed::List(hosts) => hosts,
+    };
+    hosts
+        .into_iter()
+        .map(|h| {
+            let mut vars = BTreeMap::new();
+            for (k, v) in h.vars {
+                let ok_name = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok_name {
+                    return Err(format!(
+                        "host {:?}: variable {k:?}: expected letters, digits and `_` (it becomes SHIP_VAR_{})",
+                        h.name,
+                        k.to_ascii_uppercase()
+                    ));
+                }
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(format!(
+                            "host {:?}: variable {k:?}: expected a string, number or boolean, found {other}",
+                            h.name
+                        ));
+                    }
+                };
+                vars.insert(k, text);
+            }
+            Ok(Inventoried {
+                name: h.name,
+                roles: h.roles,
+                vars,
+                primary: h.primary,
+            })
+        })
+        .collect()
+}
+
 /// Reads a `[health]` table (the stage's or a role's) at `path`.
 fn health(
     cfg: &HealthConfig,
@@ -115,6 +204,88 @@ fn health(
         retries: cfg.retries,
         interval,
     })
+}
+
+/// Which hosts of a stage a command works on: `--roles`, `--hosts`, `--exclude`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Selection {
+    /// Only hosts in one of these roles.
+    pub roles: Vec<String>,
+    /// Only hosts matching one of these glob patterns.
+    pub hosts: Vec<String>,
+    /// Not the hosts matching one of these glob patterns.
+    pub exclude: Vec<String>,
+}
+
+impl Selection {
+    /// No flag given: every host.
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty() && self.hosts.is_empty() && self.exclude.is_empty()
+    }
+
+    /// The flags as typed: `--roles web --exclude web2`.
+    pub fn flags(&self) -> String {
+        let mut parts = Vec::new();
+        for (flag, v) in [
+            ("--roles", &self.roles),
+            ("--hosts", &self.hosts),
+            ("--exclude", &self.exclude),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{flag} {}", v.join(",")));
+            }
+        }
+        parts.join(" ")
+    }
+}
+
+/// A small stage for examples: web1, web2 in role web; job1 in role worker.
+#[doc(hidden)]
+pub fn example() -> Stage {
+    let host = |name: &str, role: &str| Host {
+        name: name.to_owned(),
+        roles: vec![role.to_owned()],
+        linked_files: Vec::new(),
+        linked_dirs: Vec::new(),
+        health: None,
+        primary: false,
+        vars: BTreeMap::new(),
+    };
+    Stage {
+        name: "production".to_owned(),
+        app: "demo".to_owned(),
+        deploy_to: "/srv/demo".to_owned(),
+        layout: LayoutKind::Timestamp,
+        keep_releases: 5,
+        parallel: 10,
+        source: SourceConfig::Dir("dist".to_owned()),
+        build: Vec::new(),
+        include: Vec::new(),
+        version: None,
+        linked_files: Vec::new(),
+        linked_dirs: Vec::new(),
+        hosts: vec![
+            host("web1", "web"),
+            host("web2", "web"),
+            host("job1", "worker"),
+        ],
+        roles: BTreeMap::from([
+            ("web".to_owned(), vec!["web1".to_owned(), "web2".to_owned()]),
+            ("worker".to_owned(), vec!["job1".to_owned()]),
+        ]),
+        tasks: BTreeMap::new(),
+        health: None,
+        ssh_config: None,
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(1800),
+        rolling: None,
+        max_fail: 1,
+        require_pushed: None,
+        tag: None,
+        notify: None,
+        maintenance: None,
+        adapters: BTreeMap::new(),
+    }
 }
 
 /// A webhook with its time limit parsed.
@@ -396,6 +567,73 @@ impl Stage {
                 });
             }
         }
+        if let Some(inv) = &s.inventory {
+            let dir = loaded
+                .ship_toml()
+                .parent()
+                .unwrap_or(std::path::Path::new("."));
+            for entry in
+                inventory(&inv.command, dir).map_err(|m| err(&["inventory", "command"], m))?
+            {
+                check_host(&entry.name).map_err(|m| err(&["inventory", "command"], m))?;
+                let host = match hosts.iter_mut().find(|x| x.name == entry.name) {
+                    Some(x) => x,
+                    None => {
+                        hosts.push(Host {
+                            name: entry.name.clone(),
+                            roles: Vec::new(),
+                            linked_files: s.linked_files.clone(),
+                            linked_dirs: s.linked_dirs.clone(),
+                            health: None,
+                            primary: false,
+                            vars: BTreeMap::new(),
+                        });
+                        hosts.last_mut().expect("just pushed")
+                    }
+                };
+                host.primary |= entry.primary;
+                host.vars.extend(entry.vars);
+                for role in entry.roles {
+                    if !is_name(&role) {
+                        return Err(err(
+                            &["inventory", "command"],
+                            format!(
+                                "host {:?}: role {role:?}: expected letters, digits, `.`, `_` or `-`",
+                                entry.name
+                            ),
+                        ));
+                    }
+                    if !host.roles.contains(&role) {
+                        host.roles.push(role.clone());
+                        host.roles.sort();
+                    }
+                    let members = roles.entry(role.clone()).or_default();
+                    if !members.contains(&entry.name) {
+                        members.push(entry.name.clone());
+                    }
+                    if let Some(cfg) = s.roles.get(&role) {
+                        if cfg.primary.as_deref() == Some(entry.name.as_str()) {
+                            host.primary = true;
+                        }
+                        for f in &cfg.linked_files {
+                            if !host.linked_files.contains(f) {
+                                host.linked_files.push(f.clone());
+                            }
+                        }
+                        for d in &cfg.linked_dirs {
+                            if !host.linked_dirs.contains(d) {
+                                host.linked_dirs.push(d.clone());
+                            }
+                        }
+                        if host.health.is_none()
+                            && let Some(h) = &cfg.health
+                        {
+                            host.health = Some(health(h, &err, &["roles", &role, "health"])?);
+                        }
+                    }
+                }
+            }
+        }
         if hosts.is_empty() {
             return Err(err(
                 &["roles"],
@@ -441,7 +679,7 @@ impl Stage {
                     ));
                 }
             }
-            if task.once && task.local {
+            if task.once.is_once() && task.local {
                 return Err(err(
                     &["tasks", name, "once"],
                     "`once` and `local` together: a local task already runs once, on this machine"
@@ -626,6 +864,95 @@ impl Stage {
             tasks: s.tasks.clone(),
             health,
         })
+    }
+
+    /// The hosts chosen by `--roles`, `--hosts` and `--exclude` (glob patterns such as
+    /// `web*`), and why each other host was left out. An unknown role, a pattern that
+    /// matches no host or an empty choice is an error that says so.
+    ///
+    /// ```
+    /// # use ship_core::stage::{Selection, Stage};
+    /// # fn stage() -> Stage { ship_core::stage::example() }
+    /// let s = stage(); // web1, web2 [web]; job1 [worker]
+    /// let sel = Selection { roles: vec!["web".into()], hosts: vec![], exclude: vec!["web2".into()] };
+    /// let (chosen, left_out) = s.select(&sel).unwrap();
+    /// assert_eq!(chosen.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["web1"]);
+    /// assert_eq!(left_out, [("web2".to_owned(), "--exclude web2".to_owned()),
+    ///                       ("job1".to_owned(), "not in roles web".to_owned())]);
+    /// ```
+    pub fn select(&self, sel: &Selection) -> Result<(Stage, Vec<(String, String)>), String> {
+        let compile = |flag: &str, patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| {
+                    glob::Pattern::new(p)
+                        .map(|g| (p.clone(), g))
+                        .map_err(|e| format!("{flag} {p:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let hosts = compile("--hosts", &sel.hosts)?;
+        let exclude = compile("--exclude", &sel.exclude)?;
+        for role in &sel.roles {
+            if !self.roles.contains_key(role) {
+                return Err(format!(
+                    "--roles: unknown role `{role}`; roles of stage `{}`: {}",
+                    self.name,
+                    self.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        for (flag, list) in [("--hosts", &hosts), ("--exclude", &exclude)] {
+            for (text, g) in list {
+                if !self.hosts.iter().any(|h| g.matches(&h.name)) {
+                    return Err(format!(
+                        "{flag} {text}: matches no host of stage `{}` ({})",
+                        self.name,
+                        self.hosts
+                            .iter()
+                            .map(|h| h.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+        let mut chosen = self.clone();
+        let mut left_out = Vec::new();
+        chosen.hosts.retain(|h| {
+            let why = if let Some((text, _)) = exclude.iter().find(|(_, g)| g.matches(&h.name)) {
+                Some(format!("--exclude {text}"))
+            } else if !sel.roles.is_empty() && !h.roles.iter().any(|r| sel.roles.contains(r)) {
+                Some(format!("not in roles {}", sel.roles.join(", ")))
+            } else if !hosts.is_empty() && !hosts.iter().any(|(_, g)| g.matches(&h.name)) {
+                Some(format!("not matched by --hosts {}", sel.hosts.join(",")))
+            } else {
+                None
+            };
+            match why {
+                Some(why) => {
+                    left_out.push((h.name.clone(), why));
+                    false
+                }
+                None => true,
+            }
+        });
+        if chosen.hosts.is_empty() {
+            return Err(format!(
+                "no host of stage `{}` is left: {}",
+                self.name,
+                left_out
+                    .iter()
+                    .map(|(h, why)| format!("{h} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let kept: Vec<String> = chosen.hosts.iter().map(|h| h.name.clone()).collect();
+        for members in chosen.roles.values_mut() {
+            members.retain(|h| kept.contains(h));
+        }
+        Ok((chosen, left_out))
     }
 
     /// The hosts of `roles` (every host when `roles` is empty), in stage order.

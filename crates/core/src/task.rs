@@ -43,8 +43,10 @@ pub struct TaskSpec {
     pub after: Option<Target>,
     /// Its roles; empty means every host.
     pub roles: Vec<String>,
-    /// On the first host of its roles only.
+    /// On one host only: the primary or first host of its roles.
     pub once: bool,
+    /// With `once`: on one host of each of its roles instead.
+    pub once_per_role: bool,
     /// On the deploying machine.
     pub local: bool,
     /// A sentence for listings.
@@ -60,7 +62,8 @@ impl TaskSpec {
             before: cfg.before.as_deref().map(Target::parse),
             after: cfg.after.as_deref().map(Target::parse),
             roles: cfg.roles.clone(),
-            once: cfg.once,
+            once: cfg.once.is_once(),
+            once_per_role: cfg.once == crate::config::Once::Role,
             local: cfg.local,
             description: cfg.description.clone(),
         }

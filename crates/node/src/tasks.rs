@@ -54,6 +54,7 @@ major=$("$node" --version | sed 's/^v//; s/[.].*//')
         after: None,
         roles: cfg.roles.clone(),
         once: false,
+        once_per_role: false,
         local: false,
         description: Some(format!(
             "node_modules{}: reused when the host has it, else npm ci --omit=dev",

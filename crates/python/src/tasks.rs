@@ -29,6 +29,7 @@ fn task(name: &str, run: String, description: String) -> TaskSpec {
         after: None,
         roles: Vec::new(),
         once: false,
+        once_per_role: false,
         local: false,
         description: Some(description),
     }
