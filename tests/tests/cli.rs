@@ -16,7 +16,15 @@ fn init_writes_a_ship_toml_that_plans_and_refuses_to_overwrite_it() {
     assert!(text.contains("[production.roles.web]"), "{text}");
     // What init wrote plans as it is, for both stages.
     for stage in ["staging", "production"] {
-        let plan = f.ship(&["plan", stage, "--release-id", "20261122235800"]);
+        // (Without the wheelhouse: building flask's wheel would need PyPI.)
+        let plan = f.ship(&[
+            "plan",
+            stage,
+            "--release-id",
+            "20261122235800",
+            "--set",
+            "python.wheelhouse=false",
+        ]);
         assert_eq!(plan.code, 0, "{stage}: {}", plan.stderr);
         assert!(plan.stdout.contains("venv"), "{}", plan.stdout);
     }
@@ -34,8 +42,15 @@ fn init_suits_a_node_front_end() {
     )]);
     assert_eq!(f.ship(&["init"]).code, 0);
     let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
-    assert!(text.contains("source = { dir = \"dist\" }"), "{text}");
+    assert!(
+        text.contains("[default.node]\nship = [\"dist/\"]"),
+        "{text}"
+    );
     assert!(text.contains("npm run build"), "{text}");
+    // Without a lock file the plan says how to make one.
+    let plan = f.ship(&["plan", "staging"]);
+    assert_eq!(plan.code, 1, "{}", plan.stderr);
+    assert!(plan.stderr.contains("npm install"), "{}", plan.stderr);
 }
 
 #[test]

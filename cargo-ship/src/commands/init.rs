@@ -78,11 +78,7 @@ fn template(app: &str, kind: &Kind) -> String {
     );
     s.push_str("keep_releases = 5\n");
     s.push_str("# How many hosts are worked on at once.\nparallel = 10\n");
-    if kind.node && kind.node_build {
-        s.push_str("# Built once, here; only dist/ ships.\n");
-        s.push_str("build = [\"npm ci\", \"npm run build\"]\n");
-        s.push_str("source = { dir = \"dist\" }\n");
-    } else if kind.git {
+    if kind.git {
         s.push_str("# What ships: a `git archive` of this commit (or { dir = \"dist\" }, { archive = \"app.tar.gz\" }).\n");
         s.push_str("source = { git = \"HEAD\" }\n");
     } else {
@@ -104,21 +100,33 @@ fn template(app: &str, kind: &Kind) -> String {
     if let Some(req) = kind.python {
         let _ = writeln!(
             s,
-            "# Python: the venv/pip adapter is not in this version of cargo ship; until it is, a\n\
-             # task can make the virtualenv on each host from {req}:\n\
-             [default.tasks.venv]\n\
-             run = \"python3 -m venv venv && venv/bin/pip install -r {req}\"\n\
-             after = \"install\"\n\
-             description = \"make the virtualenv\"\n"
+            "# Python: wheels built once, here; each host installs them offline into a virtualenv\n\
+             # (linked as venv/) that is reused until the requirements change.\n\
+             [default.python]\n\
+             requirements = \"{req}\"\n\
+             # Django: migrate once per deploy (first web host, before any switch), collectstatic.\n\
+             # [default.python.django]\n\
+             # migrate = true\n\
+             # collectstatic = true\n\
+             # roles = [\"web\"]\n"
         );
-        s.push_str(
-            "# A task that runs once per deploy, on the first web host, before any host switches.\n\
-             # [default.tasks.migrate]\n\
-             # run = \"venv/bin/python manage.py migrate --noinput\"\n\
-             # after = \"venv\"\n\
-             # roles = [\"web\"]\n\
-             # once = true\n\n",
-        );
+    }
+    if kind.node {
+        if kind.node_build {
+            s.push_str(
+                "# Node: `npm ci` and `npm run build` run once, here; only dist/ ships.\n\
+                 [default.node]\n\
+                 ship = [\"dist/\"]\n\n",
+            );
+        } else {
+            s.push_str(
+                "# Node: production dependencies installed on each host with `npm ci --omit=dev`,\n\
+                 # once per package-lock.json, and reused across releases.\n\
+                 [default.node]\n\
+                 build = []\n\
+                 install = \"production\"\n\n",
+            );
+        }
     }
     s.push_str(
         "# Tasks hook in before or after a phase (lock upload prepare link install switch verify\n\
