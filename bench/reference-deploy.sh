@@ -6,7 +6,8 @@
 #
 # As a tool of ../shared/bench/compare.py:
 #   compare.py TB ART --hosts 10,30 --tool "cargo-ship=$PWD/bench/reference-deploy.sh"
-# CARGO_SHIP names the binary (default: target/release/cargo-ship of this repository).
+# CARGO_SHIP names the binary (default: target/release/cargo-ship of this repository);
+# KEEP_CONNECTIONS=5m keeps each host's connection open for the next run (keep_connections).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 ship=${CARGO_SHIP:-$root/target/release/cargo-ship}
@@ -16,6 +17,8 @@ work=$TESTBED/cargo-ship-project
 mkdir -p "$work"
 hosts=$(head -n "$n" "$TESTBED/hosts.tsv" | cut -f1 | sed 's/.*/"&"/' | paste -sd, -)
 count=$(head -n "$n" "$TESTBED/hosts.tsv" | wc -l)
+keep_line=""
+if [ -n "${KEEP_CONNECTIONS:-}" ]; then keep_line="keep_connections = \"$KEEP_CONNECTIONS\""; fi
 cat > "$work/Ship.toml" <<TOML
 [default]
 app = "bench"
@@ -26,6 +29,7 @@ linked_files = ["config/settings.py"]
 linked_dirs = ["log"]
 keep_releases = 5
 parallel = $count
+$keep_line
 
 [default.tasks.restart]
 run = "touch /srv/app/restart.txt"

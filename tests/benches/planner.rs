@@ -79,6 +79,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         ssh_config: None,
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(1800),
+        keep_connections: None,
         adapters: Default::default(),
         require_pushed: None,
         rolling: None,

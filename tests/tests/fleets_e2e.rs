@@ -249,3 +249,31 @@ fn a_hundred_hosts_get_the_new_release() {
         );
     }
 }
+
+#[test]
+fn kept_connections_are_reused_by_the_next_command() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, 0..2, "keep_connections = \"20s\"\n");
+    let connections = |h: &str| fleet.log_lines(h, "Accepted publickey");
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000001"]));
+    let after_first = [connections("h1"), connections("h2")];
+    assert_eq!(after_first, [1, 1]);
+    f.write("app/index.html", "v2\n");
+    let out = f.ship(&["apply", "staging", "--release-id", "20260101000002"]);
+    ok(&out);
+    assert_eq!(
+        [connections("h1"), connections("h2")],
+        after_first,
+        "no new connection"
+    );
+    assert!(
+        out.stdout.contains("kept connections reused"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(fleet.read("h1", "/srv/app/current/index.html"), "v2\n");
+    // A kept connection whose host went away is not used: the next command connects anew.
+    fleet.drop_connections("h1");
+    ok(&f.ship(&["releases", "staging"]));
+    assert_eq!(connections("h1"), 2);
+}

@@ -454,6 +454,7 @@ fn run_plan(
     let interrupted = stop_tx.borrow().clone();
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
+    let reused = ssh.counts().values().filter(|c| c.reused > 0).count();
     if json {
         let hosts: Vec<serde_json::Value> = outcome
             .hosts
@@ -491,7 +492,7 @@ fn run_plan(
     if outcome.ok() {
         let _ = writeln!(
             cx.stdout,
-            "{green}Deployed{reset} {} release {} to {}: {} host{}{}, {} SSH session{} per host at most.",
+            "{green}Deployed{reset} {} release {} to {}: {} host{}{}, {} SSH session{} per host at most{}.",
             plan.app,
             plan.release,
             plan.stage,
@@ -503,7 +504,12 @@ fn run_plan(
                 format!(" in {} batches", outcome.batches.len())
             },
             sessions,
-            if sessions == 1 { "" } else { "s" }
+            if sessions == 1 { "" } else { "s" },
+            if reused == 0 {
+                String::new()
+            } else {
+                format!(" ({reused} kept connections reused)")
+            }
         );
         summary_table(
             cx,

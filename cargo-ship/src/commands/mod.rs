@@ -114,6 +114,7 @@ pub(crate) fn ssh(project: &Project, stage: &Stage, remote: &RemoteArgs) -> SshT
         },
         connect_timeout: stage.connect_timeout,
         session_timeout: stage.command_timeout,
+        keep_connections: stage.keep_connections,
     })
 }
 

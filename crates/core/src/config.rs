@@ -42,6 +42,9 @@ pub struct Settings {
     pub parallel: usize,
     /// An ssh_config file to use instead of `~/.ssh/config` (relative to the project root).
     pub ssh_config: Option<String>,
+    /// Keep each host's SSH connection open this long after a command (e.g. `"5m"`), so
+    /// the next command reuses it instead of connecting again; off by default.
+    pub keep_connections: Option<String>,
     /// How long connecting to a host may take, e.g. `"10s"`.
     pub connect_timeout: String,
     /// How long one host's script between two sync points (or one command of `run`, `check`,

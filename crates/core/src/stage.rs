@@ -278,6 +278,7 @@ pub fn example() -> Stage {
         ssh_config: None,
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(1800),
+        keep_connections: None,
         rolling: None,
         max_fail: 1,
         require_pushed: None,
@@ -338,6 +339,9 @@ pub struct Stage {
     pub health: Option<Health>,
     /// The ssh_config file to use, if not `~/.ssh/config`.
     pub ssh_config: Option<String>,
+    /// How long connections stay open for the next command, if they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_connections: Option<Duration>,
     /// The limit on connecting.
     pub connect_timeout: Duration,
     /// The limit on one session.
@@ -738,6 +742,10 @@ impl Stage {
             })
         };
         let connect_timeout = duration("connect_timeout", &s.connect_timeout)?;
+        let keep_connections = match &s.keep_connections {
+            Some(k) => Some(duration("keep_connections", k)?),
+            None => None,
+        };
         let command_timeout = duration("command_timeout", &s.command_timeout)?;
 
         let require_pushed = if s.require_pushed.unwrap_or(s.protected) {
@@ -847,6 +855,7 @@ impl Stage {
             ssh_config: s.ssh_config.clone(),
             connect_timeout,
             command_timeout,
+            keep_connections,
             adapters,
             app,
             deploy_to,

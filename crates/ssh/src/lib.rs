@@ -69,6 +69,9 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// How long one session (one script) may take.
     pub session_timeout: Duration,
+    /// Keep each connection open this long after the last use (ssh's ControlPersist), for
+    /// the next command to reuse; `None` closes them when done.
+    pub keep_connections: Option<Duration>,
 }
 
 impl Default for SshOptions {
@@ -78,8 +81,43 @@ impl Default for SshOptions {
             host_keys: HostKeys::Strict,
             connect_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(30 * 60),
+            keep_connections: None,
         }
     }
+}
+
+/// Where kept connections are registered: one file per host and ssh_config, naming the
+/// control socket of its ssh master.
+fn kept_dir() -> PathBuf {
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("cargo-ship-{uid}"))
+}
+
+/// The registry is trusted only if this user owns it and nobody else can enter it.
+fn kept_dir_is_ours() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    std::fs::symlink_metadata(kept_dir())
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+}
+
+/// Makes the registry (mode 0700) if it is not there; true if it can be trusted.
+fn prepare_kept_dir() -> bool {
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(kept_dir());
+    kept_dir_is_ours()
+}
+
+fn kept_entry(config: Option<&PathBuf>, host: &str) -> PathBuf {
+    let key = format!(
+        "{}\n{host}",
+        config.map(|c| c.display().to_string()).unwrap_or_default()
+    );
+    kept_dir().join(&ship_core::sha256_hex(key.as_bytes())[..24])
 }
 
 /// How many connections and sessions a host saw.
@@ -89,6 +127,8 @@ pub struct Counts {
     pub connections: usize,
     /// Sessions (commands) run.
     pub sessions: usize,
+    /// Connections kept by an earlier command and used again.
+    pub reused: usize,
 }
 
 /// The transport over OpenSSH: one multiplexed connection per host.
@@ -158,13 +198,41 @@ impl SshTransport {
             })
     }
 
-    /// Closes every connection.
+    /// Closes every connection (or, with `keep_connections`, leaves each to close itself
+    /// once idle that long).
     pub async fn close(&self) {
         let sessions = std::mem::take(&mut *self.sessions.lock().await);
         for (_, s) in sessions {
             if let Ok(s) = Arc::try_unwrap(s) {
-                let _ = s.close().await;
+                if self.options.keep_connections.is_some() {
+                    let _ = s.detach();
+                } else {
+                    let _ = s.close().await;
+                }
             }
+        }
+    }
+
+    /// A connection kept by an earlier command, if its master still answers.
+    async fn kept(&self, host: &str) -> Option<openssh::Session> {
+        self.options.keep_connections?;
+        if !kept_dir_is_ours() {
+            return None;
+        }
+        let entry = kept_entry(self.options.config_file.as_ref(), host);
+        let ctl = std::fs::read_to_string(&entry).ok()?;
+        let ctl = PathBuf::from(ctl.trim());
+        if !ctl.exists() {
+            let _ = std::fs::remove_file(&entry);
+            return None;
+        }
+        let session = openssh::Session::resume_mux(ctl.into_boxed_path(), None);
+        if session.check().await.is_ok() {
+            Some(session)
+        } else {
+            let _ = std::fs::remove_file(&entry);
+            let _ = session.detach();
+            None
         }
     }
 }
@@ -175,15 +243,29 @@ impl Transport for SshTransport {
         if self.sessions.lock().await.contains_key(host) {
             return Ok(());
         }
+        if let Some(session) = self.kept(host).await {
+            self.count(host, |c| c.reused += 1);
+            let mut sessions = self.sessions.lock().await;
+            sessions.entry(host.to_owned()).or_insert(Arc::new(session));
+            return Ok(());
+        }
         let mut builder = openssh::SessionBuilder::default();
+        if let Some(keep) = self.options.keep_connections.filter(|_| prepare_kept_dir()) {
+            let secs = std::num::NonZeroUsize::new(keep.as_secs().max(1) as usize)
+                .expect("at least one second");
+            builder
+                .control_persist(openssh::ControlPersist::IdleFor(secs))
+                .control_directory(kept_dir());
+        } else {
+            builder.control_directory(std::env::temp_dir());
+        }
         builder
             .known_hosts_check(match self.options.host_keys {
                 HostKeys::Strict => openssh::KnownHosts::Strict,
                 HostKeys::AcceptNew => openssh::KnownHosts::Add,
             })
             .connect_timeout(self.options.connect_timeout)
-            .server_alive_interval(Duration::from_secs(15))
-            .control_directory(std::env::temp_dir());
+            .server_alive_interval(Duration::from_secs(15));
         if let Some(config) = &self.options.config_file {
             builder.config_file(config);
         }
@@ -220,6 +302,10 @@ impl Transport for SshTransport {
             Ok(Ok(s)) => s,
         };
         self.count(host, |c| c.connections += 1);
+        if self.options.keep_connections.is_some() && kept_dir_is_ours() {
+            let entry = kept_entry(self.options.config_file.as_ref(), host);
+            let _ = std::fs::write(&entry, session.control_socket().display().to_string());
+        }
         let mut sessions = self.sessions.lock().await;
         if sessions.contains_key(host) {
             // Another caller connected meanwhile: keep one connection.
