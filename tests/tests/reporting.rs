@@ -152,3 +152,35 @@ fn plan_refresh_shows_what_changes_on_each_host() {
     let out = f.ship(&["plan", "staging", "--refresh", "--format", "json"]);
     assert_eq!(out.code, 2);
 }
+
+#[test]
+fn a_rollback_runs_the_restart_tasks_and_names_one_that_fails() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet);
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000001"]));
+    f.write("app/index.html", "v2\n");
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000002"]));
+    let ship = std::fs::read_to_string(f.join("Ship.toml"))
+        .unwrap()
+        .replace(
+            "echo restarted $SHIP_HOST",
+            "echo $SHIP_RELEASE > /srv/app/restarted; test $SHIP_HOST != h2",
+        );
+    f.write("Ship.toml", &ship);
+    let out = f.ship(&["rollback", "staging"]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("restart failed on h2 after the rollback"),
+        "{}",
+        out.stdout
+    );
+    for h in ["h1", "h2"] {
+        assert_eq!(
+            fleet.read(h, "/srv/app/restarted"),
+            "20260101000001\n",
+            "{h}"
+        );
+        assert_eq!(fleet.read(h, "/srv/app/current/index.html"), "v1\n", "{h}");
+    }
+}

@@ -61,6 +61,33 @@ pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Re
     result
 }
 
+/// The tasks a rollback runs on `host` once it is back: the ones hooked `after = "switch"`
+/// (restarts), not `once` or `local`, on the hosts of their roles; with the host's roles in
+/// `SHIP_ROLE`.
+fn after_switch(stage: &ship_core::Stage, host: &str) -> Vec<(String, String)> {
+    let Some(h) = stage.hosts.iter().find(|x| x.name == host) else {
+        return Vec::new();
+    };
+    stage
+        .tasks
+        .iter()
+        .filter(|(_, t)| t.after.as_deref() == Some("switch") && !t.once.is_once() && !t.local)
+        .filter(|(_, t)| t.roles.is_empty() || t.roles.iter().any(|r| h.roles.contains(r)))
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                format!(
+                    "SHIP_ROLE={} SHIP_STAGE={} SHIP_APP={}; export SHIP_ROLE SHIP_STAGE SHIP_APP; {}",
+                    ship_core::shell::quote(&h.roles.join(",")),
+                    ship_core::shell::quote(&stage.name),
+                    ship_core::shell::quote(&stage.app),
+                    t.run
+                ),
+            )
+        })
+        .collect()
+}
+
 fn rollback_stage(
     project: &crate::project::Project,
     stage: &ship_core::Stage,
@@ -147,6 +174,7 @@ fn rollback_stage(
                                 state,
                                 target,
                                 &user,
+                                &after_switch(stage, h),
                             ),
                         )
                     })

@@ -98,7 +98,9 @@ pub fn target_record(state: &HostState, dir: &str) -> ReleaseRecord {
 }
 
 /// Makes `target` live again (the layout's `activate`), records it, logs it as Capistrano
-/// does, and releases the lock.
+/// does, runs `after` (the host's tasks hooked after the switch: restarts) in the release
+/// now live, and releases the lock. A failing `after` command is reported (exit status 3
+/// of the script) once the release is recorded and the lock released.
 pub fn rollback_script(
     layout: &dyn Layout,
     deploy_to: &str,
@@ -106,6 +108,7 @@ pub fn rollback_script(
     state: &HostState,
     target: &str,
     user: &str,
+    after: &[(String, String)],
 ) -> String {
     let record = match layout.kind() {
         crate::LayoutKind::Single => state
@@ -140,6 +143,17 @@ pub fn rollback_script(
         quote(user),
         quote(&record.id)
     );
+    if !after.is_empty() {
+        s.push_str("ship_after=0\n");
+        for (name, command) in after {
+            let _ = writeln!(
+                s,
+                "echo \"running {name}\"\n( cd \"$SHIP_DEPLOY_TO/current\" && sh -c {} </dev/null ) || {{ echo \"cargo-ship: {name} failed on $SHIP_HOST after the rollback\" >&2; ship_after=3; }}",
+                quote(command)
+            );
+        }
+        s.push_str("exit $ship_after\n");
+    }
     s
 }
 
