@@ -34,6 +34,9 @@ Examples:
   cargo ship rollback production               back to the previous good release
   cargo ship releases production               what each host has, and which is live
   cargo ship run production --roles web -- uptime
+  cargo ship promote staging production        deploy what staging runs, not a new build
+  cargo ship tasks production                  every task, in the order a deploy runs them
+  cargo ship maintenance production on         put the maintenance page up
 
 Exit codes: 0 success; 1 the work failed here (e.g. a build command); 2 usage or
 configuration error, nothing done; 3 a deploy or command failed on a host, every host left
