@@ -254,3 +254,27 @@ impl Drop for Fleet {
         }
     }
 }
+
+impl Fleet {
+    /// The body of `GET /` on `port` of every host's address, in host order; panics naming
+    /// the host that does not answer 200.
+    pub fn http_answers(&self, port: u16) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|h| crate::http_get(h.ip, port).unwrap_or_else(|e| panic!("{}: {e}", h.name)))
+            .collect()
+    }
+}
+
+/// Kills, when dropped (even when a test failed), the process each host of the fleet keeps
+/// its pid in `pidfile`: servers a test started on the hosts.
+pub struct KillOnDrop<'a>(pub &'a Fleet, pub &'a str);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        for h in &self.0.hosts {
+            self.0
+                .try_sh(&h.name, &format!("kill $(cat {}) 2>/dev/null", self.1));
+        }
+    }
+}

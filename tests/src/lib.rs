@@ -2,7 +2,7 @@
 //! run in-process on them with captured output, and a [`Fleet`] of real SSH hosts.
 
 mod fleet;
-pub use fleet::{Fleet, TestHost};
+pub use fleet::{Fleet, KillOnDrop, TestHost};
 
 use cargo_ship::{Context, main_with};
 use std::path::{Path, PathBuf};
@@ -31,6 +31,40 @@ pub fn http_get(ip: std::net::Ipv4Addr, port: u16) -> Result<String, String> {
         }
         _ => Err(format!("unexpected answer: {text:?}")),
     }
+}
+
+/// Runs `git ARGS` in `dir` as a fixed tester, at a fixed date; returns what it printed.
+/// Panics, with git's message, when it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Tester",
+            "-c",
+            "user.email=tester@example.com",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Asserts that a command succeeded, showing what it printed when it did not.
+#[track_caller]
+pub fn ok(out: &Output) {
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
 }
 
 /// What a command printed and returned.
@@ -90,35 +124,18 @@ impl Fixture {
         f
     }
 
-    /// Commits every file of the project to its git repository (made on first use).
+    /// Commits every file of the project to its git repository (made on first use), with
+    /// fixed dates: the same files give the same commit, so plans can be snapshots.
     pub fn commit(&self, message: &str) {
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args([
-                    "-c",
-                    "user.name=Tester",
-                    "-c",
-                    "user.email=tester@example.com",
-                ])
-                .args(args)
-                .current_dir(self.path())
-                // Fixed dates: the same files give the same commit, so plans can be snapshots.
-                .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-                .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-                .output()
-                .expect("git runs");
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         if !self.join(".git").exists() {
-            git(&["init", "-q", "-b", "main"]);
+            git(self.path(), &["init", "-q", "-b", "main"]);
             self.write(".gitignore", "target/\n__pycache__/\nnode_modules/\n");
         }
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "--allow-empty", "-m", message]);
+        git(self.path(), &["add", "-A"]);
+        git(
+            self.path(),
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
     }
 
     /// Writes a file of the project.

@@ -2,15 +2,7 @@
 //! the `include`d files; the version layout takes its id from Cargo.toml; the same commit
 //! gives the same artifact digest, wherever it is checked out.
 
-use ship_tests::{Fixture, Fleet, Output};
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-}
+use ship_tests::{Fixture, Fleet, ok};
 
 fn project(ssh_config: &str, hosts: &str) -> Fixture {
     let ship = format!(

@@ -1,7 +1,7 @@
 //! The worked examples of `examples/` stay valid: each one's tasks list and plan are made
 //! from its Ship.toml as written (the network-bound build steps replaced by local ones).
 
-use ship_tests::Fixture;
+use ship_tests::{Fixture, ok};
 use std::path::Path;
 
 fn example(name: &str) -> Fixture {
@@ -11,14 +11,6 @@ fn example(name: &str) -> Fixture {
     let f = Fixture::copy_of(&dir, &[]);
     f.commit(name);
     f
-}
-
-fn ok(out: &ship_tests::Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
 }
 
 #[test]

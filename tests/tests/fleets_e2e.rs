@@ -1,15 +1,7 @@
 //! Fleets on real SSH hosts: rolling batches stopped by a failed health check, health
 //! checks over HTTP with retries, host selection, a dynamic inventory, and 100 hosts.
 
-use ship_tests::{Fixture, Fleet, Output};
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-}
+use ship_tests::{Fixture, Fleet, ok};
 
 fn project(fleet: &Fleet, hosts: std::ops::Range<usize>, extra: &str) -> Fixture {
     let ship = format!(

@@ -2,42 +2,15 @@
 //! and served from `current/`, and a Node service whose production dependencies are
 //! installed once per lock file on each host and reused across releases.
 
-use ship_tests::{Fixture, Fleet, Output, http_get};
+use ship_tests::{Fixture, Fleet, KillOnDrop, Output, ok};
 
 const HOSTS: [&str; 2] = ["h1", "h2"];
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-}
 
 fn apply(f: &Fixture, release: &str) -> Output {
     f.ship_env(
         &["apply", "staging", "--release-id", release],
         &[("USER", "tester")],
     )
-}
-
-fn answers(fleet: &Fleet) -> Vec<String> {
-    fleet
-        .hosts
-        .iter()
-        .map(|h| http_get(h.ip, 8000).unwrap_or_else(|e| panic!("{}: {e}", h.name)))
-        .collect()
-}
-
-/// Stops what the tests started on the hosts, even when an assertion failed.
-struct Servers<'a>(&'a Fleet, &'a str);
-impl Drop for Servers<'_> {
-    fn drop(&mut self) {
-        for h in HOSTS {
-            self.0
-                .try_sh(h, &format!("kill $(cat {}) 2>/dev/null", self.1));
-        }
-    }
 }
 
 #[test]
@@ -71,14 +44,14 @@ hosts = [{}]
             ),
         );
     }
-    let _servers = Servers(&fleet, "/srv/web.pid");
+    let _servers = KillOnDrop(&fleet, "/srv/web.pid");
     // `current` must be free for the deploy's symlink: the server only needed it to start.
     for h in HOSTS {
         fleet.sh(h, "rmdir /srv/front/current");
     }
 
     ok(&apply(&f, "20260101000001"));
-    for (h, body) in HOSTS.iter().zip(answers(&fleet)) {
+    for (h, body) in HOSTS.iter().zip(fleet.http_answers(8000)) {
         assert!(body.contains("<h1>front v1</h1>"), "{h}: {body}");
         // What shipped is the build output only: no sources, no package.json, no node_modules.
         let listing = fleet.sh(h, "cd /srv/front/current && find . -mindepth 1 | sort");
@@ -93,12 +66,12 @@ hosts = [{}]
     f.commit("front v2");
     ok(&f.ship(&["plan", "staging", "--release-id", "20260101000002"]));
     ok(&f.ship_env(&["apply"], &[("USER", "tester")]));
-    for body in answers(&fleet) {
+    for body in fleet.http_answers(8000) {
         assert!(body.contains("<h1>front v2</h1>"), "{body}");
     }
 
     ok(&f.ship(&["rollback", "staging"]));
-    for body in answers(&fleet) {
+    for body in fleet.http_answers(8000) {
         assert!(body.contains("<h1>front v1</h1>"), "{body}");
     }
 }
@@ -141,11 +114,11 @@ fn installs(fleet: &Fleet, host: &str) -> usize {
 #[test]
 fn a_node_service_installs_its_lock_file_once_and_reuses_node_modules() {
     let fleet = Fleet::start(2);
-    let _servers = Servers(&fleet, "/srv/service/shared/server.pid");
+    let _servers = KillOnDrop(&fleet, "/srv/service/shared/server.pid");
     let f = service(&fleet);
 
     ok(&apply(&f, "20260101000001"));
-    assert_eq!(answers(&fleet), vec!["Hello, node from v1\n"; 2]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, node from v1\n"; 2]);
     let tree = fleet.readlink("h1", "/srv/service/releases/20260101000001/node_modules");
     assert!(
         tree.starts_with("/srv/service/.ship/node_modules/"),
@@ -178,7 +151,7 @@ fn a_node_service_installs_its_lock_file_once_and_reuses_node_modules() {
     // Planned, then the saved plan applied: the artifact packs to the same digest again.
     ok(&f.ship(&["plan", "staging", "--release-id", "20260101000002"]));
     ok(&f.ship_env(&["apply"], &[("USER", "tester")]));
-    assert_eq!(answers(&fleet), vec!["Hello, node from v2\n"; 2]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, node from v2\n"; 2]);
     for h in HOSTS {
         assert_eq!(installs(&fleet, h), 1, "no npm install ran on {h}");
         assert_eq!(
@@ -190,7 +163,7 @@ fn a_node_service_installs_its_lock_file_once_and_reuses_node_modules() {
 
     // Rollback serves the old version: it runs the restart task hooked after the switch.
     ok(&f.ship(&["rollback", "staging"]));
-    assert_eq!(answers(&fleet), vec!["Hello, node from v1\n"; 2]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, node from v1\n"; 2]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! reused when the requirements did not change, a WSGI server restarted by a task and
 //! asked over HTTP, Django-style migrations once per deploy, rollback.
 
-use ship_tests::{Fixture, Fleet, Output, http_get};
+use ship_tests::{Fixture, Fleet, KillOnDrop, Output, ok};
 
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
@@ -37,27 +37,11 @@ hosts = [{}]
     f
 }
 
-fn ok(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-}
-
 fn apply(f: &Fixture, release: &str) -> Output {
     f.ship_env(
         &["apply", "staging", "--release-id", release],
         &[("USER", "tester")],
     )
-}
-
-fn answers(fleet: &Fleet) -> Vec<String> {
-    fleet
-        .hosts
-        .iter()
-        .map(|h| http_get(h.ip, 8000).unwrap_or_else(|e| panic!("{}: {e}", h.name)))
-        .collect()
 }
 
 /// The lines of `.ship/venvs/installs.log`: one per pip run on the host.
@@ -76,29 +60,16 @@ fn migrations(fleet: &Fleet) -> Vec<String> {
     all
 }
 
-fn stop_servers(fleet: &Fleet) {
-    for h in HOSTS {
-        fleet.try_sh(h, "kill $(cat /srv/app/shared/server.pid) 2>/dev/null");
-    }
-}
-
-struct Servers<'a>(&'a Fleet);
-impl Drop for Servers<'_> {
-    fn drop(&mut self) {
-        stop_servers(self.0);
-    }
-}
-
 #[test]
 fn wheels_venv_reuse_migrate_once_and_rollback() {
     let fleet = Fleet::start_sized(3, "256m");
-    let _servers = Servers(&fleet);
+    let _servers = KillOnDrop(&fleet, "/srv/app/shared/server.pid");
     let f = project(&fleet);
 
     // 1. First deploy: a venv is made on every host from the wheelhouse, offline.
     let out = apply(&f, "20260101000001");
     ok(&out);
-    assert_eq!(answers(&fleet), vec!["Hello, ship from v1\n"; 3]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, ship from v1\n"; 3]);
     let venv1 = fleet.readlink("h1", "/srv/app/releases/20260101000001/venv");
     assert!(venv1.starts_with("/srv/app/.ship/venvs/"), "{venv1}");
     for h in HOSTS {
@@ -126,7 +97,7 @@ fn wheels_venv_reuse_migrate_once_and_rollback() {
     ok(&f.ship(&["plan", "staging", "--release-id", "20260101000002"]));
     let out = f.ship_env(&["apply"], &[("USER", "tester")]);
     ok(&out);
-    assert_eq!(answers(&fleet), vec!["Hello, ship from v2\n"; 3]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, ship from v2\n"; 3]);
     for h in HOSTS {
         assert_eq!(installs(&fleet, h).len(), 1, "no pip install ran on {h}");
         assert_eq!(
@@ -151,7 +122,7 @@ fn wheels_venv_reuse_migrate_once_and_rollback() {
     f.commit("greeting says howdy");
     let out = apply(&f, "20260101000003");
     ok(&out);
-    assert_eq!(answers(&fleet), vec!["Howdy, ship from v2\n"; 3]);
+    assert_eq!(fleet.http_answers(8000), vec!["Howdy, ship from v2\n"; 3]);
     for h in HOSTS {
         assert_eq!(installs(&fleet, h).len(), 2, "a new venv on {h}");
         assert_ne!(
@@ -165,7 +136,7 @@ fn wheels_venv_reuse_migrate_once_and_rollback() {
     // restart task (hooked after the switch): the old version answers.
     let out = f.ship(&["rollback", "staging"]);
     ok(&out);
-    assert_eq!(answers(&fleet), vec!["Hello, ship from v2\n"; 3]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, ship from v2\n"; 3]);
 
     // 5. Two more deploys: keep_releases = 3 drops release 1 and 2's venv stays only while a
     // kept release links to it.
@@ -192,13 +163,13 @@ fn wheels_venv_reuse_migrate_once_and_rollback() {
         have.sort();
         assert_eq!(have, linked, "{h}: only the venvs of kept releases remain");
     }
-    assert_eq!(answers(&fleet), vec!["Hey, ship from v2\n"; 3]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hey, ship from v2\n"; 3]);
 }
 
 #[test]
 fn a_wheel_that_fails_to_build_or_a_host_without_venv_changes_nothing() {
     let fleet = Fleet::start_sized(3, "256m");
-    let _servers = Servers(&fleet);
+    let _servers = KillOnDrop(&fleet, "/srv/app/shared/server.pid");
     let f = project(&fleet);
     ok(&apply(&f, "20260101000001"));
 
@@ -273,5 +244,5 @@ fn a_wheel_that_fails_to_build_or_a_host_without_venv_changes_nothing() {
             "{h}"
         );
     }
-    assert_eq!(answers(&fleet), vec!["Hello, ship from v1\n"; 3]);
+    assert_eq!(fleet.http_answers(8000), vec!["Hello, ship from v1\n"; 3]);
 }

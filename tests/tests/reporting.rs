@@ -2,7 +2,7 @@
 //! the JSON event stream, as insta snapshots (durations and other run-specific values
 //! redacted), and `--format json` of `releases`, `check` and `rollback`.
 
-use ship_tests::{Fixture, Fleet, Output};
+use ship_tests::{Fixture, Fleet, ok};
 
 fn project(fleet: &Fleet) -> Fixture {
     let ship = format!(
@@ -13,14 +13,6 @@ fn project(fleet: &Fleet) -> Fixture {
         fleet.toml_hosts(0..2)
     );
     Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)])
-}
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
 }
 
 /// Events grouped by host (each host's in their order; hosts interleave at random).

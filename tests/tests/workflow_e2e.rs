@@ -2,18 +2,10 @@
 //! pushed to a remote, unpushed commits refused, webhook notifications received by a local
 //! HTTP server, and the maintenance page.
 
-use ship_tests::{Fixture, Fleet, Output};
+use ship_tests::{Fixture, Fleet, git, ok};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-}
 
 /// A project whose staging is h1, h2 and production h3, h4, with `extra` Ship.toml lines.
 fn project(fleet: &Fleet, extra: &str) -> Fixture {
@@ -92,26 +84,6 @@ fn promote_deploys_the_artifact_live_on_staging_not_a_new_build() {
         out.stderr
     );
     assert_eq!(live_digest(&fleet, "h3").0, "20260101000001");
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=Tester",
-            "-c",
-            "user.email=tester@example.com",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

@@ -251,37 +251,20 @@ pub(crate) fn execute(
             }
         }
     }
-    if let Some(notify) = &stage.notify {
-        let summary = serde_json::json!({
-            "action": options.action,
-            "app": plan.app,
-            "stage": plan.stage,
+    crate::notify::ended(
+        cx,
+        stage,
+        options.action,
+        started,
+        &result,
+        serde_json::json!({
             "release": plan.release,
             "revision": plan.artifact.revision,
             "digest": plan.artifact.digest,
-            "who": super::deployer(cx),
-            "result": result_name(&result),
-            "message": result.as_ref().err().map(ToString::to_string),
             "hosts": hosts,
-            "duration_ms": started.elapsed().as_millis() as u64,
-        });
-        if let Err(e) = crate::notify::send(notify, &summary) {
-            let _ = writeln!(cx.stderr, "warning: {e}");
-        }
-    }
+        }),
+    );
     result
-}
-
-/// How a command ended, for notifications: `ok`, `failed` (every host as it was),
-/// `unknown` (some host could not be put back), `interrupted`, `refused` (nothing done).
-pub(crate) fn result_name(result: &Result<(), CliError>) -> &'static str {
-    match result {
-        Ok(()) => "ok",
-        Err(CliError::DeployFailed(_) | CliError::Remote(_)) => "failed",
-        Err(CliError::HostsUnknown(_)) => "unknown",
-        Err(CliError::Interrupted { .. }) => "interrupted",
-        Err(_) => "refused",
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -455,16 +438,13 @@ fn run_plan(
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
     let reused = ssh.counts().values().filter(|c| c.reused > 0).count();
+    // Each host's end, as the JSON outcome and the webhook both give it.
+    host_summary.extend(outcome.hosts.iter().map(|(host, end)| {
+        let mut v = serde_json::to_value(end).expect("serializes");
+        v["host"] = serde_json::Value::from(host.as_str());
+        v
+    }));
     if json {
-        let hosts: Vec<serde_json::Value> = outcome
-            .hosts
-            .iter()
-            .map(|(host, end)| {
-                let mut v = serde_json::to_value(end).expect("serializes");
-                v["host"] = serde_json::Value::from(host.as_str());
-                v
-            })
-            .collect();
         let mut line = serde_json::json!({
             "event": "outcome",
             "ok": outcome.ok(),
@@ -472,7 +452,7 @@ fn run_plan(
             "stage": plan.stage,
             "release": plan.release,
             "sessions_per_host": sessions,
-            "hosts": hosts,
+            "hosts": host_summary,
             "failure": outcome.failure,
             "interrupted": interrupted,
         });
@@ -480,11 +460,6 @@ fn run_plan(
             line["batches"] = serde_json::to_value(&outcome.batches).expect("serializes");
         }
         let _ = writeln!(cx.stdout, "{line}");
-    }
-    for (host, end) in &outcome.hosts {
-        let mut v = serde_json::to_value(end).expect("serializes");
-        v["host"] = serde_json::Value::from(host.as_str());
-        host_summary.push(v);
     }
     if json {
         cx.stdout = Box::new(std::io::sink());

@@ -14,6 +14,7 @@ use crate::project::Project;
 use crate::{CliError, Context};
 use futures::future::join_all;
 use ship_core::load::Sources;
+use ship_core::script::LOCKED_STATUS;
 use ship_core::{RunOutput, Stage, Transport, TransportError};
 use ship_ssh::{HostKeys, SshOptions, SshTransport};
 use std::collections::BTreeMap;
@@ -208,6 +209,55 @@ pub(crate) async fn on_hosts<T: Transport>(
         }
     }))
     .await
+}
+
+pub(crate) fn first_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .replace("cargo-ship: ", "")
+}
+
+/// A session's result as a short reason when it did not succeed.
+pub(crate) fn failure(result: &Result<RunOutput, TransportError>) -> Option<String> {
+    match result {
+        Ok(out) if out.status == Some(0) => None,
+        Ok(out) if out.status == Some(LOCKED_STATUS) => Some(first_line(&out.stderr)),
+        Ok(out) => Some(format!(
+            "exit {}: {}",
+            out.status.map_or("unknown".to_owned(), |s| s.to_string()),
+            first_line(&out.stderr)
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Every host's state, read without taking the lock (one session per host): what
+/// `ops::observe` made of it, or why it could not be read.
+pub(crate) async fn read_states<T: Transport>(
+    transport: &T,
+    stage: &Stage,
+    hosts: &[String],
+) -> Vec<(String, Result<ship_core::ops::Observed, String>)> {
+    let layout = ship_layouts::layout_for(stage.layout);
+    on_hosts(transport, hosts, stage.parallel, |h| {
+        ship_core::ops::state_script(&stage.deploy_to, h, None)
+    })
+    .await
+    .into_iter()
+    .map(|(host, result)| {
+        let observed = match failure(&result) {
+            Some(why) => Err(format!("unreachable: {why}")),
+            None => ship_core::ops::observe(
+                layout.as_ref(),
+                &stage.deploy_to,
+                &result.expect("succeeded").stdout,
+            ),
+        };
+        (host, observed)
+    })
+    .collect()
 }
 
 /// Runs `first` on every host, then — once every host has answered — the script `second`

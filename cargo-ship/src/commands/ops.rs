@@ -2,12 +2,11 @@
 //! `unlock`. Each runs in one session per host, hosts in parallel; rollback reads every host
 //! under its lock first, then sends each the switch-back in the same session.
 
-use super::{on_hosts, overrides, resolve, runtime, ssh};
+use super::{failure, first_line, on_hosts, overrides, read_states, resolve, runtime, ssh};
 use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
 use ship_core::ops::{self, Observed};
-use ship_core::script::LOCKED_STATUS;
-use ship_core::{HostState, ReleaseState, RunOutput, TransportError};
+use ship_core::{HostState, ReleaseState};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -15,49 +14,22 @@ fn names(stage: &ship_core::Stage) -> Vec<String> {
     stage.hosts.iter().map(|h| h.name.clone()).collect()
 }
 
-fn first_line(text: &str) -> String {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .replace("cargo-ship: ", "")
-}
-
-/// A session's result as a short reason when it did not succeed.
-fn failure(result: &Result<RunOutput, TransportError>) -> Option<String> {
-    match result {
-        Ok(out) if out.status == Some(0) => None,
-        Ok(out) if out.status == Some(LOCKED_STATUS) => Some(first_line(&out.stderr)),
-        Ok(out) => Some(format!(
-            "exit {}: {}",
-            out.status.map_or("unknown".to_owned(), |s| s.to_string()),
-            first_line(&out.stderr)
-        )),
-        Err(e) => Some(e.to_string()),
-    }
-}
-
 pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
     let started = std::time::Instant::now();
     let mut target = None;
     let result = rollback_stage(&project, &stage, args, cx, &mut target);
-    if let Some(notify) = &stage.notify {
-        let summary = serde_json::json!({
-            "action": "rollback",
-            "app": stage.app,
-            "stage": stage.name,
+    crate::notify::ended(
+        cx,
+        &stage,
+        "rollback",
+        started,
+        &result,
+        serde_json::json!({
             "release": target,
-            "who": super::deployer(cx),
-            "result": super::apply::result_name(&result),
-            "message": result.as_ref().err().map(ToString::to_string),
             "hosts": stage.hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>(),
-            "duration_ms": started.elapsed().as_millis() as u64,
-        });
-        if let Err(e) = crate::notify::send(notify, &summary) {
-            let _ = writeln!(cx.stderr, "warning: {e}");
-        }
-    }
+        }),
+    );
     result
 }
 
@@ -314,23 +286,12 @@ fn emit(cx: &mut Context, value: &serde_json::Value) {
 pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
     let json = args.format == Format::Json;
-    let layout = ship_layouts::layout_for(stage.layout);
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
-    let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
-        ops::state_script(&stage.deploy_to, h, None)
-    }));
+    let results = rt.block_on(read_states(&transport, &stage, &names(&stage)));
     rt.block_on(transport.close());
     let mut failed = Vec::new();
-    for (host, result) in results {
-        let observed = match failure(&result) {
-            Some(why) => Err(format!("unreachable: {why}")),
-            None => ops::observe(
-                layout.as_ref(),
-                &stage.deploy_to,
-                &result.expect("succeeded").stdout,
-            ),
-        };
+    for (host, observed) in results {
         let observed = match observed {
             Ok(o) => o,
             Err(e) => {

@@ -139,26 +139,12 @@ fn refresh(
     );
     let rt = super::runtime()?;
     let hosts: Vec<String> = plan.hosts.iter().map(|h| h.name.clone()).collect();
-    let results = rt.block_on(super::on_hosts(&transport, &hosts, stage.parallel, |h| {
-        ship_core::ops::state_script(&stage.deploy_to, h, None)
-    }));
+    let results = rt.block_on(super::read_states(&transport, stage, &hosts));
     rt.block_on(transport.close());
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
     let mut s = String::from("\nWhat changes on each host (read now; no lock was taken):\n");
-    for (host, result) in results {
-        let out = match result {
-            Ok(out) if out.status == Some(0) => out,
-            Ok(out) => {
-                let _ = writeln!(s, "  {host:<width$}  cannot tell: {}", out.stderr.trim());
-                continue;
-            }
-            Err(e) => {
-                let _ = writeln!(s, "  {host:<width$}  cannot tell: {e}");
-                continue;
-            }
-        };
-        let observed = match ship_core::ops::observe(layout.as_ref(), &stage.deploy_to, &out.stdout)
-        {
+    for (host, observed) in results {
+        let observed = match observed {
             Ok(o) => o,
             Err(e) => {
                 let _ = writeln!(s, "  {host:<width$}  cannot tell: {e}");
@@ -167,19 +153,16 @@ fn refresh(
         };
         let state = &observed.state;
         let live = state
-            .records
-            .iter()
-            .rev()
-            .find(|r| r.state == ship_core::ReleaseState::Live)
+            .live_record()
             .map(|r| r.id.clone())
             .or_else(|| state.live.clone());
         let new_dir = layout.new_dir(state, &plan.release);
         let removed = layout.cleanup(state, &new_dir, plan.keep_releases);
-        let has_artifact = out.stdout.contains("::ship::state artifact present")
-            || state
-                .records
-                .iter()
-                .any(|r| r.digest == plan.artifact.digest);
+        // A release recorded with this digest means its artifact is cached on the host.
+        let has_artifact = state
+            .records
+            .iter()
+            .any(|r| r.digest == plan.artifact.digest);
         let _ = writeln!(
             s,
             "  {host:<width$}  live {} → {}; cleanup deletes {}; {}{}",

@@ -3,12 +3,12 @@
 
 use super::apply::{Execution, execute};
 use super::plan::save;
-use super::{on_hosts, overrides, runtime, ssh};
+use super::{on_hosts, overrides, read_states, runtime, ssh};
 use crate::cli::{Format, PromoteArgs, Ship};
 use crate::{CliError, Context};
 use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
-use ship_core::{ArtifactInfo, LayoutKind, PlanInput, Promotion, ReleaseState};
+use ship_core::{ArtifactInfo, LayoutKind, PlanInput, Promotion};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -37,49 +37,26 @@ pub(crate) fn run(
     let (_, to, adapters) = super::resolve_with_adapters(ship, &args.to, set, cx)?;
 
     // 1. What is live on every host of `from`.
-    let layout_from = ship_layouts::layout_for(from.layout);
     let transport = ssh(&project, &from, &args.remote);
     let rt = runtime()?;
     let hosts: Vec<String> = from.hosts.iter().map(|h| h.name.clone()).collect();
-    let results = rt.block_on(on_hosts(&transport, &hosts, from.parallel, |h| {
-        ship_core::ops::state_script(&from.deploy_to, h, None)
-    }));
     let mut live: BTreeMap<String, Live> = BTreeMap::new();
     let mut problems = Vec::new();
-    for (host, result) in results {
-        let out = match result {
-            Ok(out) if out.status == Some(0) => out,
-            Ok(out) => {
-                problems.push(format!("{host}: {}", out.stderr.trim()));
-                continue;
-            }
-            Err(e) => {
-                problems.push(format!("{host}: {e}"));
-                continue;
-            }
-        };
-        match ship_core::ops::observe(layout_from.as_ref(), &from.deploy_to, &out.stdout) {
+    for (host, observed) in rt.block_on(read_states(&transport, &from, &hosts)) {
+        match observed.map(|o| o.state.live_record().cloned()) {
             Err(e) => problems.push(format!("{host}: {e}")),
-            Ok(o) => match o
-                .state
-                .records
-                .iter()
-                .rev()
-                .find(|r| r.state == ReleaseState::Live)
-            {
-                None => problems.push(format!("{host}: no release is live")),
-                Some(r) => {
-                    live.insert(
-                        host.clone(),
-                        Live {
-                            id: r.id.clone(),
-                            digest: r.digest.clone(),
-                            revision: r.revision.clone(),
-                            host,
-                        },
-                    );
-                }
-            },
+            Ok(None) => problems.push(format!("{host}: no release is live")),
+            Ok(Some(r)) => {
+                live.insert(
+                    host.clone(),
+                    Live {
+                        id: r.id,
+                        digest: r.digest,
+                        revision: r.revision,
+                        host,
+                    },
+                );
+            }
         }
     }
     let digests: std::collections::BTreeSet<&str> =

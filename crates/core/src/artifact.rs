@@ -337,15 +337,7 @@ fn read_extra(from: &Path, to: &str) -> Result<Vec<(String, Entry)>, ArtifactErr
                 reason: "a single file needs a path in the artifact".to_owned(),
             });
         };
-        let data = std::fs::read(from).map_err(io(from))?;
-        #[cfg(unix)]
-        let executable = {
-            use std::os::unix::fs::PermissionsExt;
-            meta.permissions().mode() & 0o111 != 0
-        };
-        #[cfg(not(unix))]
-        let executable = false;
-        out.push((to, Entry::File { data, executable }));
+        out.push((to, file_entry(from, &meta)?));
     }
     Ok(out)
 }
@@ -484,6 +476,22 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
     Ok(out)
 }
 
+/// A regular file as an entry: its bytes, and whether anyone may execute it.
+fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<Entry, ArtifactError> {
+    let data = std::fs::read(path).map_err(io(path))?;
+    #[cfg(unix)]
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    };
+    #[cfg(not(unix))]
+    let executable = {
+        let _ = meta;
+        false
+    };
+    Ok(Entry::File { data, executable })
+}
+
 fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
     let meta = std::fs::metadata(dir).map_err(io(dir))?;
     if !meta.is_dir() {
@@ -513,17 +521,11 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
             check_link(&rel, &target)?;
             Entry::Symlink(target)
         } else if ft.is_file() {
-            let data = std::fs::read(item.path()).map_err(io(item.path()))?;
-            #[cfg(unix)]
-            let executable = {
-                use std::os::unix::fs::PermissionsExt;
-                item.metadata()
-                    .map(|m| m.permissions().mode() & 0o111 != 0)
-                    .unwrap_or(false)
-            };
-            #[cfg(not(unix))]
-            let executable = false;
-            Entry::File { data, executable }
+            let meta = item.metadata().map_err(|e| ArtifactError::Io {
+                path: item.path().to_owned(),
+                source: e.into(),
+            })?;
+            file_entry(item.path(), &meta)?
         } else {
             return Err(ArtifactError::Unsafe {
                 entry: rel,

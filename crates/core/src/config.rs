@@ -387,3 +387,33 @@ impl<'de> Deserialize<'de> for Once {
         }
     }
 }
+
+/// An adapter's table (`[python]`, `[node]`) that cannot be used, with the key at fault
+/// inside it; the caller turns it into a [`crate::load::ConfigError`] naming file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TableError {
+    /// The key inside the table (`["django", "migrate"]`); empty for the table itself.
+    pub key: Vec<String>,
+    /// What was expected.
+    pub message: String,
+}
+
+impl TableError {
+    /// An error at `key`.
+    pub fn at(key: &[&str], message: impl Into<String>) -> TableError {
+        TableError {
+            key: key.iter().map(|k| (*k).to_owned()).collect(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads an adapter's table (as [`crate::Stage::adapters`] holds it) into `T`; unknown keys
+/// and wrong types come back with their path.
+pub fn read_table<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, TableError> {
+    value.deserialize().map_err(|e| TableError {
+        key: e.path.clone(),
+        message: e.kind.to_string(),
+    })
+}

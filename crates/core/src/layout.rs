@@ -63,6 +63,14 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// The record of the release that is live, as `.ship/releases.json` says.
+    pub fn live_record(&self) -> Option<&ReleaseRecord> {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| r.state == ReleaseState::Live)
+    }
+
     /// The record of the release in directory `dir`: the newest one, as ab reuses directories.
     pub fn record_of(&self, dir: &str) -> Option<&ReleaseRecord> {
         self.records.iter().rev().find(|r| r.dir == dir)

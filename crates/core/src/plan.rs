@@ -236,10 +236,7 @@ impl Plan {
 
     /// The step with this id.
     pub fn step(&self, id: usize) -> Option<&Step> {
-        // Ids are positions, except in a subset (a rolling batch) that dropped local steps.
-        match self.steps.get(id.checked_sub(1)?) {
-            Some(s) if s.id == id => Some(s),
-            _ => self.steps.iter().find(|s| s.id == id),
-        }
+        // Not by position: a rolling batch's subset drops local steps.
+        self.steps.iter().find(|s| s.id == id)
     }
 }

@@ -1,7 +1,8 @@
 //! A stage resolved and validated: its hosts with their roles, its tasks, its settings.
 
 use crate::config::{
-    HealthConfig, LayoutKind, MaintenanceConfig, Rolling, Settings, SourceConfig, TaskConfig,
+    HealthConfig, LayoutKind, MaintenanceConfig, RoleConfig, Rolling, Settings, SourceConfig,
+    TaskConfig,
 };
 use crate::load::{ConfigError, Loaded};
 use crate::phase::Phase;
@@ -65,6 +66,59 @@ fn is_default_interval(d: &Duration) -> bool {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// The host named `name` in `hosts`, added (with the stage's linked files) if it is not there.
+fn host_entry<'h>(hosts: &'h mut Vec<Host>, name: &str, s: &Settings) -> &'h mut Host {
+    match hosts.iter().position(|x| x.name == name) {
+        Some(i) => &mut hosts[i],
+        None => {
+            hosts.push(Host {
+                name: name.to_owned(),
+                roles: Vec::new(),
+                linked_files: s.linked_files.clone(),
+                linked_dirs: s.linked_dirs.clone(),
+                health: None,
+                primary: false,
+                vars: BTreeMap::new(),
+            });
+            hosts.last_mut().expect("just pushed")
+        }
+    }
+}
+
+/// Puts `host` in `role`, with what Ship.toml's `[roles.<role>]` (if any) adds: linked
+/// files and directories, the role's health check, whether it is the role's primary.
+fn join_role(
+    host: &mut Host,
+    role: &str,
+    cfg: Option<&RoleConfig>,
+    err: &dyn Fn(&[&str], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if !host.roles.iter().any(|r| r == role) {
+        host.roles.push(role.to_owned());
+        host.roles.sort();
+    }
+    let Some(cfg) = cfg else { return Ok(()) };
+    if cfg.primary.as_deref() == Some(host.name.as_str()) {
+        host.primary = true;
+    }
+    for f in &cfg.linked_files {
+        if !host.linked_files.contains(f) {
+            host.linked_files.push(f.clone());
+        }
+    }
+    for d in &cfg.linked_dirs {
+        if !host.linked_dirs.contains(d) {
+            host.linked_dirs.push(d.clone());
+        }
+    }
+    if host.health.is_none()
+        && let Some(h) = &cfg.health
+    {
+        host.health = Some(health(h, err, &["roles", role, "health"])?);
+    }
+    Ok(())
 }
 
 /// One host as a dynamic inventory prints it.
@@ -520,56 +574,26 @@ impl Stage {
                     ));
                 }
                 names.push(h.clone());
-                let host = match hosts.iter_mut().find(|x| &x.name == h) {
-                    Some(x) => x,
-                    None => {
-                        hosts.push(Host {
-                            name: h.clone(),
-                            roles: Vec::new(),
-                            linked_files: s.linked_files.clone(),
-                            linked_dirs: s.linked_dirs.clone(),
-                            health: None,
-                            primary: false,
-                            vars: BTreeMap::new(),
-                        });
-                        hosts.last_mut().expect("just pushed")
-                    }
-                };
-                host.roles.push(role.clone());
-                if host.health.is_none()
-                    && let Some(h) = &cfg.health
-                {
-                    host.health = Some(health(h, &err, &["roles", role, "health"])?);
-                }
-                if cfg.primary.as_deref() == Some(h.as_str()) {
-                    host.primary = true;
-                }
-                for f in &cfg.linked_files {
-                    if !host.linked_files.contains(f) {
-                        host.linked_files.push(f.clone());
-                    }
-                }
-                for d in &cfg.linked_dirs {
-                    if !host.linked_dirs.contains(d) {
-                        host.linked_dirs.push(d.clone());
-                    }
-                }
+                let host = host_entry(&mut hosts, h, &s);
+                join_role(host, role, Some(cfg), &err)?;
+            }
+            if let Some(p) = &cfg.primary
+                && s.inventory.is_none()
+                && !names.contains(p)
+            {
+                return Err(err(
+                    &["roles", role, "primary"],
+                    format!(
+                        "{p:?} is not one of this role's hosts ({})",
+                        names.join(", ")
+                    ),
+                ));
             }
             roles.insert(role.clone(), names);
         }
         for h in &s.hosts {
             check_host(h).map_err(|m| err(&["hosts"], m))?;
-            if !hosts.iter().any(|x| &x.name == h) {
-                hosts.push(Host {
-                    name: h.clone(),
-                    roles: Vec::new(),
-                    linked_files: s.linked_files.clone(),
-                    linked_dirs: s.linked_dirs.clone(),
-                    health: None,
-                    primary: false,
-                    vars: BTreeMap::new(),
-                });
-            }
+            host_entry(&mut hosts, h, &s);
         }
         if let Some(inv) = &s.inventory {
             let dir = loaded
@@ -580,21 +604,7 @@ impl Stage {
                 inventory(&inv.command, dir).map_err(|m| err(&["inventory", "command"], m))?
             {
                 check_host(&entry.name).map_err(|m| err(&["inventory", "command"], m))?;
-                let host = match hosts.iter_mut().find(|x| x.name == entry.name) {
-                    Some(x) => x,
-                    None => {
-                        hosts.push(Host {
-                            name: entry.name.clone(),
-                            roles: Vec::new(),
-                            linked_files: s.linked_files.clone(),
-                            linked_dirs: s.linked_dirs.clone(),
-                            health: None,
-                            primary: false,
-                            vars: BTreeMap::new(),
-                        });
-                        hosts.last_mut().expect("just pushed")
-                    }
-                };
+                let host = host_entry(&mut hosts, &entry.name, &s);
                 host.primary |= entry.primary;
                 host.vars.extend(entry.vars);
                 for role in entry.roles {
@@ -607,33 +617,10 @@ impl Stage {
                             ),
                         ));
                     }
-                    if !host.roles.contains(&role) {
-                        host.roles.push(role.clone());
-                        host.roles.sort();
-                    }
-                    let members = roles.entry(role.clone()).or_default();
+                    join_role(host, &role, s.roles.get(&role), &err)?;
+                    let members: &mut Vec<String> = roles.entry(role).or_default();
                     if !members.contains(&entry.name) {
                         members.push(entry.name.clone());
-                    }
-                    if let Some(cfg) = s.roles.get(&role) {
-                        if cfg.primary.as_deref() == Some(entry.name.as_str()) {
-                            host.primary = true;
-                        }
-                        for f in &cfg.linked_files {
-                            if !host.linked_files.contains(f) {
-                                host.linked_files.push(f.clone());
-                            }
-                        }
-                        for d in &cfg.linked_dirs {
-                            if !host.linked_dirs.contains(d) {
-                                host.linked_dirs.push(d.clone());
-                            }
-                        }
-                        if host.health.is_none()
-                            && let Some(h) = &cfg.health
-                        {
-                            host.health = Some(health(h, &err, &["roles", &role, "health"])?);
-                        }
                     }
                 }
             }

@@ -64,12 +64,7 @@ impl Layout for Single {
     }
     /// The digest of the live release's artifact, unpacked again by a revert.
     fn revert_target(&self, state: &HostState) -> Option<String> {
-        state
-            .records
-            .iter()
-            .rev()
-            .find(|r| r.state == ReleaseState::Live)
-            .map(|r| r.digest.clone())
+        state.live_record().map(|r| r.digest.clone())
     }
     fn cleanup(&self, _state: &HostState, _new_dir: &str, _keep: usize) -> Vec<String> {
         Vec::new()

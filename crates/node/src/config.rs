@@ -1,6 +1,7 @@
 //! The `[<stage>.node]` table.
 
 use serde::{Deserialize, Serialize};
+use ship_core::config::{TableError, read_table};
 
 /// What the hosts install.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,16 +41,6 @@ fn default_node() -> String {
     "node".to_owned()
 }
 
-/// A `[node]` table that cannot be used, with the key at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ConfigProblem {
-    /// The key inside the table; empty for the table itself.
-    pub key: Vec<String>,
-    /// What was expected.
-    pub message: String,
-}
-
 impl NodeConfig {
     /// Reads the table as Ship.toml holds it (see `ship_core::Stage::adapters`).
     ///
@@ -61,18 +52,11 @@ impl NodeConfig {
     /// assert_eq!(cfg.install, ship_node::Install::Production);
     /// assert_eq!(cfg.npm(), "npm");
     /// ```
-    pub fn from_value(value: &figment::value::Value) -> Result<NodeConfig, ConfigProblem> {
-        let cfg: NodeConfig = value.deserialize().map_err(|e| ConfigProblem {
-            key: e.path.clone(),
-            message: e.kind.to_string(),
-        })?;
+    pub fn from_value(value: &figment::value::Value) -> Result<NodeConfig, TableError> {
+        let cfg: NodeConfig = read_table(value)?;
         for (i, p) in cfg.ship.iter().enumerate() {
-            ship_core::stage::check_relative_path(p.trim_end_matches('/')).map_err(|m| {
-                ConfigProblem {
-                    key: vec!["ship".to_owned()],
-                    message: format!("item {i}: {m}"),
-                }
-            })?;
+            ship_core::stage::check_relative_path(p.trim_end_matches('/'))
+                .map_err(|m| TableError::at(&["ship"], format!("item {i}: {m}")))?;
         }
         if cfg.node.is_empty()
             || cfg
@@ -80,13 +64,13 @@ impl NodeConfig {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(ConfigProblem {
-                key: vec!["node".to_owned()],
-                message: format!(
+            return Err(TableError::at(
+                &["node"],
+                format!(
                     "{:?}: expected a binary name or path, e.g. \"/usr/local/bin/node\"",
                     cfg.node
                 ),
-            });
+            ));
         }
         Ok(cfg)
     }

@@ -32,7 +32,7 @@ pub mod build;
 pub mod config;
 pub mod tasks;
 
-pub use config::{ConfigProblem, Install, NodeConfig};
+pub use config::{Install, NodeConfig};
 pub use tasks::tasks;
 
 /// The major version in `node --version` output (`v20.20.2` → 20).

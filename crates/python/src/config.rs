@@ -1,6 +1,7 @@
 //! The `[<stage>.python]` table.
 
 use serde::{Deserialize, Serialize};
+use ship_core::config::{TableError, read_table};
 
 /// What `[<stage>.python]` says, with its defaults filled in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,16 +67,6 @@ fn default_true() -> bool {
     true
 }
 
-/// A `[python]` table that cannot be used, with the key at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ConfigProblem {
-    /// The key inside the table (`["django", "migrate"]`); empty for the table itself.
-    pub key: Vec<String>,
-    /// What was expected.
-    pub message: String,
-}
-
 impl PythonConfig {
     /// Reads the table as Ship.toml holds it (see `ship_core::Stage::adapters`).
     ///
@@ -87,15 +78,9 @@ impl PythonConfig {
     /// assert_eq!(cfg.venv, "venv");
     /// assert!(cfg.wheelhouse);
     /// ```
-    pub fn from_value(value: &figment::value::Value) -> Result<PythonConfig, ConfigProblem> {
-        let cfg: PythonConfig = value.deserialize().map_err(|e| ConfigProblem {
-            key: e.path.clone(),
-            message: e.kind.to_string(),
-        })?;
-        let problem = |key: &[&str], message: String| ConfigProblem {
-            key: key.iter().map(|k| (*k).to_owned()).collect(),
-            message,
-        };
+    pub fn from_value(value: &figment::value::Value) -> Result<PythonConfig, TableError> {
+        let cfg: PythonConfig = read_table(value)?;
+        let problem = TableError::at;
         for (key, path) in [("requirements", &cfg.requirements), ("venv", &cfg.venv)] {
             ship_core::stage::check_relative_path(path).map_err(|m| problem(&[key], m))?;
         }

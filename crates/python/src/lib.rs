@@ -50,7 +50,7 @@ pub mod config;
 pub mod tasks;
 pub mod wheelhouse;
 
-pub use config::{ConfigProblem, DjangoConfig, PythonConfig};
+pub use config::{DjangoConfig, PythonConfig};
 pub use tasks::tasks;
 pub use wheelhouse::{WHEELHOUSE_DIR, Wheelhouse};
 

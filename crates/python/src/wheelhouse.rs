@@ -109,19 +109,12 @@ pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, 
             ship_core::artifact::FIXED_MTIME.to_string(),
         )
         .env("PYTHONHASHSEED", "0");
-    let command = format!(
-        "{} -m pip wheel --wheel-dir {} {}",
-        cfg.local_python,
-        out.display(),
-        if cfg.requirements.ends_with("pyproject.toml") {
-            cfg.requirements
-                .trim_end_matches("pyproject.toml")
-                .to_owned()
-                + "."
-        } else {
-            format!("-r {}", cfg.requirements)
-        }
-    );
+    // What the error shows is the command as it ran.
+    let command = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let output = cmd.output().map_err(|source| BuildError::Pip {
         python: cfg.local_python.clone(),
         source,
