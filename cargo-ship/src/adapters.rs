@@ -57,6 +57,32 @@ pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigErr
         check_roles("node", &["roles"], &cfg.roles)?;
         out.node = Some(cfg);
     }
+    // Ship.toml's hooks to the adapters' tasks (`before = "django.migrate"`): Stage::resolve
+    // left those to here, where the adapters' task names are known.
+    let adapter_tasks: Vec<String> = tasks_unbuilt(&out).into_iter().map(|t| t.name).collect();
+    for (name, task) in &stage.tasks {
+        for (field, target) in [("before", &task.before), ("after", &task.after)] {
+            let Some(target) = target else { continue };
+            let known = ship_core::Phase::from_name(target).is_some()
+                || stage.tasks.contains_key(target)
+                || adapter_tasks.contains(target);
+            if !known {
+                let path = ["tasks", name.as_str(), field];
+                return Err(ConfigError::Invalid {
+                    location: loaded.location_of(&stage.name, &path),
+                    key: loaded.key_of(&stage.name, &path),
+                    message: format!(
+                        "unknown phase or task `{target}`; the adapters' tasks here: {}",
+                        if adapter_tasks.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            adapter_tasks.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+    }
     Ok(out)
 }
 

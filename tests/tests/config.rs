@@ -383,3 +383,26 @@ fn a_stage_source_replaces_the_default_source() {
         out.stdout
     );
 }
+
+#[test]
+fn a_hook_to_a_misspelt_adapter_task_names_its_line() {
+    let f = ship_tests::Fixture::new(&[
+        ("requirements.txt", "\n"),
+        (
+            "Ship.toml",
+            "[default]\napp = \"a\"\ndeploy_to = \"/srv/a\"\nsource = { dir = \".\" }\n\
+             [default.python]\nwheelhouse = false\n[default.python.django]\nmigrate = true\n\
+             [default.tasks.backup]\nrun = \"true\"\nbefore = \"django.migrat\"\n\
+             [staging]\nhosts = [\"h1\"]\n",
+        ),
+    ]);
+    let out = f.ship(&["plan", "staging"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Ship.toml:11: key `default.tasks.backup.before`")
+            && out.stderr.contains("django.migrate"),
+        "{}",
+        out.stderr
+    );
+}

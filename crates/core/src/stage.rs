@@ -688,8 +688,9 @@ impl Stage {
             }
             for (field, target) in [("before", &task.before), ("after", &task.after)] {
                 let Some(target) = target else { continue };
-                // Adapters' tasks (`django.migrate`, `node.modules`) exist only once the
-                // adapters ran; the planner checks hooks to them.
+                // Adapters' tasks (`django.migrate`, `node.modules`) are named by the
+                // adapter crates: whoever reads the adapters' tables checks hooks to them
+                // (cargo-ship's `adapters::read`), and the planner refuses any left unknown.
                 let adapter_task = !adapters.is_empty() && target.contains('.');
                 if Phase::from_name(target).is_none()
                     && !s.tasks.contains_key(target)

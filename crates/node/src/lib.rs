@@ -15,8 +15,7 @@
 //! # Example
 //!
 //! ```
-//! use ship_node::{Install, NodeConfig, lock_key, node_major, tasks};
-//! assert_eq!(node_major("v20.20.2"), Some(20));
+//! use ship_node::{Install, NodeConfig, lock_key, tasks};
 //! let lock = r#"{"lockfileVersion": 3, "packages": {}}"#;
 //! assert_eq!(lock_key(lock), lock_key(lock)); // same lock file: same tree on the hosts
 //!
@@ -34,17 +33,6 @@ pub mod tasks;
 
 pub use config::{Install, NodeConfig};
 pub use tasks::tasks;
-
-/// The major version in `node --version` output (`v20.20.2` → 20).
-pub fn node_major(version: &str) -> Option<u32> {
-    version
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// The key of a node_modules tree, from the lock file; the hosts append `-node<major>`.
 pub fn lock_key(package_lock: &str) -> String {
