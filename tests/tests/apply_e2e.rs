@@ -552,8 +552,13 @@ fn apply_runs_the_saved_plan_and_refuses_one_that_is_out_of_date() {
         fleet.readlink("h1", "/srv/app/current"),
         "/srv/app/releases/20261101000002"
     );
-    // The same artifact again is not uploaded: the host has it.
-    assert!(fleet.try_sh("h1", "ls /srv/app/.ship/artifacts/*.tar.gz").0);
+    // The host has zstd (the test machine's): it was sent, and keeps, the `.tar.zst`.
+    assert!(
+        fleet
+            .try_sh("h1", "ls /srv/app/.ship/artifacts/*.tar.zst")
+            .0
+    );
+    assert!(!fleet.try_sh("h1", "ls /srv/app/.ship/artifacts/*.tar.gz").0);
 }
 
 #[test]

@@ -88,8 +88,30 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     assert_eq!(again.code, 75);
     assert!(again.stderr.contains("tester@ci"), "{}", again.stderr);
 
-    // 2: the linked file is missing from shared/: link fails, naming it; nothing is live.
-    let missing = run(scripts[1], &artifact, &vars);
+    // 2: the upload reads `<encoding> <bytes>`, then the bytes. Damaged bytes are refused
+    // and not kept.
+    let sent = |bytes: &[u8]| {
+        let mut s = format!("gz {}\n", bytes.len()).into_bytes();
+        s.extend_from_slice(bytes);
+        s
+    };
+    let mut damaged = artifact.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    let refused = run(scripts[1], &sent(&damaged), &vars);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("arrived damaged") || refused.stderr.contains("gzip"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !deploy_to
+            .join(format!(".ship/artifacts/{digest}.tar.gz"))
+            .exists()
+    );
+    // The linked file is missing from shared/: link fails, naming it; nothing is live.
+    let missing = run(scripts[1], &sent(&artifact), &vars);
     assert_eq!(missing.code, 76, "{}", missing.stderr);
     assert!(
         missing.stderr.contains("config/settings.py"),
@@ -135,6 +157,12 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     assert_eq!(
         log,
         format!("Branch dir (at {digest}) deployed as release 20261122235800 by tester@ci\n")
+    );
+
+    assert!(
+        deploy_to
+            .join(format!(".ship/artifacts/{digest}.tar.gz"))
+            .exists()
     );
 
     // Redeploying uploads nothing: the artifact is already there (stdin is empty).

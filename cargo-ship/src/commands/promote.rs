@@ -93,8 +93,9 @@ pub(crate) fn run(
     let gz = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(_) => {
+            // Either compression: hosts with zstd keep only the `.tar.zst`.
             let script = format!(
-                "set -eu\nbase64 < {}/.ship/artifacts/{}.tar.gz",
+                "set -eu\na={}/.ship/artifacts/{}\nif [ -s \"$a.tar.gz\" ]; then base64 < \"$a.tar.gz\"; else base64 < \"$a.tar.zst\"; fi",
                 ship_core::shell::quote(&from.deploy_to),
                 source.digest
             );
@@ -142,14 +143,7 @@ pub(crate) fn run(
             source.id, source.digest, opened.digest
         )));
     }
-    std::fs::create_dir_all(&cache).map_err(|e| CliError::Io {
-        path: project.show(&cache),
-        source: e,
-    })?;
-    std::fs::write(&path, &gz).map_err(|e| CliError::Io {
-        path: project.show(&path),
-        source: e,
-    })?;
+    let (_, bytes) = ship_core::artifact::store(&cache, &source.digest, &opened.tar)?;
 
     // 3. The plan for `to`, with this artifact and the adapters' steps keyed from its files.
     let release = match &args.release_id {
@@ -172,7 +166,7 @@ pub(crate) fn run(
             source: format!("promoted from {}", from.name),
             revision: source.revision.clone(),
             digest: source.digest.clone(),
-            bytes: gz.len() as u64,
+            bytes,
             entries: opened.entries,
             commands: Vec::new(),
             promoted_from: Some(Promotion {

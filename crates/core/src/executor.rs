@@ -38,7 +38,8 @@ pub struct ApplyOptions {
     pub deployer: String,
     /// When the deploy started, RFC 3339 UTC.
     pub started_at: String,
-    /// The artifact tarball (`target/ship/artifacts/<digest>.tar.gz`).
+    /// The artifact tarball (`target/ship/artifacts/<digest>.tar.gz`); a `.tar.zst` beside
+    /// it is sent instead to hosts that have zstd.
     pub artifact: PathBuf,
     /// How long one host's script (one segment) may take.
     pub segment_timeout: std::time::Duration,
@@ -170,6 +171,7 @@ struct HostRun {
     locked: bool,
     state: HostState,
     artifact_present: bool,
+    zstd: bool,
     new_dir: String,
     cleanup: Vec<String>,
     prepare_started: bool,
@@ -421,6 +423,18 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         .expect("records serialize")
     }
 
+    /// What a host lacking the artifact is sent: the `.tar.zst` if it has zstd and this
+    /// machine has that file, else the `.tar.gz`; with the line the upload step reads first.
+    fn sending(&self, zstd: bool) -> (String, PathBuf) {
+        let gz = &self.options.artifact;
+        let zst = crate::artifact::zst_path(gz);
+        let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
+        match size(&zst).filter(|_| zstd) {
+            Some(n) => (format!("zst {n}"), zst),
+            None => (format!("gz {}", size(gz).unwrap_or(0)), gz.clone()),
+        }
+    }
+
     /// The one script a host runs for the whole deploy: the plan's scripts, in order, each
     /// started by a `go` line from the executor (the sync points), the apply-time values
     /// decided from the host's state read with those lines, and a marker after each.
@@ -670,8 +684,9 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                                         self.records_line(run)
                                     }));
                                     if upload_segment == Some(k) && !run.artifact_present {
-                                        let _ =
-                                            input.send(Input::File(self.options.artifact.clone()));
+                                        let (line, file) = self.sending(run.zstd);
+                                        let _ = input.send(Input::Line(line));
+                                        let _ = input.send(Input::File(file));
                                     }
                                 }
                                 let talk = talks.remove(&h.name).expect("one talk a host");
@@ -917,6 +932,7 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                     None => {}
                 }
                 run.artifact_present = probe.artifact_present;
+                run.zstd = probe.zstd;
                 state.half_made = probe
                     .preparing
                     .filter(|d| Some(d) != state.live.as_ref() && state.record_of(d).is_none());

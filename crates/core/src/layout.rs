@@ -125,7 +125,8 @@ pub enum LayoutError {
 ///
 /// Every method returns shell text run on the host with `set -eu` and these variables
 /// set: `SHIP_DEPLOY_TO`, `SHIP_RELEASE`, `SHIP_RELEASE_PATH` (set by [`Layout::locate`]),
-/// `SHIP_ARTIFACT` (the artifact's path on the host) and `SHIP_REVISION`.
+/// `SHIP_DIGEST`, `SHIP_ARTIFACT` (the artifact's path on the host, `.tar.zst` or `.tar.gz`,
+/// as found when the script started) and `SHIP_REVISION`.
 pub trait Layout: Send + Sync {
     /// Which layout this is.
     fn kind(&self) -> LayoutKind;

@@ -11,8 +11,10 @@ pub struct Probe {
     pub current: Option<String>,
     /// The names under `releases/`, one a line.
     pub listing: String,
-    /// Whether `.ship/artifacts/<digest>.tar.gz` is there already.
+    /// Whether `.ship/artifacts/<digest>.tar.gz` (or `.tar.zst`) is there already.
     pub artifact_present: bool,
+    /// Whether the host has `zstd`, to be sent the artifact zstd-compressed.
+    pub zstd: bool,
     /// The release directory a deploy started to prepare and never recorded (it was killed).
     pub preparing: Option<String>,
     /// `.ship/releases.json`, if there is one.
@@ -49,6 +51,8 @@ impl Probe {
                 p.preparing = Some(dir.to_owned());
             } else if rest == "artifact present" {
                 p.artifact_present = true;
+            } else if rest == "zstd" {
+                p.zstd = true;
             } else if rest == "records" {
                 records = Some(String::new());
             }

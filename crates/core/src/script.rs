@@ -286,7 +286,8 @@ pub fn phase_command(
             input.artifact.source
         ),
         Phase::Lock => format!(
-            r#"mkdir -p "$SHIP_DEPLOY_TO/.ship/artifacts" "$SHIP_DEPLOY_TO/releases" "$SHIP_DEPLOY_TO/shared"
+            r#"[ -d "$SHIP_DEPLOY_TO/.ship/artifacts" ] && [ -d "$SHIP_DEPLOY_TO/releases" ] && [ -d "$SHIP_DEPLOY_TO/shared" ] ||
+  mkdir -p "$SHIP_DEPLOY_TO/.ship/artifacts" "$SHIP_DEPLOY_TO/releases" "$SHIP_DEPLOY_TO/shared"
 if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
   printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
 else
@@ -298,6 +299,7 @@ for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
   [ -e "$ship_r" ] && printf '{STATE_MARKER} release %s\n' "${{ship_r##*/}}"
 done
 if [ -s "$SHIP_ARTIFACT" ]; then printf '{STATE_MARKER} artifact present\n'; fi
+if command -v zstd >/dev/null 2>&1; then printf '{STATE_MARKER} zstd\n'; fi
 if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '{STATE_MARKER} preparing %s\n' "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
 if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
   printf '{STATE_MARKER} records\n'
@@ -309,14 +311,22 @@ true"#
         Phase::Upload => r#"if [ -s "$SHIP_ARTIFACT" ]; then
   echo "the artifact is already on this host"
 else
-  head -c "$SHIP_ARTIFACT_BYTES" > "$SHIP_ARTIFACT.part"
-  ship_sum=$(gzip -dc "$SHIP_ARTIFACT.part" | sha256sum | cut -c1-64)
+  # the executor sends a line, `gz <bytes>` or `zst <bytes>` (hosts with zstd), then the bytes
+  IFS=' ' read -r ship_enc ship_bytes
+  case "$ship_enc" in
+    zst) ship_unz="zstd -dcq" ;;
+    gz) ship_unz="gzip -dc" ;;
+    *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
+  esac
+  ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
+  head -c "$ship_bytes" > "$ship_to.part"
+  ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
   if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
-    rm -f "$SHIP_ARTIFACT.part"
+    rm -f "$ship_to.part"
     echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
     exit 1
   fi
-  mv -f "$SHIP_ARTIFACT.part" "$SHIP_ARTIFACT"
+  mv -f "$ship_to.part" "$ship_to"
 fi"#
         .to_owned(),
         Phase::Prepare => format!(
@@ -345,8 +355,7 @@ done"#
                 r#"printf '%s\n' "$SHIP_RECORDS" > "$SHIP_DEPLOY_TO/.ship/releases.json.tmp"
 mv -f "$SHIP_DEPLOY_TO/.ship/releases.json.tmp" "$SHIP_DEPLOY_TO/.ship/releases.json"
 printf 'Branch %s (at %s) deployed as release %s by %s\n' {} "$SHIP_REVISION" "$SHIP_RELEASE" "$SHIP_DEPLOYER" >> "$SHIP_DEPLOY_TO/revisions.log"
-rm -f "$SHIP_DEPLOY_TO/.ship/preparing"
-rm -rf "$SHIP_DEPLOY_TO/.ship/lock""#,
+rm -rf "$SHIP_DEPLOY_TO/.ship/preparing" "$SHIP_DEPLOY_TO/.ship/lock""#,
                 quote(&branch)
             )
         }
@@ -372,16 +381,24 @@ fn link_command(host: &Host) -> String {
         "if [ -n \"$ship_missing\" ]; then\n  echo \"cargo-ship: missing from $SHIP_DEPLOY_TO/shared/ on $SHIP_HOST:$ship_missing\" >&2\n  exit {MISSING_SHARED_STATUS}\nfi"
     );
     for d in &host.linked_dirs {
-        let _ = writeln!(s, "mkdir -p \"$SHIP_DEPLOY_TO/shared/\"{}", quote(d));
+        let q = quote(d);
+        let _ = writeln!(
+            s,
+            "[ -d \"$SHIP_DEPLOY_TO/shared/\"{q} ] || mkdir -p \"$SHIP_DEPLOY_TO/shared/\"{q}"
+        );
     }
     for f in host.linked_files.iter().chain(&host.linked_dirs) {
         let q = quote(f);
         if let Some((parent, _)) = f.rsplit_once('/') {
-            let _ = writeln!(s, "mkdir -p \"$SHIP_RELEASE_PATH/\"{}", quote(parent));
+            let p = quote(parent);
+            let _ = writeln!(
+                s,
+                "[ -d \"$SHIP_RELEASE_PATH/\"{p} ] || mkdir -p \"$SHIP_RELEASE_PATH/\"{p}"
+            );
         }
         let _ = writeln!(
             s,
-            "rm -rf \"$SHIP_RELEASE_PATH/\"{q}\nln -s \"$SHIP_DEPLOY_TO/shared/\"{q} \"$SHIP_RELEASE_PATH/\"{q}"
+            "if [ -e \"$SHIP_RELEASE_PATH/\"{q} ] || [ -L \"$SHIP_RELEASE_PATH/\"{q} ]; then rm -rf \"$SHIP_RELEASE_PATH/\"{q}; fi\nln -s \"$SHIP_DEPLOY_TO/shared/\"{q} \"$SHIP_RELEASE_PATH/\"{q}"
         );
     }
     s.trim_end().to_owned()
@@ -431,8 +448,6 @@ pub struct Vars<'a> {
     pub revision: Option<&'a str>,
     /// The artifact's digest.
     pub digest: &'a str,
-    /// The artifact's size in bytes, as shipped.
-    pub bytes: u64,
 }
 
 impl<'a> Vars<'a> {
@@ -447,7 +462,6 @@ impl<'a> Vars<'a> {
             roles: &host.roles,
             revision: plan.artifact.revision.as_deref(),
             digest: &plan.artifact.digest,
-            bytes: plan.artifact.bytes,
         }
     }
 }
@@ -469,8 +483,8 @@ pub fn header(v: &Vars<'_>, locate: &str) -> String {
     for (k, val) in vars {
         let _ = writeln!(s, "{k}={}", quote(val));
     }
-    let _ = writeln!(s, "SHIP_ARTIFACT_BYTES={}", v.bytes);
-    s.push_str("SHIP_ARTIFACT=\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz\"\n");
+    s.push_str("SHIP_ARTIFACT=\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst\"\n");
+    s.push_str("[ -s \"$SHIP_ARTIFACT\" ] || SHIP_ARTIFACT=\"${SHIP_ARTIFACT%.zst}.gz\"\n");
     s.push_str(locate);
     s.push('\n');
     s.push_str("export SHIP_APP SHIP_STAGE SHIP_RELEASE SHIP_DEPLOY_TO SHIP_HOST SHIP_ROLE SHIP_REVISION SHIP_DIGEST SHIP_ARTIFACT SHIP_RELEASE_PATH\n");
@@ -509,7 +523,6 @@ pub fn host_script(
             roles: &host.roles,
             revision: input.artifact.revision.as_deref(),
             digest: &input.artifact.digest,
-            bytes: input.artifact.bytes,
         },
         &input.layout.locate(cx),
     ));
@@ -532,7 +545,7 @@ pub fn host_script(
             // connection) does nothing more once the host has been put back and unlocked.
             let _ = write!(
                 s,
-                "\ngrep -qxF \"$SHIP_LOCK_INFO\" \"$SHIP_DEPLOY_TO/.ship/lock/info\" 2>/dev/null || {{ echo \"cargo-ship: $SHIP_HOST: this deploy no longer holds the lock\" >&2; exit {LOST_LOCK_STATUS}; }}"
+                "\n{{ IFS= read -r ship_held < \"$SHIP_DEPLOY_TO/.ship/lock/info\"; }} 2>/dev/null && [ \"$ship_held\" = \"$SHIP_LOCK_INFO\" ] || {{ echo \"cargo-ship: $SHIP_HOST: this deploy no longer holds the lock\" >&2; exit {LOST_LOCK_STATUS}; }}"
             );
         }
         let _ = write!(

@@ -1,24 +1,33 @@
 //! Shell shared by the layouts that keep releases under `releases/`.
+//!
+//! Tests use the shell's builtins (`[ -ef ]`, `[ -e ]`) and a program runs only when there
+//! is work for it: each program started costs a fork and an exec on every host, every deploy.
 
 use ship_core::HostState;
 use ship_core::shell::quote;
 
-/// Unpacks the artifact into `$SHIP_RELEASE_PATH`, refusing to touch the live release.
-pub(crate) const UNPACK: &str = r#"if [ "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)" = "$SHIP_RELEASE_PATH" ]; then
+/// Unpacks the artifact into `$SHIP_RELEASE_PATH`, refusing to touch the live release. The
+/// host holds it as `.tar.zst` when it has zstd, else as `.tar.gz` (it was received in
+/// this same script, so `$SHIP_ARTIFACT`, set when the script started, may not name it).
+pub(crate) const UNPACK: &str = r#"if [ "$SHIP_DEPLOY_TO/current" -ef "$SHIP_RELEASE_PATH" ]; then
   echo "cargo-ship: $SHIP_RELEASE_PATH is the live release; refusing to unpack over it" >&2
   exit 1
 fi
-rm -rf "$SHIP_RELEASE_PATH"
+if [ -e "$SHIP_RELEASE_PATH" ] || [ -L "$SHIP_RELEASE_PATH" ]; then rm -rf "$SHIP_RELEASE_PATH"; fi
 mkdir -p "$SHIP_RELEASE_PATH"
-tar -xzf "$SHIP_ARTIFACT" -C "$SHIP_RELEASE_PATH"
+if [ -s "$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst" ]; then
+  zstd -dcq "$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst" | tar -xf - -C "$SHIP_RELEASE_PATH"
+else
+  tar -xzf "$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz" -C "$SHIP_RELEASE_PATH"
+fi
 printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#;
 
 /// Points `current` at `target` (a shell word) with one `rename`: a new symlink made
 /// aside, then moved over `current`, as Capistrano does.
 pub(crate) fn link_current(target: &str) -> String {
     format!(
-        r#"mkdir -p "$SHIP_DEPLOY_TO/.ship/tmp"
-rm -f "$SHIP_DEPLOY_TO/.ship/tmp/current"
+        r#"[ -d "$SHIP_DEPLOY_TO/.ship/tmp" ] || mkdir -p "$SHIP_DEPLOY_TO/.ship/tmp"
+if [ -e "$SHIP_DEPLOY_TO/.ship/tmp/current" ] || [ -L "$SHIP_DEPLOY_TO/.ship/tmp/current" ]; then rm -f "$SHIP_DEPLOY_TO/.ship/tmp/current"; fi
 ln -s {target} "$SHIP_DEPLOY_TO/.ship/tmp/current"
 mv -fT "$SHIP_DEPLOY_TO/.ship/tmp/current" "$SHIP_DEPLOY_TO/current""#
     )

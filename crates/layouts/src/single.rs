@@ -22,7 +22,7 @@ impl Layout for Single {
         r#"SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/current""#.to_owned()
     }
     fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
-        unpack_in_place("\"$SHIP_ARTIFACT\"")
+        unpack_in_place("\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST\"")
     }
     fn switch(&self, _cx: &LayoutContext<'_>) -> String {
         ": the single layout updated current/ in place".to_owned()
@@ -30,7 +30,7 @@ impl Layout for Single {
     /// For this layout `dir` is the digest of the artifact to unpack again.
     fn activate(&self, _cx: &LayoutContext<'_>, dir: &str) -> String {
         unpack_in_place(&format!(
-            "\"$SHIP_DEPLOY_TO/.ship/artifacts/\"{}.tar.gz",
+            "\"$SHIP_DEPLOY_TO/.ship/artifacts/\"{}",
             quote(dir)
         ))
     }
@@ -74,7 +74,9 @@ impl Layout for Single {
     }
 }
 
-fn unpack_in_place(artifact: &str) -> String {
+/// Empties `current/` and unpacks `<base>.tar.zst` (hosts with zstd) or `<base>.tar.gz`
+/// into it; `base` is a shell word.
+fn unpack_in_place(base: &str) -> String {
     format!(
         r#"if [ -L "$SHIP_RELEASE_PATH" ]; then
   echo "cargo-ship: $SHIP_RELEASE_PATH is a symlink: this host was deployed with another layout" >&2
@@ -82,7 +84,11 @@ fn unpack_in_place(artifact: &str) -> String {
 fi
 mkdir -p "$SHIP_RELEASE_PATH"
 find "$SHIP_RELEASE_PATH" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +
-tar -xzf {artifact} -C "$SHIP_RELEASE_PATH"
+if [ -s {base}.tar.zst ]; then
+  zstd -dcq {base}.tar.zst | tar -xf - -C "$SHIP_RELEASE_PATH"
+else
+  tar -xzf {base}.tar.gz -C "$SHIP_RELEASE_PATH"
+fi
 printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
     )
 }

@@ -10,6 +10,8 @@ use std::process::Command;
 struct Host {
     _dir: tempfile::TempDir,
     deploy_to: String,
+    /// Whether this host is sent (and keeps) `.tar.zst` artifacts rather than `.tar.gz`.
+    zstd: bool,
 }
 
 impl Host {
@@ -19,16 +21,42 @@ impl Host {
         Host {
             _dir: dir,
             deploy_to,
+            zstd: false,
         }
     }
 
-    /// Runs `body` with the variables a plan's script sets.
+    /// A host with zstd: the artifact arrives as `.tar.zst`.
+    fn with_zstd() -> Host {
+        Host {
+            zstd: true,
+            ..Host::new()
+        }
+    }
+
+    /// Runs `body` with the variables a plan's script sets, the artifact (a `.tar.gz` in
+    /// the local cache) received as the upload step leaves it in `.ship/artifacts/`.
     fn run(&self, release: &str, artifact: &Path, locate: &str, body: &str) -> String {
+        let digest = artifact
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".tar.gz", "");
+        let received = Path::new(&self.deploy_to).join(".ship/artifacts");
+        std::fs::create_dir_all(&received).unwrap();
+        let kept = if self.zstd {
+            let to = received.join(format!("{digest}.tar.zst"));
+            std::fs::copy(artifact::zst_path(artifact), &to).unwrap();
+            to
+        } else {
+            let to = received.join(format!("{digest}.tar.gz"));
+            std::fs::copy(artifact, &to).unwrap();
+            to
+        };
         let script = format!(
-            "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_RELEASE={}\nSHIP_ARTIFACT={}\nSHIP_REVISION=rev-{}\n{}\n{}\n",
+            "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_RELEASE={}\nSHIP_DIGEST={digest}\nSHIP_ARTIFACT={}\nSHIP_REVISION=rev-{}\n{}\n{}\n",
             quote(&self.deploy_to),
             quote(release),
-            quote(&artifact.to_string_lossy()),
+            quote(&kept.to_string_lossy()),
             release,
             locate,
             body
@@ -82,8 +110,12 @@ fn symlink_layouts_deploy_switch_and_roll_back_for_real() {
     let cache = tempfile::tempdir().unwrap();
     let v1 = artifact_with("one", cache.path());
     let v2 = artifact_with("two", cache.path());
-    for kind in [LayoutKind::Timestamp, LayoutKind::Version, LayoutKind::Ab] {
-        let host = Host::new();
+    // Each layout on a host with zstd and on one without.
+    for (kind, zstd) in [LayoutKind::Timestamp, LayoutKind::Version, LayoutKind::Ab]
+        .into_iter()
+        .flat_map(|k| [(k, false), (k, true)])
+    {
+        let host = if zstd { Host::with_zstd() } else { Host::new() };
         let (r1, r2) = match kind {
             LayoutKind::Version => ("1.0.0", "1.1.0"),
             _ => ("20261122000000", "20261123000000"),
