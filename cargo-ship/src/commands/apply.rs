@@ -110,7 +110,7 @@ fn artifact_path(project: &Project, plan: &Plan) -> PathBuf {
     project
         .ship_dir
         .join("artifacts")
-        .join(format!("{}.tar.gz", plan.artifact.digest))
+        .join(format!("{}.tar.zst", plan.artifact.digest))
 }
 
 fn describe(end: &HostEnd) -> String {

@@ -89,13 +89,13 @@ pub(crate) fn run(
 
     // 2. The artifact: cached here, or fetched from a host of `from`; checked either way.
     let cache = project.ship_dir.join("artifacts");
-    let path = cache.join(format!("{}.tar.gz", source.digest));
-    let gz = match std::fs::read(&path) {
+    let path = cache.join(format!("{}.tar.zst", source.digest));
+    let fetched = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(_) => {
-            // Either compression: hosts with zstd keep only the `.tar.zst`.
+            // Either compression: hosts without zstd keep a `.tar.gz`.
             let script = format!(
-                "set -eu\na={}/.ship/artifacts/{}\nif [ -s \"$a.tar.gz\" ]; then base64 < \"$a.tar.gz\"; else base64 < \"$a.tar.zst\"; fi",
+                "set -eu\na={}/.ship/artifacts/{}\nif [ -s \"$a.tar.zst\" ]; then base64 < \"$a.tar.zst\"; else base64 < \"$a.tar.gz\"; fi",
                 ship_core::shell::quote(&from.deploy_to),
                 source.digest
             );
@@ -136,7 +136,7 @@ pub(crate) fn run(
         }
     };
     rt.block_on(transport.close());
-    let opened = ship_core::artifact::open(&gz)?;
+    let opened = ship_core::artifact::open(&fetched)?;
     if opened.digest != source.digest {
         return Err(CliError::Remote(format!(
             "the artifact of release {} should have sha256 {}, and what was found has {}; nothing was deployed",

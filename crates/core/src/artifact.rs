@@ -78,7 +78,8 @@ enum Entry {
 pub struct Built {
     /// What the plan records about it.
     pub info: ArtifactInfo,
-    /// The gzip-compressed tarball, `<cache>/<digest>.tar.gz`.
+    /// The zstd-compressed tarball, `<cache>/<digest>.tar.zst` ([`gz_of`] makes its
+    /// `.tar.gz`).
     pub path: PathBuf,
 }
 
@@ -259,48 +260,60 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
     })
 }
 
-/// Stores the tar whose sha256 is `digest` in `cache` twice: `<digest>.tar.gz`, which every
-/// host can unpack, and `<digest>.tar.zst`, sent instead to hosts that have `zstd` (it
-/// unpacks several times faster). A file already there is kept: the same digest, the same
-/// content, and compressing again is most of a re-plan's time. Returns the `.tar.gz`
-/// and its size.
+/// Stores the tar whose sha256 is `digest` in `cache` as `<digest>.tar.zst`: what hosts
+/// with `zstd` are sent (it unpacks several times faster than gzip), and what a
+/// `.tar.gz` is made from, by [`gz_of`], for a host without it. A file already there is
+/// kept: the same digest, the same content, and compressing again would be most of a
+/// re-plan's time. Returns the file and its size.
 pub fn store(cache: &Path, digest: &str, tar: &[u8]) -> Result<(PathBuf, u64), ArtifactError> {
-    std::fs::create_dir_all(cache).map_err(io(cache))?;
-    let path = cache.join(format!("{digest}.tar.gz"));
-    let write = |path: &Path, compress: &dyn Fn() -> std::io::Result<Vec<u8>>| {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() && meta.len() > 0 => Ok(meta.len()),
-            _ => {
-                let bytes = compress().map_err(io(path))?;
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("artifact");
-                let tmp = cache.join(format!(".{name}.part"));
-                std::fs::write(&tmp, &bytes).map_err(io(&tmp))?;
-                std::fs::rename(&tmp, path).map_err(io(path))?;
-                Ok(bytes.len() as u64)
-            }
-        }
-    };
-    let bytes = write(&path, &|| {
-        let mut gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), flate2::Compression::default());
-        gz.write_all(tar)?;
-        gz.finish()
-    })?;
-    write(&zst_path(&path), &|| zstd::bulk::compress(tar, ZSTD_LEVEL))?;
+    let path = cache.join(format!("{digest}.tar.zst"));
+    let bytes = keep_or_write(&path, || zstd::bulk::compress(tar, ZSTD_LEVEL))?;
     Ok((path, bytes))
 }
 
-/// zstd's level for artifacts: about gzip's size, compressed and unpacked several times faster.
-const ZSTD_LEVEL: i32 = 6;
-
-/// The `.tar.zst` beside a stored `.tar.gz`.
-pub fn zst_path(gz: &Path) -> PathBuf {
-    gz.with_extension("zst")
+/// The `.tar.gz` of a stored `.tar.zst` (made beside it the first time), for hosts
+/// without zstd; with its size.
+pub fn gz_of(zst: &Path) -> Result<(PathBuf, u64), ArtifactError> {
+    let path = zst.with_extension("gz");
+    let bytes = keep_or_write(&path, || {
+        let tar =
+            decompress(&std::fs::read(zst)?).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar)?;
+        gz.finish()
+    })?;
+    Ok((path, bytes))
 }
+
+/// The size of `path` if it is there, else what `make` returns written to it (atomically:
+/// a `.part` file renamed).
+fn keep_or_write(
+    path: &Path,
+    make: impl FnOnce() -> std::io::Result<Vec<u8>>,
+) -> Result<u64, ArtifactError> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+        && meta.len() > 0
+    {
+        return Ok(meta.len());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let bytes = make().map_err(io(path))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("artifact");
+    let tmp = dir.join(format!(".{name}.part"));
+    std::fs::write(&tmp, &bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(bytes.len() as u64)
+}
+
+/// zstd's own default level: about gzip's size, made and unpacked several times faster.
+const ZSTD_LEVEL: i32 = 3;
 
 /// The tar inside a stored artifact, gzip- or zstd-compressed (told by its first bytes).
 pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, ArtifactError> {

@@ -38,8 +38,8 @@ pub struct ApplyOptions {
     pub deployer: String,
     /// When the deploy started, RFC 3339 UTC.
     pub started_at: String,
-    /// The artifact tarball (`target/ship/artifacts/<digest>.tar.gz`); a `.tar.zst` beside
-    /// it is sent instead to hosts that have zstd.
+    /// The artifact, `target/ship/artifacts/<digest>.tar.zst`; hosts without zstd are sent
+    /// the `.tar.gz` made beside it.
     pub artifact: PathBuf,
     /// How long one host's script (one segment) may take.
     pub segment_timeout: std::time::Duration,
@@ -423,16 +423,33 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
         .expect("records serialize")
     }
 
-    /// What a host lacking the artifact is sent: the `.tar.zst` if it has zstd and this
-    /// machine has that file, else the `.tar.gz`; with the line the upload step reads first.
+    /// What a host lacking the artifact is sent, with the line the upload step reads first:
+    /// the `.tar.zst` to a host with zstd, else its `.tar.gz` (made before the upload
+    /// segment by [`Executor::gz_for`]).
     fn sending(&self, zstd: bool) -> (String, PathBuf) {
-        let gz = &self.options.artifact;
-        let zst = crate::artifact::zst_path(gz);
-        let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
-        match size(&zst).filter(|_| zstd) {
-            Some(n) => (format!("zst {n}"), zst),
-            None => (format!("gz {}", size(gz).unwrap_or(0)), gz.clone()),
+        let zst = &self.options.artifact;
+        let gz = zst.with_extension("gz");
+        let path = if zstd { zst.clone() } else { gz };
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let encoding = if zstd { "zst" } else { "gz" };
+        (format!("{encoding} {size}"), path)
+    }
+
+    /// Before the upload: the `.tar.gz` if a host that lacks the artifact has no zstd.
+    fn gz_for<'h>(
+        &self,
+        hosts: impl IntoIterator<Item = &'h HostPlan>,
+        runs: &BTreeMap<String, HostRun>,
+    ) -> Result<(), String> {
+        let needed = hosts.into_iter().any(|h| {
+            let run = &runs[&h.name];
+            run.locked && !run.artifact_present && !run.zstd
+        });
+        if needed {
+            crate::artifact::gz_of(&self.options.artifact)
+                .map_err(|e| format!("making the .tar.gz for the hosts without zstd: {e}"))?;
         }
+        Ok(())
     }
 
     /// The one script a host runs for the whole deploy: the plan's scripts, in order, each
@@ -664,6 +681,22 @@ impl<R: Transport, L: Transport> Executor<'_, R, L> {
                             .iter()
                             .filter(|h| h.scripts.iter().any(|s| s.segment == k))
                             .collect();
+                        if upload_segment == Some(k)
+                            && failure.is_none()
+                            && let Err(message) = self.gz_for(targets.iter().copied(), &runs)
+                        {
+                            (self.events)(Event::Failed {
+                                host: None,
+                                step: Some("upload".to_owned()),
+                                message: message.clone(),
+                            });
+                            failure = Some(Failure {
+                                host: None,
+                                step: Some("upload".to_owned()),
+                                message,
+                                after_switch,
+                            });
+                        }
                         let limit = self.options.segment_timeout;
                         let mut queue = targets.iter();
                         let mut running = FuturesUnordered::new();

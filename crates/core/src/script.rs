@@ -254,12 +254,17 @@ pub fn phase_summary(
             }
         }
         Phase::Cleanup => match stage.layout {
-            LayoutKind::Ab => "nothing to remove: the ab layout keeps its two slots".to_owned(),
+            LayoutKind::Ab => {
+                "remove artifacts neither slot came from: the ab layout keeps its two slots"
+                    .to_owned()
+            }
             LayoutKind::Single => {
-                "nothing to remove: the single layout has one directory".to_owned()
+                "remove artifacts no kept release came from: the single layout has one directory"
+                    .to_owned()
             }
             _ => format!(
-                "keep {} releases: never the live or the previous good one; failed ones go first",
+                "keep {} releases: never the live or the previous good one; failed ones go first; \
+                 and the artifacts they came from",
                 stage.keep_releases
             ),
         },
@@ -341,9 +346,19 @@ fi"#
             Some(h) => health_command(h, &host.name),
             None => ":".to_owned(),
         },
+        // Artifacts no kept release was unpacked from go too: `$SHIP_RECORDS` (the new
+        // releases.json) names the digest of every release kept.
         Phase::Cleanup => r#"for ship_d in $SHIP_CLEANUP; do
   rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d"
   echo "removed releases/$ship_d"
+done
+for ship_a in "$SHIP_DEPLOY_TO"/.ship/artifacts/*; do
+  [ -e "$ship_a" ] || continue
+  ship_n=${ship_a##*/}
+  case "$SHIP_DIGEST $SHIP_RECORDS" in
+    *"${ship_n%%.*}"*) ;;
+    *) rm -f -- "$ship_a"; echo "removed .ship/artifacts/$ship_n" ;;
+  esac
 done"#
             .to_owned(),
         Phase::Unlock => {

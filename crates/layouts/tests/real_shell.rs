@@ -33,25 +33,26 @@ impl Host {
         }
     }
 
-    /// Runs `body` with the variables a plan's script sets, the artifact (a `.tar.gz` in
+    /// Runs `body` with the variables a plan's script sets, the artifact (a `.tar.zst` in
     /// the local cache) received as the upload step leaves it in `.ship/artifacts/`.
     fn run(&self, release: &str, artifact: &Path, locate: &str, body: &str) -> String {
         let digest = artifact
             .file_name()
             .unwrap()
             .to_string_lossy()
-            .replace(".tar.gz", "");
+            .replace(".tar.zst", "");
         let received = Path::new(&self.deploy_to).join(".ship/artifacts");
         std::fs::create_dir_all(&received).unwrap();
-        let kept = if self.zstd {
-            let to = received.join(format!("{digest}.tar.zst"));
-            std::fs::copy(artifact::zst_path(artifact), &to).unwrap();
-            to
+        let (sent, name) = if self.zstd {
+            (artifact.to_owned(), format!("{digest}.tar.zst"))
         } else {
-            let to = received.join(format!("{digest}.tar.gz"));
-            std::fs::copy(artifact, &to).unwrap();
-            to
+            (
+                artifact::gz_of(artifact).unwrap().0,
+                format!("{digest}.tar.gz"),
+            )
         };
+        let kept = received.join(name);
+        std::fs::copy(sent, &kept).unwrap();
         let script = format!(
             "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_RELEASE={}\nSHIP_DIGEST={digest}\nSHIP_ARTIFACT={}\nSHIP_REVISION=rev-{}\n{}\n{}\n",
             quote(&self.deploy_to),
@@ -202,7 +203,7 @@ fn single_updates_in_place_and_restores_the_previous_artifact() {
         .file_name()
         .unwrap()
         .to_string_lossy()
-        .replace(".tar.gz", "");
+        .replace(".tar.zst", "");
     std::fs::copy(&v1, artifacts.join(v1.file_name().unwrap())).unwrap();
     let layout = layout_for(LayoutKind::Single);
     let mut good = record("20261122000000", "current", ReleaseState::Good);
