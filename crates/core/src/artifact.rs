@@ -9,6 +9,9 @@
 //! the sha256 of that uncompressed tar, so the same content gives the same digest whatever
 //! the compression. Entries that could escape the release directory (absolute paths, `..`,
 //! links pointing outside, hard links, devices) are refused.
+//!
+//! The tar is stored zstd-compressed, `<cache>/<digest>.tar.zst`, which is what hosts with
+//! `zstd` are sent; [`gz_of`] makes the `.tar.gz` for a host without it, when one needs it.
 
 use crate::config::SourceConfig;
 use crate::plan::ArtifactInfo;
