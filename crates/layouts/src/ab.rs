@@ -1,7 +1,7 @@
 //! The `ab` layout: two slots, `releases/a` and `releases/b`; the new release goes into
 //! whichever is not live, and a rollback swaps back.
 
-use crate::shell::{UNPACK, activate_dir, link_current, parse_state};
+use crate::shell::{activate_dir, link_current, parse_state, unpack};
 use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind};
 
 /// Two alternating slots. Cleanup has nothing to do; a rollback returns to the other slot.
@@ -26,7 +26,7 @@ esac"#
             .to_owned()
     }
     fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
-        UNPACK.to_owned()
+        unpack()
     }
     fn switch(&self, _cx: &LayoutContext<'_>) -> String {
         link_current("\"$SHIP_RELEASE_PATH\"")

@@ -1,6 +1,6 @@
 //! The `timestamp` and `version` layouts: one directory per release under `releases/`.
 
-use crate::shell::{UNPACK, activate_dir, link_current, parse_state};
+use crate::shell::{activate_dir, link_current, parse_state, unpack};
 use ship_core::{HostState, Layout, LayoutContext, LayoutKind, ReleaseState};
 
 /// `releases/<UTC timestamp>`: Capistrano's layout, byte for byte.
@@ -77,7 +77,7 @@ macro_rules! dir_per_release {
                 locate()
             }
             fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
-                UNPACK.to_owned()
+                unpack()
             }
             fn switch(&self, _cx: &LayoutContext<'_>) -> String {
                 link_current("\"$SHIP_RELEASE_PATH\"")

@@ -6,21 +6,36 @@
 use ship_core::HostState;
 use ship_core::shell::quote;
 
-/// Unpacks the artifact into `$SHIP_RELEASE_PATH`, refusing to touch the live release. The
-/// host holds it as `.tar.zst` when it has zstd, else as `.tar.gz` (it was received in
-/// this same script, so `$SHIP_ARTIFACT`, set when the script started, may not name it).
-pub(crate) const UNPACK: &str = r#"if [ "$SHIP_DEPLOY_TO/current" -ef "$SHIP_RELEASE_PATH" ]; then
+/// The artifact this deploy received, as a shell word without its extension.
+pub(crate) const RECEIVED: &str = "\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST\"";
+
+/// Unpacks `<base>.tar.zst` (kept by hosts with zstd) or else `<base>.tar.gz` into
+/// `$SHIP_RELEASE_PATH`; `base` is a shell word. (`$SHIP_ARTIFACT`, set when the script
+/// started, may not name an artifact received in this same script.)
+pub(crate) fn extract(base: &str) -> String {
+    format!(
+        r#"if [ -s {base}.tar.zst ]; then
+  zstd -dcq {base}.tar.zst | tar -xf - -C "$SHIP_RELEASE_PATH"
+else
+  tar -xzf {base}.tar.gz -C "$SHIP_RELEASE_PATH"
+fi"#
+    )
+}
+
+/// Unpacks the artifact into a new `$SHIP_RELEASE_PATH`, refusing to touch the live release.
+pub(crate) fn unpack() -> String {
+    format!(
+        r#"if [ "$SHIP_DEPLOY_TO/current" -ef "$SHIP_RELEASE_PATH" ]; then
   echo "cargo-ship: $SHIP_RELEASE_PATH is the live release; refusing to unpack over it" >&2
   exit 1
 fi
 if [ -e "$SHIP_RELEASE_PATH" ] || [ -L "$SHIP_RELEASE_PATH" ]; then rm -rf "$SHIP_RELEASE_PATH"; fi
 mkdir -p "$SHIP_RELEASE_PATH"
-if [ -s "$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst" ]; then
-  zstd -dcq "$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst" | tar -xf - -C "$SHIP_RELEASE_PATH"
-else
-  tar -xzf "$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.gz" -C "$SHIP_RELEASE_PATH"
-fi
-printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#;
+{}
+printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#,
+        extract(RECEIVED)
+    )
+}
 
 /// Points `current` at `target` (a shell word) with one `rename`: a new symlink made
 /// aside, then moved over `current`, as Capistrano does.

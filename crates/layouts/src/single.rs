@@ -1,6 +1,7 @@
 //! The `single` layout: one directory, `current/`, updated in place. Not atomic — the plan
 //! says so — and a rollback unpacks the previous artifact again.
 
+use crate::shell::{RECEIVED, extract};
 use ship_core::shell::quote;
 use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind, ReleaseState};
 
@@ -22,7 +23,7 @@ impl Layout for Single {
         r#"SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/current""#.to_owned()
     }
     fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
-        unpack_in_place("\"$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST\"")
+        unpack_in_place(RECEIVED)
     }
     fn switch(&self, _cx: &LayoutContext<'_>) -> String {
         ": the single layout updated current/ in place".to_owned()
@@ -74,8 +75,7 @@ impl Layout for Single {
     }
 }
 
-/// Empties `current/` and unpacks `<base>.tar.zst` (hosts with zstd) or `<base>.tar.gz`
-/// into it; `base` is a shell word.
+/// Empties `current/` and unpacks the artifact `base` (a shell word, see [`extract`]) into it.
 fn unpack_in_place(base: &str) -> String {
     format!(
         r#"if [ -L "$SHIP_RELEASE_PATH" ]; then
@@ -84,11 +84,8 @@ fn unpack_in_place(base: &str) -> String {
 fi
 mkdir -p "$SHIP_RELEASE_PATH"
 find "$SHIP_RELEASE_PATH" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +
-if [ -s {base}.tar.zst ]; then
-  zstd -dcq {base}.tar.zst | tar -xf - -C "$SHIP_RELEASE_PATH"
-else
-  tar -xzf {base}.tar.gz -C "$SHIP_RELEASE_PATH"
-fi
-printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
+{}
+printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#,
+        extract(base)
     )
 }
