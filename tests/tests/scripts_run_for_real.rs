@@ -71,7 +71,11 @@ fn a_planned_deploy_runs_for_real_in_sh() {
         .map(|s| s["script"].as_str().unwrap())
         .collect();
     assert_eq!(scripts.len(), 3);
+    // The nonce that frames the control lines reaches a script in `ship_n` (over SSH, from
+    // the first line of its input; here, from the environment).
+    const N: &str = "n.0123456789abcdef";
     let vars = [
+        ("ship_n", N),
         ("SHIP_DEPLOYER", "tester@ci"),
         ("SHIP_STARTED_AT", "2026-11-22T23:58:00Z"),
         ("SHIP_LOCK_INFO", "{\"who\":\"tester@ci\"}"),
@@ -83,7 +87,7 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     let lock = run(scripts[0], b"", &vars);
     assert_eq!(lock.code, 0, "{}", lock.stderr);
     assert!(
-        lock.stdout.contains("::ship::state current \n"),
+        lock.stdout.contains(&format!("{N} state current \n")),
         "{}",
         lock.stdout
     );
@@ -105,10 +109,13 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     damaged[middle] ^= 0xff;
     let refused = run(scripts[1], &sent(&damaged), &vars);
     assert_eq!(refused.code, 1, "{}", refused.stdout);
+    // A step's output (its standard error too) is relayed as framed `out` lines.
     assert!(
-        refused.stderr.contains("arrived damaged") || refused.stderr.contains("gzip"),
+        refused.stdout.contains(&format!(
+            "{N} out 3 cargo-ship: the artifact arrived damaged"
+        )) || refused.stdout.contains(&format!("{N} out 3 gzip")),
         "{}",
-        refused.stderr
+        refused.stdout
     );
     assert!(
         !deploy_to
@@ -119,9 +126,12 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     let missing = run(scripts[1], &sent(&artifact), &vars);
     assert_eq!(missing.code, 76, "{}", missing.stderr);
     assert!(
-        missing.stderr.contains("config/settings.py"),
+        missing
+            .stdout
+            .contains(&format!("{N} out 5 cargo-ship: missing from"))
+            && missing.stdout.contains("config/settings.py"),
         "{}",
-        missing.stderr
+        missing.stdout
     );
     assert!(!deploy_to.join("current").exists());
 
@@ -129,9 +139,9 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     std::fs::write(deploy_to.join("shared/config/settings.py"), "SECRET=1\n").unwrap();
     let prepare = run(scripts[1], &artifact, &vars);
     assert_eq!(prepare.code, 0, "{}", prepare.stderr);
-    assert!(prepare.stdout.contains("::ship::start 3 upload"));
+    assert!(prepare.stdout.contains(&format!("{N} start 3 upload")));
     assert!(
-        prepare.stdout.contains("::ship::end 7 0"),
+        prepare.stdout.contains(&format!("{N} end 7 0")),
         "{}",
         prepare.stdout
     );
@@ -172,6 +182,9 @@ fn a_planned_deploy_runs_for_real_in_sh() {
 
     // Redeploying uploads nothing: the artifact is already there (stdin is empty).
     let lock = run(scripts[0], b"", &vars);
-    assert!(lock.stdout.contains("::ship::state artifact present"));
-    assert!(lock.stdout.contains("::ship::state release 20261122235800"));
+    assert!(lock.stdout.contains(&format!("{N} state artifact present")));
+    assert!(
+        lock.stdout
+            .contains(&format!("{N} state release 20261122235800"))
+    );
 }

@@ -5,7 +5,8 @@ use super::plan::{Planned, fill_version, make, save};
 use crate::cli::{ApplyArgs, Format, PlanArgs, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
-use ship_core::executor::{ApplyOptions, Event, Executor, HostEnd};
+use ship_core::driver::{ApplyOptions, Driver};
+use ship_core::machine::{BatchResult, Event, HostEnd};
 use ship_core::planner::{config_digest, config_keys};
 use ship_core::{Plan, Stage};
 use ship_ssh::LocalTransport;
@@ -407,7 +408,7 @@ fn run_plan(
                 }
             }
         };
-        let executor = Executor {
+        let driver = Driver {
             plan,
             layout: layout.as_ref(),
             remote: &ssh,
@@ -424,7 +425,7 @@ fn run_plan(
         let rt = super::runtime()?;
         let outcome = rt.block_on(async {
             tokio::select! {
-                outcome = executor.apply_all() => outcome,
+                outcome = driver.run() => outcome,
                 never = watch_signals(&stop_tx) => match never {},
             }
         });
@@ -513,10 +514,10 @@ fn run_plan(
     } else {
         let _ = writeln!(cx.stdout, "{red}Rolling deploy stopped{reset}. Each batch:");
         for b in &outcome.batches {
-            let what = match b.result.as_str() {
-                "deployed" => format!("on release {}", plan.release),
-                "failed" => "failed: put back on the release it had".to_owned(),
-                _ => "not started".to_owned(),
+            let what = match b.result {
+                BatchResult::Deployed => format!("on release {}", plan.release),
+                BatchResult::Failed => "failed: put back on the release it had".to_owned(),
+                BatchResult::NotStarted => "not started".to_owned(),
             };
             let _ = writeln!(
                 cx.stdout,
@@ -568,20 +569,20 @@ fn run_plan(
     let live_batches: Vec<String> = outcome
         .batches
         .iter()
-        .filter(|b| b.result == "deployed")
+        .filter(|b| b.result == BatchResult::Deployed)
         .map(|b| format!("batch {} ({})", b.batch, b.hosts.join(", ")))
         .collect();
     if unknown.is_empty() && !live_batches.is_empty() {
         let later: Vec<String> = outcome
             .batches
             .iter()
-            .filter(|b| b.result == "not_started")
+            .filter(|b| b.result == BatchResult::NotStarted)
             .map(|b| b.batch.to_string())
             .collect();
         let at = outcome
             .batches
             .iter()
-            .find(|b| b.result == "failed")
+            .find(|b| b.result == BatchResult::Failed)
             .map_or(0, |b| b.batch);
         return Err(CliError::DeployFailed(format!(
             "rolling deploy of {} release {} to {} stopped at batch {at} of {}: on {place}: {}\n{} {} on release {}; the failed batch is back on the release it had{}.",

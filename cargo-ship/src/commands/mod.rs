@@ -17,7 +17,6 @@ use ship_core::load::Sources;
 use ship_core::script::LOCKED_STATUS;
 use ship_core::{RunOutput, Stage, Transport, TransportError};
 use ship_ssh::{HostKeys, SshOptions, SshTransport};
-use std::collections::BTreeMap;
 
 /// Runs the subcommand.
 pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
@@ -241,8 +240,9 @@ pub(crate) async fn read_states<T: Transport>(
     hosts: &[String],
 ) -> Vec<(String, Result<ship_core::ops::Observed, String>)> {
     let layout = ship_layouts::layout_for(stage.layout);
+    let nonce = ship_core::driver::nonce();
     on_hosts(transport, hosts, stage.parallel, |h| {
-        ship_core::ops::state_script(&stage.deploy_to, h, None)
+        ship_core::ops::state_script(&stage.deploy_to, h, None, Some(&nonce))
     })
     .await
     .into_iter()
@@ -253,108 +253,12 @@ pub(crate) async fn read_states<T: Transport>(
                 layout.as_ref(),
                 &stage.deploy_to,
                 &result.expect("succeeded").stdout,
+                &nonce,
             ),
         };
         (host, observed)
     })
     .collect()
-}
-
-/// Runs `first` on every host, then — once every host has answered — the script `second`
-/// gives each host (none: the host stops there), in the same session: one session per host.
-/// Returns how each host's session ended.
-pub(crate) async fn two_steps<T: Transport>(
-    transport: &T,
-    hosts: &[String],
-    parallel: usize,
-    first: impl Fn(&str) -> String,
-    second: impl FnOnce(
-        &BTreeMap<String, Result<RunOutput, TransportError>>,
-    ) -> BTreeMap<String, String>,
-) -> BTreeMap<String, Result<RunOutput, TransportError>> {
-    use ship_core::ops::{READY_MARKER, then_eval};
-    use tokio::sync::mpsc;
-    let gate = tokio::sync::Semaphore::new(parallel.max(1));
-    let mut inputs = BTreeMap::new();
-    let mut lines = BTreeMap::new();
-    let mut sessions = Vec::new();
-    for h in hosts {
-        let (in_tx, in_rx) = mpsc::unbounded_channel::<ship_core::Input>();
-        let (line_tx, line_rx) = mpsc::unbounded_channel::<String>();
-        inputs.insert(h.clone(), in_tx);
-        lines.insert(h.clone(), line_rx);
-        let script = then_eval(&first(h));
-        let gate = &gate;
-        sessions.push(async move {
-            let result = {
-                let _permit = gate.acquire().await.expect("never closed");
-                transport.connect(h).await
-            };
-            let result = match result {
-                Ok(()) => transport.converse(h, &script, in_rx, line_tx).await,
-                Err(e) => Err(e),
-            };
-            (h.clone(), result)
-        });
-    }
-    let coordinator = async {
-        // Each host's first part, up to its marker (or the end of its script).
-        let firsts = join_all(lines.into_iter().map(|(h, mut rx)| async move {
-            let mut text = String::new();
-            while let Some(line) = rx.recv().await {
-                if line == READY_MARKER {
-                    return (h, Some(text));
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-            (h, None::<String>)
-        }))
-        .await;
-        let mut first = BTreeMap::new();
-        let mut ended = Vec::new();
-        for (h, text) in firsts {
-            match text {
-                Some(text) => {
-                    first.insert(
-                        h,
-                        Ok(RunOutput {
-                            status: Some(0),
-                            stdout: text,
-                            stderr: String::new(),
-                        }),
-                    );
-                }
-                None => ended.push(h),
-            }
-        }
-        for h in &ended {
-            inputs.remove(h); // its script is over: let its session end
-        }
-        // Decide the second step from what every host said, and send it.
-        let scripts = {
-            let mut view = first.clone();
-            for h in &ended {
-                view.insert(
-                    h.clone(),
-                    Ok(RunOutput {
-                        status: Some(-1),
-                        stdout: String::new(),
-                        stderr: String::new(),
-                    }),
-                );
-            }
-            second(&view)
-        };
-        for (h, input) in inputs {
-            if let Some(script) = scripts.get(&h) {
-                let _ = input.send(ship_core::Input::Line((script.len() + 1).to_string()));
-                let _ = input.send(ship_core::Input::Line(script.clone()));
-            }
-        }
-    };
-    let (_, sessions) = tokio::join!(coordinator, join_all(sessions));
-    sessions.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -85,12 +85,12 @@ fn rollback_stage(
     let mut problems = Vec::new();
     let mut plans: BTreeMap<String, (HostState, String, String)> = BTreeMap::new();
     let mut acting = false;
-    let steps = rt.block_on(super::two_steps(
+    let steps = rt.block_on(ship_core::driver::two_steps(
         &transport,
         &hosts,
         stage.parallel,
-        |h| ops::state_script(&deploy_to, h, Some(&info)),
-        |first| {
+        |h| ops::state_script(&deploy_to, h, Some(&info), None),
+        |nonce, first| {
             let mut locked = Vec::new();
             for (host, result) in first {
                 if let Some(reason) = failure(result) {
@@ -99,7 +99,7 @@ fn rollback_stage(
                 }
                 locked.push(host.clone());
                 let out = result.as_ref().expect("succeeded");
-                match ops::observe(layout.as_ref(), &deploy_to, &out.stdout) {
+                match ops::observe(layout.as_ref(), &deploy_to, &out.stdout, nonce) {
                     Err(e) => problems.push(format!("{host}: {e}")),
                     Ok(Observed { state, .. }) => {
                         match layout.rollback_target(&state, args.to.as_deref()) {

@@ -13,7 +13,9 @@
 //! - [`planner::plan`] → [`Plan`]: steps in order, per-host scripts, sync points;
 //! - [`render::text`] and [`Plan::to_json`]: the plan for people and for machines;
 //! - [`artifact::build`]: the reproducible tarball and its digest;
-//! - [`executor::Executor`]: runs a plan over a [`Transport`], and puts hosts back on failure.
+//! - [`machine::Machine`]: the deploy as a pure state machine (events in, actions out);
+//! - [`driver::Driver`]: runs the machine over a [`Transport`], and puts hosts back on failure;
+//! - [`protocol`]: what hosts print and are sent, and the shell of lock, state and records.
 //!
 //! # Example
 //!
@@ -52,13 +54,15 @@
 
 pub mod artifact;
 pub mod config;
-pub mod executor;
+pub mod driver;
 pub mod layout;
 pub mod load;
+pub mod machine;
 pub mod ops;
 pub mod phase;
 pub mod plan;
 pub mod planner;
+pub mod protocol;
 pub mod records;
 pub mod render;
 pub mod reuse;

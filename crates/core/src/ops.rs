@@ -3,8 +3,8 @@
 //! scripts over a transport.
 
 use crate::layout::{HostState, Layout, LayoutContext, ReleaseRecord, ReleaseState};
-use crate::records::{self, Probe};
-use crate::script::{LOCKED_STATUS, STATE_MARKER};
+use crate::protocol::{self, Nonce, Probe};
+use crate::records;
 use crate::shell::quote;
 use std::fmt::Write;
 
@@ -17,40 +17,33 @@ fn prelude(deploy_to: &str, host: &str) -> String {
     )
 }
 
-/// Prints the host's state as `::ship::state` lines (see [`Probe`]); with `lock_info`, takes
-/// the lock first (exit [`LOCKED_STATUS`] naming the holder when it is held).
-pub fn state_script(deploy_to: &str, host: &str, lock_info: Option<&str>) -> String {
+/// Prints the host's state as state lines framed with `nonce` (see [`Probe`]); with
+/// `lock_info`, takes the lock first (exit [`protocol::LOCKED_STATUS`] naming the holder when it is
+/// held). With `nonce` `None`, the script reads it from its first line of input (as
+/// [`protocol::then_eval`] does).
+pub fn state_script(
+    deploy_to: &str,
+    host: &str,
+    lock_info: Option<&str>,
+    nonce: Option<&Nonce>,
+) -> String {
     let mut s = prelude(deploy_to, host);
+    if let Some(n) = nonce {
+        let _ = writeln!(s, "{}={}", protocol::NONCE_VAR, quote(n.as_str()));
+    }
     if let Some(info) = lock_info {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"mkdir -p "$SHIP_DEPLOY_TO/.ship"
-if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
-  printf '%s\n' {} > "$SHIP_DEPLOY_TO/.ship/lock/info"
-else
-  echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
-  exit {LOCKED_STATUS}
-fi
-"#,
-            quote(info)
+            "SHIP_LOCK_INFO={}\nmkdir -p \"$SHIP_DEPLOY_TO/.ship\"\n{}",
+            quote(info),
+            protocol::take_lock()
         );
     }
     let _ = write!(
         s,
-        r#"printf '{STATE_MARKER} current %s\n' "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)"
-for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
-  [ -e "$ship_r" ] && printf '{STATE_MARKER} release %s\n' "${{ship_r##*/}}"
-done
-if [ -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
-  printf '{STATE_MARKER} lock %s\n' "$(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')"
-fi
-if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
-  printf '{STATE_MARKER} records\n'
-  cat "$SHIP_DEPLOY_TO/.ship/releases.json"
-  printf '\n{STATE_MARKER} end\n'
-fi
-true
-"#
+        "{}\n{}\ntrue\n",
+        protocol::probe(),
+        protocol::probe_lock()
     );
     s
 }
@@ -65,19 +58,22 @@ pub struct Observed {
 }
 
 /// Reads [`state_script`]'s output with `layout`.
-pub fn observe(layout: &dyn Layout, deploy_to: &str, stdout: &str) -> Result<Observed, String> {
-    let probe = Probe::parse(stdout);
+pub fn observe(
+    layout: &dyn Layout,
+    deploy_to: &str,
+    stdout: &str,
+    nonce: &Nonce,
+) -> Result<Observed, String> {
+    let probe = Probe::parse(stdout, nonce);
     let mut state = layout.parse_state(deploy_to, probe.current.as_deref(), &probe.listing);
     if let Some(json) = &probe.records {
         state.records = records::parse(json)
             .map_err(|e| format!("{deploy_to}/.ship/releases.json is not valid JSON: {e}"))?;
     }
-    let prefix = format!("{STATE_MARKER} lock ");
-    let lock = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(str::to_owned);
-    Ok(Observed { state, lock })
+    Ok(Observed {
+        state,
+        lock: probe.lock,
+    })
 }
 
 /// The record a rollback to directory `dir` makes live: the newest one of that directory,
@@ -144,30 +140,19 @@ pub fn rollback_script(
         quote(&record.id)
     );
     if !after.is_empty() {
-        s.push_str("ship_after=0\n");
-        for (name, command) in after {
+        s.push_str("ship_after=0\nmkdir -p \"$SHIP_DEPLOY_TO/.ship/log\"\n");
+        for (i, (name, command)) in after.iter().enumerate() {
+            // Its output goes to a file: a daemon it leaves running holds that, not the
+            // session (see `protocol`).
             let _ = writeln!(
                 s,
-                "echo \"running {name}\"\n( cd \"$SHIP_DEPLOY_TO/current\" && sh -c {} </dev/null ) || {{ echo \"cargo-ship: {name} failed on $SHIP_HOST after the rollback\" >&2; ship_after=3; }}",
+                "echo \"running {name}\"\n( cd \"$SHIP_DEPLOY_TO/current\" && sh -c {} ) </dev/null >\"$SHIP_DEPLOY_TO/.ship/log/rollback.{i}\" 2>&1 || {{ echo \"cargo-ship: {name} failed on $SHIP_HOST after the rollback\" >&2; tail -n 3 \"$SHIP_DEPLOY_TO/.ship/log/rollback.{i}\" >&2; ship_after=3; }}",
                 quote(command)
             );
         }
         s.push_str("exit $ship_after\n");
     }
     s
-}
-
-/// The marker [`then_eval`] prints when its first part is done.
-pub const READY_MARKER: &str = "::ship::ready";
-
-/// `first`, then a wait for a second script from the caller on standard input (its length
-/// in bytes on one line, then the script), run in the same session. A two-step operation
-/// (read under the lock, then act on what every host said) costs one session per host.
-/// Standard input closing instead ends the script after `first`.
-pub fn then_eval(first: &str) -> String {
-    format!(
-        "{first}\nprintf '\\n{READY_MARKER}\\n'\nIFS= read -r ship_len || exit 0\nship_next=$(head -c \"$ship_len\")\neval \"$ship_next\"\n"
-    )
 }
 
 /// Releases the lock without changing anything else.

@@ -1,65 +1,7 @@
-//! What a host reports and keeps: the state lines printed by `lock`, and the release
-//! records of `.ship/releases.json`, updated as data here and written back by a script.
+//! What a host keeps: the release records of `.ship/releases.json`, updated as data here
+//! and written back by a script (the state lines it reports are read in `protocol`).
 
 use crate::layout::{ReleaseRecord, ReleaseState};
-use crate::script::STATE_MARKER;
-
-/// What the `lock` step printed about the host.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Probe {
-    /// Where `current` points (empty when it does not exist).
-    pub current: Option<String>,
-    /// The names under `releases/`, one a line.
-    pub listing: String,
-    /// Whether `.ship/artifacts/<digest>.tar.gz` (or `.tar.zst`) is there already.
-    pub artifact_present: bool,
-    /// Whether the host has `zstd`, to be sent the artifact zstd-compressed.
-    pub zstd: bool,
-    /// The release directory a deploy started to prepare and never recorded (it was killed).
-    pub preparing: Option<String>,
-    /// `.ship/releases.json`, if there is one.
-    pub records: Option<String>,
-}
-
-impl Probe {
-    /// Reads the `::ship::state` lines out of a script's output.
-    pub fn parse(stdout: &str) -> Probe {
-        let mut p = Probe::default();
-        let mut records: Option<String> = None;
-        let prefix = format!("{STATE_MARKER} ");
-        for line in stdout.lines() {
-            if let Some(r) = records.as_mut() {
-                if line == format!("{STATE_MARKER} end") {
-                    p.records = records.take();
-                } else {
-                    r.push_str(line);
-                    r.push('\n');
-                }
-                continue;
-            }
-            let Some(rest) = line.strip_prefix(&prefix) else {
-                continue;
-            };
-            if let Some(link) = rest.strip_prefix("current ") {
-                p.current = (!link.is_empty()).then(|| link.to_owned());
-            } else if rest == "current" {
-                p.current = None;
-            } else if let Some(name) = rest.strip_prefix("release ") {
-                p.listing.push_str(name);
-                p.listing.push('\n');
-            } else if let Some(dir) = rest.strip_prefix("preparing ") {
-                p.preparing = Some(dir.to_owned());
-            } else if rest == "artifact present" {
-                p.artifact_present = true;
-            } else if rest == "zstd" {
-                p.zstd = true;
-            } else if rest == "records" {
-                records = Some(String::new());
-            }
-        }
-        p
-    }
-}
 
 /// Reads `.ship/releases.json`; an empty file means no records.
 pub fn parse(json: &str) -> Result<Vec<ReleaseRecord>, serde_json::Error> {
@@ -146,20 +88,6 @@ pub fn after_rollback(records: &[ReleaseRecord], to: &ReleaseRecord) -> Vec<Rele
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn probe_reads_state_lines_between_other_output() {
-        let out = "::ship::start 2 lock\nnoise\n::ship::state current /srv/app/releases/2\n\
-                   ::ship::state release 1\n::ship::state release 2\n::ship::state artifact present\n\
-                   ::ship::state records\n[{\"a\": 1}]\n\n::ship::state end\n::ship::end 2 0\n";
-        let p = Probe::parse(out);
-        assert_eq!(p.current.as_deref(), Some("/srv/app/releases/2"));
-        assert_eq!(p.listing, "1\n2\n");
-        assert!(p.artifact_present);
-        assert_eq!(p.records.as_deref(), Some("[{\"a\": 1}]\n\n"));
-        let empty = Probe::parse("::ship::state current \n");
-        assert_eq!(empty, Probe::default());
-    }
 
     fn rec(id: &str, state: ReleaseState) -> ReleaseRecord {
         ReleaseRecord {

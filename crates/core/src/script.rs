@@ -9,24 +9,14 @@ use crate::config::LayoutKind;
 use crate::layout::LayoutContext;
 use crate::phase::Phase;
 use crate::planner::PlanInput;
+use crate::protocol::StepIo;
 use crate::shell::quote;
 use crate::stage::{Host, Stage};
 use crate::task::TaskSpec;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// The marker a step's start is announced with: `::ship::start <id> <name>`.
-pub const START_MARKER: &str = "::ship::start";
-/// The marker a step's end is announced with: `::ship::end <id> <status>`.
-pub const END_MARKER: &str = "::ship::end";
-/// The prefix of the host-state lines printed by `lock`.
-pub const STATE_MARKER: &str = "::ship::state";
-/// The exit status of `lock` when another deploy holds the lock.
-pub const LOCKED_STATUS: i32 = 75;
-/// The exit status of a step whose deploy no longer holds the host's lock.
-pub const LOST_LOCK_STATUS: i32 = 77;
-/// The exit status of `link` when a linked file is missing from `shared/`.
-pub const MISSING_SHARED_STATUS: i32 = 76;
+pub use crate::protocol::{LOCKED_STATUS, LOST_LOCK_STATUS, MISSING_SHARED_STATUS};
 
 /// Variables the executor sets when it runs a plan's scripts, with what they hold.
 pub fn apply_time_variables() -> BTreeMap<String, String> {
@@ -290,50 +280,8 @@ pub fn phase_command(
             "# done on this machine when the plan was made: {}",
             input.artifact.source
         ),
-        Phase::Lock => format!(
-            r#"[ -d "$SHIP_DEPLOY_TO/.ship/artifacts" ] && [ -d "$SHIP_DEPLOY_TO/releases" ] && [ -d "$SHIP_DEPLOY_TO/shared" ] ||
-  mkdir -p "$SHIP_DEPLOY_TO/.ship/artifacts" "$SHIP_DEPLOY_TO/releases" "$SHIP_DEPLOY_TO/shared"
-if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
-  printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
-else
-  echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
-  exit {LOCKED_STATUS}
-fi
-printf '{STATE_MARKER} current %s\n' "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)"
-for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
-  [ -e "$ship_r" ] && printf '{STATE_MARKER} release %s\n' "${{ship_r##*/}}"
-done
-if [ -s "$SHIP_ARTIFACT" ]; then printf '{STATE_MARKER} artifact present\n'; fi
-if command -v zstd >/dev/null 2>&1; then printf '{STATE_MARKER} zstd\n'; fi
-if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '{STATE_MARKER} preparing %s\n' "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
-if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
-  printf '{STATE_MARKER} records\n'
-  cat "$SHIP_DEPLOY_TO/.ship/releases.json"
-  printf '\n{STATE_MARKER} end\n'
-fi
-true"#
-        ),
-        Phase::Upload => r#"if [ -s "$SHIP_ARTIFACT" ]; then
-  echo "the artifact is already on this host"
-else
-  # the executor sends a line, `gz <bytes>` or `zst <bytes>` (hosts with zstd), then the bytes
-  IFS=' ' read -r ship_enc ship_bytes
-  case "$ship_enc" in
-    zst) ship_unz="zstd -dcq" ;;
-    gz) ship_unz="gzip -dc" ;;
-    *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
-  esac
-  ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
-  head -c "$ship_bytes" > "$ship_to.part"
-  ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
-  if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
-    rm -f "$ship_to.part"
-    echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
-    exit 1
-  fi
-  mv -f "$ship_to.part" "$ship_to"
-fi"#
-        .to_owned(),
+        Phase::Lock => crate::protocol::lock_step(),
+        Phase::Upload => crate::protocol::upload_step(),
         Phase::Prepare => format!(
             "# a deploy killed from here on leaves this name for the next one's cleanup\n\
              printf '%s\\n' \"${{SHIP_RELEASE_PATH##*/}}\" > \"$SHIP_DEPLOY_TO/.ship/preparing\"\n{}",
@@ -348,31 +296,13 @@ fi"#
         },
         // Artifacts no kept release was unpacked from go too: `$SHIP_RECORDS` (the new
         // releases.json) names the digest of every release kept.
-        Phase::Cleanup => r#"for ship_d in $SHIP_CLEANUP; do
-  rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d"
-  echo "removed releases/$ship_d"
-done
-for ship_a in "$SHIP_DEPLOY_TO"/.ship/artifacts/*; do
-  [ -e "$ship_a" ] || continue
-  ship_n=${ship_a##*/}
-  case "$SHIP_DIGEST $SHIP_RECORDS" in
-    *"${ship_n%%.*}"*) ;;
-    *) rm -f -- "$ship_a"; echo "removed .ship/artifacts/$ship_n" ;;
-  esac
-done"#
-            .to_owned(),
+        Phase::Cleanup => crate::protocol::cleanup_step(),
         Phase::Unlock => {
             let branch = match &input.stage.source {
                 crate::config::SourceConfig::Git(rev) => rev.clone(),
                 other => other.parts().0.to_owned(),
             };
-            format!(
-                r#"printf '%s\n' "$SHIP_RECORDS" > "$SHIP_DEPLOY_TO/.ship/releases.json.tmp"
-mv -f "$SHIP_DEPLOY_TO/.ship/releases.json.tmp" "$SHIP_DEPLOY_TO/.ship/releases.json"
-printf 'Branch %s (at %s) deployed as release %s by %s\n' {} "$SHIP_REVISION" "$SHIP_RELEASE" "$SHIP_DEPLOYER" >> "$SHIP_DEPLOY_TO/revisions.log"
-rm -rf "$SHIP_DEPLOY_TO/.ship/preparing" "$SHIP_DEPLOY_TO/.ship/lock""#,
-                quote(&branch)
-            )
+            crate::protocol::unlock_step(&branch)
         }
     }
 }
@@ -429,19 +359,6 @@ pub fn task_command(t: &TaskSpec) -> String {
             quote(&t.run)
         )
     }
-}
-
-fn indent(body: &str) -> String {
-    body.lines()
-        .map(|l| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("  {l}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The values every script on a host starts with.
@@ -502,6 +419,8 @@ pub fn header(v: &Vars<'_>, locate: &str) -> String {
     s.push_str("[ -s \"$SHIP_ARTIFACT\" ] || SHIP_ARTIFACT=\"${SHIP_ARTIFACT%.zst}.gz\"\n");
     s.push_str(locate);
     s.push('\n');
+    // Each step's output goes to its own file here (see `protocol::step`).
+    s.push_str("SHIP_LOG=\"$SHIP_DEPLOY_TO/.ship/log/$SHIP_RELEASE\"\n");
     s.push_str("export SHIP_APP SHIP_STAGE SHIP_RELEASE SHIP_DEPLOY_TO SHIP_HOST SHIP_ROLE SHIP_REVISION SHIP_DIGEST SHIP_ARTIFACT SHIP_RELEASE_PATH\n");
     s
 }
@@ -555,21 +474,13 @@ pub fn host_script(
             crate::plan::StepKind::Phase => phase_command(step.phase, input, host, cx),
             crate::plan::StepKind::Task => step.command.clone(),
         };
-        if !(step.kind == crate::plan::StepKind::Phase && step.phase == Phase::Lock) {
-            // A script left running after its deploy was stopped (a timeout, a lost
-            // connection) does nothing more once the host has been put back and unlocked.
-            let _ = write!(
-                s,
-                "\n{{ IFS= read -r ship_held < \"$SHIP_DEPLOY_TO/.ship/lock/info\"; }} 2>/dev/null && [ \"$ship_held\" = \"$SHIP_LOCK_INFO\" ] || {{ echo \"cargo-ship: $SHIP_HOST: this deploy no longer holds the lock\" >&2; exit {LOST_LOCK_STATUS}; }}"
-            );
-        }
-        let _ = write!(
-            s,
-            "\nprintf '{START_MARKER} {id} %s\\n' {name}\nset +e\n(\n  set -eu\n{body}\n)\nship_rc=$?\nset -e\nprintf '\\n{END_MARKER} {id} %s\\n' \"$ship_rc\"\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"\n",
-            id = step.id,
-            name = quote(&step.name),
-            body = indent(&body),
-        );
+        let io = match (step.kind, step.phase) {
+            (crate::plan::StepKind::Phase, Phase::Lock) => StepIo::Control,
+            (crate::plan::StepKind::Phase, Phase::Upload) => StepIo::Artifact,
+            _ => StepIo::Logged,
+        };
+        s.push('\n');
+        s.push_str(&crate::protocol::step(step.id, &step.name, &body, io));
     }
     s
 }

@@ -1,8 +1,9 @@
-//! The `Transport` trait: how the executor reaches a host. ship-ssh implements it over
-//! OpenSSH, and a local one for `local` tasks; tests of the executor use a recording one.
+//! The `Transport` trait: how the driver reaches a host. ship-ssh implements it over
+//! OpenSSH, and a local one for `local` tasks.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -66,20 +67,25 @@ pub enum TransportError {
     },
 }
 
-/// A way to run scripts on hosts: one connection per host, one session per script.
+/// A boxed future, so that a [`Transport`] can be a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A way to run scripts on hosts: one connection per host, one session per script. It is
+/// used as `&dyn Transport`: a new transport (kubectl exec, a pull agent) is a new
+/// implementation, not a change to its callers.
 pub trait Transport: Send + Sync {
     /// Opens the connection to `host` (once; later calls may return at once).
-    fn connect(&self, host: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn connect<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<(), TransportError>>;
 
     /// Runs `script` with `sh` in one session on `host`, with the file `stdin` (if any)
     /// streamed to its standard input: a conversation with nothing more to say.
-    fn run(
-        &self,
-        host: &str,
-        script: &str,
-        stdin: Option<&Path>,
-    ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send {
-        async move {
+    fn run<'a>(
+        &'a self,
+        host: &'a str,
+        script: &'a str,
+        stdin: Option<&'a Path>,
+    ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
+        Box::pin(async move {
             let (input, rx) = tokio::sync::mpsc::unbounded_channel();
             if let Some(path) = stdin {
                 let _ = input.send(Input::File(path.to_owned()));
@@ -87,20 +93,20 @@ pub trait Transport: Send + Sync {
             drop(input);
             let (lines, _) = tokio::sync::mpsc::unbounded_channel();
             self.converse(host, script, rx, lines).await
-        }
+        })
     }
 
     /// Runs `script` in one session on `host` as a conversation: what arrives on `input` is
     /// written to its standard input as it comes (standard input is closed when `input`
     /// closes), and each line it prints is sent on `lines` as soon as it is printed. Ends
     /// when the script ends, with its status, all its output and its standard error.
-    fn converse(
-        &self,
-        host: &str,
-        script: &str,
+    fn converse<'a>(
+        &'a self,
+        host: &'a str,
+        script: &'a str,
         input: UnboundedReceiver<Input>,
         lines: UnboundedSender<String>,
-    ) -> impl Future<Output = Result<RunOutput, TransportError>> + Send;
+    ) -> BoxFuture<'a, Result<RunOutput, TransportError>>;
 }
 
 /// Drives one conversation's pipes until the script ends: feeds `input` to `stdin`, sends

@@ -30,7 +30,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
-use ship_core::transport::pump;
+use ship_core::transport::{BoxFuture, pump};
 use ship_core::{Input, RunOutput, Transport, TransportError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -238,7 +238,33 @@ impl SshTransport {
 }
 
 impl Transport for SshTransport {
-    async fn connect(&self, host: &str) -> Result<(), TransportError> {
+    fn connect<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.connect_inner(host))
+    }
+
+    /// The whole conversation is bounded by the session timeout.
+    fn converse<'a>(
+        &'a self,
+        host: &'a str,
+        script: &'a str,
+        input: UnboundedReceiver<Input>,
+        lines: UnboundedSender<String>,
+    ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
+        Box::pin(async move {
+            let work = self.converse_inner(host, script, input, lines);
+            match tokio::time::timeout(self.options.session_timeout, work).await {
+                Ok(result) => result,
+                Err(_) => Err(TransportError::Timeout {
+                    host: host.to_owned(),
+                    after: self.options.session_timeout,
+                }),
+            }
+        })
+    }
+}
+
+impl SshTransport {
+    async fn connect_inner(&self, host: &str) -> Result<(), TransportError> {
         // The map is locked only to look and to insert: hosts connect in parallel.
         if self.sessions.lock().await.contains_key(host) {
             return Ok(());
@@ -317,26 +343,6 @@ impl Transport for SshTransport {
         Ok(())
     }
 
-    /// The whole conversation is bounded by the session timeout.
-    async fn converse(
-        &self,
-        host: &str,
-        script: &str,
-        input: UnboundedReceiver<Input>,
-        lines: UnboundedSender<String>,
-    ) -> Result<RunOutput, TransportError> {
-        let work = self.converse_inner(host, script, input, lines);
-        match tokio::time::timeout(self.options.session_timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout {
-                host: host.to_owned(),
-                after: self.options.session_timeout,
-            }),
-        }
-    }
-}
-
-impl SshTransport {
     async fn converse_inner(
         &self,
         host: &str,
@@ -382,11 +388,23 @@ impl LocalTransport {
 }
 
 impl Transport for LocalTransport {
-    async fn connect(&self, _host: &str) -> Result<(), TransportError> {
-        Ok(())
+    fn connect<'a>(&'a self, _host: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async { Ok(()) })
     }
 
-    async fn converse(
+    fn converse<'a>(
+        &'a self,
+        host: &'a str,
+        script: &'a str,
+        input: UnboundedReceiver<Input>,
+        lines: UnboundedSender<String>,
+    ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
+        Box::pin(self.converse_inner(host, script, input, lines))
+    }
+}
+
+impl LocalTransport {
+    async fn converse_inner(
         &self,
         host: &str,
         script: &str,

@@ -1,0 +1,331 @@
+//! The driver: runs the deploy [`Machine`] for real. It owns what the machine must not
+//! touch: the async runtime's tasks and timers, the [`Transport`]s, the artifact's files,
+//! the signals' watch and the nonce's randomness. It turns each [`Action`] into I/O and each
+//! thing that happens into an [`Input`], and decides nothing itself.
+
+use crate::layout::Layout;
+use crate::machine::{Action, Event, Input, Machine, MachineOptions, Outcome};
+use crate::plan::Plan;
+use crate::protocol::{self, Nonce};
+use crate::transport::{self, BoxFuture, Transport};
+use futures::StreamExt;
+use futures::future::{AbortHandle, Abortable};
+use futures::stream::FuturesUnordered;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use tokio::sync::{mpsc, watch};
+
+/// What a deploy needs besides the plan, set when it is applied.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Who deploys: `user@machine`.
+    pub deployer: String,
+    /// When the deploy started, RFC 3339 UTC.
+    pub started_at: String,
+    /// The artifact, `target/ship/artifacts/<digest>.tar.zst`; hosts without zstd are sent
+    /// the `.tar.gz` made beside it.
+    pub artifact: PathBuf,
+    /// How long one host's script (one segment) may take.
+    pub segment_timeout: std::time::Duration,
+}
+
+/// A fresh nonce for one deploy (or one operation) from the system's randomness.
+pub fn nonce() -> Nonce {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        // No /dev/urandom: the clock and the process id, hashed, still differ per deploy.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let seed = format!("{now}-{}", std::process::id());
+        let hex = crate::sha256_hex(seed.as_bytes());
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
+        }
+    }
+    Nonce::from_bytes(&bytes)
+}
+
+/// Runs plans. `remote` reaches the hosts; `local` runs `local` steps on this machine.
+pub struct Driver<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// Its layout.
+    pub layout: &'a dyn Layout,
+    /// The hosts' transport.
+    pub remote: &'a dyn Transport,
+    /// The transport of local steps.
+    pub local: &'a dyn Transport,
+    /// Apply-time values.
+    pub options: ApplyOptions,
+    /// Where events go.
+    pub events: &'a (dyn Fn(Event) + Send + Sync),
+    /// Set (with a reason, e.g. `SIGINT`) to stop: the scripts in flight finish their
+    /// segment, no host is sent another, and every host is put back as after a failure.
+    pub stop: Option<watch::Receiver<Option<String>>>,
+}
+
+/// Waits until `stop` says why to stop.
+async fn stopped(stop: &mut watch::Receiver<Option<String>>) -> Option<String> {
+    loop {
+        if let Some(reason) = stop.borrow_and_update().clone() {
+            return Some(reason);
+        }
+        stop.changed().await.ok()?;
+    }
+}
+
+impl Driver<'_> {
+    /// Applies the plan (batch by batch when it is rolling). Never panics on a host's
+    /// failure: every failure ends in an [`Outcome`] that says what each host was left in.
+    pub async fn run(&self) -> Outcome {
+        let machine = Machine::new(
+            self.plan.clone(),
+            self.layout,
+            MachineOptions {
+                deployer: self.options.deployer.clone(),
+                started_at: self.options.started_at.clone(),
+                segment_timeout: self.options.segment_timeout,
+                nonce: nonce(),
+            },
+        );
+        self.drive(machine).await
+    }
+
+    /// Drives `machine` until it is done.
+    pub async fn drive(&self, mut machine: Machine<'_>) -> Outcome {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+        let mut io = Io {
+            driver: self,
+            tx,
+            tasks: FuturesUnordered::new(),
+            inputs: BTreeMap::new(),
+            aborts: BTreeMap::new(),
+            queue: VecDeque::from([Input::Start]),
+            outcome: None,
+        };
+        let mut stop = self.stop.clone();
+        loop {
+            while let Some(input) = io.queue.pop_front() {
+                for action in machine.handle(input) {
+                    io.perform(action);
+                }
+            }
+            if let Some(outcome) = io.outcome.take() {
+                return outcome;
+            }
+            let input = tokio::select! {
+                // Lines first: a session's end is taken only after every line it printed.
+                biased;
+                Some(input) = rx.recv() => input,
+                Some(done) = io.tasks.next(), if !io.tasks.is_empty() => match done {
+                    Ok(Some(input)) => input,
+                    _ => continue,
+                },
+                Some(reason) = async { stopped(stop.as_mut()?).await }, if stop.is_some() => {
+                    stop = None;
+                    Input::Stop(reason)
+                }
+            };
+            io.queue.push_back(input);
+        }
+    }
+}
+
+/// The driver's I/O state during one run.
+struct Io<'d, 'a> {
+    driver: &'d Driver<'a>,
+    tx: mpsc::UnboundedSender<Input>,
+    tasks: FuturesUnordered<Abortable<BoxFuture<'d, Option<Input>>>>,
+    inputs: BTreeMap<String, mpsc::UnboundedSender<transport::Input>>,
+    aborts: BTreeMap<String, AbortHandle>,
+    queue: VecDeque<Input>,
+    outcome: Option<Outcome>,
+}
+
+impl<'d> Io<'d, '_> {
+    fn spawn(&mut self, work: BoxFuture<'d, Option<Input>>) -> AbortHandle {
+        let (handle, registration) = AbortHandle::new_pair();
+        self.tasks.push(Abortable::new(work, registration));
+        handle
+    }
+
+    fn send(&self, host: &str, item: transport::Input) {
+        if let Some(input) = self.inputs.get(host) {
+            let _ = input.send(item);
+        }
+    }
+
+    fn perform(&mut self, action: Action) {
+        let remote = self.driver.remote;
+        match action {
+            Action::Connect { host } => {
+                self.spawn(Box::pin(async move {
+                    let result = remote.connect(&host).await;
+                    Some(Input::Connected { host, result })
+                }));
+            }
+            Action::Open { host, script } => {
+                let (in_tx, in_rx) = mpsc::unbounded_channel();
+                self.inputs.insert(host.clone(), in_tx);
+                let key = host.clone();
+                let tx = self.tx.clone();
+                let handle = self.spawn(Box::pin(async move {
+                    let (lines, mut heard) = mpsc::unbounded_channel::<String>();
+                    let forward = async {
+                        while let Some(line) = heard.recv().await {
+                            let _ = tx.send(Input::Line {
+                                host: host.clone(),
+                                line,
+                            });
+                        }
+                    };
+                    let (result, ()) =
+                        tokio::join!(remote.converse(&host, &script, in_rx, lines), forward);
+                    Some(Input::Ended { host, result })
+                }));
+                self.aborts.insert(key, handle);
+            }
+            Action::Send { host, line } => self.send(&host, transport::Input::Line(line)),
+            Action::SendArtifact { host, zstd } => {
+                let zst = &self.driver.options.artifact;
+                let path = if zstd {
+                    zst.clone()
+                } else {
+                    zst.with_extension("gz")
+                };
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                self.send(
+                    &host,
+                    transport::Input::Line(protocol::artifact_header(zstd, size)),
+                );
+                self.send(&host, transport::Input::File(path));
+            }
+            Action::Close { host } => {
+                self.inputs.remove(&host);
+            }
+            Action::Kill { host } => {
+                self.inputs.remove(&host);
+                if let Some(handle) = self.aborts.remove(&host) {
+                    handle.abort();
+                }
+            }
+            Action::Arm { host, timer, after } => {
+                self.spawn(Box::pin(async move {
+                    tokio::time::sleep(after).await;
+                    Some(Input::TimedOut { host, timer })
+                }));
+            }
+            Action::MakeGz => {
+                let made = crate::artifact::gz_of(&self.driver.options.artifact)
+                    .map(|_| ())
+                    .map_err(|e| format!("making the .tar.gz for the hosts without zstd: {e}"));
+                self.queue.push_back(Input::GzMade(made));
+            }
+            Action::RunLocal { id, script } => {
+                let local = self.driver.local;
+                self.spawn(Box::pin(async move {
+                    let result = local.run("local", &script, None).await;
+                    Some(Input::LocalDone { id, result })
+                }));
+            }
+            Action::Recover { host, script, .. } => {
+                self.spawn(Box::pin(async move {
+                    let result = remote.run(&host, &script, None).await;
+                    Some(Input::Recovered { host, result })
+                }));
+            }
+            Action::Event(event) => (self.driver.events)(event),
+            Action::Done(outcome) => self.outcome = Some(outcome),
+        }
+    }
+}
+
+/// The first part's result on each host, as [`two_steps`] gives it to its `second`.
+pub type FirstParts = BTreeMap<String, Result<transport::RunOutput, transport::TransportError>>;
+
+/// Runs `first` on every host (at most `parallel` connecting at once), then — once every
+/// host has answered — the script `second` gives each host (none: the host stops there),
+/// in the same session ([`protocol::then_eval`]): one session per host for a read under the
+/// lock and the act on what every host said. `second` reads the first parts' state lines
+/// with the nonce it is given. Returns how each host's session ended.
+pub async fn two_steps(
+    transport: &dyn Transport,
+    hosts: &[String],
+    parallel: usize,
+    first: impl Fn(&str) -> String,
+    second: impl FnOnce(&Nonce, &FirstParts) -> BTreeMap<String, String>,
+) -> FirstParts {
+    use crate::transport::RunOutput;
+    let nonce = nonce();
+    let gate = tokio::sync::Semaphore::new(parallel.max(1));
+    let mut inputs = BTreeMap::new();
+    let mut lines = BTreeMap::new();
+    let mut sessions = Vec::new();
+    for h in hosts {
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<transport::Input>();
+        let (line_tx, line_rx) = mpsc::unbounded_channel::<String>();
+        let _ = in_tx.send(transport::Input::Line(nonce.as_str().to_owned()));
+        inputs.insert(h.clone(), in_tx);
+        lines.insert(h.clone(), line_rx);
+        let script = protocol::then_eval(&first(h));
+        let gate = &gate;
+        sessions.push(async move {
+            let result = {
+                let _permit = gate.acquire().await.expect("never closed");
+                transport.connect(h).await
+            };
+            let result = match result {
+                Ok(()) => transport.converse(h, &script, in_rx, line_tx).await,
+                Err(e) => Err(e),
+            };
+            (h.clone(), result)
+        });
+    }
+    let coordinator = async {
+        // Each host's first part, up to its ready line (or the end of its script).
+        let firsts = futures::future::join_all(lines.into_iter().map(|(h, mut rx)| {
+            let nonce = &nonce;
+            async move {
+                let mut text = String::new();
+                while let Some(line) = rx.recv().await {
+                    if protocol::parse(&line, nonce) == Some(protocol::Control::Ready) {
+                        return (h, Some(text));
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                (h, None::<String>)
+            }
+        }))
+        .await;
+        let mut view = BTreeMap::new();
+        for (h, text) in firsts {
+            let ready = text.is_some();
+            view.insert(
+                h.clone(),
+                Ok(RunOutput {
+                    status: Some(if ready { 0 } else { -1 }),
+                    stdout: text.unwrap_or_default(),
+                    stderr: String::new(),
+                }),
+            );
+            if !ready {
+                inputs.remove(&h); // its script is over: let its session end
+            }
+        }
+        // Decide the second part from what every host said, and send it.
+        let scripts = second(&nonce, &view);
+        for (h, input) in inputs {
+            if let Some(script) = scripts.get(&h) {
+                let _ = input.send(transport::Input::Line((script.len() + 1).to_string()));
+                let _ = input.send(transport::Input::Line(script.clone()));
+            }
+        }
+    };
+    let (_, sessions) = tokio::join!(coordinator, futures::future::join_all(sessions));
+    sessions.into_iter().collect()
+}

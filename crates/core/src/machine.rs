@@ -1,0 +1,1575 @@
+//! The deploy machine: a deploy, a rolling deploy, as a deterministic state machine. It does
+//! no I/O and reads no clock: what happens comes in as [`Input`]s (a host connected, printed
+//! a line, its session ended, a timer fired, a signal came, a local step or a recovery
+//! script ended), and what to do goes out as [`Action`]s (connect, open a host's session,
+//! send it a line or the artifact, close it, arm a timer, run a local step or a recovery
+//! script, report an [`Event`], finish with an [`Outcome`]). The driver (`driver.rs`) moves
+//! the bytes; the simulation (`tests/simulation.rs`) drives the same machine over a fleet
+//! of in-memory hosts.
+//!
+//! The rules it keeps:
+//! - every host is connected before anything runs; a host that cannot be reached stops the
+//!   deploy with nothing done anywhere;
+//! - each host runs one conversation: its segments in order, each started by a `go` that the
+//!   machine sends only once every host finished the previous segment (the sync points),
+//!   `parallel` hosts at a time;
+//! - segment 0 takes each host's lock and reads its state; the machine then decides, per
+//!   host, what cleanup removes and what `.ship/releases.json` will hold;
+//! - a failure (or a signal) before the segment holding `switch` removes the half-made
+//!   release on every locked host and releases the locks: no host's `current` moved;
+//! - a failure from `switch` on puts every host that switched (or may have) back on the
+//!   release it had, records the new release as failed, and releases the locks;
+//! - a host that cannot be put back is reported unknown, by name.
+
+use crate::layout::{HostState, Layout, LayoutContext, ReleaseRecord, ReleaseState};
+use crate::phase::Phase;
+use crate::plan::{HostPlan, Placement, Plan, StepKind};
+use crate::protocol::{self, LOCKED_STATUS, Nonce, Transcript};
+use crate::records;
+use crate::script::{self, Vars};
+use crate::shell::quote;
+use crate::stage::check_release_id;
+use crate::transport::{RunOutput, TransportError};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// What the machine needs besides the plan: who deploys, when, the time limit of one
+/// segment on one host, and the nonce that frames the control channel.
+#[derive(Clone, Debug)]
+pub struct MachineOptions {
+    /// Who deploys: `user@machine`.
+    pub deployer: String,
+    /// When the deploy started, RFC 3339 UTC.
+    pub started_at: String,
+    /// How long one host's segment may take.
+    pub segment_timeout: Duration,
+    /// The control channel's secret.
+    pub nonce: Nonce,
+}
+
+/// Something that happened, for the reporter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A host's connection is open.
+    Connected {
+        /// The host.
+        host: String,
+    },
+    /// A step ended on a host (`host` is `None` for local steps).
+    Step {
+        /// The host.
+        host: Option<String>,
+        /// The step's id.
+        id: usize,
+        /// The step's name.
+        name: String,
+        /// Its exit status.
+        status: i32,
+        /// The last lines it printed.
+        output: Vec<String>,
+    },
+    /// The deploy failed; recovery starts.
+    Failed {
+        /// Where.
+        host: Option<String>,
+        /// Which step, when known.
+        step: Option<String>,
+        /// What happened.
+        message: String,
+    },
+    /// A host was put back.
+    Recovered {
+        /// The host.
+        host: String,
+        /// What it was left in.
+        end: HostEnd,
+    },
+    /// A rolling deploy starts a batch.
+    Batch {
+        /// Its number, from 1.
+        batch: usize,
+        /// How many batches there are.
+        of: usize,
+        /// Its hosts.
+        hosts: Vec<String>,
+    },
+}
+
+/// The state a host was left in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HostEnd {
+    /// The new release is live.
+    Deployed,
+    /// Nothing changed: the half-made release was removed and the lock released.
+    Unchanged {
+        /// What is live there (directory or artifact), if anything.
+        live: Option<String>,
+    },
+    /// It had switched; it is back on the release it had.
+    Reverted {
+        /// What is live again, if anything was.
+        live: Option<String>,
+    },
+    /// Nothing was done on it: it could not be reached, or another deploy holds its lock.
+    NotStarted {
+        /// Why.
+        reason: String,
+    },
+    /// It could not be put back: its state is unknown.
+    Unknown {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Where and why a deploy failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The host, or `None` for a local step.
+    pub host: Option<String>,
+    /// The step, when known.
+    pub step: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// Whether it happened once hosts had started switching.
+    pub after_switch: bool,
+}
+
+/// How a deploy ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Each host's end state, in plan order.
+    pub hosts: Vec<(String, HostEnd)>,
+    /// The first failure, if any.
+    pub failure: Option<Failure>,
+    /// A rolling deploy's batches and how each ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchEnd>,
+}
+
+impl Outcome {
+    /// True when every host is on the new release.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// How one batch of a rolling deploy ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchResult {
+    /// Its hosts are on the new release.
+    Deployed,
+    /// It failed; its hosts were put back.
+    Failed,
+    /// It was not started.
+    NotStarted,
+}
+
+/// How one batch of a rolling deploy ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchEnd {
+    /// Its number, from 1.
+    pub batch: usize,
+    /// Its hosts.
+    pub hosts: Vec<String>,
+    /// How it ended.
+    pub result: BatchResult,
+}
+
+/// What happened, as the machine is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Begin.
+    Start,
+    /// A connection was opened, or could not be.
+    Connected {
+        /// The host.
+        host: String,
+        /// How it went.
+        result: Result<(), TransportError>,
+    },
+    /// A host's conversation printed a line on its standard output.
+    Line {
+        /// The host.
+        host: String,
+        /// The line, without its newline.
+        line: String,
+    },
+    /// A host's conversation ended (its script exited, or the session broke).
+    Ended {
+        /// The host.
+        host: String,
+        /// How: the status and standard error, or why the session failed.
+        result: Result<RunOutput, TransportError>,
+    },
+    /// A timer armed by [`Action::Arm`] fired.
+    TimedOut {
+        /// The host.
+        host: String,
+        /// The timer's number.
+        timer: u64,
+    },
+    /// A local step ended.
+    LocalDone {
+        /// The step's id.
+        id: usize,
+        /// How it ended.
+        result: Result<RunOutput, TransportError>,
+    },
+    /// The `.tar.gz` for the hosts without zstd was made, or could not be.
+    GzMade(Result<(), String>),
+    /// A recovery script ended.
+    Recovered {
+        /// The host.
+        host: String,
+        /// How it ended.
+        result: Result<RunOutput, TransportError>,
+    },
+    /// Stop (SIGINT, SIGTERM): the segments in flight finish, no host is sent another, and
+    /// every host is put back.
+    Stop(String),
+}
+
+/// What to do, as the machine says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open the connection to a host.
+    Connect {
+        /// The host.
+        host: String,
+    },
+    /// Start a host's conversation: one session running `script`.
+    Open {
+        /// The host.
+        host: String,
+        /// The script.
+        script: String,
+    },
+    /// Write a line to a host's conversation.
+    Send {
+        /// The host.
+        host: String,
+        /// The line (a newline is added).
+        line: String,
+    },
+    /// Write the artifact's header line and bytes to a host's conversation: the `.tar.zst`
+    /// when `zstd`, else the `.tar.gz`.
+    SendArtifact {
+        /// The host.
+        host: String,
+        /// Whether the host has zstd.
+        zstd: bool,
+    },
+    /// Close a host's standard input: its script ends at its next read.
+    Close {
+        /// The host.
+        host: String,
+    },
+    /// Abandon a host's session (it took too long): end it from this side.
+    Kill {
+        /// The host.
+        host: String,
+    },
+    /// Fire [`Input::TimedOut`] for `host` after `after`, unless the machine moved on.
+    Arm {
+        /// The host.
+        host: String,
+        /// The timer's number.
+        timer: u64,
+        /// When.
+        after: Duration,
+    },
+    /// Make the artifact's `.tar.gz` (for hosts without zstd), then say [`Input::GzMade`].
+    MakeGz,
+    /// Run a local step's script on this machine, then say [`Input::LocalDone`].
+    RunLocal {
+        /// The step's id.
+        id: usize,
+        /// Its script.
+        script: String,
+    },
+    /// Run a recovery script in a session of its own, then say [`Input::Recovered`].
+    Recover {
+        /// The host.
+        host: String,
+        /// What it does, as data (the simulation reads this).
+        recovery: Recovery,
+        /// The script.
+        script: String,
+    },
+    /// Report.
+    Event(Event),
+    /// The deploy is over.
+    Done(Outcome),
+}
+
+/// What a recovery script does on a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Before the switch: remove the half-made release (`discard`), release the lock.
+    Abort {
+        /// Whether the new release may have been started.
+        discard: bool,
+        /// For a non-atomic layout, the directory to activate again.
+        restore: Option<String>,
+    },
+    /// After it: make `target` live again (none: nothing was live), write `records`,
+    /// release the lock.
+    Revert {
+        /// The directory made live again.
+        target: Option<String>,
+        /// The new `.ship/releases.json`.
+        records: Vec<ReleaseRecord>,
+    },
+}
+
+/// What the machine knows of one host during a deploy.
+#[derive(Clone, Debug, Default)]
+struct HostRun {
+    locked: bool,
+    state: HostState,
+    artifact_present: bool,
+    zstd: bool,
+    new_dir: String,
+    cleanup: Vec<String>,
+    prepare_started: bool,
+    switched: bool,
+    uncertain: bool,
+    finished: bool,
+    segments_done: Vec<usize>,
+    /// Its conversation is open (not ended, not abandoned).
+    open: bool,
+    /// The segment it runs now, with what it said so far.
+    running: Option<(usize, Transcript)>,
+    /// The timer that may cut it now.
+    timer: Option<u64>,
+    /// Its recovery script is running.
+    recovering: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    Segment(usize),
+    Local(usize),
+}
+
+#[derive(Debug)]
+enum Stage {
+    Connecting { asked: usize, answered: usize },
+    Units { i: usize, unit: UnitState },
+    Closing,
+    Draining,
+    Recovering,
+    Over,
+}
+
+#[derive(Debug)]
+enum UnitState {
+    Ready,
+    WaitingGz,
+    Local,
+    Segment {
+        queue: VecDeque<String>,
+        running: usize,
+    },
+}
+
+/// One deploy of one plan (one batch of a rolling plan): see the module's doc.
+struct Deploy<'a> {
+    plan: Plan,
+    layout: &'a dyn Layout,
+    options: MachineOptions,
+    units: Vec<Unit>,
+    runs: BTreeMap<String, HostRun>,
+    ends: BTreeMap<String, HostEnd>,
+    failure: Option<Failure>,
+    stopped: Option<String>,
+    after_switch: bool,
+    stage: Stage,
+    timers: u64,
+    connect_errors: BTreeMap<String, TransportError>,
+}
+
+/// The deploy machine: a plan (rolling or not) and a layout, driven by [`Machine::handle`].
+pub struct Machine<'a> {
+    plan: Plan,
+    layout: &'a dyn Layout,
+    options: MachineOptions,
+    current: Option<Deploy<'a>>,
+    batch: usize,
+    failed_batches: usize,
+    stopped: Option<String>,
+    ends: BTreeMap<String, HostEnd>,
+    failure: Option<Failure>,
+    batches: Vec<BatchEnd>,
+    done: bool,
+    timers: u64,
+}
+
+impl<'a> Machine<'a> {
+    /// A machine for `plan`, not started: give it [`Input::Start`].
+    pub fn new(plan: Plan, layout: &'a dyn Layout, options: MachineOptions) -> Machine<'a> {
+        Machine {
+            plan,
+            layout,
+            options,
+            current: None,
+            batch: 0,
+            failed_batches: 0,
+            stopped: None,
+            ends: BTreeMap::new(),
+            failure: None,
+            batches: Vec::new(),
+            done: false,
+            timers: 0,
+        }
+    }
+
+    /// Whether it has finished ([`Action::Done`] was given).
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Takes in what happened; returns what to do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.done {
+            return out;
+        }
+        match input {
+            Input::Start => {
+                if self.current.is_none() && self.batch == 0 {
+                    self.next_batch(&mut out);
+                }
+            }
+            Input::Stop(reason) => {
+                self.stopped.get_or_insert(reason.clone());
+                if let Some(d) = self.current.as_mut() {
+                    d.handle(Input::Stop(reason), &mut out);
+                }
+            }
+            other => {
+                if let Some(d) = self.current.as_mut() {
+                    d.handle(other, &mut out);
+                }
+            }
+        }
+        self.settle(&mut out);
+        out
+    }
+
+    /// Moves to the next batch when the current one is over.
+    fn settle(&mut self, out: &mut Vec<Action>) {
+        while let Some(d) = self.current.as_ref() {
+            if !matches!(d.stage, Stage::Over) {
+                return;
+            }
+            let d = self.current.take().expect("checked");
+            self.timers = d.timers;
+            let outcome = d.outcome();
+            let ok = outcome.failure.is_none();
+            self.ends.extend(outcome.hosts);
+            if let Some(f) = outcome.failure {
+                self.failed_batches += 1;
+                self.failure.get_or_insert(f);
+            }
+            if let Some(rolling) = &self.plan.rolling {
+                self.batches.push(BatchEnd {
+                    batch: self.batch,
+                    hosts: rolling.batches[self.batch - 1].clone(),
+                    result: if ok {
+                        BatchResult::Deployed
+                    } else {
+                        BatchResult::Failed
+                    },
+                });
+            }
+            self.next_batch(out);
+        }
+    }
+
+    /// Starts the next batch (the whole plan when it is not rolling), or finishes.
+    fn next_batch(&mut self, out: &mut Vec<Action>) {
+        let Some(rolling) = self.plan.rolling.clone() else {
+            if self.batch == 0 {
+                self.batch = 1;
+                self.start(self.plan.clone(), out);
+            } else {
+                self.finish(out);
+            }
+            return;
+        };
+        let total = rolling.batches.len();
+        while self.batch < total {
+            let i = self.batch;
+            self.batch += 1;
+            let batch = &rolling.batches[i];
+            let why_not = self
+                .stopped
+                .as_ref()
+                .map(|signal| format!("{signal} came before it"))
+                .or_else(|| {
+                    (self.failed_batches >= rolling.max_fail).then(|| {
+                        format!(
+                            "{} batch{} failed (max_fail = {})",
+                            self.failed_batches,
+                            if self.failed_batches == 1 { "" } else { "es" },
+                            rolling.max_fail
+                        )
+                    })
+                });
+            if let Some(why) = why_not {
+                for h in batch {
+                    self.ends.insert(
+                        h.clone(),
+                        HostEnd::NotStarted {
+                            reason: format!("batch {} of {total} not started: {why}", i + 1),
+                        },
+                    );
+                }
+                self.batches.push(BatchEnd {
+                    batch: i + 1,
+                    hosts: batch.clone(),
+                    result: BatchResult::NotStarted,
+                });
+                continue;
+            }
+            out.push(Action::Event(Event::Batch {
+                batch: i + 1,
+                of: total,
+                hosts: batch.clone(),
+            }));
+            let sub = self.plan.subset(batch, i == 0);
+            self.start(sub, out);
+            return;
+        }
+        self.finish(out);
+    }
+
+    fn start(&mut self, plan: Plan, out: &mut Vec<Action>) {
+        let mut d = Deploy::new(plan, self.layout, self.options.clone(), self.timers);
+        d.stopped = self.stopped.clone();
+        d.handle(Input::Start, out);
+        self.current = Some(d);
+        self.settle(out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Action>) {
+        let hosts = self
+            .plan
+            .hosts
+            .iter()
+            .map(|h| {
+                let end = self.ends.remove(&h.name).unwrap_or(HostEnd::NotStarted {
+                    reason: "the deploy stopped before this host was reached".to_owned(),
+                });
+                (h.name.clone(), end)
+            })
+            .collect();
+        self.done = true;
+        out.push(Action::Done(Outcome {
+            hosts,
+            failure: self.failure.take(),
+            batches: std::mem::take(&mut self.batches),
+        }));
+    }
+}
+
+fn units(plan: &Plan) -> Vec<Unit> {
+    let mut units = Vec::new();
+    for step in &plan.steps {
+        if step.phase == Phase::Build && step.kind == StepKind::Phase {
+            continue;
+        }
+        let unit = match (step.placement, step.script) {
+            (Placement::Local, _) => Unit::Local(step.id),
+            (_, Some(k)) => Unit::Segment(k),
+            _ => continue,
+        };
+        if !units.contains(&unit) {
+            units.push(unit);
+        }
+    }
+    units
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl<'a> Deploy<'a> {
+    fn new(plan: Plan, layout: &'a dyn Layout, options: MachineOptions, timers: u64) -> Self {
+        let runs = plan
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), HostRun::default()))
+            .collect();
+        Deploy {
+            units: units(&plan),
+            plan,
+            layout,
+            options,
+            runs,
+            ends: BTreeMap::new(),
+            failure: None,
+            stopped: None,
+            after_switch: false,
+            stage: Stage::Connecting {
+                asked: 0,
+                answered: 0,
+            },
+            timers,
+            connect_errors: BTreeMap::new(),
+        }
+    }
+
+    fn cx(&self) -> LayoutContext<'_> {
+        LayoutContext {
+            deploy_to: &self.plan.deploy_to,
+            release: &self.plan.release,
+        }
+    }
+
+    fn host(&self, name: &str) -> Option<&HostPlan> {
+        self.plan.hosts.iter().find(|h| h.name == name)
+    }
+
+    fn phase_id(&self, phase: Phase) -> Option<usize> {
+        self.plan
+            .steps
+            .iter()
+            .find(|s| s.kind == StepKind::Phase && s.phase == phase)
+            .map(|s| s.id)
+    }
+
+    fn segment_of(&self, phase: Phase) -> Option<usize> {
+        self.phase_id(phase)
+            .and_then(|id| self.plan.step(id))
+            .and_then(|s| s.script)
+    }
+
+    fn fail(&mut self, f: Failure, out: &mut Vec<Action>) {
+        if self.failure.is_none() {
+            out.push(Action::Event(Event::Failed {
+                host: f.host.clone(),
+                step: f.step.clone(),
+                message: f.message.clone(),
+            }));
+            self.failure = Some(f);
+        }
+    }
+
+    fn handle(&mut self, input: Input, out: &mut Vec<Action>) {
+        match input {
+            Input::Start => {
+                let n = self.plan.parallel.max(1).min(self.plan.hosts.len());
+                for h in &self.plan.hosts[..n] {
+                    out.push(Action::Connect {
+                        host: h.name.clone(),
+                    });
+                }
+                self.stage = Stage::Connecting {
+                    asked: n,
+                    answered: 0,
+                };
+            }
+            Input::Connected { host, result } => {
+                if let Stage::Connecting { asked, answered } = &mut self.stage {
+                    *answered += 1;
+                    match result {
+                        Ok(()) => out.push(Action::Event(Event::Connected { host })),
+                        Err(e) => {
+                            self.connect_errors.insert(host, e);
+                        }
+                    }
+                    if *asked < self.plan.hosts.len() {
+                        out.push(Action::Connect {
+                            host: self.plan.hosts[*asked].name.clone(),
+                        });
+                        *asked += 1;
+                    }
+                }
+            }
+            Input::Line { host, line } => self.line(&host, &line, out),
+            Input::Ended { host, result } => self.ended(&host, result, out),
+            Input::TimedOut { host, timer } => self.timed_out(&host, timer, out),
+            Input::LocalDone { id, result } => {
+                if let Stage::Units {
+                    unit: UnitState::Local,
+                    ..
+                } = self.stage
+                {
+                    self.local_done(id, result, out);
+                    if let Stage::Units { i, unit } = &mut self.stage {
+                        *i += 1;
+                        *unit = UnitState::Ready;
+                    }
+                }
+            }
+            Input::GzMade(result) => {
+                if let Stage::Units {
+                    unit: UnitState::WaitingGz,
+                    ..
+                } = self.stage
+                {
+                    if let Err(message) = result {
+                        self.fail(
+                            Failure {
+                                host: None,
+                                step: Some("upload".to_owned()),
+                                message,
+                                after_switch: self.after_switch,
+                            },
+                            out,
+                        );
+                    }
+                    self.begin_segment(out);
+                }
+            }
+            Input::Recovered { host, result } => self.recovered(&host, result, out),
+            Input::Stop(reason) => {
+                self.stopped.get_or_insert(reason);
+            }
+        }
+        self.advance(out);
+    }
+
+    /// Moves on as far as what is known allows.
+    fn advance(&mut self, out: &mut Vec<Action>) {
+        loop {
+            match &mut self.stage {
+                Stage::Connecting { answered, .. } => {
+                    if *answered < self.plan.hosts.len() {
+                        return;
+                    }
+                    // In plan order: the first host that could not be reached is named.
+                    let first = self
+                        .plan
+                        .hosts
+                        .iter()
+                        .find_map(|h| self.connect_errors.get(&h.name).map(|e| (h, e)));
+                    if let Some((h, e)) = first {
+                        let f = Failure {
+                            host: Some(h.name.clone()),
+                            step: None,
+                            message: e.to_string(),
+                            after_switch: false,
+                        };
+                        for (host, e) in &self.connect_errors {
+                            self.ends.insert(
+                                host.clone(),
+                                HostEnd::NotStarted {
+                                    reason: e.to_string(),
+                                },
+                            );
+                        }
+                        self.fail(f, out);
+                        self.stage = Stage::Over;
+                        return;
+                    }
+                    let nonce = self.options.nonce.as_str().to_owned();
+                    for h in self.plan.hosts.clone() {
+                        let script = self.conversation(&h);
+                        out.push(Action::Open {
+                            host: h.name.clone(),
+                            script,
+                        });
+                        out.push(Action::Send {
+                            host: h.name.clone(),
+                            line: nonce.clone(),
+                        });
+                        self.runs.get_mut(&h.name).expect("a run a host").open = true;
+                    }
+                    self.stage = Stage::Units {
+                        i: 0,
+                        unit: UnitState::Ready,
+                    };
+                }
+                Stage::Units { i, unit } => {
+                    let i = *i;
+                    let idle = matches!(unit, UnitState::Ready);
+                    let segment_over = match unit {
+                        UnitState::Segment { queue, running } => (*running == 0
+                            && (queue.is_empty()
+                                || self.failure.is_some()
+                                || self.stopped.is_some()))
+                        .then_some(!queue.is_empty()),
+                        _ => None,
+                    };
+                    // A signal that comes once the last unit ran lets the deploy complete.
+                    if idle && self.failure.is_none() && i < self.units.len() {
+                        if let Some(reason) = self.stopped.clone() {
+                            self.fail(
+                                Failure {
+                                    host: None,
+                                    step: None,
+                                    message: format!("interrupted by {reason}"),
+                                    after_switch: self.after_switch,
+                                },
+                                out,
+                            );
+                        }
+                    }
+                    if idle && self.failure.is_some() {
+                        self.stage = Stage::Draining;
+                        self.close_all(out);
+                        continue;
+                    }
+                    if idle && i == self.units.len() {
+                        self.stage = Stage::Closing;
+                        self.close_all(out);
+                        continue;
+                    }
+                    if !idle {
+                        // A segment whose hosts all answered is over.
+                        let Some(unreached) = segment_over else {
+                            return;
+                        };
+                        self.stage = Stage::Units {
+                            i: i + 1,
+                            unit: UnitState::Ready,
+                        };
+                        if unreached && self.failure.is_none() {
+                            let reason = self.stopped.clone().unwrap_or_default();
+                            self.fail(
+                                Failure {
+                                    host: None,
+                                    step: None,
+                                    message: format!("interrupted by {reason}"),
+                                    after_switch: self.after_switch,
+                                },
+                                out,
+                            );
+                        }
+                        continue;
+                    }
+                    self.begin_unit(i, out);
+                }
+                Stage::Closing => {
+                    if self.runs.values().any(|r| r.open) {
+                        return;
+                    }
+                    for h in &self.plan.hosts {
+                        self.ends.insert(h.name.clone(), HostEnd::Deployed);
+                    }
+                    self.stage = Stage::Over;
+                }
+                Stage::Draining => {
+                    if self.runs.values().any(|r| r.open) {
+                        return;
+                    }
+                    self.stage = Stage::Recovering;
+                    self.recover(out);
+                }
+                Stage::Recovering => {
+                    if self.runs.values().any(|r| r.recovering) {
+                        return;
+                    }
+                    for h in &self.plan.hosts {
+                        if !self.runs[&h.name].locked {
+                            self.ends
+                                .entry(h.name.clone())
+                                .or_insert(HostEnd::NotStarted {
+                                    reason: "the deploy stopped before it started here".to_owned(),
+                                });
+                        }
+                    }
+                    self.stage = Stage::Over;
+                }
+                Stage::Over => return,
+            }
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<Action>) {
+        let limit = self.options.segment_timeout;
+        for (name, run) in &mut self.runs {
+            if run.open {
+                out.push(Action::Close { host: name.clone() });
+                self.timers += 1;
+                run.timer = Some(self.timers);
+                out.push(Action::Arm {
+                    host: name.clone(),
+                    timer: self.timers,
+                    after: limit,
+                });
+            }
+        }
+    }
+
+    fn begin_unit(&mut self, i: usize, out: &mut Vec<Action>) {
+        match self.units[i] {
+            Unit::Local(id) => {
+                let step = self.plan.step(id).expect("a step of the plan");
+                self.after_switch |= step.phase >= Phase::Switch;
+                let script = format!(
+                    "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_RELEASE={} SHIP_DEPLOY_TO={}\n{}\n",
+                    quote(&self.plan.app),
+                    quote(&self.plan.stage),
+                    quote(&self.plan.release),
+                    quote(&self.plan.deploy_to),
+                    step.command
+                );
+                self.stage = Stage::Units {
+                    i,
+                    unit: UnitState::Local,
+                };
+                out.push(Action::RunLocal { id, script });
+            }
+            Unit::Segment(k) => {
+                let switch_segment = self.segment_of(Phase::Switch).unwrap_or(usize::MAX);
+                self.after_switch |= k >= switch_segment;
+                let upload = self.segment_of(Phase::Upload) == Some(k);
+                let needs_gz = upload
+                    && self.plan.hosts.iter().any(|h| {
+                        let run = &self.runs[&h.name];
+                        h.scripts.iter().any(|s| s.segment == k)
+                            && run.locked
+                            && !run.artifact_present
+                            && !run.zstd
+                    });
+                self.stage = Stage::Units {
+                    i,
+                    unit: UnitState::WaitingGz,
+                };
+                if needs_gz {
+                    out.push(Action::MakeGz);
+                } else {
+                    self.begin_segment(out);
+                }
+            }
+        }
+    }
+
+    /// The current unit is a segment whose artifact is ready: queue its hosts, start some.
+    fn begin_segment(&mut self, out: &mut Vec<Action>) {
+        let Stage::Units { i, .. } = self.stage else {
+            return;
+        };
+        let Unit::Segment(k) = self.units[i] else {
+            return;
+        };
+        let queue: VecDeque<String> = self
+            .plan
+            .hosts
+            .iter()
+            .filter(|h| h.scripts.iter().any(|s| s.segment == k))
+            .map(|h| h.name.clone())
+            .collect();
+        self.stage = Stage::Units {
+            i,
+            unit: UnitState::Segment { queue, running: 0 },
+        };
+        self.dispatch(k, out);
+    }
+
+    /// Sends `go` to queued hosts while fewer than `parallel` run and nothing stops us.
+    fn dispatch(&mut self, k: usize, out: &mut Vec<Action>) {
+        let upload = self.segment_of(Phase::Upload) == Some(k);
+        loop {
+            if self.failure.is_some() || self.stopped.is_some() {
+                return;
+            }
+            let Stage::Units {
+                unit: UnitState::Segment { queue, running },
+                ..
+            } = &mut self.stage
+            else {
+                return;
+            };
+            if *running >= self.plan.parallel.max(1) {
+                return;
+            }
+            let Some(name) = queue.pop_front() else {
+                return;
+            };
+            *running += 1;
+            let run = self.runs.get_mut(&name).expect("a run a host");
+            if !run.open {
+                // Its conversation is over already: it ends this segment at once.
+                run.running = Some((k, Transcript::default()));
+                self.segment_ended(&name, Err(None), out);
+                continue;
+            }
+            let records = (k > 0).then(|| self.records_line(&self.runs[&name]));
+            let run = &self.runs[&name];
+            for line in protocol::go(&run.cleanup, records.as_deref()) {
+                out.push(Action::Send {
+                    host: name.clone(),
+                    line,
+                });
+            }
+            if upload && !run.artifact_present {
+                out.push(Action::SendArtifact {
+                    host: name.clone(),
+                    zstd: run.zstd,
+                });
+            }
+            self.timers += 1;
+            let timer = self.timers;
+            let run = self.runs.get_mut(&name).expect("a run a host");
+            run.running = Some((k, Transcript::default()));
+            run.timer = Some(timer);
+            out.push(Action::Arm {
+                host: name,
+                timer,
+                after: self.options.segment_timeout,
+            });
+        }
+    }
+
+    fn line(&mut self, host: &str, line: &str, out: &mut Vec<Action>) {
+        let nonce = self.options.nonce.clone();
+        let Some(run) = self.runs.get_mut(host) else {
+            return;
+        };
+        let Some((k, transcript)) = run.running.as_mut() else {
+            return;
+        };
+        let k = *k;
+        let before = transcript.ended.len();
+        transcript.take(line, &nonce);
+        if transcript.ended.len() > before {
+            // A step ended: report it now.
+            if let Some(protocol::Control::End { id, status }) = protocol::parse(line, &nonce) {
+                let output = transcript.output.get(&id).cloned().unwrap_or_default();
+                let name = self.plan.step(id).map_or("?", |s| s.name.as_str());
+                out.push(Action::Event(Event::Step {
+                    host: Some(host.to_owned()),
+                    id,
+                    name: name.to_owned(),
+                    status,
+                    output,
+                }));
+            }
+        }
+        if transcript.finished == Some(k) {
+            self.segment_ended(host, Ok(()), out);
+        }
+    }
+
+    fn ended(
+        &mut self,
+        host: &str,
+        result: Result<RunOutput, TransportError>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(run) = self.runs.get_mut(host) else {
+            return;
+        };
+        if !run.open {
+            return;
+        }
+        run.open = false;
+        run.timer = None;
+        if run.running.is_some() {
+            self.segment_ended(host, Err(Some(result)), out);
+        } else if let Err(e) = result {
+            // It broke between segments: what it had done may not be all it did (once it
+            // finished its last segment, nothing is left to do).
+            let after_switch = self.after_switch;
+            let all = self.host(host).map_or(0, |h| h.scripts.len());
+            let run = self.runs.get_mut(host).expect("checked");
+            if run.locked
+                && run.segments_done.len() < all
+                && !matches!(self.stage, Stage::Closing | Stage::Draining)
+            {
+                run.uncertain = true;
+                self.fail(
+                    Failure {
+                        host: Some(host.to_owned()),
+                        step: None,
+                        message: e.to_string(),
+                        after_switch,
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    fn timed_out(&mut self, host: &str, timer: u64, out: &mut Vec<Action>) {
+        let Some(run) = self.runs.get_mut(host) else {
+            return;
+        };
+        if run.timer != Some(timer) || !run.open {
+            return;
+        }
+        run.open = false;
+        run.timer = None;
+        out.push(Action::Kill {
+            host: host.to_owned(),
+        });
+        if run.running.is_some() {
+            let e = TransportError::Timeout {
+                host: host.to_owned(),
+                after: self.options.segment_timeout,
+            };
+            self.segment_ended(host, Err(Some(Err(e))), out);
+        }
+    }
+
+    /// Host `host` ended its segment: `Ok` when it finished it, `Err(Some(result))` when its
+    /// conversation ended first, `Err(None)` when it had ended before the segment began.
+    fn segment_ended(
+        &mut self,
+        host: &str,
+        end: Result<(), Option<Result<RunOutput, TransportError>>>,
+        out: &mut Vec<Action>,
+    ) {
+        let run = self.runs.get_mut(host).expect("a run a host");
+        let Some((k, transcript)) = run.running.take() else {
+            return;
+        };
+        if end.is_ok() {
+            run.timer = None;
+        }
+        if let Stage::Units {
+            unit: UnitState::Segment { running, .. },
+            ..
+        } = &mut self.stage
+        {
+            *running = running.saturating_sub(1);
+        }
+        let result = match end {
+            Ok(()) => Ok(RunOutput {
+                status: Some(0),
+                stdout: String::new(),
+                stderr: String::new(),
+            }),
+            Err(Some(Ok(o))) => Ok(RunOutput {
+                // A script that ended without failing still did not finish this segment.
+                status: o.status.filter(|s| *s != 0).or(Some(-1)),
+                stdout: String::new(),
+                stderr: o.stderr,
+            }),
+            Err(Some(Err(e))) => Err(e),
+            Err(None) => Err(TransportError::Session {
+                host: host.to_owned(),
+                message: "the session ended".to_owned(),
+            }),
+        };
+        let own = self.absorb(host, k, &transcript, result);
+        if k == 0 && !self.runs[host].locked {
+            let reason = own
+                .as_ref()
+                .or(self.failure.as_ref())
+                .map(|f| f.message.clone())
+                .unwrap_or_default();
+            self.ends
+                .insert(host.to_owned(), HostEnd::NotStarted { reason });
+        }
+        if let Some(f) = own {
+            self.fail(f, out);
+        }
+        self.dispatch(k, out);
+    }
+
+    /// Takes in one host's end of segment `k`; returns the failure it shows, if any.
+    fn absorb(
+        &mut self,
+        host: &str,
+        k: usize,
+        t: &Transcript,
+        result: Result<RunOutput, TransportError>,
+    ) -> Option<Failure> {
+        let after_switch = self.after_switch;
+        let prepare_id = self.phase_id(Phase::Prepare);
+        let switch_id = self.phase_id(Phase::Switch);
+        let lock_id = self.phase_id(Phase::Lock);
+        let fail = |step: Option<String>, message: String| {
+            Some(Failure {
+                host: Some(host.to_owned()),
+                step,
+                message,
+                after_switch,
+            })
+        };
+        let mut state_update = None;
+        {
+            let run = self.runs.get_mut(host).expect("a run a host");
+            if t.started.iter().any(|id| Some(*id) == prepare_id) {
+                run.prepare_started = true;
+            }
+            if let Some(s) = switch_id
+                && t.started.contains(&s)
+            {
+                // Started: it may have switched, even if its end never came.
+                if t.ended.get(&s) == Some(&0) {
+                    run.switched = true;
+                } else {
+                    run.uncertain = true;
+                }
+            }
+            if k == 0 && lock_id.and_then(|id| t.ended.get(&id)) == Some(&0) {
+                run.locked = true;
+                state_update = Some(t.probe.clone());
+            }
+        }
+        if let Some(probe) = state_update {
+            let mut state = self.layout.parse_state(
+                &self.plan.deploy_to,
+                probe.current.as_deref(),
+                &probe.listing,
+            );
+            match probe.records.as_deref().map(records::parse) {
+                Some(Err(e)) => {
+                    return fail(
+                        Some("lock".to_owned()),
+                        format!(
+                            "{}/.ship/releases.json is not valid JSON ({e}); fix or remove it",
+                            self.plan.deploy_to
+                        ),
+                    );
+                }
+                Some(Ok(records)) => state.records = records,
+                None => {}
+            }
+            state.half_made = probe
+                .preparing
+                .filter(|d| Some(d) != state.live.as_ref() && state.record_of(d).is_none());
+            let new_dir = self.layout.new_dir(&state, &self.plan.release);
+            let cleanup = self
+                .layout
+                .cleanup(&state, &new_dir, self.plan.keep_releases)
+                .into_iter()
+                .filter(|d| check_release_id(d).is_ok())
+                .collect();
+            let run = self.runs.get_mut(host).expect("a run a host");
+            run.artifact_present = probe.artifact_present;
+            run.zstd = probe.zstd;
+            run.new_dir = new_dir;
+            run.cleanup = cleanup;
+            run.state = state;
+        }
+
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                // The session broke: whatever it was doing may or may not have happened.
+                let run = self.runs.get_mut(host).expect("a run a host");
+                run.uncertain = true;
+                if k == 0 {
+                    run.locked = true; // it may hold the lock: release it when recovering
+                }
+                return fail(None, e.to_string());
+            }
+        };
+        if k == 0 && lock_id.and_then(|id| t.ended.get(&id)) == Some(&LOCKED_STATUS) {
+            return fail(
+                Some("lock".to_owned()),
+                tail(&out.stderr, 1).replace("cargo-ship: ", ""),
+            );
+        }
+        if out.status == Some(0) {
+            let run = self.runs.get_mut(host).expect("a run a host");
+            run.finished |= after_switch;
+            run.segments_done.push(k);
+            return None;
+        }
+        let failed = t.failed_step();
+        let detail = {
+            let said = failed.map(|(id, _)| t.tail(id, 3)).unwrap_or_default();
+            if said.is_empty() {
+                tail(&out.stderr, 3)
+            } else {
+                said.join("\n")
+            }
+        };
+        let sep = if detail.is_empty() { "" } else { ": " };
+        let run = self.runs.get_mut(host).expect("a run a host");
+        match failed {
+            Some((id, rc)) => {
+                let name = self
+                    .plan
+                    .step(id)
+                    .map_or("?", |s| s.name.as_str())
+                    .to_owned();
+                if rc.is_none() {
+                    run.uncertain = true;
+                }
+                let how = rc.map_or("did not finish".to_owned(), |rc| format!("exit {rc}"));
+                fail(
+                    Some(name.clone()),
+                    format!("step `{name}` failed ({how}){sep}{detail}"),
+                )
+            }
+            None => {
+                run.uncertain = true;
+                fail(
+                    None,
+                    format!(
+                        "the script ended with status {}{sep}{detail}",
+                        out.status.map_or("unknown".to_owned(), |s| s.to_string()),
+                    ),
+                )
+            }
+        }
+    }
+
+    fn local_done(
+        &mut self,
+        id: usize,
+        result: Result<RunOutput, TransportError>,
+        out: &mut Vec<Action>,
+    ) {
+        let step = self.plan.step(id).expect("a step of the plan");
+        let name = step.name.clone();
+        let (status, message) = match result {
+            Ok(o) => (
+                o.status.unwrap_or(-1),
+                format!("{}\n{}", tail(&o.stdout, 10), tail(&o.stderr, 10)),
+            ),
+            Err(e) => (-1, e.to_string()),
+        };
+        out.push(Action::Event(Event::Step {
+            host: None,
+            id,
+            name: name.clone(),
+            status,
+            output: message.trim().lines().map(str::to_owned).collect(),
+        }));
+        if status != 0 {
+            let f = Failure {
+                host: None,
+                step: Some(name.clone()),
+                message: format!(
+                    "local step `{name}` failed (exit {status}): {}",
+                    tail(message.trim(), 3)
+                ),
+                after_switch: self.after_switch,
+            };
+            self.fail(f, out);
+        }
+    }
+
+    fn lock_info(&self) -> String {
+        format!(
+            "{} since {} ({} release {} to {})",
+            self.options.deployer,
+            self.options.started_at,
+            self.plan.app,
+            self.plan.release,
+            self.plan.stage
+        )
+    }
+
+    /// The one script a host runs for the whole deploy (see [`protocol::conversation`]).
+    fn conversation(&self, h: &HostPlan) -> String {
+        let info = self.lock_info();
+        let values = [
+            ("SHIP_DEPLOYER", self.options.deployer.as_str()),
+            ("SHIP_STARTED_AT", self.options.started_at.as_str()),
+            ("SHIP_LOCK_INFO", info.as_str()),
+        ];
+        let segments: Vec<(usize, &str)> = h
+            .scripts
+            .iter()
+            .map(|s| (s.segment, s.script.as_str()))
+            .collect();
+        protocol::conversation(&values, &segments)
+    }
+
+    fn new_record(&self, run: &HostRun) -> ReleaseRecord {
+        ReleaseRecord {
+            id: self.plan.release.clone(),
+            dir: run.new_dir.clone(),
+            revision: self.plan.artifact.revision.clone(),
+            digest: self.plan.artifact.digest.clone(),
+            time: self.options.started_at.clone(),
+            user: self.options.deployer.clone(),
+            state: ReleaseState::Live,
+        }
+    }
+
+    /// The directory the new release replaces, when the layout keeps one directory per
+    /// release; the single layout keeps earlier records: a rollback unpacks their artifacts.
+    fn replaced<'r>(&self, run: &'r HostRun) -> Option<&'r str> {
+        self.layout.atomic().then_some(run.new_dir.as_str())
+    }
+
+    /// The single layout has no directories for cleanup to count: its records are trimmed
+    /// to `keep_releases` instead.
+    fn keep(&self, mut records: Vec<ReleaseRecord>) -> Vec<ReleaseRecord> {
+        if !self.layout.atomic() {
+            let extra = records.len().saturating_sub(self.plan.keep_releases.max(2));
+            records.drain(..extra);
+        }
+        records
+    }
+
+    /// The new `.ship/releases.json` of a host, as one line.
+    fn records_line(&self, run: &HostRun) -> String {
+        serde_json::to_string(&self.keep(records::after_deploy(
+            &run.state.records,
+            self.new_record(run),
+            &run.cleanup,
+            self.replaced(run),
+        )))
+        .expect("records serialize")
+    }
+
+    /// Puts every locked host back: before the switch, remove the new release and unlock;
+    /// after it, switch back the hosts that switched (or may have).
+    fn recover(&mut self, out: &mut Vec<Action>) {
+        let after_switch = self.failure.as_ref().is_some_and(|f| f.after_switch);
+        for h in self.plan.hosts.clone() {
+            let run = &self.runs[&h.name];
+            if !run.locked {
+                continue;
+            }
+            let revert = after_switch && (run.switched || run.uncertain || run.finished);
+            let (recovery, script) = if revert {
+                self.revert_script(&h, run)
+            } else {
+                self.abort_script(&h, run)
+            };
+            self.runs.get_mut(&h.name).expect("a run").recovering = true;
+            out.push(Action::Recover {
+                host: h.name.clone(),
+                recovery,
+                script,
+            });
+        }
+    }
+
+    fn recovered(
+        &mut self,
+        host: &str,
+        result: Result<RunOutput, TransportError>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(run) = self.runs.get_mut(host) else {
+            return;
+        };
+        if !run.recovering {
+            return;
+        }
+        run.recovering = false;
+        let after_switch = self.failure.as_ref().is_some_and(|f| f.after_switch);
+        let revert = after_switch && (run.switched || run.uncertain || run.finished);
+        let live = self.layout.revert_target(&run.state);
+        let end = match result {
+            Ok(o) if o.status == Some(0) => {
+                if revert {
+                    HostEnd::Reverted { live }
+                } else {
+                    HostEnd::Unchanged { live }
+                }
+            }
+            Ok(o) => HostEnd::Unknown {
+                reason: format!(
+                    "putting it back failed (status {}): {}",
+                    o.status.map_or("unknown".to_owned(), |s| s.to_string()),
+                    tail(&o.stderr, 2)
+                ),
+            },
+            Err(e) => HostEnd::Unknown {
+                reason: format!("could not put it back: {e}"),
+            },
+        };
+        out.push(Action::Event(Event::Recovered {
+            host: host.to_owned(),
+            end: end.clone(),
+        }));
+        self.ends.insert(host.to_owned(), end);
+    }
+
+    fn header(&self, host: &HostPlan) -> String {
+        script::header(&Vars::of(&self.plan, host), &self.layout.locate(&self.cx()))
+    }
+
+    /// Before the switch: remove the half-made release (restore the single layout's
+    /// directory), release the lock.
+    fn abort_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
+        let mut s = self.header(h);
+        let discard = run.prepare_started || run.uncertain;
+        let mut restore = None;
+        if discard {
+            if self.layout.atomic() {
+                s.push_str(
+                    "if [ \"$(readlink \"$SHIP_DEPLOY_TO/current\" 2>/dev/null || true)\" != \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi\n",
+                );
+            } else {
+                match self.layout.revert_target(&run.state) {
+                    Some(target) => {
+                        s.push_str(&self.layout.activate(&self.cx(), &target));
+                        s.push('\n');
+                        restore = Some(target);
+                    }
+                    None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
+                }
+            }
+        }
+        s.push_str(&protocol::release_lock());
+        s.push('\n');
+        (Recovery::Abort { discard, restore }, s)
+    }
+
+    /// After the switch: back to what was live, the new release recorded failed.
+    fn revert_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
+        let mut s = self.header(h);
+        let target = self.layout.revert_target(&run.state);
+        match &target {
+            Some(t) => {
+                s.push_str(&self.layout.activate(&self.cx(), t));
+                s.push('\n');
+            }
+            None if self.layout.atomic() => s.push_str("rm -f \"$SHIP_DEPLOY_TO/current\"\n"),
+            None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
+        }
+        let records = self.keep(records::after_revert(
+            &run.state.records,
+            self.new_record(run),
+            &run.cleanup,
+            self.replaced(run),
+        ));
+        let back_to = run
+            .state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.state == ReleaseState::Live)
+            .map(|r| r.id.clone())
+            .or_else(|| run.state.live.clone())
+            .unwrap_or_else(|| "none".to_owned());
+        s.push_str(&protocol::write_records(&quote(&records::to_json(
+            &records,
+        ))));
+        s.push_str(&format!(
+            "\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n{}\n",
+            quote(&self.options.deployer),
+            quote(&back_to),
+            protocol::release_lock()
+        ));
+        (Recovery::Revert { target, records }, s)
+    }
+
+    fn outcome(&self) -> Outcome {
+        let hosts = self
+            .plan
+            .hosts
+            .iter()
+            .map(|h| {
+                let end = self
+                    .ends
+                    .get(&h.name)
+                    .cloned()
+                    .unwrap_or(HostEnd::NotStarted {
+                        reason: "the deploy stopped before this host was reached".to_owned(),
+                    });
+                (h.name.clone(), end)
+            })
+            .collect();
+        Outcome {
+            hosts,
+            failure: self.failure.clone(),
+            batches: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! The host protocol, in one place: what a host's script prints to say where it is, what
+//! cargo ship sends it, the exit statuses that mean something, the shell that takes the
+//! lock, reads the host's state, writes the records and releases the lock, and the parsers
+//! of all of it. Pure: it writes and reads text.
+//!
+//! # The control channel
+//!
+//! A host's script says where it is on its standard output, one line at a time, each line
+//! framed with the deploy's **nonce**: `<nonce> start 7 restart`, `<nonce> end 7 0`,
+//! `<nonce> segment 2`, `<nonce> state current …`. Nothing a user's command prints can forge
+//! such a line or hold the channel open:
+//!
+//! - every step but `lock` runs with its standard output and error in a file on the host
+//!   (`.ship/log/<release>.<step>`) and standard input from `/dev/null` (`upload` reads the
+//!   artifact from the channel); the last lines of that file are relayed afterwards, each
+//!   framed as `<nonce> out <step> <text>`, so they are data, never control;
+//! - the nonce reaches the script on its standard input, first line, into a shell variable
+//!   that is never exported: no command the script starts sees it, in its environment or its
+//!   arguments;
+//! - a daemon a restart leaves running holds that file, not the session: the session ends
+//!   when the script ends.
+//!
+//! ```
+//! use ship_core::protocol::{Control, Nonce, parse};
+//! let nonce = Nonce::from_bytes(&[7; 16]);
+//! let line = format!("{} end 4 0", nonce.as_str());
+//! assert_eq!(parse(&line, &nonce), Some(Control::End { id: 4, status: 0 }));
+//! // A task that prints what it thinks a marker looks like prints data.
+//! assert_eq!(parse("::ship::segment 2", &nonce), None);
+//! assert_eq!(parse(&format!("{} segment 2", Nonce::from_bytes(&[8; 16]).as_str()), &nonce), None);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The exit status of `lock` when another deploy holds the lock.
+pub const LOCKED_STATUS: i32 = 75;
+/// The exit status of `link` when a linked file is missing from `shared/`.
+pub const MISSING_SHARED_STATUS: i32 = 76;
+/// The exit status of a step whose deploy no longer holds the host's lock.
+pub const LOST_LOCK_STATUS: i32 = 77;
+
+/// The shell variable that holds the nonce in a host's script (never exported).
+pub const NONCE_VAR: &str = "ship_n";
+
+/// How many lines of a step's output are relayed.
+pub const OUTPUT_LINES: usize = 20;
+
+/// A deploy's secret: it frames every control line. Made from random bytes by the driver
+/// (the pure modules take it as an input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nonce(String);
+
+impl Nonce {
+    /// The nonce of these bytes, as lower-case hex.
+    pub fn from_bytes(bytes: &[u8]) -> Nonce {
+        let mut s = String::with_capacity(bytes.len() * 2 + 2);
+        s.push_str("n.");
+        for b in bytes {
+            let _ = write!(s, "{b:02x}");
+        }
+        Nonce(s)
+    }
+
+    /// Its text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One control line, read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// A step started.
+    Start {
+        /// The step's id.
+        id: usize,
+    },
+    /// A line a step printed (relayed after it ended).
+    Out {
+        /// The step's id.
+        id: usize,
+        /// The line.
+        text: String,
+    },
+    /// A step ended with `status`.
+    End {
+        /// The step's id.
+        id: usize,
+        /// Its exit status.
+        status: i32,
+    },
+    /// A line of the host's state (see [`Probe`]).
+    State(String),
+    /// The host finished segment `k` and waits for the next `go`.
+    Segment(usize),
+    /// The first part of a two-part operation is done ([`then_eval`]).
+    Ready,
+}
+
+/// Reads one line of a host's standard output: `None` when it is not a control line of this
+/// nonce's deploy.
+pub fn parse(line: &str, nonce: &Nonce) -> Option<Control> {
+    let rest = line.strip_prefix(nonce.as_str())?.strip_prefix(' ')?;
+    let (verb, args) = rest.split_once(' ').unwrap_or((rest, ""));
+    let number = |s: &str| s.parse::<usize>().ok();
+    match verb {
+        "start" => Some(Control::Start {
+            id: number(args.split(' ').next()?)?,
+        }),
+        "out" => {
+            let (id, text) = args.split_once(' ').unwrap_or((args, ""));
+            Some(Control::Out {
+                id: number(id)?,
+                text: text.to_owned(),
+            })
+        }
+        "end" => {
+            let (id, status) = args.split_once(' ')?;
+            Some(Control::End {
+                id: number(id)?,
+                status: status.trim().parse().ok()?,
+            })
+        }
+        "state" => Some(Control::State(args.to_owned())),
+        "segment" => Some(Control::Segment(number(args.trim())?)),
+        "ready" => Some(Control::Ready),
+        _ => None,
+    }
+}
+
+/// How a step's standard input is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepIo {
+    /// `lock`: ours alone; it prints the state on the control channel itself.
+    Control,
+    /// `upload`: reads the artifact from the channel; its output goes to its log.
+    Artifact,
+    /// Every other step: input from `/dev/null`, output to its log.
+    Logged,
+}
+
+/// The shell every step after `lock` starts with: a script left running after its deploy
+/// was stopped (a timeout, a lost connection) does nothing more once the host has been put
+/// back and unlocked.
+pub fn lock_guard() -> String {
+    format!(
+        "{{ IFS= read -r ship_held < \"$SHIP_DEPLOY_TO/.ship/lock/info\"; }} 2>/dev/null && [ \"$ship_held\" = \"$SHIP_LOCK_INFO\" ] || {{ echo \"cargo-ship: $SHIP_HOST: this deploy no longer holds the lock\" >&2; exit {LOST_LOCK_STATUS}; }}"
+    )
+}
+
+/// One step of a host's script: its start and end on the control channel, its body in a
+/// subshell, its output in its log file and then relayed (the last [`OUTPUT_LINES`] lines).
+pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
+    let n = NONCE_VAR;
+    let mut s = String::new();
+    if io != StepIo::Control {
+        s.push_str(&lock_guard());
+        s.push('\n');
+    }
+    let _ = write!(
+        s,
+        "printf '%s start {id} %s\\n' \"${n}\" {}\nset +e\n(\n  set -eu\n{}\n)",
+        crate::shell::quote(name),
+        indent(body)
+    );
+    let log = format!("\"$SHIP_LOG.{id}\"");
+    match io {
+        StepIo::Control => s.push_str(" </dev/null"),
+        StepIo::Artifact => {
+            let _ = write!(s, " >{log} 2>&1");
+        }
+        StepIo::Logged => {
+            let _ = write!(s, " </dev/null >{log} 2>&1");
+        }
+    }
+    s.push_str("\nship_rc=$?\nset -e\n");
+    if io != StepIo::Control {
+        let _ = write!(
+            s,
+            "if [ -s {log} ]; then tail -n {OUTPUT_LINES} {log} | while IFS= read -r ship_l || [ -n \"$ship_l\" ]; do printf '%s out {id} %s\\n' \"${n}\" \"$ship_l\"; done; fi\n"
+        );
+    }
+    let _ = write!(
+        s,
+        "printf '%s end {id} %s\\n' \"${n}\" \"$ship_rc\"\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"\n"
+    );
+    s
+}
+
+fn indent(body: &str) -> String {
+    body.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Takes `.ship/lock` with one `mkdir`, writing `$SHIP_LOCK_INFO` into it; exits
+/// [`LOCKED_STATUS`], naming the holder on standard error, when another holds it.
+pub fn take_lock() -> String {
+    format!(
+        r#"if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
+  printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
+else
+  echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
+  exit {LOCKED_STATUS}
+fi"#
+    )
+}
+
+/// The `lock` step of a deploy: the directories, the lock, then the host's state on the
+/// control channel (see [`Probe`]).
+pub fn lock_step() -> String {
+    format!(
+        r#"[ -d "$SHIP_DEPLOY_TO/.ship/artifacts" ] && [ -d "$SHIP_DEPLOY_TO/.ship/log" ] && [ -d "$SHIP_DEPLOY_TO/releases" ] && [ -d "$SHIP_DEPLOY_TO/shared" ] ||
+  mkdir -p "$SHIP_DEPLOY_TO/.ship/artifacts" "$SHIP_DEPLOY_TO/.ship/log" "$SHIP_DEPLOY_TO/releases" "$SHIP_DEPLOY_TO/shared"
+{}
+{}
+if [ -s "$SHIP_ARTIFACT" ]; then printf '%s state artifact present\n' "${n}"; fi
+if command -v zstd >/dev/null 2>&1; then printf '%s state zstd\n' "${n}"; fi
+if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '%s state preparing %s\n' "${n}" "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
+true"#,
+        take_lock(),
+        probe(),
+        n = NONCE_VAR
+    )
+}
+
+/// Prints `current`, the `releases/` listing, the lock's holder and `.ship/releases.json`
+/// as state lines, with the shell's builtins only (but `readlink` and `cat` of the lock).
+pub fn probe() -> String {
+    format!(
+        r#"printf '%s state current %s\n' "${n}" "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)"
+for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
+  [ -e "$ship_r" ] && printf '%s state release %s\n' "${n}" "${{ship_r##*/}}"
+done
+if [ -f "$SHIP_DEPLOY_TO/.ship/releases.json" ]; then
+  printf '%s state records\n' "${n}"
+  while IFS= read -r ship_l || [ -n "$ship_l" ]; do printf '%s state json %s\n' "${n}" "$ship_l"; done < "$SHIP_DEPLOY_TO/.ship/releases.json"
+  printf '%s state end\n' "${n}"
+fi"#,
+        n = NONCE_VAR
+    )
+}
+
+/// The lock's holder as a state line, when the host is locked (for `releases` and `check`).
+pub fn probe_lock() -> String {
+    format!(
+        r#"if [ -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
+  printf '%s state lock %s\n' "${n}" "$(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')"
+fi"#,
+        n = NONCE_VAR
+    )
+}
+
+/// Writes `records` (a shell word holding one line of JSON) as `.ship/releases.json`, by a
+/// rename.
+pub fn write_records(records: &str) -> String {
+    format!(
+        "printf '%s\\n' {records} > \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\"\n\
+         mv -f \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\" \"$SHIP_DEPLOY_TO/.ship/releases.json\""
+    )
+}
+
+/// Releases the lock and the `.ship/preparing` marker.
+pub fn release_lock() -> String {
+    "rm -rf \"$SHIP_DEPLOY_TO/.ship/preparing\" \"$SHIP_DEPLOY_TO/.ship/lock\"".to_owned()
+}
+
+/// The `upload` step: reads `zst <bytes>` or `gz <bytes>`, then the bytes, and keeps them
+/// only if what they unpack to has the plan's sha256.
+pub fn upload_step() -> String {
+    r#"if [ ! -s "$SHIP_ARTIFACT" ]; then
+  # cargo ship sends a line, `gz <bytes>` or `zst <bytes>` (hosts with zstd), then the bytes
+  IFS=' ' read -r ship_enc ship_bytes
+  case "$ship_enc" in
+    zst) ship_unz="zstd -dcq" ;;
+    gz) ship_unz="gzip -dc" ;;
+    *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
+  esac
+  ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
+  head -c "$ship_bytes" > "$ship_to.part"
+  ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
+  if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
+    rm -f "$ship_to.part"
+    echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
+    exit 1
+  fi
+  mv -f "$ship_to.part" "$ship_to"
+fi"#
+    .to_owned()
+}
+
+/// The `cleanup` step: the release directories in `$SHIP_CLEANUP`, then every artifact and
+/// step log that no release in `$SHIP_RECORDS` (the new releases.json) came from.
+pub fn cleanup_step() -> String {
+    r#"for ship_d in $SHIP_CLEANUP; do
+  rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d"
+  echo "removed releases/$ship_d"
+done
+for ship_a in "$SHIP_DEPLOY_TO"/.ship/artifacts/*; do
+  [ -e "$ship_a" ] || continue
+  ship_k=${ship_a##*/}
+  case "$SHIP_DIGEST $SHIP_RECORDS" in
+    *"${ship_k%%.*}"*) ;;
+    *) rm -f -- "$ship_a"; echo "removed .ship/artifacts/$ship_k" ;;
+  esac
+done
+ship_old=
+for ship_a in "$SHIP_DEPLOY_TO"/.ship/log/*; do
+  [ -e "$ship_a" ] || continue
+  ship_k=${ship_a##*/}
+  case " $SHIP_RELEASE $SHIP_RECORDS" in
+    *[\ \"]"${ship_k%.*}"[\ \"]*) ;;
+    *) ship_old="$ship_old $ship_k" ;;
+  esac
+done
+if [ -n "$ship_old" ]; then (cd "$SHIP_DEPLOY_TO/.ship/log" && rm -f -- $ship_old); fi"#
+        .to_owned()
+}
+
+/// The `unlock` step: the new records (`$SHIP_RECORDS`), a line in `revisions.log` as
+/// Capistrano writes it, and the lock released.
+pub fn unlock_step(branch: &str) -> String {
+    format!(
+        "{}\nprintf 'Branch %s (at %s) deployed as release %s by %s\\n' {} \"$SHIP_REVISION\" \"$SHIP_RELEASE\" \"$SHIP_DEPLOYER\" >> \"$SHIP_DEPLOY_TO/revisions.log\"\n{}",
+        write_records("\"$SHIP_RECORDS\""),
+        crate::shell::quote(branch),
+        release_lock()
+    )
+}
+
+/// The one script a host runs for a whole deploy: the nonce from the first line of standard
+/// input, the apply-time values, then each segment's script (`(segment, script)`, in order),
+/// each started by a `go` line followed by `$SHIP_CLEANUP` and `$SHIP_RECORDS`, and followed
+/// by a `segment` control line. Standard input closing instead of a `go` ends it there.
+pub fn conversation(values: &[(&str, &str)], segments: &[(usize, &str)]) -> String {
+    let mut s = format!("IFS= read -r {NONCE_VAR} || exit 0\n");
+    for (k, v) in values {
+        let _ = writeln!(s, "{k}={}", crate::shell::quote(v));
+    }
+    s.push_str("SHIP_CLEANUP=\nSHIP_RECORDS=\n");
+    for (k, script) in segments {
+        let _ = write!(
+            s,
+            "IFS= read -r ship_go || exit 0\n[ \"$ship_go\" = go ] || exit 0\n\
+             IFS= read -r SHIP_CLEANUP || exit 0\nIFS= read -r SHIP_RECORDS || exit 0\n{script}\n\
+             printf '%s segment {k}\\n' \"${NONCE_VAR}\"\n"
+        );
+    }
+    s
+}
+
+/// The lines that start segment `k` of a [`conversation`] (before the artifact, if sent).
+pub fn go(cleanup: &[String], records: Option<&str>) -> [String; 3] {
+    [
+        "go".to_owned(),
+        cleanup.join(" "),
+        records.unwrap_or_default().to_owned(),
+    ]
+}
+
+/// The line before the artifact's bytes: its encoding and size.
+pub fn artifact_header(zstd: bool, bytes: u64) -> String {
+    format!("{} {bytes}", if zstd { "zst" } else { "gz" })
+}
+
+/// `first`, then a [`Control::Ready`] line and a wait for a second script on standard input
+/// (its length in bytes on one line, then the script), run in the same session: a two-part
+/// operation (read under the lock, then act on what every host said) costs one session per
+/// host. Standard input closing instead ends the script after `first`. The nonce is the
+/// first line of standard input.
+pub fn then_eval(first: &str) -> String {
+    format!(
+        "IFS= read -r {NONCE_VAR} || exit 0\n{first}\nprintf '%s ready\\n' \"${NONCE_VAR}\"\nIFS= read -r ship_len || exit 0\nship_next=$(head -c \"$ship_len\")\neval \"$ship_next\"\n"
+    )
+}
+
+/// What a host's state lines said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// Where `current` points (empty when it does not exist).
+    pub current: Option<String>,
+    /// The names under `releases/`, one a line.
+    pub listing: String,
+    /// Whether `.ship/artifacts/<digest>.tar.gz` (or `.tar.zst`) is there already.
+    pub artifact_present: bool,
+    /// Whether the host has `zstd`, to be sent the artifact zstd-compressed.
+    pub zstd: bool,
+    /// The release directory a deploy started to prepare and never recorded (it was killed).
+    pub preparing: Option<String>,
+    /// `.ship/releases.json`, if there is one.
+    pub records: Option<String>,
+    /// Who holds the lock, when [`probe_lock`] ran and it is held.
+    pub lock: Option<String>,
+}
+
+impl Probe {
+    /// Takes in one state line (what follows `state `).
+    pub fn take(&mut self, rest: &str) {
+        if let Some(line) = rest.strip_prefix("json ") {
+            if let Some(r) = self.records.as_mut() {
+                r.push_str(line);
+                r.push('\n');
+            }
+        } else if rest == "json" {
+            if let Some(r) = self.records.as_mut() {
+                r.push('\n');
+            }
+        } else if let Some(link) = rest.strip_prefix("current ") {
+            self.current = (!link.is_empty()).then(|| link.to_owned());
+        } else if rest == "current" {
+            self.current = None;
+        } else if let Some(name) = rest.strip_prefix("release ") {
+            self.listing.push_str(name);
+            self.listing.push('\n');
+        } else if let Some(dir) = rest.strip_prefix("preparing ") {
+            self.preparing = Some(dir.to_owned());
+        } else if let Some(holder) = rest.strip_prefix("lock ") {
+            self.lock = Some(holder.to_owned());
+        } else if rest == "artifact present" {
+            self.artifact_present = true;
+        } else if rest == "zstd" {
+            self.zstd = true;
+        } else if rest == "records" {
+            self.records = Some(String::new());
+        }
+    }
+
+    /// Reads the state lines of this nonce out of a script's whole output.
+    pub fn parse(stdout: &str, nonce: &Nonce) -> Probe {
+        let mut p = Probe::default();
+        for line in stdout.lines() {
+            if let Some(Control::State(rest)) = parse(line, nonce) {
+                p.take(&rest);
+            }
+        }
+        p
+    }
+}
+
+/// What one host said during one segment: read line by line as it comes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transcript {
+    /// The steps that started, in order.
+    pub started: Vec<usize>,
+    /// The steps that ended, with their status.
+    pub ended: BTreeMap<usize, i32>,
+    /// The lines each step printed (the last [`OUTPUT_LINES`]).
+    pub output: BTreeMap<usize, Vec<String>>,
+    /// The state lines.
+    pub probe: Probe,
+    /// The segment finished (its `segment` line came).
+    pub finished: Option<usize>,
+    /// The first part of a two-part operation finished.
+    pub ready: bool,
+}
+
+impl Transcript {
+    /// Takes in one line; non-control lines are ignored.
+    pub fn take(&mut self, line: &str, nonce: &Nonce) {
+        match parse(line, nonce) {
+            Some(Control::Start { id }) => self.started.push(id),
+            Some(Control::Out { id, text }) => {
+                let lines = self.output.entry(id).or_default();
+                lines.push(text);
+                if lines.len() > OUTPUT_LINES {
+                    lines.remove(0);
+                }
+            }
+            Some(Control::End { id, status }) => {
+                self.ended.insert(id, status);
+            }
+            Some(Control::State(rest)) => self.probe.take(&rest),
+            Some(Control::Segment(k)) => self.finished = Some(k),
+            Some(Control::Ready) => self.ready = true,
+            None => {}
+        }
+    }
+
+    /// A step that started and did not end, or ended with a non-zero status: the first one.
+    /// `None` for its status when it never ended.
+    pub fn failed_step(&self) -> Option<(usize, Option<i32>)> {
+        self.ended
+            .iter()
+            .find(|(_, rc)| **rc != 0)
+            .map(|(id, rc)| (*id, Some(*rc)))
+            .or_else(|| {
+                self.started
+                    .iter()
+                    .find(|id| !self.ended.contains_key(id))
+                    .map(|id| (*id, None))
+            })
+    }
+
+    /// The last `n` non-blank lines step `id` printed.
+    pub fn tail(&self, id: usize, n: usize) -> Vec<String> {
+        let lines: Vec<&String> = self
+            .output
+            .get(&id)
+            .map(|l| l.iter().filter(|l| !l.trim().is_empty()).collect())
+            .unwrap_or_default();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| (*l).clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_nonce_frames_control_lines() {
+        let n = Nonce::from_bytes(&[1, 2, 3]);
+        let other = Nonce::from_bytes(&[1, 2, 4]);
+        let mut t = Transcript::default();
+        for line in [
+            format!("{} start 3 upload", n.as_str()),
+            format!("{} out 3 sending", n.as_str()),
+            "::ship::segment 1".to_owned(),
+            format!("{} segment 1", other.as_str()),
+            format!("{} end 3 0", n.as_str()),
+            format!("{} start 4 prepare", n.as_str()),
+            format!("{} out 4 {} segment 1", n.as_str(), n.as_str()),
+            format!("{} state current /srv/a/releases/2", n.as_str()),
+            format!("{} state records", n.as_str()),
+            format!("{} state json [{{\"a\": 1}}]", n.as_str()),
+            format!("{} state end", n.as_str()),
+        ] {
+            t.take(&line, &n);
+        }
+        assert_eq!(t.started, vec![3, 4]);
+        assert_eq!(t.ended.get(&3), Some(&0));
+        assert_eq!(t.finished, None);
+        assert_eq!(t.output[&3], vec!["sending"]);
+        assert_eq!(t.failed_step(), Some((4, None)));
+        assert_eq!(t.probe.current.as_deref(), Some("/srv/a/releases/2"));
+        assert_eq!(t.probe.records.as_deref(), Some("[{\"a\": 1}]\n"));
+        t.take(&format!("{} segment 1", n.as_str()), &n);
+        assert_eq!(t.finished, Some(1));
+    }
+}
