@@ -277,7 +277,7 @@ fn run_plan(
     color: bool,
     host_summary: &mut Vec<serde_json::Value>,
 ) -> Result<(), CliError> {
-    let layout = ship_layouts::layout_for(plan.layout);
+    let layout = super::layout(&plan.layout)?;
     // A host's one session carries all its scripts: each is bounded by command_timeout
     // (checked by the executor), the session by their sum.
     let parts = plan
@@ -409,7 +409,7 @@ fn run_plan(
         };
         let executor = Executor {
             plan,
-            layout: layout.as_ref(),
+            layout,
             remote: &ssh,
             local: &local,
             options: ApplyOptions {
