@@ -17,7 +17,8 @@ pub struct Settings {
     pub app: Option<String>,
     /// The absolute directory on each host that holds `releases/`, `shared/` and `current`.
     pub deploy_to: Option<String>,
-    /// How releases are laid out on the host.
+    /// How releases are laid out on the host: a layout's name, checked by
+    /// [`crate::Stage::resolve`] against the names it is given.
     pub layout: LayoutName,
     /// How many releases cleanup keeps on each host (the live one always stays).
     pub keep_releases: usize,
