@@ -1,7 +1,7 @@
 //! The planner at fleet scale: 1,000 hosts × 30 tasks (target: under 200 ms), and how its
 //! time grows with hosts. Run with `cargo bench -p ship-tests --bench planner`.
 
-use ship_core::config::{LayoutKind, SourceConfig, TaskConfig};
+use ship_core::config::{LayoutName, SourceConfig, TaskConfig};
 use ship_core::{ArtifactInfo, PlanInput, Stage};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,7 +63,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         name: "production".to_owned(),
         app: "bench".to_owned(),
         deploy_to: "/srv/app".to_owned(),
-        layout: LayoutKind::Timestamp,
+        layout: LayoutName::from("timestamp"),
         keep_releases: 5,
         parallel: 10,
         source: SourceConfig::Dir("dist".to_owned()),
@@ -91,10 +91,10 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
 }
 
 fn plan(stage: &Stage) -> ship_core::Plan {
-    let layout = ship_layouts::layout_for(stage.layout);
+    let layout = ship_layouts::layout_for(stage.layout.name()).expect("a registered layout");
     ship_core::plan(&PlanInput {
         stage,
-        layout: layout.as_ref(),
+        layout,
         release: "20261122235800".to_owned(),
         artifact: ArtifactInfo {
             source: "dir dist".to_owned(),

@@ -89,7 +89,7 @@ proptest! {
         };
         if let Ok(loaded) = sources.load() {
             for stage in ["production", "default", "nope"] {
-                let _ = Stage::resolve(&loaded, stage);
+                let _ = Stage::resolve(&loaded, stage, &ship_layouts::names());
             }
         }
     }

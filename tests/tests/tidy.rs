@@ -1,5 +1,6 @@
-//! House rules, checked as plain tests: every module says what it is for, and the crates
-//! depend on each other in the direction ARCHITECTURE.md draws.
+//! House rules, checked as plain tests: every module says what it is for, the crates
+//! depend on each other in the direction ARCHITECTURE.md draws, and only ship-layouts knows
+//! a layout by name.
 
 use std::path::{Path, PathBuf};
 
@@ -77,5 +78,156 @@ fn crates_depend_in_one_direction() {
     let layouts = std::fs::read_to_string(root().join("crates/layouts/Cargo.toml")).unwrap();
     for io in ["openssh", "tokio"] {
         assert!(!layouts.contains(io), "layouts never depend on {io}");
+    }
+}
+
+/// Whether `text` holds an expression that is a layout's name: a `.layout` field read as
+/// a whole (`stage.layout`, `plan.layout`, as is or `.name()`, `.as_str()`,
+/// `.to_string()`) or a layout's `name()`.
+fn names_a_layout(text: &str) -> bool {
+    let whole = |rest: &str| {
+        rest.is_empty()
+            || rest.starts_with([' ', ',', ')', ';', '{', '}', '='])
+            || [".name()", ".as_str()", ".to_string()"]
+                .iter()
+                .any(|m| rest.starts_with(m))
+    };
+    text.match_indices(".layout")
+        .any(|(i, m)| whole(&text[i + m.len()..]))
+        || text.contains("layout.name()")
+}
+
+/// The layout-name decisions on one line of code: a `match`/`matches!` on a layout's
+/// name, a comparison with one, or a registered name written next to the word layout.
+fn decides_by_layout_name(line: &str, names: &[&str]) -> Option<&'static str> {
+    let code = line.trim_start();
+    if code.starts_with("//") {
+        return None;
+    }
+    for (keyword, end) in [("match ", " {"), ("matches!(", ",")] {
+        if let Some(i) = code.find(keyword) {
+            let rest = &code[i + keyword.len()..];
+            let scrutinee = rest.split(end).next().unwrap_or(rest);
+            if names_a_layout(scrutinee) {
+                return Some("matches on a layout's name");
+            }
+        }
+    }
+    if (code.contains("==") || code.contains("!=")) && names_a_layout(code) {
+        return Some("compares a layout's name");
+    }
+    if code.to_ascii_lowercase().contains("layout")
+        && names.iter().any(|n| code.contains(&format!("\"{n}\"")))
+    {
+        return Some("names a layout");
+    }
+    None
+}
+
+/// Lines allowed to name a layout: the configuration's default and the example stage.
+const NAMED_ON_PURPOSE: &[(&str, &str)] = &[
+    (
+        "crates/core/src/config.rs",
+        "(\"layout\", Value::from(\"timestamp\")),",
+    ),
+    (
+        "crates/core/src/stage.rs",
+        "layout: LayoutName::from(\"timestamp\"),",
+    ),
+];
+
+/// What `decides_by_layout_name` finds in these files, as `path:line: why: text`.
+fn layout_decisions(files: &[PathBuf], names: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let Some(why) = decides_by_layout_name(line, names) else {
+                continue;
+            };
+            if NAMED_ON_PURPOSE.contains(&(rel.as_str(), line.trim())) {
+                continue;
+            }
+            found.push(format!("{rel}:{}: {why}: {}", n + 1, line.trim()));
+        }
+    }
+    found
+}
+
+/// Issue #15: a new layout is one file in crates/layouts and one line in its registry.
+/// Outside crates/layouts no code knows a layout by name: it asks the `Layout` trait.
+#[test]
+fn only_ship_layouts_knows_a_layout_by_name() {
+    let layouts_dir = root().join("crates/layouts");
+    let outside = |dirs: &[&str]| {
+        let mut files = Vec::new();
+        for dir in dirs {
+            rust_files(&root().join(dir), &mut files);
+        }
+        files.retain(|f| !f.starts_with(&layouts_dir));
+        files
+    };
+
+    // The closed enum core had, by name: nowhere, tests and benches included.
+    let old_enum = concat!("Layout", "Kind");
+    let this_file = root().join("tests/tests/tidy.rs");
+    let all = outside(&["crates", "cargo-ship", "tests"]);
+    assert!(all.len() > 20, "found only {} files", all.len());
+    let with_enum: Vec<String> = all
+        .iter()
+        .filter(|f| **f != this_file)
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains(old_enum))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        with_enum.is_empty(),
+        "{old_enum} is gone: a layout is a `LayoutName` and a `ship_layouts::layout_for`; found in {with_enum:?}"
+    );
+
+    // Decisions by name in the code (tests may pick a layout by name to test it).
+    let names = ship_layouts::names();
+    let code = outside(&["crates", "cargo-ship/src"]);
+    let found = layout_decisions(&code, &names);
+    assert!(
+        found.is_empty(),
+        "ask the Layout trait (crates/core/src/layout.rs) instead of deciding by a layout's \
+         name outside crates/layouts:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_layout_name_check_sees_what_it_must() {
+    let names = ["timestamp", "version", "ab", "single"];
+    for bad in [
+        "    let id = match stage.layout {",
+        "    let release = match (&args.release_id, stage.layout) {",
+        "        None if to.layout != LayoutName::from(\"timestamp\")",
+        "    if stage.layout.name() == \"version\" && stage.version.is_none() {",
+        "    if matches!(plan.layout.as_str(), \"ab\" | \"single\") {",
+        "    match layout.name() {",
+        "    if layout.name() == \"single\" {",
+        "    let keep = stage.layout != plan.layout;",
+    ] {
+        assert!(
+            decides_by_layout_name(bad, &names).is_some(),
+            "missed: {bad}"
+        );
+    }
+    for fine in [
+        "    match layout.rollback_target(&state, args.to.as_deref()) {",
+        "    match ops::observe(layout, &deploy_to, &out.stdout) {",
+        "    let layout = super::layout(&stage.layout)?;",
+        "    s.push_str(&self.layout.activate(&self.cx(), &target));",
+        "        layout: stage.layout.clone(),",
+        "    // if stage.layout == \"single\" once did this",
+        "    out.push((\"version\".to_owned(), v));",
+    ] {
+        assert_eq!(decides_by_layout_name(fine, &names), None, "{fine}");
     }
 }

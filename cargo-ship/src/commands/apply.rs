@@ -278,7 +278,7 @@ fn run_plan(
     color: bool,
     host_summary: &mut Vec<serde_json::Value>,
 ) -> Result<(), CliError> {
-    let layout = ship_layouts::layout_for(plan.layout);
+    let layout = super::layout(&plan.layout)?;
     // A host's one session carries all its scripts: each is bounded by command_timeout
     // (checked by the executor), the session by their sum.
     let parts = plan
@@ -410,7 +410,7 @@ fn run_plan(
         };
         let driver = Driver {
             plan,
-            layout: layout.as_ref(),
+            layout,
             remote: &ssh,
             local: &local,
             options: ApplyOptions {

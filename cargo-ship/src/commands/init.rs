@@ -71,8 +71,16 @@ fn template(app: &str, kind: &Kind) -> String {
         "# The directory on each host: releases/, shared/ and the `current` link live here."
     );
     let _ = writeln!(s, "deploy_to = \"/var/www/{app}\"");
-    s.push_str("# timestamp (releases/<UTC time>, as Capistrano), version, ab (two slots) or single (in place).\n");
-    s.push_str("layout = \"timestamp\"\n");
+    let layouts: Vec<String> = ship_layouts::LAYOUTS
+        .iter()
+        .map(|l| match l.about() {
+            "" => l.name().to_owned(),
+            about => format!("{} ({about})", l.name()),
+        })
+        .collect();
+    let (last, rest) = layouts.split_last().expect("a layout is registered");
+    let _ = writeln!(s, "# {} or {last}.", rest.join(", "));
+    let _ = writeln!(s, "layout = \"{}\"", ship_layouts::LAYOUTS[0].name());
     s.push_str(
         "# Releases kept on each host; the live one and the previous good one are never removed.\n",
     );

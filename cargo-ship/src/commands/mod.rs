@@ -15,7 +15,7 @@ use crate::{CliError, Context};
 use futures::future::join_all;
 use ship_core::load::Sources;
 use ship_core::script::LOCKED_STATUS;
-use ship_core::{RunOutput, Stage, Transport, TransportError};
+use ship_core::{Layout, LayoutName, RunOutput, Stage, Transport, TransportError};
 use ship_ssh::{HostKeys, SshOptions, SshTransport};
 
 /// Runs the subcommand.
@@ -86,9 +86,19 @@ pub(crate) fn resolve_with_adapters(
         overrides,
     };
     let loaded = sources.load()?;
-    let stage = Stage::resolve(&loaded, stage)?;
+    let stage = Stage::resolve(&loaded, stage, &ship_layouts::names())?;
     let adapters = crate::adapters::read(&loaded, &stage)?;
     Ok((project, stage, adapters))
+}
+
+/// The layout named `name`: a stage's (`Stage::resolve` checked it) or a saved plan's.
+pub(crate) fn layout(name: &LayoutName) -> Result<&'static dyn Layout, CliError> {
+    ship_layouts::layout_for(name.name()).ok_or_else(|| {
+        CliError::Usage(format!(
+            "unknown layout `{name}`; expected one of: {}",
+            ship_layouts::names().join(", ")
+        ))
+    })
 }
 
 /// [`resolve_with_adapters`] for the commands that do not build: the adapters' tables are
@@ -239,7 +249,7 @@ pub(crate) async fn read_states<T: Transport>(
     stage: &Stage,
     hosts: &[String],
 ) -> Vec<(String, Result<ship_core::ops::Observed, String>)> {
-    let layout = ship_layouts::layout_for(stage.layout);
+    let layout = layout(&stage.layout);
     let nonce = ship_core::driver::nonce();
     on_hosts(transport, hosts, stage.parallel, |h| {
         ship_core::ops::state_script(&stage.deploy_to, h, None, Some(&nonce))
@@ -247,10 +257,11 @@ pub(crate) async fn read_states<T: Transport>(
     .await
     .into_iter()
     .map(|(host, result)| {
-        let observed = match failure(&result) {
-            Some(why) => Err(format!("unreachable: {why}")),
-            None => ship_core::ops::observe(
-                layout.as_ref(),
+        let observed = match (failure(&result), &layout) {
+            (Some(why), _) => Err(format!("unreachable: {why}")),
+            (None, Err(e)) => Err(e.to_string()),
+            (None, Ok(layout)) => ship_core::ops::observe(
+                *layout,
                 &stage.deploy_to,
                 &result.expect("succeeded").stdout,
                 &nonce,

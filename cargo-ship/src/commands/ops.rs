@@ -67,7 +67,7 @@ fn rollback_stage(
     cx: &mut Context,
     target_id: &mut Option<String>,
 ) -> Result<(), CliError> {
-    let layout = ship_layouts::layout_for(stage.layout);
+    let layout = super::layout(&stage.layout)?;
     let transport = ssh(project, stage, &args.remote);
     let hosts = names(stage);
     let user = super::deployer(cx);
@@ -99,21 +99,13 @@ fn rollback_stage(
                 }
                 locked.push(host.clone());
                 let out = result.as_ref().expect("succeeded");
-                match ops::observe(layout.as_ref(), &deploy_to, &out.stdout, nonce) {
+                match ops::observe(layout, &deploy_to, &out.stdout, nonce) {
                     Err(e) => problems.push(format!("{host}: {e}")),
                     Ok(Observed { state, .. }) => {
                         match layout.rollback_target(&state, args.to.as_deref()) {
                             Err(e) => problems.push(format!("{host}: {e}")),
                             Ok(target) => {
-                                let id = match stage.layout {
-                                    ship_core::LayoutKind::Single => state
-                                        .records
-                                        .iter()
-                                        .rev()
-                                        .find(|r| r.digest == target)
-                                        .map_or(target.clone(), |r| r.id.clone()),
-                                    _ => ops::target_record(&state, &target).id,
-                                };
+                                let id = layout.rollback_record(&state, &target).id;
                                 plans.insert(host.clone(), (state, target, id));
                             }
                         }
@@ -140,7 +132,7 @@ fn rollback_stage(
                         (
                             h.clone(),
                             ops::rollback_script(
-                                layout.as_ref(),
+                                layout,
                                 &deploy_to,
                                 h,
                                 state,

@@ -3,9 +3,9 @@
 use crate::cli::{Format, PlanArgs, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
+use ship_core::PlanInput;
 use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
-use ship_core::{LayoutKind, PlanInput};
 use std::io::Write;
 
 /// Everything `plan` makes: kept for `apply` in the next version.
@@ -15,18 +15,21 @@ pub(crate) struct Planned {
     pub(crate) stage: ship_core::Stage,
 }
 
-/// The version layout's version: configured, or read from the project.
+/// The version of a layout that names releases by it (`version`): configured, or read from
+/// the project.
 pub(crate) fn fill_version(
     project: &Project,
     stage: &mut ship_core::Stage,
     pinned: bool,
 ) -> Result<(), CliError> {
-    if stage.layout == LayoutKind::Version && stage.version.is_none() {
+    let layout = super::layout(&stage.layout)?;
+    if layout.needs_version() && stage.version.is_none() {
         stage.version = project.detect_version();
         if stage.version.is_none() && !pinned {
             return Err(CliError::Usage(format!(
-                "the version layout needs a version: none in Cargo.toml, package.json or \
+                "the {} layout needs a version: none in Cargo.toml, package.json or \
                  pyproject.toml of {}; pass --version 1.2.3 or set `version` in Ship.toml",
+                layout.name(),
                 project.root.display()
             )));
         }
@@ -42,22 +45,20 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
     let (project, mut stage, adapters) =
         super::resolve_with_adapters(ship, &args.stage, overrides, cx)?;
     fill_version(&project, &mut stage, args.release_id.is_some())?;
-    let release = match (&args.release_id, stage.layout) {
-        (Some(id), LayoutKind::Timestamp)
-            if !(id.len() == 14 && id.bytes().all(|b| b.is_ascii_digit())) =>
-        {
-            return Err(CliError::Usage(format!(
-                "--release-id {id}: the timestamp layout names releases by 14 digits (UTC \
-                 YYYYMMDDhhmmss, as Capistrano does), e.g. 20261122235800"
-            )));
+    let layout = super::layout(&stage.layout)?;
+    let release = match &args.release_id {
+        Some(id) => {
+            layout
+                .check_release_id(id)
+                .map_err(|m| CliError::Usage(format!("--release-id {id}: {m}")))?;
+            id.clone()
         }
-        (Some(id), _) => id.clone(),
-        (None, LayoutKind::Version) => {
+        None if layout.needs_version() => {
             let v = stage.version.clone().expect("checked above");
             check_release_id(&v).map_err(|m| CliError::Usage(format!("version: {m}")))?;
             v
         }
-        (None, _) => jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string(),
+        None => jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string(),
     };
 
     let (built, extra_tasks) = crate::adapters::build(&project, &stage, &adapters)?;
@@ -76,10 +77,9 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
     } else {
         stage.select(&selection).map_err(CliError::Usage)?
     };
-    let layout = ship_layouts::layout_for(stage.layout);
     let mut plan = ship_core::plan(&PlanInput {
         stage: &chosen,
-        layout: layout.as_ref(),
+        layout,
         release,
         artifact: built.info,
         config_digest,
@@ -128,7 +128,7 @@ fn refresh(
     stage: &ship_core::Stage,
 ) -> Result<String, CliError> {
     use std::fmt::Write as _;
-    let layout = ship_layouts::layout_for(stage.layout);
+    let layout = super::layout(&stage.layout)?;
     let transport = super::ssh(
         project,
         stage,

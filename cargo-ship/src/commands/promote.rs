@@ -8,7 +8,7 @@ use crate::cli::{Format, PromoteArgs, Ship};
 use crate::{CliError, Context};
 use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
-use ship_core::{ArtifactInfo, LayoutKind, PlanInput, Promotion};
+use ship_core::{ArtifactInfo, PlanInput, Promotion};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -146,21 +146,19 @@ pub(crate) fn run(
     let (_, bytes) = ship_core::artifact::store(&cache, &source.digest, &opened.tar)?;
 
     // 3. The plan for `to`, with this artifact and the adapters' steps keyed from its files.
+    let layout = super::layout(&to.layout)?;
+    // The source's id, unless the layout names releases otherwise (the timestamp layout:
+    // by the time, when the source's id is not one).
     let release = match &args.release_id {
         Some(id) => id.clone(),
-        None if to.layout != LayoutKind::Timestamp
-            || (source.id.len() == 14 && source.id.bytes().all(|b| b.is_ascii_digit())) =>
-        {
-            source.id.clone()
-        }
+        None if layout.check_release_id(&source.id).is_ok() => source.id.clone(),
         None => jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string(),
     };
     check_release_id(&release).map_err(|m| CliError::Usage(format!("release id: {m}")))?;
     let extra_tasks = crate::adapters::tasks_for_artifact(&adapters, &opened.files)?;
-    let layout = ship_layouts::layout_for(to.layout);
     let plan = ship_core::plan(&PlanInput {
         stage: &to,
-        layout: layout.as_ref(),
+        layout,
         release,
         artifact: ArtifactInfo {
             source: format!("promoted from {}", from.name),

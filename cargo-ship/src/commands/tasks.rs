@@ -39,10 +39,10 @@ pub(crate) fn run(ship: &Ship, args: &TasksArgs, cx: &mut Context) -> Result<(),
         .map(|(name, cfg)| TaskSpec::from_config(name, cfg))
         .chain(extra.iter().cloned())
         .collect();
-    let layout = ship_layouts::layout_for(stage.layout);
+    let layout = super::layout(&stage.layout)?;
     let plan = ship_core::plan(&PlanInput {
         stage: &stage,
-        layout: layout.as_ref(),
+        layout,
         release: "0".to_owned(),
         artifact: ArtifactInfo {
             source: String::new(),

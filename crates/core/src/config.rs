@@ -17,8 +17,9 @@ pub struct Settings {
     pub app: Option<String>,
     /// The absolute directory on each host that holds `releases/`, `shared/` and `current`.
     pub deploy_to: Option<String>,
-    /// How releases are laid out on the host.
-    pub layout: LayoutKind,
+    /// How releases are laid out on the host: a layout's name, checked by
+    /// [`crate::Stage::resolve`] against the names it is given.
+    pub layout: LayoutName,
     /// How many releases cleanup keeps on each host (the live one always stays).
     pub keep_releases: usize,
     /// Files linked into each release from `shared/` (relative paths).
@@ -106,30 +107,31 @@ pub fn defaults() -> BTreeMap<&'static str, Value> {
     ])
 }
 
-/// The release-directory strategy (DESIGN.md, Release layouts).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LayoutKind {
-    /// `releases/<UTC timestamp>`, Capistrano-compatible.
-    #[default]
-    Timestamp,
-    /// `releases/<version>`.
-    Version,
-    /// `releases/a` and `releases/b`, alternating.
-    Ab,
-    /// One directory updated in place: no atomic switch.
-    Single,
+/// The name of a release-directory strategy (DESIGN.md, Release layouts), as `Ship.toml`
+/// and the plan write it: `timestamp`, `version`, `ab`, `single`, ...
+///
+/// ship-core knows no layout by name: the layouts and their names are ship-layouts'
+/// registry, and [`crate::Stage::resolve`] checks a name against the names it is given.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LayoutName(String);
+
+impl LayoutName {
+    /// The name used in `Ship.toml`.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
 }
 
-impl LayoutKind {
-    /// The name used in `Ship.toml`.
-    pub fn name(self) -> &'static str {
-        match self {
-            LayoutKind::Timestamp => "timestamp",
-            LayoutKind::Version => "version",
-            LayoutKind::Ab => "ab",
-            LayoutKind::Single => "single",
-        }
+impl From<&str> for LayoutName {
+    fn from(name: &str) -> Self {
+        LayoutName(name.to_owned())
+    }
+}
+
+impl std::fmt::Display for LayoutName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

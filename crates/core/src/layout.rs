@@ -1,9 +1,11 @@
 //! The release-layout strategy trait and the host state it decides from.
 //!
 //! A [`Layout`] is pure: it returns shell text and decisions as data, and never runs
-//! anything. Implementations live in the `ship-layouts` crate.
+//! anything. Implementations live in the `ship-layouts` crate, whose registry is the one
+//! place that knows them by name: everything else asks the trait (what a phase does, which
+//! records a deploy keeps, what a release id may be, how an abort or a revert puts things
+//! back), so a new layout is one file there and one line in its registry.
 
-use crate::config::LayoutKind;
 use serde::{Deserialize, Serialize};
 
 /// What a layout needs to know to write its commands.
@@ -121,17 +123,71 @@ pub enum LayoutError {
     FailedRelease(String),
 }
 
-/// A release-directory strategy: timestamp, version, ab or single.
+/// A release-directory strategy: ship-layouts registers timestamp, version, ab and single.
 ///
-/// Every method returns shell text run on the host with `set -eu` and these variables
-/// set: `SHIP_DEPLOY_TO`, `SHIP_RELEASE`, `SHIP_RELEASE_PATH` (set by [`Layout::locate`]),
+/// Besides its decisions, a layout returns shell text (one or more lines, with no trailing
+/// newline) run on the host with `set -eu` and these variables set: `SHIP_DEPLOY_TO`, `SHIP_RELEASE`, `SHIP_RELEASE_PATH` (set by [`Layout::locate`]),
 /// `SHIP_DIGEST`, `SHIP_ARTIFACT` (the artifact's path on the host, `.tar.zst` or `.tar.gz`,
 /// as found when the script started) and `SHIP_REVISION`.
 pub trait Layout: Send + Sync {
-    /// Which layout this is.
-    fn kind(&self) -> LayoutKind;
+    /// The name `Ship.toml` and the plan use (`timestamp`).
+    fn name(&self) -> &'static str;
+    /// A few words `cargo ship init` says of it (`two slots`); empty when the name says it.
+    fn about(&self) -> &'static str {
+        ""
+    }
     /// Whether `switch` is atomic (one `rename`). The plan says so when it is not.
-    fn atomic(&self) -> bool;
+    fn atomic(&self) -> bool {
+        true
+    }
+    /// Whether each release keeps a directory of its own under `releases/`, which its
+    /// record names. When not (one directory updated in place), a record names the
+    /// artifact a rollback unpacks again: deploys trim the records (see
+    /// [`Layout::kept_records`]) and never drop one because its directory was reused.
+    fn keeps_directories(&self) -> bool {
+        true
+    }
+    /// The directory whose earlier records the new release in `new_dir` replaces (their
+    /// contents are gone: the ab layout's slot, a version deployed again), if any: `new_dir`
+    /// when [`Layout::keeps_directories`].
+    fn replaced<'d>(&self, new_dir: &'d str) -> Option<&'d str> {
+        self.keeps_directories().then_some(new_dir)
+    }
+    /// The records a host keeps of a deploy's `records` (oldest first): all of them when
+    /// cleanup counts directories; else the newest `keep` (at least 2, so that a rollback
+    /// has somewhere to go).
+    fn kept_records(&self, mut records: Vec<ReleaseRecord>, keep: usize) -> Vec<ReleaseRecord> {
+        if !self.keeps_directories() {
+            let extra = records.len().saturating_sub(keep.max(2));
+            records.drain(..extra);
+        }
+        records
+    }
+    /// Whether new releases are named by the application's version (configured, `--version`,
+    /// or read from the project) rather than by the time of the deploy.
+    fn needs_version(&self) -> bool {
+        false
+    }
+    /// Checks that `id` may name a release of this layout, beyond the rules of every release
+    /// id ([`crate::stage::check_release_id`]); the error says what this layout wants.
+    fn check_release_id(&self, _id: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// The `prepare` step as the plan describes it.
+    fn prepare_summary(&self, cx: &LayoutContext<'_>) -> String {
+        format!("unpack into {}, write REVISION", self.release_dir(cx))
+    }
+    /// The `switch` step as the plan describes it.
+    fn switch_summary(&self, cx: &LayoutContext<'_>) -> String {
+        format!("current → {} (atomic rename)", self.release_dir(cx))
+    }
+    /// The `cleanup` step as the plan describes it, for `keep_releases = keep`.
+    fn cleanup_summary(&self, keep: usize) -> String {
+        format!(
+            "keep {keep} releases: never the live or the previous good one; failed ones go first; \
+             and the artifacts they came from"
+        )
+    }
     /// Where the new release goes, as the plan prints it (`releases/20261122235800`).
     fn release_dir(&self, cx: &LayoutContext<'_>) -> String;
     /// Shell that sets `SHIP_RELEASE_PATH`; runs at the start of every script on the host.
@@ -142,6 +198,23 @@ pub trait Layout: Send + Sync {
     fn switch(&self, cx: &LayoutContext<'_>) -> String;
     /// Shell that makes release directory `dir` live again (a rollback or a revert).
     fn activate(&self, cx: &LayoutContext<'_>, dir: &str) -> String;
+    /// Shell that undoes a `prepare` which started (a deploy stopped before `switch`) on a
+    /// host that was in `state`: the half-made new release goes, what is live stays.
+    fn discard_new(&self, _cx: &LayoutContext<'_>, _state: &HostState) -> String {
+        "if [ \"$(readlink \"$SHIP_DEPLOY_TO/current\" 2>/dev/null || true)\" != \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi".to_owned()
+    }
+    /// Shell that puts back what was live in `state` after the switch (a revert):
+    /// [`Layout::activate`] of [`Layout::revert_target`], or [`Layout::revert_to_nothing`].
+    fn revert(&self, cx: &LayoutContext<'_>, state: &HostState) -> String {
+        match self.revert_target(state) {
+            Some(target) => self.activate(cx, &target),
+            None => self.revert_to_nothing(),
+        }
+    }
+    /// Shell that reverts a host on which nothing was live before the deploy.
+    fn revert_to_nothing(&self) -> String {
+        "rm -f \"$SHIP_DEPLOY_TO/current\"".to_owned()
+    }
     /// The directory under `releases/` the new release goes into on a host in `state`.
     fn new_dir(&self, _state: &HostState, release: &str) -> String {
         release.to_owned()
@@ -174,6 +247,11 @@ pub trait Layout: Send + Sync {
                 .map(str::to_owned)
                 .ok_or(LayoutError::NoPreviousRelease { available }),
         }
+    }
+    /// The record a rollback to `target` (what [`Layout::rollback_target`] returned) makes
+    /// live: the newest one of that directory, or one made up for a directory with no record.
+    fn rollback_record(&self, state: &HostState, target: &str) -> ReleaseRecord {
+        crate::ops::target_record(state, target)
     }
     /// The release directories cleanup removes: never the live one, the new one, or the
     /// previous good one; failed releases first, then the oldest, until `keep` remain.

@@ -40,7 +40,8 @@
 //! let sources = Sources { ship_toml: ship_toml.clone(), ..Sources::default() };
 //! let loaded = sources.load()?;
 //! assert_eq!(loaded.stages(), ["production"]);
-//! let stage = Stage::resolve(&loaded, "production")?;
+//! // The layout names there are: ship-layouts' registry (`ship_layouts::names()`).
+//! let stage = Stage::resolve(&loaded, "production", &["timestamp", "single"])?;
 //! assert_eq!(stage.hosts.len(), 3);
 //! assert_eq!(stage.keep_releases, 5); // the built-in default
 //!
@@ -72,7 +73,7 @@ pub mod stage;
 pub mod task;
 pub mod transport;
 
-pub use config::{LayoutKind, Settings, SourceConfig};
+pub use config::{LayoutName, Settings, SourceConfig};
 pub use layout::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState};
 pub use phase::Phase;
 pub use plan::{ArtifactInfo, Plan, Promotion, Step};

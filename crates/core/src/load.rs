@@ -350,6 +350,18 @@ impl Loaded {
     /// The full key name as a user would look for it: `production.roles.web.hosts` when the
     /// stage table sets it, `default.…` when `[default]` does, the bare key otherwise.
     pub fn key_of(&self, stage: &str, path: &[&str]) -> String {
+        let set_elsewhere = self
+            .figment
+            .clone()
+            .select(stage)
+            .find_metadata(&path.join("."))
+            .is_some_and(|m| {
+                m.source.as_ref().and_then(|s| s.file_path()) != Some(&self.ship_toml)
+            });
+        if set_elsewhere {
+            // An environment variable or a flag: Ship.toml's line is not where it was set.
+            return path.join(".");
+        }
         for profile in [stage, "default"] {
             let mut full = vec![profile];
             full.extend_from_slice(path);

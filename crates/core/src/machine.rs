@@ -1387,20 +1387,14 @@ impl<'a> Deploy<'a> {
         }
     }
 
-    /// The directory the new release replaces, when the layout keeps one directory per
-    /// release; the single layout keeps earlier records: a rollback unpacks their artifacts.
+    /// The directory the new release replaces (see [`Layout::replaced`]).
     fn replaced<'r>(&self, run: &'r HostRun) -> Option<&'r str> {
-        self.layout.atomic().then_some(run.new_dir.as_str())
+        self.layout.replaced(&run.new_dir)
     }
 
-    /// The single layout has no directories for cleanup to count: its records are trimmed
-    /// to `keep_releases` instead.
-    fn keep(&self, mut records: Vec<ReleaseRecord>) -> Vec<ReleaseRecord> {
-        if !self.layout.atomic() {
-            let extra = records.len().saturating_sub(self.plan.keep_releases.max(2));
-            records.drain(..extra);
-        }
-        records
+    /// The records a host keeps (see [`Layout::kept_records`]).
+    fn keep(&self, records: Vec<ReleaseRecord>) -> Vec<ReleaseRecord> {
+        self.layout.kept_records(records, self.plan.keep_releases)
     }
 
     /// The new `.ship/releases.json` of a host, as one line.
@@ -1489,22 +1483,12 @@ impl<'a> Deploy<'a> {
     fn abort_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
         let mut s = self.header(h);
         let discard = run.prepare_started || run.uncertain;
-        let mut restore = None;
+        let restore = (discard && !self.layout.keeps_directories())
+            .then(|| self.layout.revert_target(&run.state))
+            .flatten();
         if discard {
-            if self.layout.atomic() {
-                s.push_str(
-                    "if [ \"$(readlink \"$SHIP_DEPLOY_TO/current\" 2>/dev/null || true)\" != \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi\n",
-                );
-            } else {
-                match self.layout.revert_target(&run.state) {
-                    Some(target) => {
-                        s.push_str(&self.layout.activate(&self.cx(), &target));
-                        s.push('\n');
-                        restore = Some(target);
-                    }
-                    None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
-                }
-            }
+            s.push_str(&self.layout.discard_new(&self.cx(), &run.state));
+            s.push('\n');
         }
         s.push_str(&protocol::release_lock());
         s.push('\n');
@@ -1515,14 +1499,8 @@ impl<'a> Deploy<'a> {
     fn revert_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
         let mut s = self.header(h);
         let target = self.layout.revert_target(&run.state);
-        match &target {
-            Some(t) => {
-                s.push_str(&self.layout.activate(&self.cx(), t));
-                s.push('\n');
-            }
-            None if self.layout.atomic() => s.push_str("rm -f \"$SHIP_DEPLOY_TO/current\"\n"),
-            None => s.push_str("rm -rf \"$SHIP_RELEASE_PATH\"\n"),
-        }
+        s.push_str(&self.layout.revert(&self.cx(), &run.state));
+        s.push('\n');
         let records = self.keep(records::after_revert(
             &run.state.records,
             self.new_record(run),

@@ -106,16 +106,7 @@ pub fn rollback_script(
     user: &str,
     after: &[(String, String)],
 ) -> String {
-    let record = match layout.kind() {
-        crate::LayoutKind::Single => state
-            .records
-            .iter()
-            .rev()
-            .find(|r| r.digest == target)
-            .cloned()
-            .unwrap_or_else(|| target_record(state, target)),
-        _ => target_record(state, target),
-    };
+    let record = layout.rollback_record(state, target);
     let records = records::after_rollback(&state.records, &record);
     let cx = LayoutContext {
         deploy_to,

@@ -4,7 +4,7 @@
 //! JSON, and executed as it is. It depends only on its inputs: no clock, no machine, no
 //! hash-map order.
 
-use crate::config::LayoutKind;
+use crate::config::LayoutName;
 use crate::phase::Phase;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -161,7 +161,7 @@ pub struct Plan {
     /// The release id, the same on every host.
     pub release: String,
     /// The layout.
-    pub layout: LayoutKind,
+    pub layout: LayoutName,
     /// Where the release goes on each host, relative to `deploy_to`.
     pub release_dir: String,
     /// Whether the switch is atomic.

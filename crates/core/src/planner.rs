@@ -308,7 +308,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         app: stage.app.clone(),
         stage: stage.name.clone(),
         release: input.release.clone(),
-        layout: stage.layout,
+        layout: stage.layout.clone(),
         release_dir: input.layout.release_dir(&cx),
         atomic_switch: input.layout.atomic(),
         deploy_to: stage.deploy_to.clone(),

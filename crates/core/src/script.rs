@@ -5,7 +5,6 @@
 //! variable assignment; steps are bracketed by `::ship::start` / `::ship::end` markers
 //! on stdout so the executor can report each step's start, end and exit status.
 
-use crate::config::LayoutKind;
 use crate::layout::LayoutContext;
 use crate::phase::Phase;
 use crate::planner::PlanInput;
@@ -130,7 +129,6 @@ pub fn phase_summary(
     cx: &LayoutContext<'_>,
 ) -> String {
     let a = &input.artifact;
-    let dir = input.layout.release_dir(cx);
     match p {
         Phase::Build => format!(
             "{}{} → sha256 {} ({}, {} entries); done when the plan was made",
@@ -153,13 +151,7 @@ pub fn phase_summary(
             human_bytes(a.bytes),
             short(&a.digest)
         ),
-        Phase::Prepare => match stage.layout {
-            LayoutKind::Single => format!(
-                "unpack over {dir}/ IN PLACE: the single layout is not atomic, the new files are live from here on"
-            ),
-            LayoutKind::Ab => format!("unpack into {dir}, write REVISION"),
-            _ => format!("unpack into {dir}, write REVISION"),
-        },
+        Phase::Prepare => input.layout.prepare_summary(cx),
         Phase::Link => {
             let base: Vec<&String> = stage
                 .linked_files
@@ -210,12 +202,7 @@ pub fn phase_summary(
                 format!("dependencies installed by {}", names.join(", "))
             }
         }
-        Phase::Switch => match stage.layout {
-            LayoutKind::Single => {
-                "nothing to switch: the single layout updated current/ in place".to_owned()
-            }
-            _ => format!("current → {dir} (atomic rename)"),
-        },
+        Phase::Switch => input.layout.switch_summary(cx),
         Phase::Verify => {
             let mut by_check: BTreeMap<String, Vec<&str>> = BTreeMap::new();
             for h in &stage.hosts {
@@ -243,21 +230,7 @@ pub fn phase_summary(
                     .join("; "),
             }
         }
-        Phase::Cleanup => match stage.layout {
-            LayoutKind::Ab => {
-                "remove artifacts neither slot came from: the ab layout keeps its two slots"
-                    .to_owned()
-            }
-            LayoutKind::Single => {
-                "remove artifacts no kept release came from: the single layout has one directory"
-                    .to_owned()
-            }
-            _ => format!(
-                "keep {} releases: never the live or the previous good one; failed ones go first; \
-                 and the artifacts they came from",
-                stage.keep_releases
-            ),
-        },
+        Phase::Cleanup => input.layout.cleanup_summary(stage.keep_releases),
         Phase::Unlock => {
             "record the release in .ship/releases.json and revisions.log; release the lock"
                 .to_owned()

@@ -1,7 +1,7 @@
 //! A stage resolved and validated: its hosts with their roles, its tasks, its settings.
 
 use crate::config::{
-    HealthConfig, LayoutKind, MaintenanceConfig, RoleConfig, Rolling, Settings, SourceConfig,
+    HealthConfig, LayoutName, MaintenanceConfig, RoleConfig, Rolling, Settings, SourceConfig,
     TaskConfig,
 };
 use crate::load::{ConfigError, Loaded};
@@ -309,7 +309,7 @@ pub fn example() -> Stage {
         name: "production".to_owned(),
         app: "demo".to_owned(),
         deploy_to: "/srv/demo".to_owned(),
-        layout: LayoutKind::Timestamp,
+        layout: LayoutName::from("timestamp"),
         keep_releases: 5,
         parallel: 10,
         source: SourceConfig::Dir("dist".to_owned()),
@@ -365,7 +365,7 @@ pub struct Stage {
     /// The absolute deploy directory on each host.
     pub deploy_to: String,
     /// The release layout.
-    pub layout: LayoutKind,
+    pub layout: LayoutName,
     /// Releases kept by cleanup.
     pub keep_releases: usize,
     /// Hosts worked on at once.
@@ -482,12 +482,24 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 impl Stage {
-    /// Loads and validates `stage` from `loaded`.
+    /// Loads and validates `stage` from `loaded`; `layouts` are the layout names there are
+    /// (`ship_layouts::names()`: ship-core knows none).
     ///
     /// Every error names the key and where it was set (file and line).
-    pub fn resolve(loaded: &Loaded, stage: &str) -> Result<Stage, ConfigError> {
+    pub fn resolve(loaded: &Loaded, stage: &str, layouts: &[&str]) -> Result<Stage, ConfigError> {
         let s: Settings = loaded.settings(stage)?;
         let err = |path: &[&str], msg: String| invalid(loaded, stage, path, msg);
+
+        if !layouts.contains(&s.layout.name()) {
+            return Err(err(
+                &["layout"],
+                format!(
+                    "unknown value `{}`; expected one of: {}",
+                    s.layout,
+                    layouts.join(", ")
+                ),
+            ));
+        }
 
         let app = s.app.clone().ok_or_else(|| {
             err(
@@ -847,7 +859,7 @@ impl Stage {
             adapters,
             app,
             deploy_to,
-            layout: s.layout,
+            layout: s.layout.clone(),
             keep_releases: s.keep_releases,
             parallel: s.parallel,
             source: s.source.clone(),

@@ -2,18 +2,21 @@
 //! whichever is not live, and a rollback swaps back.
 
 use crate::shell::{activate_dir, link_current, parse_state, unpack};
-use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind};
+use ship_core::{HostState, Layout, LayoutContext, LayoutError};
 
 /// Two alternating slots. Cleanup has nothing to do; a rollback returns to the other slot.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ab;
 
 impl Layout for Ab {
-    fn kind(&self) -> LayoutKind {
-        LayoutKind::Ab
+    fn name(&self) -> &'static str {
+        "ab"
     }
-    fn atomic(&self) -> bool {
-        true
+    fn about(&self) -> &'static str {
+        "two slots"
+    }
+    fn cleanup_summary(&self, _keep: usize) -> String {
+        "remove artifacts neither slot came from: the ab layout keeps its two slots".to_owned()
     }
     fn release_dir(&self, _cx: &LayoutContext<'_>) -> String {
         "releases/a or releases/b, whichever is not live".to_owned()

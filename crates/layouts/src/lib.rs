@@ -16,15 +16,22 @@
 //! The timestamp layout is Capistrano's: `releases/<14 digits>`, an absolute `current`
 //! link, `shared/`, `revisions.log`.
 //!
+//! [`LAYOUTS`] is the registry: the one list of layouts, which the configuration checks
+//! `layout = "…"` against ([`names`]) and every command picks from ([`layout_for`]). A new
+//! layout is a module here implementing [`Layout`] and one line in that list; nothing
+//! outside this crate knows a layout by name.
+//!
 //! # Example
 //!
 //! Pick a layout by name and ask it what cleanup removes on a host:
 //!
 //! ```
-//! use ship_core::{HostState, LayoutKind, ReleaseRecord, ReleaseState};
+//! use ship_core::{HostState, ReleaseRecord, ReleaseState};
 //! use ship_layouts::layout_for;
 //!
-//! let layout = layout_for(LayoutKind::Timestamp);
+//! let layout = layout_for("timestamp").expect("a registered layout");
+//! assert_eq!(layout.name(), "timestamp");
+//! assert!(layout_for("blue-green").is_none());
 //! let record = |id: &str, state| ReleaseRecord {
 //!     id: id.into(), dir: id.into(), revision: None, digest: "d".into(),
 //!     time: "t".into(), user: "u".into(), state,
@@ -54,15 +61,18 @@ mod single;
 
 pub use ab::Ab;
 pub use releases::{Timestamp, Version};
-pub use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind};
+pub use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutName};
 pub use single::Single;
 
-/// The layout of a given kind.
-pub fn layout_for(kind: LayoutKind) -> Box<dyn Layout> {
-    match kind {
-        LayoutKind::Timestamp => Box::new(Timestamp),
-        LayoutKind::Version => Box::new(Version),
-        LayoutKind::Ab => Box::new(Ab),
-        LayoutKind::Single => Box::new(Single),
-    }
+/// Every layout, in the order `cargo ship init` and configuration errors list them.
+pub static LAYOUTS: &[&dyn Layout] = &[&Timestamp, &Version, &Ab, &Single];
+
+/// The layout named `name` (`Ship.toml`'s `layout`, a plan's `layout`), if there is one.
+pub fn layout_for(name: &str) -> Option<&'static dyn Layout> {
+    LAYOUTS.iter().copied().find(|l| l.name() == name)
+}
+
+/// The names of the layouts there are, for `Stage::resolve` to check `layout` against.
+pub fn names() -> Vec<&'static str> {
+    LAYOUTS.iter().map(|l| l.name()).collect()
 }

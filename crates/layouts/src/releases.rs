@@ -1,7 +1,7 @@
 //! The `timestamp` and `version` layouts: one directory per release under `releases/`.
 
 use crate::shell::{activate_dir, link_current, parse_state, unpack};
-use ship_core::{HostState, Layout, LayoutContext, LayoutKind, ReleaseState};
+use ship_core::{HostState, Layout, LayoutContext, ReleaseState};
 
 /// `releases/<UTC timestamp>`: Capistrano's layout, byte for byte.
 #[derive(Clone, Copy, Debug, Default)]
@@ -62,14 +62,12 @@ pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<Stri
 }
 
 macro_rules! dir_per_release {
-    ($ty:ty, $kind:expr) => {
+    ($ty:ty, $name:literal, { $($own:tt)* }) => {
         impl Layout for $ty {
-            fn kind(&self) -> LayoutKind {
-                $kind
+            fn name(&self) -> &'static str {
+                $name
             }
-            fn atomic(&self) -> bool {
-                true
-            }
+            $($own)*
             fn release_dir(&self, cx: &LayoutContext<'_>) -> String {
                 format!("releases/{}", cx.release)
             }
@@ -100,5 +98,29 @@ macro_rules! dir_per_release {
     };
 }
 
-dir_per_release!(Timestamp, LayoutKind::Timestamp);
-dir_per_release!(Version, LayoutKind::Version);
+/// Whether `id` is a UTC time written `YYYYMMDDhhmmss`, as the timestamp layout names releases.
+fn is_timestamp(id: &str) -> bool {
+    id.len() == 14 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+dir_per_release!(Timestamp, "timestamp", {
+    fn about(&self) -> &'static str {
+        "releases/<UTC time>, as Capistrano"
+    }
+    fn check_release_id(&self, id: &str) -> Result<(), String> {
+        if is_timestamp(id) {
+            Ok(())
+        } else {
+            Err(
+                "the timestamp layout names releases by 14 digits (UTC YYYYMMDDhhmmss, as \
+                 Capistrano does), e.g. 20261122235800"
+                    .to_owned(),
+            )
+        }
+    }
+});
+dir_per_release!(Version, "version", {
+    fn needs_version(&self) -> bool {
+        true
+    }
+});

@@ -3,18 +3,37 @@
 
 use crate::shell::{RECEIVED, extract};
 use ship_core::shell::quote;
-use ship_core::{HostState, Layout, LayoutContext, LayoutError, LayoutKind, ReleaseState};
+use ship_core::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState, ops};
 
 /// One directory updated in place. `release_dir` is `current`; `switch` does nothing.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Single;
 
 impl Layout for Single {
-    fn kind(&self) -> LayoutKind {
-        LayoutKind::Single
+    fn name(&self) -> &'static str {
+        "single"
+    }
+    fn about(&self) -> &'static str {
+        "in place"
     }
     fn atomic(&self) -> bool {
         false
+    }
+    /// One directory: the records name artifacts, and are trimmed to `keep_releases`.
+    fn keeps_directories(&self) -> bool {
+        false
+    }
+    fn prepare_summary(&self, cx: &LayoutContext<'_>) -> String {
+        format!(
+            "unpack over {}/ IN PLACE: the single layout is not atomic, the new files are live from here on",
+            self.release_dir(cx)
+        )
+    }
+    fn switch_summary(&self, _cx: &LayoutContext<'_>) -> String {
+        "nothing to switch: the single layout updated current/ in place".to_owned()
+    }
+    fn cleanup_summary(&self, _keep: usize) -> String {
+        "remove artifacts no kept release came from: the single layout has one directory".to_owned()
     }
     fn release_dir(&self, _cx: &LayoutContext<'_>) -> String {
         "current".to_owned()
@@ -59,6 +78,24 @@ impl Layout for Single {
             return Err(LayoutError::FailedRelease(record.id.clone()));
         }
         Ok(record.digest.clone())
+    }
+    /// `current/` was changed in place: unpack the live release's artifact again, or, with
+    /// nothing live before, remove it.
+    fn discard_new(&self, cx: &LayoutContext<'_>, state: &HostState) -> String {
+        self.revert(cx, state)
+    }
+    fn revert_to_nothing(&self) -> String {
+        "rm -rf \"$SHIP_RELEASE_PATH\"".to_owned()
+    }
+    /// `target` is a digest: the newest record of that artifact.
+    fn rollback_record(&self, state: &HostState, target: &str) -> ReleaseRecord {
+        state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.digest == target)
+            .cloned()
+            .unwrap_or_else(|| ops::target_record(state, target))
     }
     fn new_dir(&self, _state: &HostState, _release: &str) -> String {
         "current".to_owned()

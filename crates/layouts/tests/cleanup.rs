@@ -1,6 +1,6 @@
 //! Cleanup and rollback decisions, table-driven: one `check` helper, many cases.
 
-use ship_core::{HostState, LayoutKind, ReleaseRecord, ReleaseState};
+use ship_core::{HostState, ReleaseRecord, ReleaseState};
 use ship_layouts::layout_for;
 
 /// `spec` lists releases oldest first as `id:state` (`L` live, `G` good, `F` failed,
@@ -38,7 +38,9 @@ fn state(spec: &str) -> HostState {
 }
 
 fn check(spec: &str, new: &str, keep: usize, expect: &str) {
-    let got = layout_for(LayoutKind::Timestamp).cleanup(&state(spec), new, keep);
+    let got = layout_for("timestamp")
+        .unwrap()
+        .cleanup(&state(spec), new, keep);
     assert_eq!(
         got.join(" "),
         expect,
@@ -64,7 +66,7 @@ fn cleanup_keeps_keep_releases_and_never_the_live_or_previous_good() {
     // A directory a killed deploy left half-made goes first.
     let mut killed = state("01:G 02:G 03:L 04:-");
     killed.half_made = Some("04".into());
-    let got = layout_for(LayoutKind::Timestamp).cleanup(&killed, "05", 5);
+    let got = layout_for("timestamp").unwrap().cleanup(&killed, "05", 5);
     assert_eq!(got, ["04"]);
     // Nothing live (the last deploy was reverted on a first install): the previous good stays.
     check("01:G 02:F", "03", 1, "02");
@@ -72,7 +74,7 @@ fn cleanup_keeps_keep_releases_and_never_the_live_or_previous_good() {
 
 #[test]
 fn rollback_goes_to_the_previous_good_release_never_a_failed_one() {
-    let l = layout_for(LayoutKind::Timestamp);
+    let l = layout_for("timestamp").unwrap();
     assert_eq!(
         l.rollback_target(&state("01:G 02:F 03:L"), None).unwrap(),
         "01"
@@ -103,7 +105,7 @@ fn rollback_goes_to_the_previous_good_release_never_a_failed_one() {
 
 #[test]
 fn ab_swaps_slots_and_never_cleans() {
-    let l = layout_for(LayoutKind::Ab);
+    let l = layout_for("ab").unwrap();
     let s = l.parse_state("/srv/app", Some("/srv/app/releases/b"), "a\nb\n");
     assert_eq!(s.live.as_deref(), Some("b"));
     assert_eq!(l.rollback_target(&s, None).unwrap(), "a");
@@ -114,7 +116,7 @@ fn ab_swaps_slots_and_never_cleans() {
 
 #[test]
 fn parse_state_reads_absolute_and_relative_links() {
-    let l = layout_for(LayoutKind::Timestamp);
+    let l = layout_for("timestamp").unwrap();
     let s = l.parse_state("/srv/app", Some("/srv/app/releases/02"), "01\n02\n\n");
     assert_eq!(s.live.as_deref(), Some("02"));
     assert_eq!(s.releases, ["01", "02"]);

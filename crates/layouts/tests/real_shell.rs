@@ -2,7 +2,7 @@
 
 use ship_core::artifact;
 use ship_core::shell::quote;
-use ship_core::{LayoutContext, LayoutKind, ReleaseRecord, ReleaseState, SourceConfig};
+use ship_core::{LayoutContext, ReleaseRecord, ReleaseState, SourceConfig};
 use ship_layouts::layout_for;
 use std::path::Path;
 use std::process::Command;
@@ -96,8 +96,8 @@ fn artifact_with(text: &str, cache: &Path) -> std::path::PathBuf {
     .path
 }
 
-fn deploy(host: &Host, kind: LayoutKind, release: &str, artifact: &Path) {
-    let layout = layout_for(kind);
+fn deploy(host: &Host, kind: &str, release: &str, artifact: &Path) {
+    let layout = layout_for(kind).unwrap();
     let cx = LayoutContext {
         deploy_to: &host.deploy_to,
         release,
@@ -112,13 +112,13 @@ fn symlink_layouts_deploy_switch_and_roll_back_for_real() {
     let v1 = artifact_with("one", cache.path());
     let v2 = artifact_with("two", cache.path());
     // Each layout on a host with zstd and on one without.
-    for (kind, zstd) in [LayoutKind::Timestamp, LayoutKind::Version, LayoutKind::Ab]
+    for (kind, zstd) in ["timestamp", "version", "ab"]
         .into_iter()
         .flat_map(|k| [(k, false), (k, true)])
     {
         let host = if zstd { Host::with_zstd() } else { Host::new() };
         let (r1, r2) = match kind {
-            LayoutKind::Version => ("1.0.0", "1.1.0"),
+            "version" => ("1.0.0", "1.1.0"),
             _ => ("20261122000000", "20261123000000"),
         };
         deploy(&host, kind, r1, &v1);
@@ -132,7 +132,7 @@ fn symlink_layouts_deploy_switch_and_roll_back_for_real() {
         assert_ne!(host.current(), first);
 
         // Roll back to the first release's directory.
-        let layout = layout_for(kind);
+        let layout = layout_for(kind).unwrap();
         let listing = std::fs::read_dir(Path::new(&host.deploy_to).join("releases"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -161,8 +161,8 @@ fn prepare_refuses_to_unpack_over_the_live_release() {
     let cache = tempfile::tempdir().unwrap();
     let v1 = artifact_with("one", cache.path());
     let host = Host::new();
-    deploy(&host, LayoutKind::Version, "1.0.0", &v1);
-    let layout = layout_for(LayoutKind::Version);
+    deploy(&host, "version", "1.0.0", &v1);
+    let layout = layout_for("version").unwrap();
     let cx = LayoutContext {
         deploy_to: &host.deploy_to,
         release: "1.0.0",
@@ -186,14 +186,14 @@ fn single_updates_in_place_and_restores_the_previous_artifact() {
     let v1 = artifact_with("one", cache.path());
     let v2 = artifact_with("two", cache.path());
     let host = Host::new();
-    deploy(&host, LayoutKind::Single, "20261122000000", &v1);
+    deploy(&host, "single", "20261122000000", &v1);
     assert_eq!(host.read("current/app.txt"), "one");
     assert!(
         std::fs::symlink_metadata(Path::new(&host.deploy_to).join("current"))
             .unwrap()
             .is_dir()
     );
-    deploy(&host, LayoutKind::Single, "20261123000000", &v2);
+    deploy(&host, "single", "20261123000000", &v2);
     assert_eq!(host.read("current/app.txt"), "two");
 
     // Rollback unpacks the kept previous artifact from .ship/artifacts.
@@ -205,7 +205,7 @@ fn single_updates_in_place_and_restores_the_previous_artifact() {
         .to_string_lossy()
         .replace(".tar.zst", "");
     std::fs::copy(&v1, artifacts.join(v1.file_name().unwrap())).unwrap();
-    let layout = layout_for(LayoutKind::Single);
+    let layout = layout_for("single").unwrap();
     let mut good = record("20261122000000", "current", ReleaseState::Good);
     good.digest = digest1.clone();
     let state = ship_core::HostState {
