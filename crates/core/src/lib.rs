@@ -50,6 +50,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod adapter;
 pub mod artifact;
 pub mod config;
 pub mod executor;
