@@ -13,6 +13,7 @@
 //! - [`planner::plan`] → [`Plan`]: steps in order, per-host scripts, sync points;
 //! - [`render::text`] and [`Plan::to_json`]: the plan for people and for machines;
 //! - [`artifact::build`]: the reproducible tarball and its digest;
+//! - [`adapter::Adapter`]: what an adapter (ship-python, ship-node) gives the build and the plan;
 //! - [`executor::Executor`]: runs a plan over a [`Transport`], and puts hosts back on failure.
 //!
 //! # Example
