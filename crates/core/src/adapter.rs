@@ -18,8 +18,9 @@
 //! 3. [`Configured::extras`] and [`Configured::paths`]: what it puts into the artifact.
 //!
 //! `apply` packs the artifact again from what the last build left ([`Configured::extras`]
-//! only), `promote` asks [`Configured::tasks_for_files`], and `cargo ship tasks` and the
-//! checks of hooks ask [`Configured::listed_tasks`].
+//! only), `promote` asks [`Configured::tasks_for_files`], `cargo ship tasks` and the
+//! checks of hooks ask [`Configured::listed_tasks`], and `cargo ship init` asks
+//! [`Adapter::init`] for its part of a new `Ship.toml`.
 //!
 //! # A new adapter
 //!
@@ -125,6 +126,24 @@ pub trait Adapter: Sync {
         table: &figment::value::Value,
         stage: &Stage,
     ) -> Result<Box<dyn Configured>, TableError>;
+
+    /// What `cargo ship init` writes for the project in `root`, if this adapter recognises
+    /// it (from its files). None by default.
+    fn init(&self, root: &Path) -> Option<Init> {
+        let _ = root;
+        None
+    }
+}
+
+/// An adapter's part of the `Ship.toml` that `cargo ship init` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Init {
+    /// What the project was recognised as: `"a Python project"`.
+    pub found: &'static str,
+    /// The `linked_files` it suggests (a TOML array), instead of the default.
+    pub linked_files: Option<&'static str>,
+    /// Its table, commented, ending with an empty line: `# Python: ...\n[default.python]\n...`.
+    pub table: String,
 }
 
 /// One adapter with its table read: what it does for a deploy of the stage.

@@ -2,9 +2,10 @@
 
 use crate::config::{Install, NodeConfig};
 use ship_core::TaskSpec;
-use ship_core::adapter::{Adapter, Configured, Error, Here, check_roles};
+use ship_core::adapter::{Adapter, Configured, Error, Here, Init, check_roles};
 use ship_core::config::TableError;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// The Node adapter: `[node]` read into a [`NodeConfig`].
 ///
@@ -32,6 +33,29 @@ impl Adapter for Node {
         let cfg = NodeConfig::from_value(table)?;
         check_roles(stage, &["roles"], &cfg.roles)?;
         Ok(Box::new(cfg))
+    }
+
+    fn init(&self, root: &Path) -> Option<Init> {
+        let package_json = std::fs::read_to_string(root.join("package.json")).ok()?;
+        let builds = serde_json::from_str::<serde_json::Value>(&package_json)
+            .ok()
+            .is_some_and(|j| j.pointer("/scripts/build").is_some());
+        let table = if builds {
+            "# Node: `npm ci` and `npm run build` run once, here; only dist/ ships.\n\
+             [default.node]\n\
+             ship = [\"dist/\"]\n\n"
+        } else {
+            "# Node: production dependencies installed on each host with `npm ci --omit=dev`,\n\
+             # once per package-lock.json, and reused across releases.\n\
+             [default.node]\n\
+             build = []\n\
+             install = \"production\"\n\n"
+        };
+        Some(Init {
+            found: "a Node project",
+            linked_files: None,
+            table: table.to_owned(),
+        })
     }
 }
 

@@ -3,11 +3,11 @@
 use crate::config::PythonConfig;
 use crate::wheelhouse::{self, WHEELHOUSE_DIR, Wheelhouse};
 use ship_core::TaskSpec;
-use ship_core::adapter::{Adapter, Configured, Error, Here, check_roles};
+use ship_core::adapter::{Adapter, Configured, Error, Here, Init, check_roles};
 use ship_core::artifact::Extra;
 use ship_core::config::TableError;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The Python adapter: `[python]` read into a [`PythonConfig`].
 ///
@@ -34,6 +34,27 @@ impl Adapter for Python {
         check_roles(stage, &["roles"], &cfg.roles)?;
         check_roles(stage, &["django", "roles"], &cfg.django.roles)?;
         Ok(Box::new(cfg))
+    }
+
+    fn init(&self, root: &Path) -> Option<Init> {
+        let req = ["requirements.txt", "pyproject.toml"]
+            .into_iter()
+            .find(|f| root.join(f).is_file())?;
+        Some(Init {
+            found: "a Python project",
+            linked_files: Some("[\"config/settings.py\"]"),
+            table: format!(
+                "# Python: wheels built once, here; each host installs them offline into a virtualenv\n\
+                 # (linked as venv/) that is reused until the requirements change.\n\
+                 [default.python]\n\
+                 requirements = \"{req}\"\n\
+                 # Django: migrate once per deploy (first web host, before any switch), collectstatic.\n\
+                 # [default.python.django]\n\
+                 # migrate = true\n\
+                 # collectstatic = true\n\
+                 # roles = [\"web\"]\n\n"
+            ),
+        })
     }
 }
 
