@@ -1,65 +1,56 @@
-//! The adapters wired in: ship-python and ship-node read their tables of the stage, add to
-//! the artifact (wheels, built files) and contribute tasks to the plan.
+//! The adapters wired in: [`ADAPTERS`] is the one list of them. Each reads its table of the
+//! stage, adds to the artifact (wheels, built files) and contributes tasks to the plan,
+//! through the `ship_core::adapter` traits; nothing else here names an adapter.
 
 use crate::CliError;
 use crate::project::Project;
+use ship_core::adapter::{Adapter, Configured, Here};
 use ship_core::artifact::{self, Built, Content, Extra, Packing};
 use ship_core::load::{ConfigError, Loaded};
 use ship_core::{Stage, TaskSpec};
-use ship_node::NodeConfig;
-use ship_python::PythonConfig;
 
-/// The adapters' tables of one stage, read and checked.
-#[derive(Debug, Default)]
-pub(crate) struct Adapters {
-    python: Option<PythonConfig>,
-    node: Option<NodeConfig>,
+/// Every adapter cargo ship knows, in the order their work and tasks come in a plan. A new
+/// adapter is one crate implementing `ship_core::adapter::Adapter` and one line here.
+pub(crate) const ADAPTERS: &[&dyn Adapter] = &[&ship_python::Python, &ship_node::Node];
+
+/// The names of the adapters' tables, for `ship_core::load::Sources::adapter_tables`.
+pub(crate) fn table_names() -> Vec<String> {
+    ADAPTERS.iter().map(|a| a.name().to_owned()).collect()
 }
 
-/// Reads `[python]` and `[node]`; an error names the file, line and key like any other
-/// configuration error.
+/// The adapters' tables of one stage, read and checked, in [`ADAPTERS`] order.
+#[derive(Debug, Default)]
+pub(crate) struct Adapters {
+    configured: Vec<(&'static str, Box<dyn Configured>)>,
+}
+
+/// Reads the adapters' tables of the stage; an error names the file, line and key like any
+/// other configuration error.
 pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigError> {
-    let invalid = |table: &str, key: &[String], message: String| {
-        let mut path = vec![table];
-        path.extend(key.iter().map(String::as_str));
-        ConfigError::Invalid {
-            location: loaded.location_of(&stage.name, &path),
-            key: loaded.key_of(&stage.name, &path),
-            message,
-        }
-    };
-    let check_roles = |table: &str, key: &[&str], roles: &[String]| {
-        for role in roles {
-            if !stage.roles.contains_key(role) {
-                let key: Vec<String> = key.iter().map(|k| (*k).to_owned()).collect();
-                return Err(invalid(
-                    table,
-                    &key,
-                    format!(
-                        "no role `{role}` in stage `{}`; its roles: {}",
-                        stage.name,
-                        stage.roles.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    };
     let mut out = Adapters::default();
-    if let Some(v) = stage.adapters.get("python") {
-        let cfg = PythonConfig::from_value(v).map_err(|p| invalid("python", &p.key, p.message))?;
-        check_roles("python", &["roles"], &cfg.roles)?;
-        check_roles("python", &["django", "roles"], &cfg.django.roles)?;
-        out.python = Some(cfg);
-    }
-    if let Some(v) = stage.adapters.get("node") {
-        let cfg = NodeConfig::from_value(v).map_err(|p| invalid("node", &p.key, p.message))?;
-        check_roles("node", &["roles"], &cfg.roles)?;
-        out.node = Some(cfg);
+    for adapter in ADAPTERS {
+        let table = adapter.name();
+        let Some(value) = stage.adapters.get(table) else {
+            continue;
+        };
+        let configured = adapter.read(value, stage).map_err(|p| {
+            let mut path = vec![table];
+            path.extend(p.key.iter().map(String::as_str));
+            ConfigError::Invalid {
+                location: loaded.location_of(&stage.name, &path),
+                key: loaded.key_of(&stage.name, &path),
+                message: p.message,
+            }
+        })?;
+        out.configured.push((table, configured));
     }
     // Ship.toml's hooks to the adapters' tasks (`before = "django.migrate"`): Stage::resolve
     // left those to here, where the adapters' task names are known.
-    let adapter_tasks: Vec<String> = tasks_unbuilt(&out).into_iter().map(|t| t.name).collect();
+    let adapter_tasks: Vec<String> = out
+        .configured
+        .iter()
+        .flat_map(|(_, c)| c.task_names())
+        .collect();
     for (name, task) in &stage.tasks {
         for (field, target) in [("before", &task.before), ("after", &task.after)] {
             let Some(target) = target else { continue };
@@ -86,8 +77,12 @@ pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigErr
     Ok(out)
 }
 
-fn wheelhouse_dir(project: &Project, stage: &Stage) -> std::path::PathBuf {
-    project.ship_dir.join("wheelhouse").join(&stage.name)
+fn here<'a>(project: &'a Project, stage: &'a Stage) -> Here<'a> {
+    Here {
+        root: &project.root,
+        ship_dir: &project.ship_dir,
+        stage: &stage.name,
+    }
 }
 
 /// The build phase: the adapters' local work, then the artifact; returns it with the tasks
@@ -98,17 +93,17 @@ pub(crate) fn build(
     adapters: &Adapters,
 ) -> Result<(Built, Vec<TaskSpec>), CliError> {
     let root = &project.root;
+    let here = here(project, stage);
+    let failed =
+        |table: &str, e: ship_core::adapter::Error| CliError::Build(format!("[{table}]: {e}"));
     let mut commands = Vec::new();
     let mut tasks = Vec::new();
-    let mut node_key = None;
-    if let Some(node) = &adapters.node {
-        let prepared = ship_node::build::prepare(root, node)
-            .map_err(|e| CliError::Build(format!("[node]: {e}")))?;
-        commands.extend(prepared.commands);
-        node_key = prepared.key;
+    for (table, adapter) in &adapters.configured {
+        commands.extend(adapter.commands(&here).map_err(|e| failed(table, e))?);
     }
     commands.extend(stage.build.iter().cloned());
-    // The build commands run before the wheels: they may write the requirements.
+    // The build commands run before the adapters' own work: they may write its inputs
+    // (the requirements, say).
     artifact::run_commands(root, &commands)?;
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
         let command = format!("cargo build --release --locked --bin {bin}");
@@ -126,17 +121,10 @@ pub(crate) fn build(
         }
         commands.push(command);
     }
-    let mut wheelhouse = None;
-    if let Some(python) = &adapters.python {
-        let wheels = ship_python::wheelhouse::build(root, python, &wheelhouse_dir(project, stage))
-            .map_err(|e| CliError::Build(format!("[python]: {e}")))?;
-        tasks.extend(ship_python::tasks(python, &wheels));
-        wheelhouse = wheels.dir;
+    for (table, adapter) in &adapters.configured {
+        tasks.extend(adapter.build(&here).map_err(|e| failed(table, e))?);
     }
-    if let Some(node) = &adapters.node {
-        tasks.extend(ship_node::tasks(node, node_key.as_deref()));
-    }
-    let mut built = pack(project, stage, adapters, wheelhouse)?;
+    let mut built = pack(project, stage, adapters)?;
     built.info.commands = commands;
     Ok((built, tasks))
 }
@@ -148,29 +136,10 @@ pub(crate) fn repack(
     stage: &Stage,
     adapters: &Adapters,
 ) -> Result<Built, CliError> {
-    let wheelhouse = match &adapters.python {
-        Some(p) if p.wheelhouse => {
-            let dir = wheelhouse_dir(project, stage);
-            if !dir.is_dir() {
-                return Err(CliError::Usage(format!(
-                    "the wheels of the plan ({}) are gone; run `cargo ship plan {}` again",
-                    project.show(&dir),
-                    stage.name
-                )));
-            }
-            Some(dir)
-        }
-        _ => None,
-    };
-    pack(project, stage, adapters, wheelhouse)
+    pack(project, stage, adapters)
 }
 
-fn pack(
-    project: &Project,
-    stage: &Stage,
-    adapters: &Adapters,
-    wheelhouse: Option<std::path::PathBuf>,
-) -> Result<Built, CliError> {
+fn pack(project: &Project, stage: &Stage, adapters: &Adapters) -> Result<Built, CliError> {
     let mut extras: Vec<Extra> = Vec::new();
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
         let target = project.ship_dir.parent().unwrap_or(&project.root);
@@ -183,13 +152,17 @@ fn pack(
         from: project.root.join(p.trim_end_matches('/')),
         to: p.trim_end_matches('/').to_owned(),
     }));
-    extras.extend(wheelhouse.into_iter().map(|from| Extra {
-        from,
-        to: ship_python::WHEELHOUSE_DIR.to_owned(),
-    }));
-    let content = match &adapters.node {
-        Some(node) if !node.ship.is_empty() => Content::Paths(&node.ship),
-        _ => Content::Source(&stage.source),
+    let here = here(project, stage);
+    for (_, adapter) in &adapters.configured {
+        extras.extend(
+            adapter
+                .extras(&here)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        );
+    }
+    let content = match adapters.configured.iter().find_map(|(_, a)| a.paths()) {
+        Some(paths) => Content::Paths(paths),
+        None => Content::Source(&stage.source),
     };
     Ok(artifact::build_with(
         &project.root,
@@ -209,42 +182,21 @@ pub(crate) fn tasks_for_artifact(
     files: &std::collections::BTreeMap<String, Vec<u8>>,
 ) -> Result<Vec<TaskSpec>, CliError> {
     let mut tasks = Vec::new();
-    if let Some(python) = &adapters.python {
-        let wheels = ship_python::wheelhouse::from_files(python, files);
-        tasks.extend(ship_python::tasks(python, &wheels));
-    }
-    if let Some(node) = &adapters.node {
-        let key = match node.install {
-            ship_node::Install::None => None,
-            ship_node::Install::Production => {
-                let lock = files.get("package-lock.json").ok_or_else(|| {
-                    CliError::Usage(
-                        "[node] install = \"production\", and the promoted artifact has no \
-                         package-lock.json at its root"
-                            .to_owned(),
-                    )
-                })?;
-                Some(ship_node::lock_key(&String::from_utf8_lossy(lock)))
-            }
-        };
-        tasks.extend(ship_node::tasks(node, key.as_deref()));
+    for (_, adapter) in &adapters.configured {
+        tasks.extend(
+            adapter
+                .tasks_for_files(files)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        );
     }
     Ok(tasks)
 }
 
 /// The adapters' tasks as a listing shows them: no build, no keys.
 pub(crate) fn tasks_unbuilt(adapters: &Adapters) -> Vec<TaskSpec> {
-    let mut tasks = Vec::new();
-    if let Some(python) = &adapters.python {
-        let wheels = ship_python::Wheelhouse {
-            dir: None,
-            wheels: Vec::new(),
-            key: String::new(),
-        };
-        tasks.extend(ship_python::tasks(python, &wheels));
-    }
-    if let Some(node) = &adapters.node {
-        tasks.extend(ship_node::tasks(node, Some("")));
-    }
-    tasks
+    adapters
+        .configured
+        .iter()
+        .flat_map(|(_, a)| a.listed_tasks())
+        .collect()
 }

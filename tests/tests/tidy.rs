@@ -1,6 +1,8 @@
 //! House rules, checked as plain tests: every module says what it is for, the crates
 //! depend on each other in the direction ARCHITECTURE.md draws, and only ship-layouts knows
 //! a layout by name.
+//! depend on each other in the direction ARCHITECTURE.md draws, and ship-core's code names
+//! no adapter.
 
 use std::path::{Path, PathBuf};
 
@@ -230,4 +232,61 @@ fn the_layout_name_check_sees_what_it_must() {
     ] {
         assert_eq!(decides_by_layout_name(fine, &names), None, "{fine}");
     }
+}
+/// The lines of `text` that are code: `//` comments (and doc comments) left out.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let code = match line.find("//") {
+            Some(at) => &line[..at],
+            None => line,
+        };
+        (!code.trim().is_empty()).then_some((i + 1, code))
+    })
+}
+
+/// What would name an adapter in ship-core's code.
+const ADAPTER_WORDS: &[&str] = &["\"python\"", "\"node\"", "django", "npm", "pip "];
+
+fn adapter_words_in(text: &str) -> Vec<String> {
+    code_lines(text)
+        .flat_map(|(n, code)| {
+            ADAPTER_WORDS
+                .iter()
+                .filter(move |w| code.to_ascii_lowercase().contains(*w))
+                .map(move |w| format!("line {n}: {w}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_adapter_check_sees_a_name_in_code_only() {
+    assert!(adapter_words_in("/// adapter tables such as [python], `django.migrate`\n").is_empty());
+    assert!(adapter_words_in("let x = 1; // npm ci\n").is_empty());
+    assert_eq!(
+        adapter_words_in("let a = 1;\nfor n in [\"python\", \"node\"] {}\n"),
+        ["line 2: \"python\"", "line 2: \"node\""]
+    );
+    assert_eq!(adapter_words_in("run(\"npm ci\");\n"), ["line 1: npm"]);
+}
+
+#[test]
+fn ship_core_names_no_adapter() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/core/src"), &mut files);
+    assert!(files.len() > 10, "found only {} files", files.len());
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let name = f.strip_prefix(root()).unwrap().display().to_string();
+            adapter_words_in(&text)
+                .into_iter()
+                .map(move |hit| format!("{name} {hit}"))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "ship-core's code names an adapter (it belongs in the adapter's crate, behind \
+         ship_core::adapter::Adapter): {found:#?}"
+    );
 }

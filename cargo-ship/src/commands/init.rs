@@ -3,6 +3,7 @@
 use crate::cli::{InitArgs, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
+use ship_core::adapter::Init;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -11,23 +12,18 @@ use std::path::Path;
 #[derive(Debug, Default)]
 struct Kind {
     cargo: bool,
-    python: Option<&'static str>,
-    node: bool,
-    node_build: bool,
+    /// The adapters that recognise the project, with their part of Ship.toml.
+    adapters: Vec<Init>,
     git: bool,
 }
 
 fn detect(root: &Path) -> Kind {
-    let package_json = std::fs::read_to_string(root.join("package.json")).ok();
     Kind {
         cargo: root.join("Cargo.toml").is_file(),
-        python: ["requirements.txt", "pyproject.toml"]
-            .into_iter()
-            .find(|f| root.join(f).is_file()),
-        node: package_json.is_some(),
-        node_build: package_json
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|j| j.pointer("/scripts/build").is_some()),
+        adapters: crate::adapters::ADAPTERS
+            .iter()
+            .filter_map(|a| a.init(root))
+            .collect(),
         git: root.ancestors().any(|d| d.join(".git").exists()),
     }
 }
@@ -96,8 +92,8 @@ fn template(app: &str, kind: &Kind) -> String {
         s.push_str("source = { dir = \".\" }\n");
     }
     s.push_str("# Files and directories that survive releases: kept in <deploy_to>/shared/ and linked in.\n");
-    if kind.python.is_some() {
-        s.push_str("linked_files = [\"config/settings.py\"]\n");
+    if let Some(files) = kind.adapters.iter().find_map(|a| a.linked_files) {
+        let _ = writeln!(s, "linked_files = {files}");
     } else if kind.cargo {
         s.push_str("linked_files = [\"config/production.toml\"]\n");
     } else {
@@ -105,36 +101,8 @@ fn template(app: &str, kind: &Kind) -> String {
     }
     s.push_str("linked_dirs = [\"log\"]\n\n");
 
-    if let Some(req) = kind.python {
-        let _ = writeln!(
-            s,
-            "# Python: wheels built once, here; each host installs them offline into a virtualenv\n\
-             # (linked as venv/) that is reused until the requirements change.\n\
-             [default.python]\n\
-             requirements = \"{req}\"\n\
-             # Django: migrate once per deploy (first web host, before any switch), collectstatic.\n\
-             # [default.python.django]\n\
-             # migrate = true\n\
-             # collectstatic = true\n\
-             # roles = [\"web\"]\n"
-        );
-    }
-    if kind.node {
-        if kind.node_build {
-            s.push_str(
-                "# Node: `npm ci` and `npm run build` run once, here; only dist/ ships.\n\
-                 [default.node]\n\
-                 ship = [\"dist/\"]\n\n",
-            );
-        } else {
-            s.push_str(
-                "# Node: production dependencies installed on each host with `npm ci --omit=dev`,\n\
-                 # once per package-lock.json, and reused across releases.\n\
-                 [default.node]\n\
-                 build = []\n\
-                 install = \"production\"\n\n",
-            );
-        }
+    for adapter in &kind.adapters {
+        s.push_str(&adapter.table);
     }
     s.push_str(
         "# Tasks hook in before or after a phase (lock upload prepare link install switch verify\n\
@@ -180,12 +148,7 @@ pub(crate) fn run(ship: &Ship, args: &InitArgs, cx: &mut Context) -> Result<(), 
     if kind.cargo {
         found.push("a Cargo project");
     }
-    if kind.python.is_some() {
-        found.push("a Python project");
-    }
-    if kind.node {
-        found.push("a Node project");
-    }
+    found.extend(kind.adapters.iter().map(|a| a.found));
     let _ = writeln!(
         cx.stdout,
         "wrote {} for {}.\nNext: set deploy_to and the hosts, then run `cargo ship plan staging`.",

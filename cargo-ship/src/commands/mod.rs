@@ -84,6 +84,7 @@ pub(crate) fn resolve_with_adapters(
         cargo_metadata: project.cargo_metadata.clone(),
         env: cx.env.clone(),
         overrides,
+        adapter_tables: crate::adapters::table_names(),
     };
     let loaded = sources.load()?;
     let stage = Stage::resolve(&loaded, stage, &ship_layouts::names())?;

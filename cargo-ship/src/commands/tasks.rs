@@ -20,6 +20,7 @@ pub(crate) fn run(ship: &Ship, args: &TasksArgs, cx: &mut Context) -> Result<(),
                 cargo_metadata: project.cargo_metadata.clone(),
                 env: cx.env.clone(),
                 overrides: Vec::new(),
+                adapter_tables: crate::adapters::table_names(),
             }
             .load()?;
             loaded.stages().first().cloned().ok_or_else(|| {

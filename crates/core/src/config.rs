@@ -86,10 +86,11 @@ pub struct Settings {
     pub notify: Option<NotifyConfig>,
     /// The maintenance page `cargo ship maintenance <stage> on|off` puts up or takes down.
     pub maintenance: Option<MaintenanceConfig>,
-    /// The Python adapter's table; read by ship-python, opaque here.
-    pub python: Option<Value>,
-    /// The Node adapter's table; read by ship-node, opaque here.
-    pub node: Option<Value>,
+    /// The adapters' tables (such as `[python]`), by name, as written: opaque here, read by
+    /// the adapters (see [`crate::adapter`]). Only the names given in
+    /// [`crate::load::Sources::adapter_tables`] are taken; any other unknown key is an error.
+    #[serde(skip)]
+    pub adapters: BTreeMap<String, Value>,
 }
 
 /// The built-in defaults: the lowest configuration layer.
@@ -390,7 +391,7 @@ impl<'de> Deserialize<'de> for Once {
     }
 }
 
-/// An adapter's table (`[python]`, `[node]`) that cannot be used, with the key at fault
+/// An adapter's table (such as `[python]`) that cannot be used, with the key at fault
 /// inside it; the caller turns it into a [`crate::load::ConfigError`] naming file and line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -13,6 +13,7 @@
 //! - [`planner::plan`] → [`Plan`]: steps in order, per-host scripts, sync points;
 //! - [`render::text`] and [`Plan::to_json`]: the plan for people and for machines;
 //! - [`artifact::build`]: the reproducible tarball and its digest;
+//! - [`adapter::Adapter`]: what an adapter (ship-python, ship-node) gives the build and the plan;
 //! - [`machine::Machine`]: the deploy as a pure state machine (events in, actions out);
 //! - [`driver::Driver`]: runs the machine over a [`Transport`], and puts hosts back on failure;
 //! - [`protocol`]: what hosts print and are sent, and the shell of lock, state and records.
@@ -53,6 +54,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod adapter;
 pub mod artifact;
 pub mod config;
 pub mod driver;

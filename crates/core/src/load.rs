@@ -38,6 +38,11 @@ pub struct Sources {
     pub env: Vec<(String, String)>,
     /// `--set key=value` flags, highest priority; `key` may be dotted (`roles.web.hosts`).
     pub overrides: Vec<(String, String)>,
+    /// The names of the adapters' tables (such as `python`): in every layer, these top-level
+    /// keys are kept apart from the settings, merged the same way, for the adapters to read
+    /// ([`Settings::adapters`](crate::config::Settings::adapters)). Any other unknown key is
+    /// an error that lists these among the valid keys.
+    pub adapter_tables: Vec<String>,
 }
 
 /// A configuration error: it names where, which key, and what was expected.
@@ -99,6 +104,9 @@ fn list_or_none(choices: &[String]) -> String {
 #[derive(Debug)]
 pub struct Loaded {
     figment: Figment,
+    /// The adapters' tables of every layer, merged as `figment` is.
+    adapters: Figment,
+    adapter_tables: Vec<String>,
     ship_toml: PathBuf,
     text: String,
     stages: Vec<String>,
@@ -147,6 +155,34 @@ fn layer(name: String, file: Option<PathBuf>, profile: Profile, mut dict: Dict) 
     }
 }
 
+/// The settings and the adapters' tables, each merged from the same layers.
+struct Merging<'a> {
+    settings: Figment,
+    adapters: Figment,
+    adapter_tables: &'a [String],
+}
+
+impl Merging<'_> {
+    /// Merges one layer: its adapters' tables into `adapters`, the rest into `settings`.
+    fn merge(&mut self, name: String, file: Option<PathBuf>, profile: Profile, mut dict: Dict) {
+        let tables: Dict = self
+            .adapter_tables
+            .iter()
+            .filter_map(|t| Some((t.clone(), dict.remove(t)?)))
+            .collect();
+        if !tables.is_empty() {
+            let adapters = std::mem::take(&mut self.adapters);
+            self.adapters = adapters.merge(Layer {
+                name: name.clone(),
+                file: file.clone(),
+                data: Map::from([(profile.clone(), tables)]),
+            });
+        }
+        let settings = std::mem::take(&mut self.settings);
+        self.settings = settings.merge(layer(name, file, profile, dict));
+    }
+}
+
 /// Sets `path` (dotted) to `value` in `dict`, creating tables on the way.
 fn insert_path(dict: &mut Dict, path: &[&str], value: Value) {
     match path {
@@ -191,7 +227,12 @@ impl Sources {
             message: e.to_string().trim_end().to_owned(),
         })?;
 
-        let mut figment = Figment::new().merge(layer(
+        let mut figment = Merging {
+            settings: Figment::new(),
+            adapters: Figment::new(),
+            adapter_tables: &self.adapter_tables,
+        };
+        figment.merge(
             "built-in defaults".to_owned(),
             None,
             Profile::Default,
@@ -199,7 +240,7 @@ impl Sources {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
-        ));
+        );
 
         if let Some((manifest, value)) = &self.cargo_metadata {
             let name = format!("{} [workspace.metadata.ship]", manifest.display());
@@ -207,7 +248,7 @@ impl Sources {
                 file: name.clone(),
                 message,
             })?;
-            figment = figment.merge(layer(name, Some(manifest.clone()), Profile::Default, dict));
+            figment.merge(name, Some(manifest.clone()), Profile::Default, dict);
         }
 
         let mut stages = Vec::new();
@@ -240,12 +281,12 @@ impl Sources {
                 file: file.clone(),
                 message,
             })?;
-            figment = figment.merge(layer(
+            figment.merge(
                 self.ship_toml.display().to_string(),
                 Some(self.ship_toml.clone()),
                 profile,
                 dict,
-            ));
+            );
         }
 
         for (var, raw) in &self.env {
@@ -259,28 +300,30 @@ impl Sources {
             let path: Vec<&str> = key.split("__").collect();
             let mut dict = Dict::new();
             insert_path(&mut dict, &path, parse_value(raw));
-            figment = figment.merge(layer(
+            figment.merge(
                 format!("environment variable {var}"),
                 None,
                 Profile::Global,
                 dict,
-            ));
+            );
         }
 
         for (key, raw) in &self.overrides {
             let path: Vec<&str> = key.split('.').collect();
             let mut dict = Dict::new();
             insert_path(&mut dict, &path, parse_value(raw));
-            figment = figment.merge(layer(
+            figment.merge(
                 format!("command line (--set {key}=...)"),
                 None,
                 Profile::Global,
                 dict,
-            ));
+            );
         }
 
         Ok(Loaded {
-            figment,
+            figment: figment.settings,
+            adapters: figment.adapters,
+            adapter_tables: self.adapter_tables.clone(),
             ship_toml: self.ship_toml.clone(),
             text,
             stages,
@@ -321,9 +364,18 @@ impl Loaded {
             });
         }
         let selected = self.figment.clone().select(stage);
-        selected
+        let mut settings = selected
             .extract::<Settings>()
-            .map_err(|e| self.explain(stage, e))
+            .map_err(|e| self.explain(stage, e))?;
+        settings.adapters = self
+            .adapters
+            .clone()
+            .select(stage)
+            .extract::<Dict>()
+            .map_err(|e| self.explain(stage, e))?
+            .into_iter()
+            .collect();
+        Ok(settings)
     }
 
     /// Where a key of the selected stage was set: `Ship.toml:12` (stage table first, then
@@ -331,12 +383,9 @@ impl Loaded {
     pub fn location_of(&self, stage: &str, path: &[&str]) -> String {
         let file = self.ship_toml.display().to_string();
         let key = path.join(".");
-        let meta = self
-            .figment
-            .clone()
-            .select(stage)
-            .find_metadata(&key)
-            .cloned();
+        let meta = [&self.figment, &self.adapters]
+            .into_iter()
+            .find_map(|f| f.clone().select(stage).find_metadata(&key).cloned());
         match meta {
             Some(m) if m.source.as_ref().and_then(|s| s.file_path()) == Some(&self.ship_toml) => {
                 self.ship_toml_location(stage, path)
@@ -386,10 +435,20 @@ impl Loaded {
     fn explain(&self, stage: &str, error: figment::Error) -> ConfigError {
         let path: Vec<&str> = error.path.iter().map(String::as_str).collect();
         let message = match &error.kind {
-            Kind::UnknownField(found, expected) => format!(
-                "unknown key `{found}`; valid keys here: {}",
-                expected.join(", ")
-            ),
+            Kind::UnknownField(found, expected) => {
+                // At the top of a stage, the adapters' tables are valid keys too.
+                let top = path.len() <= 1;
+                let tables = self.adapter_tables.iter().filter(|_| top);
+                format!(
+                    "unknown key `{found}`; valid keys here: {}",
+                    expected
+                        .iter()
+                        .copied()
+                        .chain(tables.map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
             Kind::UnknownVariant(found, expected) => format!(
                 "unknown value `{found}`; expected one of: {}",
                 expected.join(", ")

@@ -418,8 +418,8 @@ pub struct Stage {
     /// The maintenance page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceConfig>,
-    /// The adapters' tables (`python`, `node`), as written: ship-core does not read them;
-    /// the adapter crates do (see ship-python and ship-node).
+    /// The adapters' tables (such as `python`), as written: ship-core does not read them;
+    /// the adapters do (see [`crate::adapter`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub adapters: BTreeMap<String, figment::value::Value>,
 }
@@ -548,12 +548,7 @@ impl Stage {
         for (i, f) in s.linked_dirs.iter().enumerate() {
             check_relative_path(f).map_err(|m| err(&["linked_dirs"], format!("item {i}: {m}")))?;
         }
-        let mut adapters = BTreeMap::new();
-        for (name, table) in [("python", &s.python), ("node", &s.node)] {
-            if let Some(table) = table {
-                adapters.insert(name.to_owned(), table.clone());
-            }
-        }
+        let adapters = s.adapters.clone();
         if let Some(version) = &s.version {
             check_release_id(version).map_err(|m| err(&["version"], m))?;
         }
@@ -700,9 +695,9 @@ impl Stage {
             }
             for (field, target) in [("before", &task.before), ("after", &task.after)] {
                 let Some(target) = target else { continue };
-                // Adapters' tasks (`django.migrate`, `node.modules`) are named by the
-                // adapter crates: whoever reads the adapters' tables checks hooks to them
-                // (cargo-ship's `adapters::read`), and the planner refuses any left unknown.
+                // Adapters' tasks (such as `django.migrate`) are named by the adapters:
+                // whoever reads the adapters' tables checks hooks to them (cargo-ship's
+                // `adapters::read`), and the planner refuses any left unknown.
                 let adapter_task = !adapters.is_empty() && target.contains('.');
                 if Phase::from_name(target).is_none()
                     && !s.tasks.contains_key(target)

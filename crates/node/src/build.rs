@@ -66,9 +66,22 @@ pub fn prepare(root: &Path, cfg: &NodeConfig) -> Result<Prepared, BuildError> {
     if (runs_ci || cfg.install == Install::Production) && !lock_path.exists() {
         return Err(BuildError::NoLockFile(root.to_owned()));
     }
-    let key = match cfg.install {
-        Install::None => None,
-        Install::Production => Some(crate::lock_key(&read(&lock_path)?)),
-    };
+    let key = key(root, cfg)?;
     Ok(Prepared { commands, key })
+}
+
+/// The node_modules key of the project in `root` (from its `package-lock.json`), when the
+/// hosts install.
+pub fn key(root: &Path, cfg: &NodeConfig) -> Result<Option<String>, BuildError> {
+    match cfg.install {
+        Install::None => Ok(None),
+        Install::Production => {
+            let path = root.join("package-lock.json");
+            let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Read {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            Ok(Some(crate::lock_key(&text)))
+        }
+    }
 }

@@ -12,6 +12,9 @@
 //!   unchanged lock file installs nothing — and links it as `node_modules`; `node.prune`
 //!   (after `cleanup`) removes trees no kept release links to.
 //!
+//! [`Node`] wires both halves into cargo ship as a `ship_core::adapter::Adapter` for the
+//! `[node]` table.
+//!
 //! # Example
 //!
 //! ```
@@ -27,10 +30,12 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod adapter;
 pub mod build;
 pub mod config;
 pub mod tasks;
 
+pub use adapter::Node;
 pub use config::{Install, NodeConfig};
 pub use tasks::tasks;
 

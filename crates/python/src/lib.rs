@@ -14,6 +14,9 @@
 //!   `django.migrate` (once), `django.collectstatic` and `manage.<command>` run after
 //!   `install`, before any host switches.
 //!
+//! [`Python`] wires both halves into cargo ship as a `ship_core::adapter::Adapter` for the
+//! `[python]` table.
+//!
 //! The key ([`venv_key`]) is the sha256 of the requirements and the wheels' digests; the
 //! host adds its interpreter's version, so another Python gets another virtualenv.
 //!
@@ -46,10 +49,12 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod adapter;
 pub mod config;
 pub mod tasks;
 pub mod wheelhouse;
 
+pub use adapter::Python;
 pub use config::{DjangoConfig, PythonConfig};
 pub use tasks::tasks;
 pub use wheelhouse::{WHEELHOUSE_DIR, Wheelhouse};

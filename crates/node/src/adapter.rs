@@ -1,0 +1,96 @@
+//! [`Node`]: this crate as a [`ship_core::adapter::Adapter`], for the `[node]` table.
+
+use crate::config::{Install, NodeConfig};
+use ship_core::TaskSpec;
+use ship_core::adapter::{Adapter, Configured, Error, Here, Init, check_roles};
+use ship_core::config::TableError;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The Node adapter: `[node]` read into a [`NodeConfig`].
+///
+/// ```
+/// use ship_core::adapter::Adapter;
+/// let mut table = figment::value::Dict::new();
+/// table.insert("install".into(), "production".into());
+/// let table = figment::value::Value::from(table);
+/// let cfg = ship_node::Node.read(&table, &ship_core::stage::example()).unwrap();
+/// assert_eq!(cfg.task_names(), ["node.modules", "node.prune"]);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Node;
+
+impl Adapter for Node {
+    fn name(&self) -> &'static str {
+        "node"
+    }
+
+    fn read(
+        &self,
+        table: &figment::value::Value,
+        stage: &ship_core::Stage,
+    ) -> Result<Box<dyn Configured>, TableError> {
+        let cfg = NodeConfig::from_value(table)?;
+        check_roles(stage, &["roles"], &cfg.roles)?;
+        Ok(Box::new(cfg))
+    }
+
+    fn init(&self, root: &Path) -> Option<Init> {
+        let package_json = std::fs::read_to_string(root.join("package.json")).ok()?;
+        let builds = serde_json::from_str::<serde_json::Value>(&package_json)
+            .ok()
+            .is_some_and(|j| j.pointer("/scripts/build").is_some());
+        let table = if builds {
+            "# Node: `npm ci` and `npm run build` run once, here; only dist/ ships.\n\
+             [default.node]\n\
+             ship = [\"dist/\"]\n\n"
+        } else {
+            "# Node: production dependencies installed on each host with `npm ci --omit=dev`,\n\
+             # once per package-lock.json, and reused across releases.\n\
+             [default.node]\n\
+             build = []\n\
+             install = \"production\"\n\n"
+        };
+        Some(Init {
+            found: "a Node project",
+            linked_files: None,
+            table: table.to_owned(),
+        })
+    }
+}
+
+impl Configured for NodeConfig {
+    /// `npm ci` (and `npm run build`), or the table's `build`; refuses a project without a
+    /// lock file when it needs one.
+    fn commands(&self, here: &Here<'_>) -> Result<Vec<String>, Error> {
+        Ok(crate::build::prepare(here.root, self)?.commands)
+    }
+
+    /// The tasks keyed on the lock file the build leaves (the one that ships).
+    fn build(&self, here: &Here<'_>) -> Result<Vec<TaskSpec>, Error> {
+        let key = crate::build::key(here.root, self)?;
+        Ok(crate::tasks(self, key.as_deref()))
+    }
+
+    fn paths(&self) -> Option<&[String]> {
+        (!self.ship.is_empty()).then_some(self.ship.as_slice())
+    }
+
+    fn tasks_for_files(&self, files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<TaskSpec>, Error> {
+        let key = match self.install {
+            Install::None => None,
+            Install::Production => {
+                let lock = files.get("package-lock.json").ok_or(
+                    "[node] install = \"production\", and the promoted artifact has no \
+                     package-lock.json at its root",
+                )?;
+                Some(crate::lock_key(&String::from_utf8_lossy(lock)))
+            }
+        };
+        Ok(crate::tasks(self, key.as_deref()))
+    }
+
+    fn listed_tasks(&self) -> Vec<TaskSpec> {
+        crate::tasks(self, Some(""))
+    }
+}
