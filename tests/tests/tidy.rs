@@ -193,7 +193,8 @@ fn only_ship_layouts_knows_a_layout_by_name() {
 
     // Decisions by name in the code (tests may pick a layout by name to test it).
     let names = ship_layouts::names();
-    let code = outside(&["crates", "cargo-ship/src"]);
+    let mut code = outside(&["crates", "cargo-ship/src"]);
+    code.retain(|f| !f.components().any(|c| c.as_os_str() == "tests"));
     let found = layout_decisions(&code, &names);
     assert!(
         found.is_empty(),
@@ -288,5 +289,85 @@ fn ship_core_names_no_adapter() {
         found.is_empty(),
         "ship-core's code names an adapter (it belongs in the adapter's crate, behind \
          ship_core::adapter::Adapter): {found:#?}"
+    );
+}
+
+/// The modules that decide, and so must do no I/O: no async runtime, no files, no
+/// processes, no network, no clock. The driver (`crates/core/src/driver.rs`) and the
+/// transports do that for them.
+const PURE: &[&str] = &[
+    "crates/core/src/planner.rs",
+    "crates/core/src/plan.rs",
+    "crates/core/src/protocol.rs",
+    "crates/core/src/machine.rs",
+    "crates/core/src/records.rs",
+    "crates/core/src/layout.rs",
+    "crates/core/src/script.rs",
+    "crates/core/src/ops.rs",
+    "crates/core/src/phase.rs",
+    "crates/core/src/render.rs",
+    "crates/layouts/src",
+];
+
+/// What a pure module may not name (outside `#[cfg(test)]` code).
+const IO: &[&str] = &[
+    "tokio",
+    "std::fs",
+    "std::process",
+    "std::net",
+    "std::env",
+    "SystemTime",
+    "Instant",
+    "jiff",
+    "futures",
+];
+
+/// The I/O names `text` uses in code (comments and `#[cfg(test)]` modules left out).
+fn io_in(text: &str) -> Vec<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    code_lines(code)
+        .flat_map(|(n, line)| {
+            IO.iter()
+                .filter(move |io| line.contains(*io))
+                .map(move |io| format!("line {n}: {io}"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_io_check_sees_io_in_code_only() {
+    assert_eq!(io_in("use std::fs;\n"), ["line 1: std::fs"]);
+    assert_eq!(
+        io_in("let t = std::time::Instant::now();\n"),
+        ["line 1: Instant"]
+    );
+    assert!(io_in("//! reads no std::fs\n/// nor tokio\nfn f() {}\n").is_empty());
+    assert!(io_in("fn f() {}\n#[cfg(test)]\nmod tests { use std::fs; }\n").is_empty());
+}
+
+#[test]
+fn the_pure_modules_do_no_io() {
+    let mut files = Vec::new();
+    for p in PURE {
+        let path = root().join(p);
+        if path.is_dir() {
+            rust_files(&path, &mut files);
+        } else {
+            files.push(path);
+        }
+    }
+    assert!(files.len() > 10, "found only {} files", files.len());
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            io_in(&text)
+                .into_iter()
+                .map(move |x| format!("{}: {x}", f.display()))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "pure modules doing I/O (move it to driver.rs or a transport): {found:?}"
     );
 }

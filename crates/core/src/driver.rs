@@ -98,9 +98,11 @@ impl Driver<'_> {
     /// Drives `machine` until it is done.
     pub async fn drive(&self, mut machine: Machine<'_>) -> Outcome {
         let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+        let (eof, mut eofs) = mpsc::unbounded_channel::<String>();
         let mut io = Io {
             driver: self,
             tx,
+            eof,
             tasks: FuturesUnordered::new(),
             inputs: BTreeMap::new(),
             aborts: BTreeMap::new(),
@@ -121,6 +123,11 @@ impl Driver<'_> {
                 // Lines first: a session's end is taken only after every line it printed.
                 biased;
                 Some(input) = rx.recv() => input,
+                Some(host) = eofs.recv() => {
+                    // Its script ended: close its input too, so that its session can end.
+                    io.inputs.remove(&host);
+                    continue;
+                }
                 Some(done) = io.tasks.next(), if !io.tasks.is_empty() => match done {
                     Ok(Some(input)) => input,
                     _ => continue,
@@ -139,6 +146,8 @@ impl Driver<'_> {
 struct Io<'d, 'a> {
     driver: &'d Driver<'a>,
     tx: mpsc::UnboundedSender<Input>,
+    /// Hosts whose standard output ended.
+    eof: mpsc::UnboundedSender<String>,
     tasks: FuturesUnordered<Abortable<BoxFuture<'d, Option<Input>>>>,
     inputs: BTreeMap<String, mpsc::UnboundedSender<transport::Input>>,
     aborts: BTreeMap<String, AbortHandle>,
@@ -173,6 +182,7 @@ impl<'d> Io<'d, '_> {
                 self.inputs.insert(host.clone(), in_tx);
                 let key = host.clone();
                 let tx = self.tx.clone();
+                let eof = self.eof.clone();
                 let handle = self.spawn(Box::pin(async move {
                     let (lines, mut heard) = mpsc::unbounded_channel::<String>();
                     let forward = async {
@@ -182,6 +192,7 @@ impl<'d> Io<'d, '_> {
                                 line,
                             });
                         }
+                        let _ = eof.send(host.clone());
                     };
                     let (result, ()) =
                         tokio::join!(remote.converse(&host, &script, in_rx, lines), forward);

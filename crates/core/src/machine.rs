@@ -523,6 +523,23 @@ impl<'a> Machine<'a> {
                     })
                 });
             if let Some(why) = why_not {
+                if let (Some(signal), None) = (&self.stopped, &self.failure) {
+                    // The batches done stay done; the deploy did not finish.
+                    self.failure = Some(Failure {
+                        host: None,
+                        step: None,
+                        message: format!(
+                            "interrupted by {signal}: batch {} of {total} and later not started",
+                            i + 1
+                        ),
+                        after_switch: false,
+                    });
+                    out.push(Action::Event(Event::Failed {
+                        host: None,
+                        step: None,
+                        message: format!("interrupted by {signal} before batch {}", i + 1),
+                    }));
+                }
                 for h in batch {
                     self.ends.insert(
                         h.clone(),
@@ -1447,7 +1464,27 @@ impl<'a> Deploy<'a> {
         run.recovering = false;
         let after_switch = self.failure.as_ref().is_some_and(|f| f.after_switch);
         let revert = after_switch && (run.switched || run.uncertain || run.finished);
-        let live = self.layout.revert_target(&run.state);
+        // What is live now, as the host said after its recovery (it may never have said
+        // before); what it had, if it said nothing.
+        let live = match &result {
+            Ok(o) => {
+                let probe = protocol::Probe::parse(&o.stdout, &self.options.nonce);
+                if probe == protocol::Probe::default() {
+                    self.layout.revert_target(&run.state)
+                } else {
+                    let mut state = self.layout.parse_state(
+                        &self.plan.deploy_to,
+                        probe.current.as_deref(),
+                        &probe.listing,
+                    );
+                    if let Some(Ok(records)) = probe.records.as_deref().map(records::parse) {
+                        state.records = records;
+                    }
+                    self.layout.revert_target(&state)
+                }
+            }
+            Err(_) => None,
+        };
         let end = match result {
             Ok(o) if o.status == Some(0) => {
                 if revert {
@@ -1474,33 +1511,53 @@ impl<'a> Deploy<'a> {
         self.ends.insert(host.to_owned(), end);
     }
 
+    /// The start of a recovery script: the host's variables, this deploy's lock and nonce.
     fn header(&self, host: &HostPlan) -> String {
-        script::header(&Vars::of(&self.plan, host), &self.layout.locate(&self.cx()))
+        let mut s = script::header(&Vars::of(&self.plan, host), &self.layout.locate(&self.cx()));
+        s.push_str(&format!(
+            "SHIP_LOCK_INFO={}\n{}={}\n",
+            quote(&self.lock_info()),
+            protocol::NONCE_VAR,
+            quote(self.options.nonce.as_str())
+        ));
+        s
+    }
+
+    /// A recovery script: `body` if the lock is this deploy's, then the host's state as it is
+    /// left (the outcome reports what is live from it).
+    fn recovery_script(&self, host: &HostPlan, body: &str, must: bool) -> String {
+        format!(
+            "{}{}\n{}\n",
+            self.header(host),
+            protocol::under_own_lock(body, must),
+            protocol::probe()
+        )
     }
 
     /// Before the switch: remove the half-made release (restore the single layout's
     /// directory), release the lock.
     fn abort_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
-        let mut s = self.header(h);
+        let mut body = String::new();
         let discard = run.prepare_started || run.uncertain;
         let restore = (discard && !self.layout.keeps_directories())
             .then(|| self.layout.revert_target(&run.state))
             .flatten();
         if discard {
-            s.push_str(&self.layout.discard_new(&self.cx(), &run.state));
-            s.push('\n');
+            body.push_str(&self.layout.discard_new(&self.cx(), &run.state));
+            body.push('\n');
         }
-        s.push_str(&protocol::release_lock());
-        s.push('\n');
-        (Recovery::Abort { discard, restore }, s)
+        body.push_str(&protocol::release_lock());
+        (
+            Recovery::Abort { discard, restore },
+            self.recovery_script(h, &body, false),
+        )
     }
 
     /// After the switch: back to what was live, the new release recorded failed.
     fn revert_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
-        let mut s = self.header(h);
         let target = self.layout.revert_target(&run.state);
-        s.push_str(&self.layout.revert(&self.cx(), &run.state));
-        s.push('\n');
+        let mut body = self.layout.revert(&self.cx(), &run.state);
+        body.push('\n');
         let records = self.keep(records::after_revert(
             &run.state.records,
             self.new_record(run),
@@ -1516,16 +1573,19 @@ impl<'a> Deploy<'a> {
             .map(|r| r.id.clone())
             .or_else(|| run.state.live.clone())
             .unwrap_or_else(|| "none".to_owned());
-        s.push_str(&protocol::write_records(&quote(&records::to_json(
+        body.push_str(&protocol::write_records(&quote(&records::to_json(
             &records,
         ))));
-        s.push_str(&format!(
-            "\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n{}\n",
+        body.push_str(&format!(
+            "\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n{}",
             quote(&self.options.deployer),
             quote(&back_to),
             protocol::release_lock()
         ));
-        (Recovery::Revert { target, records }, s)
+        (
+            Recovery::Revert { target, records },
+            self.recovery_script(h, &body, true),
+        )
     }
 
     fn outcome(&self) -> Outcome {

@@ -268,6 +268,31 @@ pub fn write_records(records: &str) -> String {
     )
 }
 
+/// Runs `body` under this deploy's lock: the lock it holds (`.ship/lock/info` is
+/// `$SHIP_LOCK_INFO`), or the lock taken again when it is free (a host that had finished and
+/// unlocked, put back after another failed). A recovery never touches what another deploy
+/// holds, its lock or its `.ship/preparing`: then it changes nothing, and exits
+/// [`LOCKED_STATUS`] naming the holder when `must` (a revert that cannot be done), 0 when not
+/// (an abort: whatever this deploy started there, the other deploy's cleanup owns now).
+pub fn under_own_lock(body: &str, must: bool) -> String {
+    format!(
+        r#"{{ IFS= read -r ship_held < "$SHIP_DEPLOY_TO/.ship/lock/info"; }} 2>/dev/null || ship_held=
+if [ "$ship_held" != "$SHIP_LOCK_INFO" ] && mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
+  printf '%s
+' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
+  ship_held=$SHIP_LOCK_INFO
+fi
+if [ "$ship_held" = "$SHIP_LOCK_INFO" ]; then
+{}
+else
+  echo "cargo-ship: $SHIP_HOST is locked by another deploy: ${{ship_held:-holder unknown}}" >&2
+  exit {}
+fi"#,
+        indent(body),
+        if must { LOCKED_STATUS } else { 0 }
+    )
+}
+
 /// Releases the lock and the `.ship/preparing` marker.
 pub fn release_lock() -> String {
     "rm -rf \"$SHIP_DEPLOY_TO/.ship/preparing\" \"$SHIP_DEPLOY_TO/.ship/lock\"".to_owned()
