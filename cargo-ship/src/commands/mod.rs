@@ -14,7 +14,6 @@ use crate::project::Project;
 use crate::{CliError, Context};
 use futures::future::join_all;
 use ship_core::load::Sources;
-use ship_core::script::LOCKED_STATUS;
 use ship_core::{Layout, LayoutName, RunOutput, Stage, Transport, TransportError};
 use ship_ssh::{HostKeys, SshOptions, SshTransport};
 
@@ -221,6 +220,7 @@ pub(crate) async fn on_hosts<T: Transport>(
     .await
 }
 
+/// The last line of `text` that says something, without our `cargo-ship: ` prefix.
 pub(crate) fn first_line(text: &str) -> String {
     text.lines()
         .rev()
@@ -230,18 +230,7 @@ pub(crate) fn first_line(text: &str) -> String {
 }
 
 /// A session's result as a short reason when it did not succeed.
-pub(crate) fn failure(result: &Result<RunOutput, TransportError>) -> Option<String> {
-    match result {
-        Ok(out) if out.status == Some(0) => None,
-        Ok(out) if out.status == Some(LOCKED_STATUS) => Some(first_line(&out.stderr)),
-        Ok(out) => Some(format!(
-            "exit {}: {}",
-            out.status.map_or("unknown".to_owned(), |s| s.to_string()),
-            first_line(&out.stderr)
-        )),
-        Err(e) => Some(e.to_string()),
-    }
-}
+pub(crate) use ship_core::rollback::session_failure as failure;
 
 /// Every host's state, read without taking the lock (one session per host): what
 /// `ops::observe` made of it, or why it could not be read.

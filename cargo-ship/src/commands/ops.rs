@@ -5,9 +5,9 @@
 use super::{failure, first_line, on_hosts, overrides, read_states, resolve, runtime, ssh};
 use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
-use ship_core::ops::{self, Observed};
+use ship_core::ops;
+use ship_core::rollback::Decision;
 use ship_core::{HostState, ReleaseState};
-use std::collections::BTreeMap;
 use std::io::Write;
 
 fn names(stage: &ship_core::Stage) -> Vec<String> {
@@ -78,102 +78,49 @@ fn rollback_stage(
         stage.name
     );
     let rt = runtime()?;
-    let deploy_to = stage.deploy_to.clone();
+    let rollback = ship_core::rollback::Rollback {
+        layout,
+        deploy_to: &stage.deploy_to,
+        user: &user,
+        to: args.to.as_deref(),
+        after: hosts
+            .iter()
+            .map(|h| (h.clone(), after_switch(stage, h)))
+            .collect(),
+    };
 
     // One session per host: lock and read the state; then, once every host has answered,
     // switch back (or, if anything stops the rollback, just release the locks).
-    let mut problems = Vec::new();
-    let mut plans: BTreeMap<String, (HostState, String, String)> = BTreeMap::new();
-    let mut acting = false;
+    let mut decision = None;
     let steps = rt.block_on(ship_core::driver::two_steps(
         &transport,
         &hosts,
         stage.parallel,
-        |h| ops::state_script(&deploy_to, h, Some(&info), None),
+        |h| rollback.first(h, &info),
         |nonce, first| {
-            let mut locked = Vec::new();
-            for (host, result) in first {
-                if let Some(reason) = failure(result) {
-                    problems.push(format!("{host}: {reason}"));
-                    continue;
-                }
-                locked.push(host.clone());
-                let out = result.as_ref().expect("succeeded");
-                match ops::observe(layout, &deploy_to, &out.stdout, nonce) {
-                    Err(e) => problems.push(format!("{host}: {e}")),
-                    Ok(Observed { state, .. }) => {
-                        match layout.rollback_target(&state, args.to.as_deref()) {
-                            Err(e) => problems.push(format!("{host}: {e}")),
-                            Ok(target) => {
-                                let id = layout.rollback_record(&state, &target).id;
-                                plans.insert(host.clone(), (state, target, id));
-                            }
-                        }
-                    }
-                }
-            }
-            let ids: std::collections::BTreeSet<&str> =
-                plans.values().map(|(_, _, id)| id.as_str()).collect();
-            if problems.is_empty() && ids.len() > 1 {
-                let each: Vec<String> = plans
-                    .iter()
-                    .map(|(h, (_, _, id))| format!("{h} → {id}"))
-                    .collect();
-                problems.push(format!(
-                    "the hosts do not agree on the previous release ({}); choose one with --to ID",
-                    each.join(", ")
-                ));
-            }
-            if problems.is_empty() {
-                acting = true;
-                plans
-                    .iter()
-                    .map(|(h, (state, target, _))| {
-                        (
-                            h.clone(),
-                            ops::rollback_script(
-                                layout,
-                                &deploy_to,
-                                h,
-                                state,
-                                target,
-                                &user,
-                                &after_switch(stage, h),
-                            ),
-                        )
-                    })
-                    .collect()
-            } else {
-                // Nothing changes: release the locks taken.
-                locked
-                    .into_iter()
-                    .map(|h| {
-                        let script = ops::unlock_script(&deploy_to, &h);
-                        (h, script)
-                    })
-                    .collect()
-            }
+            let d = rollback.decide(nonce, first);
+            let scripts = d.scripts();
+            decision = Some(d);
+            scripts
         },
     ));
     rt.block_on(transport.close());
-    if !acting && args.format == Format::Json {
-        emit(
-            cx,
-            &serde_json::json!({"event": "outcome", "ok": false, "stage": stage.name, "release": null, "problems": problems}),
-        );
-    }
-    if !acting {
-        return Err(CliError::Remote(format!(
-            "rollback of {} not done; no host changed:\n  {}",
-            stage.name,
-            problems.join("\n  ")
-        )));
-    }
-    let id = plans
-        .values()
-        .map(|(_, _, id)| id.clone())
-        .next()
-        .unwrap_or_else(|| "?".to_owned());
+    let id = match decision.expect("decided once every host answered") {
+        Decision::Act { id, .. } => id,
+        Decision::Refuse { problems, .. } => {
+            if args.format == Format::Json {
+                emit(
+                    cx,
+                    &serde_json::json!({"event": "outcome", "ok": false, "stage": stage.name, "release": null, "problems": problems}),
+                );
+            }
+            return Err(CliError::Remote(format!(
+                "rollback of {} not done; no host changed:\n  {}",
+                stage.name,
+                problems.join("\n  ")
+            )));
+        }
+    };
     *target_id = Some(id.clone());
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
     let json = args.format == Format::Json;

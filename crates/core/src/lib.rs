@@ -16,7 +16,8 @@
 //! - [`adapter::Adapter`]: what an adapter (ship-python, ship-node) gives the build and the plan;
 //! - [`machine::Machine`]: the deploy as a pure state machine (events in, actions out);
 //! - [`driver::Driver`]: runs the machine over a [`Transport`], and puts hosts back on failure;
-//! - [`protocol`]: what hosts print and are sent, and the shell of lock, state and records.
+//! - [`protocol`]: what hosts print and are sent, and the shell of lock, state and records;
+//! - [`rollback::Rollback`]: a rollback decided from what every host said under its lock.
 //!
 //! # Example
 //!
@@ -69,6 +70,7 @@ pub mod protocol;
 pub mod records;
 pub mod render;
 pub mod reuse;
+pub mod rollback;
 pub mod script;
 pub mod shell;
 pub mod stage;
