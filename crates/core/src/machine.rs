@@ -819,8 +819,12 @@ impl<'a> Deploy<'a> {
                         _ => None,
                     };
                     // A signal that comes once the last unit ran lets the deploy complete.
-                    if idle && self.failure.is_none() && i < self.units.len() {
-                        if let Some(reason) = self.stopped.clone() {
+                    if idle
+                        && self.failure.is_none()
+                        && i < self.units.len()
+                        && let Some(reason) = self.stopped.clone()
+                    {
+                        {
                             self.fail(
                                 Failure {
                                     host: None,

@@ -176,9 +176,9 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
     }
     s.push_str("\nship_rc=$?\nset -e\n");
     if io != StepIo::Control {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "if [ -s {log} ]; then tail -n {OUTPUT_LINES} {log} | while IFS= read -r ship_l || [ -n \"$ship_l\" ]; do printf '%s out {id} %s\\n' \"${n}\" \"$ship_l\"; done; fi\n"
+            "if [ -s {log} ]; then tail -n {OUTPUT_LINES} {log} | while IFS= read -r ship_l || [ -n \"$ship_l\" ]; do printf '%s out {id} %s\\n' \"${n}\" \"$ship_l\"; done; fi"
         );
     }
     let _ = write!(

@@ -199,11 +199,13 @@ fn artifact() -> Artifact {
     }
 }
 
+/// What a schedule's plan depends on: hosts, parallel, rolling, a local task.
+type Shape = (usize, usize, Option<(usize, usize)>, bool);
+
 thread_local! {
     /// Plans by shape: a schedule's plan depends only on these, and planning (sealing the
     /// plan's JSON) costs more than simulating.
-    static PLANS: std::cell::RefCell<BTreeMap<(usize, usize, Option<(usize, usize)>, bool), Plan>> =
-        Default::default();
+    static PLANS: std::cell::RefCell<BTreeMap<Shape, Plan>> = Default::default();
 }
 
 fn plan(s: &Scenario, layout: &dyn Layout, digest: &str) -> Plan {
@@ -574,16 +576,14 @@ impl Model {
                     say(session, format!("{nonce} state preparing {p}"));
                 }
             }
-            Phase::Upload => {
-                if !self.artifact {
-                    assert_eq!(
-                        session.inbox.pop_front().as_deref(),
-                        Some("ARTIFACT"),
-                        "{}: the upload step reads the artifact",
-                        self.name
-                    );
-                    self.artifact = true;
-                }
+            Phase::Upload if !self.artifact => {
+                assert_eq!(
+                    session.inbox.pop_front().as_deref(),
+                    Some("ARTIFACT"),
+                    "{}: the upload step reads the artifact",
+                    self.name
+                );
+                self.artifact = true;
             }
             Phase::Prepare => {
                 self.preparing = Some(RELEASE.to_owned());
