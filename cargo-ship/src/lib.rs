@@ -25,6 +25,7 @@ mod notify;
 mod progress;
 pub mod project;
 mod report;
+mod who;
 
 pub use report::{CliError, exit_code};
 

@@ -53,7 +53,7 @@ pub(crate) fn ended(
         "action": action,
         "app": stage.app,
         "stage": stage.name,
-        "who": crate::commands::deployer(cx),
+        "who": crate::who::deployer(cx),
         "result": result_name(result),
         "message": result.as_ref().err().map(ToString::to_string),
         "duration_ms": started.elapsed().as_millis() as u64,

@@ -95,8 +95,9 @@ pub fn target_record(state: &HostState, dir: &str) -> ReleaseRecord {
 
 /// Makes `target` live again (the layout's `activate`), records it, logs it as Capistrano
 /// does, runs `after` (the host's tasks hooked after the switch: restarts) in the release
-/// now live, and releases the lock. A failing `after` command is reported (exit status 3
-/// of the script) once the release is recorded and the lock released.
+/// now live, and then releases the lock (a `.ship/preparing` left by a killed deploy stays,
+/// for the next deploy's cleanup). A failing `after` command is reported (exit status 3 of
+/// the script) once the release is recorded and the lock released.
 pub fn rollback_script(
     layout: &dyn Layout,
     deploy_to: &str,
@@ -122,16 +123,14 @@ pub fn rollback_script(
     s.push_str(&layout.activate(&cx, target));
     let _ = write!(
         s,
-        "\nprintf '%s\\n' {} > \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\"\n\
-         mv -f \"$SHIP_DEPLOY_TO/.ship/releases.json.tmp\" \"$SHIP_DEPLOY_TO/.ship/releases.json\"\n\
-         printf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n\
-         rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"\n",
-        quote(&records::to_json(&records)),
+        "\n{}\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n",
+        protocol::write_records(&quote(&records::to_json(&records))),
         quote(user),
         quote(&record.id)
     );
+    s.push_str("ship_after=0\n");
     if !after.is_empty() {
-        s.push_str("ship_after=0\nmkdir -p \"$SHIP_DEPLOY_TO/.ship/log\"\n");
+        s.push_str("mkdir -p \"$SHIP_DEPLOY_TO/.ship/log\"\n");
         for (i, (name, command)) in after.iter().enumerate() {
             // Its output goes to a file: a daemon it leaves running holds that, not the
             // session (see `protocol`).
@@ -141,8 +140,9 @@ pub fn rollback_script(
                 quote(command)
             );
         }
-        s.push_str("exit $ship_after\n");
     }
+    // The lock is released once the restarts ran: no deploy starts while they run.
+    let _ = writeln!(s, "{}\nexit $ship_after", protocol::unlock());
     s
 }
 

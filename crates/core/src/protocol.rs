@@ -293,6 +293,11 @@ fi"#,
     )
 }
 
+/// Releases the lock alone.
+pub fn unlock() -> String {
+    "rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"".to_owned()
+}
+
 /// Releases the lock and the `.ship/preparing` marker.
 pub fn release_lock() -> String {
     "rm -rf \"$SHIP_DEPLOY_TO/.ship/preparing\" \"$SHIP_DEPLOY_TO/.ship/lock\"".to_owned()
