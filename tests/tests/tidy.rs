@@ -110,7 +110,26 @@ fn decides_by_layout_name(line: &str, names: &[&str]) -> Option<&'static str> {
         if let Some(i) = code.find(keyword) {
             let rest = &code[i + keyword.len()..];
             let scrutinee = rest.split(end).next().unwrap_or(rest);
-            if names_a_layout(scrutinee) {
+            // The scrutinee itself is a name (not a call that merely takes a layout).
+            // The scrutinee itself is a name, or a tuple holding one (not a call that
+            // merely takes a layout).
+            let scrutinee = scrutinee.trim();
+            let parts: Vec<&str> = match scrutinee.strip_prefix('(') {
+                Some(inner) => inner.trim_end_matches(')').split(',').collect(),
+                None => vec![scrutinee],
+            };
+            let is_name = parts.iter().any(|p| {
+                let p = p.trim().trim_start_matches('&');
+                [
+                    ".layout",
+                    ".layout.name()",
+                    ".layout.as_str()",
+                    "layout.name()",
+                ]
+                .iter()
+                .any(|end| p.ends_with(end))
+            });
+            if is_name && names_a_layout(scrutinee) {
                 return Some("matches on a layout's name");
             }
         }
@@ -225,6 +244,7 @@ fn the_layout_name_check_sees_what_it_must() {
     for fine in [
         "    match layout.rollback_target(&state, args.to.as_deref()) {",
         "    match ops::observe(layout, &deploy_to, &out.stdout) {",
+        "            match ops::observe(self.layout, self.deploy_to, &out.stdout, nonce) {",
         "    let layout = super::layout(&stage.layout)?;",
         "    s.push_str(&self.layout.activate(&self.cx(), &target));",
         "        layout: stage.layout.clone(),",

@@ -280,7 +280,7 @@ fn run_plan(
 ) -> Result<(), CliError> {
     let layout = super::layout(&plan.layout)?;
     // A host's one session carries all its scripts: each is bounded by command_timeout
-    // (checked by the executor), the session by their sum.
+    // (checked by the driver), the session by their sum.
     let parts = plan
         .hosts
         .iter()

@@ -182,7 +182,7 @@ pub struct Plan {
     pub overrides: Vec<String>,
     /// A short sha256 of each top-level configuration key, to say which changed.
     pub config_keys: BTreeMap<String, String>,
-    /// Variables the executor sets when it runs the scripts, with what they hold; they are
+    /// Variables the driver sets when it runs the scripts, with what they hold; they are
     /// the only values not fixed by the plan.
     pub apply_time: BTreeMap<String, String>,
     /// The steps, in execution order.

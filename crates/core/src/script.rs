@@ -2,8 +2,8 @@
 //! per-host scripts that carry them (one SSH session each).
 //!
 //! Every value goes through [`crate::shell::quote`] or reaches the script as a quoted
-//! variable assignment; steps are bracketed by `::ship::start` / `::ship::end` markers
-//! on stdout so the executor can report each step's start, end and exit status.
+//! variable assignment; each step is wrapped by [`crate::protocol::step`] (its start and end
+//! on the control channel, its output in a file), so the driver can report it.
 
 use crate::layout::LayoutContext;
 use crate::phase::Phase;
@@ -15,9 +15,9 @@ use crate::task::TaskSpec;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-pub use crate::protocol::{LOCKED_STATUS, LOST_LOCK_STATUS, MISSING_SHARED_STATUS};
+use crate::protocol::MISSING_SHARED_STATUS;
 
-/// Variables the executor sets when it runs a plan's scripts, with what they hold.
+/// Variables the driver sets when it runs a plan's scripts, with what they hold.
 pub fn apply_time_variables() -> BTreeMap<String, String> {
     [
         ("SHIP_DEPLOYER", "who deploys: user@machine"),

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-/// What the executor sends into a conversation with a host's script.
+/// What the driver sends into a conversation with a host's script.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// A line (a newline is added).

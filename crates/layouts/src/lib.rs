@@ -4,7 +4,7 @@
 //! A layout never runs anything: it returns the shell of `prepare`, `switch` and
 //! `activate` (rollback and revert), decides from a host's [`HostState`] which release a
 //! rollback returns to and which releases cleanup removes, and parses what a host reports.
-//! The executor runs the shell; the planner puts it into the plan.
+//! The driver runs the shell; the planner puts it into the plan.
 //!
 //! | layout | new release at | switch | rollback |
 //! |---|---|---|---|

@@ -124,7 +124,7 @@ fn abort_and_revert_shell() {
         assert_eq!(
             l.discard_new(&CX, &live),
             "if [ \"$(readlink \"$SHIP_DEPLOY_TO/current\" 2>/dev/null || true)\" != \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi",
-            "{name}: what the executor's abort script ran"
+            "{name}: what the old executor's abort script ran"
         );
         // After it: back to what was live, or no `current` at all.
         assert_eq!(l.revert(&CX, &live), l.activate(&CX, "01"));

@@ -1,5 +1,5 @@
 //! The host half: the tasks the adapter adds to a plan. Pure: they are data, run by the
-//! executor like any user task (in the new release's directory, with `SHIP_*` set).
+//! driver like any user task (in the new release's directory, with `SHIP_*` set).
 
 use crate::config::PythonConfig;
 use crate::wheelhouse::{WHEELHOUSE_DIR, Wheelhouse};
