@@ -76,6 +76,9 @@ enum Fault {
     Hang { host: usize, step: usize },
     /// The local step fails.
     LocalFails,
+    /// (review) The lock step takes the lock, then the script dies (killed: no status, no
+    /// `end` line), as a kill -9, the OOM killer or a full disk after `mkdir` would leave it.
+    LockDies(usize),
 }
 
 /// One schedule: a fleet, a plan shape, faults, signals and the order of events (the seed).
@@ -90,6 +93,10 @@ struct Scenario {
     faults: Vec<Fault>,
     stop_at_go: Option<usize>,
     second_stop: bool,
+    /// (review) A local task after `switch` (a sync point after every host switched).
+    local_after_switch: bool,
+    /// (review) SIGINT while the post-switch local task runs.
+    stop_at_local_after_switch: bool,
 }
 
 fn host_name(i: usize) -> String {
@@ -118,6 +125,17 @@ fn stage(s: &Scenario) -> Stage {
             ..TaskConfig::default()
         },
     );
+    if s.local_after_switch {
+        tasks.insert(
+            "notify".to_owned(),
+            TaskConfig {
+                run: "echo notified".to_owned(),
+                after: Some("switch".to_owned()),
+                local: true,
+                ..TaskConfig::default()
+            },
+        );
+    }
     if s.local_task {
         tasks.insert(
             "announce".to_owned(),
@@ -200,7 +218,7 @@ fn artifact() -> Artifact {
 }
 
 /// What a schedule's plan depends on: hosts, parallel, rolling, a local task.
-type Shape = (usize, usize, Option<(usize, usize)>, bool);
+type Shape = (usize, usize, Option<(usize, usize)>, bool, bool);
 
 thread_local! {
     /// Plans by shape: a schedule's plan depends only on these, and planning (sealing the
@@ -209,7 +227,13 @@ thread_local! {
 }
 
 fn plan(s: &Scenario, layout: &dyn Layout, digest: &str) -> Plan {
-    let shape = (s.hosts, s.parallel, s.rolling, s.local_task);
+    let shape = (
+        s.hosts,
+        s.parallel,
+        s.rolling,
+        s.local_task,
+        s.local_after_switch,
+    );
     if let Some(p) = PLANS.with(|c| c.borrow().get(&shape).cloned()) {
         return p;
     }
@@ -258,7 +282,18 @@ impl Scenario {
             faults: Vec::new(),
             stop_at_go: None,
             second_stop: false,
+            local_after_switch: false,
+            stop_at_local_after_switch: false,
         };
+        // (review) Extra draws from a stream of their own, so that the schedules above keep
+        // their faults and orders; never on shell hosts.
+        let mut extra = Rng(seed ^ 0x7e71_e700_0000_0001);
+        if !shell && extra.chance(10) {
+            s.local_after_switch = true;
+            s.stop_at_local_after_switch = extra.chance(50);
+        }
+        let lock_dies = !shell && extra.chance(5);
+        let lock_dies_host = extra.below(hosts);
         let p = plan_of(&s);
         let step_ids = |h: usize| -> Vec<usize> {
             p.hosts
@@ -319,6 +354,9 @@ impl Scenario {
             if !s.faults.contains(&fault) {
                 s.faults.push(fault);
             }
+        }
+        if lock_dies {
+            s.faults.push(Fault::LockDies(lock_dies_host));
         }
         if rng.chance(20) {
             let segments = p.hosts.iter().map(|h| h.scripts.len()).max().unwrap_or(1);
@@ -523,6 +561,19 @@ impl Model {
                     return;
                 }
                 _ => {}
+            }
+            if is_lock && self.faults.contains(&Fault::LockDies(self.index)) && self.lock.is_none()
+            {
+                // `mkdir` took the lock; the script is killed before it says so.
+                self.lock = Some(session.lock_info.clone());
+                session.outbox.push_back(Out::End(Ok(RunOutput {
+                    status: None,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                })));
+                session.over = true;
+                self.session = Some(session);
+                return;
             }
             if is_lock && self.lock.is_some() {
                 say(&mut session, format!("{nonce} end {id} 75"));
@@ -1028,6 +1079,11 @@ struct Run {
     after: Vec<Disk>,
     lost: Vec<bool>,
     trace: Vec<String>,
+    /// (review) The `once` task `migrate` ended 0 on some host.
+    migrated: bool,
+    /// (review) When SIGINT came during the post-switch local task: whether every host
+    /// was on the new release then.
+    all_switched_at_stop: Option<bool>,
 }
 
 fn simulate(
@@ -1055,6 +1111,8 @@ fn simulate(
     let mut stops = 0;
     let mut trace = Vec::new();
     let mut outcome = None;
+    let mut migrated = false;
+    let mut all_switched_at_stop = None;
     for _ in 0..200_000 {
         while let Some(input) = inputs.pop_front() {
             if tracing {
@@ -1082,12 +1140,28 @@ fn simulate(
                     Action::Kill { host } => hosts[index[&host]].kill(),
                     Action::Arm { host, timer, .. } => timers.push((host, timer)),
                     Action::MakeGz => pending.push(Pending::Gz),
-                    Action::RunLocal { id, .. } => pending.push(Pending::Local(id)),
+                    Action::RunLocal { id, .. } => {
+                        if s.stop_at_local_after_switch
+                            && plan.step(id).is_some_and(|st| st.name == "notify")
+                            && all_switched_at_stop.is_none()
+                        {
+                            all_switched_at_stop = Some(
+                                hosts
+                                    .iter()
+                                    .all(|h| h.disk().current.as_deref() == Some(RELEASE)),
+                            );
+                            inputs.push_back(Input::Stop("SIGINT".to_owned()));
+                        }
+                        pending.push(Pending::Local(id))
+                    }
                     Action::Recover {
                         host,
                         recovery,
                         script,
                     } => pending.push(Pending::Recover(host, recovery, script)),
+                    Action::Event(ship_core::machine::Event::Step {
+                        name, status: 0, ..
+                    }) if name == "migrate" => migrated = true,
                     Action::Event(_) => {}
                     Action::Done(o) => outcome = Some(o),
                 }
@@ -1102,6 +1176,8 @@ fn simulate(
                 after,
                 lost,
                 trace,
+                migrated,
+                all_switched_at_stop,
             });
         }
         for h in hosts.iter_mut() {
@@ -1263,6 +1339,25 @@ fn check(s: &Scenario, plan: &Plan, run: &Run) -> Vec<String> {
             ));
         }
     }
+    // (review) A `once` task runs before any host goes live with the release it is for.
+    let has_migrate = plan.steps.iter().any(|st| st.name == "migrate");
+    if has_migrate && o.hosts.iter().any(|(_, e)| *e == HostEnd::Deployed) && !run.migrated {
+        v.push(format!(
+            "a host is deployed but the once task `migrate` never ran: {:?}",
+            o.hosts
+        ));
+    }
+    // (review) A signal after every host switched lets the deploy complete.
+    if run.all_switched_at_stop == Some(true)
+        && s.faults.is_empty()
+        && s.stop_at_go.is_none()
+        && !o.hosts.iter().all(|(_, e)| *e == HostEnd::Deployed)
+    {
+        v.push(format!(
+            "SIGINT came after every host switched, yet the deploy did not complete: {:?}",
+            o.hosts
+        ));
+    }
     // All or nothing: the whole fleet, or each batch of a rolling plan.
     let groups: Vec<Vec<String>> = match &plan.rolling {
         None => vec![expected.clone()],
@@ -1413,7 +1508,8 @@ fn every_schedule_keeps_the_invariants() {
             schedules += 1;
         }
     }
-    for v in violations.iter().take(10) {
+    let shown = if std::env::var_os("SHIP_SIM_ALL").is_some() { usize::MAX } else { 10 };
+    for v in violations.iter().take(shown) {
         println!("violation: {v}");
     }
     // Straight to standard output, past the test harness's capture: CI shows this line.
