@@ -238,10 +238,11 @@ impl<'d> Io<'d, '_> {
             }
             Action::RunLocal { id, script } => {
                 let local = self.driver.local;
-                self.spawn(Box::pin(async move {
+                let handle = self.spawn(Box::pin(async move {
                     let result = local.run("local", &script, None).await;
                     Some(Input::LocalDone { id, result })
                 }));
+                self.aborts.insert(crate::machine::LOCAL.to_owned(), handle);
             }
             Action::Recover { host, script, .. } => {
                 self.spawn(Box::pin(async move {

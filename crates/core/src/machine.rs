@@ -34,6 +34,10 @@ use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+/// The name timers and kills of local steps go by (no host can have it: it is not a valid
+/// host name).
+pub const LOCAL: &str = "(local)";
+
 /// What the machine needs besides the plan: who deploys, when, the time limit of one
 /// segment on one host, and the nonce that frames the control channel.
 #[derive(Clone, Debug)]
@@ -392,6 +396,8 @@ struct Deploy<'a> {
     stage: Stage,
     timers: u64,
     connect_errors: BTreeMap<String, TransportError>,
+    /// The timer that may cut the local step running now.
+    local_timer: Option<u64>,
 }
 
 /// The deploy machine: a plan (rolling or not) and a layout, driven by [`Machine::handle`].
@@ -508,10 +514,28 @@ impl<'a> Machine<'a> {
             let i = self.batch;
             self.batch += 1;
             let batch = &rolling.batches[i];
+            // The first batch runs the steps that run once (migrations) and the local ones;
+            // the others do not: if it failed, no later batch may go live without them.
+            let carries = self
+                .plan
+                .steps
+                .iter()
+                .any(|s| matches!(s.placement, Placement::Once | Placement::Local));
+            let first_failed = self
+                .batches
+                .first()
+                .is_some_and(|b| b.result == BatchResult::Failed);
             let why_not = self
                 .stopped
                 .as_ref()
                 .map(|signal| format!("{signal} came before it"))
+                .or_else(|| {
+                    (carries && first_failed).then(|| {
+                        "batch 1 failed, and it runs the steps that run once and the local \
+                         steps the later batches rely on"
+                            .to_owned()
+                    })
+                })
                 .or_else(|| {
                     (self.failed_batches >= rolling.max_fail).then(|| {
                         format!(
@@ -614,6 +638,17 @@ fn units(plan: &Plan) -> Vec<Unit> {
     units
 }
 
+/// Whether every host that runs the switch finished its segment (no plan switching: no).
+fn all_switched(plan: &Plan, runs: &BTreeMap<String, HostRun>, switch: Option<usize>) -> bool {
+    let Some(k) = switch else {
+        return false;
+    };
+    plan.hosts
+        .iter()
+        .filter(|h| h.scripts.iter().any(|s| s.segment == k))
+        .all(|h| runs[&h.name].segments_done.contains(&k))
+}
+
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -642,6 +677,7 @@ impl<'a> Deploy<'a> {
             },
             timers,
             connect_errors: BTreeMap::new(),
+            local_timer: None,
         }
     }
 
@@ -650,6 +686,15 @@ impl<'a> Deploy<'a> {
             deploy_to: &self.plan.deploy_to,
             release: &self.plan.release,
         }
+    }
+
+    fn switch_segment(&self) -> Option<usize> {
+        self.segment_of(Phase::Switch)
+    }
+
+    /// A stop asked for, and still to be obeyed: not once every host has switched.
+    fn stopping(&self) -> bool {
+        self.stopped.is_some() && !all_switched(&self.plan, &self.runs, self.switch_segment())
     }
 
     fn host(&self, name: &str) -> Option<&HostPlan> {
@@ -714,6 +759,28 @@ impl<'a> Deploy<'a> {
             }
             Input::Line { host, line } => self.line(&host, &line, out),
             Input::Ended { host, result } => self.ended(&host, result, out),
+            Input::TimedOut { host, timer } if host == LOCAL => {
+                if self.local_timer == Some(timer)
+                    && let Stage::Units {
+                        i,
+                        unit: UnitState::Local,
+                    } = self.stage
+                    && let Unit::Local(id) = self.units[i]
+                {
+                    out.push(Action::Kill {
+                        host: LOCAL.to_owned(),
+                    });
+                    let e = TransportError::Timeout {
+                        host: LOCAL.to_owned(),
+                        after: self.options.segment_timeout,
+                    };
+                    self.local_done(id, Err(e), out);
+                    self.stage = Stage::Units {
+                        i: i + 1,
+                        unit: UnitState::Ready,
+                    };
+                }
+            }
             Input::TimedOut { host, timer } => self.timed_out(&host, timer, out),
             Input::LocalDone { id, result } => {
                 if let Stage::Units {
@@ -721,6 +788,7 @@ impl<'a> Deploy<'a> {
                     ..
                 } = self.stage
                 {
+                    self.local_timer = None;
                     self.local_done(id, result, out);
                     if let Stage::Units { i, unit } = &mut self.stage {
                         *i += 1;
@@ -758,6 +826,7 @@ impl<'a> Deploy<'a> {
 
     /// Moves on as far as what is known allows.
     fn advance(&mut self, out: &mut Vec<Action>) {
+        let switch_segment = self.switch_segment();
         loop {
             match &mut self.stage {
                 Stage::Connecting { answered, .. } => {
@@ -810,18 +879,20 @@ impl<'a> Deploy<'a> {
                 Stage::Units { i, unit } => {
                     let i = *i;
                     let idle = matches!(unit, UnitState::Ready);
+                    let stopping = self.stopped.is_some()
+                        && !all_switched(&self.plan, &self.runs, switch_segment);
                     let segment_over = match unit {
                         UnitState::Segment { queue, running } => (*running == 0
-                            && (queue.is_empty()
-                                || self.failure.is_some()
-                                || self.stopped.is_some()))
-                        .then_some(!queue.is_empty()),
+                            && (queue.is_empty() || self.failure.is_some() || stopping))
+                            .then_some(!queue.is_empty()),
                         _ => None,
                     };
-                    // A signal that comes once the last unit ran lets the deploy complete.
+                    // A signal that comes once every host switched lets the deploy complete:
+                    // there is no sync point left to stop at.
                     if idle
                         && self.failure.is_none()
                         && i < self.units.len()
+                        && stopping
                         && let Some(reason) = self.stopped.clone()
                     {
                         {
@@ -941,6 +1012,14 @@ impl<'a> Deploy<'a> {
                     unit: UnitState::Local,
                 };
                 out.push(Action::RunLocal { id, script });
+                // A local step has the same time limit as a host's segment.
+                self.timers += 1;
+                self.local_timer = Some(self.timers);
+                out.push(Action::Arm {
+                    host: LOCAL.to_owned(),
+                    timer: self.timers,
+                    after: self.options.segment_timeout,
+                });
             }
             Unit::Segment(k) => {
                 let switch_segment = self.segment_of(Phase::Switch).unwrap_or(usize::MAX);
@@ -993,7 +1072,7 @@ impl<'a> Deploy<'a> {
     fn dispatch(&mut self, k: usize, out: &mut Vec<Action>) {
         let upload = self.segment_of(Phase::Upload) == Some(k);
         loop {
-            if self.failure.is_some() || self.stopped.is_some() {
+            if self.failure.is_some() || self.stopping() {
                 return;
             }
             let Stage::Units {
@@ -1230,6 +1309,15 @@ impl<'a> Deploy<'a> {
             if k == 0 && lock_id.and_then(|id| t.ended.get(&id)) == Some(&0) {
                 run.locked = true;
                 state_update = Some(t.probe.clone());
+            } else if k == 0
+                && let Some(id) = lock_id
+                && t.started.contains(&id)
+                && t.ended.get(&id) != Some(&LOCKED_STATUS)
+            {
+                // It died while taking the lock: it may hold it. The recovery puts back
+                // only what its own lock covers.
+                run.locked = true;
+                run.uncertain = true;
             }
         }
         if let Some(probe) = state_update {

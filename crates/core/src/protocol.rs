@@ -15,8 +15,11 @@
 //!   artifact from the channel); the last lines of that file are relayed afterwards, each
 //!   framed as `<nonce> out <step> <text>`, so they are data, never control;
 //! - the nonce reaches the script on its standard input, first line, into a shell variable
-//!   that is never exported: no command the script starts sees it, in its environment or its
-//!   arguments;
+//!   that is never exported: no command the script starts is given it, in its environment or
+//!   its arguments (code running as the deploy user could still dig it out of `/proc`: the
+//!   nonce guards against output, not against a deliberate attack by deployed code);
+//! - a control line is found anywhere in a line, so bytes written onto the channel without a
+//!   newline cannot hide one;
 //! - a daemon a restart leaves running holds that file, not the session: the session ends
 //!   when the script ends.
 //!
@@ -101,7 +104,11 @@ pub enum Control {
 /// Reads one line of a host's standard output: `None` when it is not a control line of this
 /// nonce's deploy.
 pub fn parse(line: &str, nonce: &Nonce) -> Option<Control> {
-    let rest = line.strip_prefix(nonce.as_str())?.strip_prefix(' ')?;
+    // Anywhere in the line: bytes without a newline that something else wrote on the channel
+    // before it do not hide a control line (the nonce cannot be guessed, and a control line
+    // is one `printf`, one write, never split).
+    let at = line.find(nonce.as_str())?;
+    let rest = line[at + nonce.as_str().len()..].strip_prefix(' ')?;
     let (verb, args) = rest.split_once(' ').unwrap_or((rest, ""));
     let number = |s: &str| s.parse::<usize>().ok();
     match verb {
@@ -206,7 +213,11 @@ fn indent(body: &str) -> String {
 pub fn take_lock() -> String {
     format!(
         r#"if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
-  printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
+  printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info" || {{
+    rm -rf "$SHIP_DEPLOY_TO/.ship/lock"
+    echo "cargo-ship: $SHIP_HOST: cannot write $SHIP_DEPLOY_TO/.ship/lock/info (is the disk full?)" >&2
+    exit 1
+  }}
 else
   echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
   exit {LOCKED_STATUS}
@@ -278,9 +289,11 @@ pub fn under_own_lock(body: &str, must: bool) -> String {
     format!(
         r#"{{ IFS= read -r ship_held < "$SHIP_DEPLOY_TO/.ship/lock/info"; }} 2>/dev/null || ship_held=
 if [ "$ship_held" != "$SHIP_LOCK_INFO" ] && mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
-  printf '%s
-' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info"
-  ship_held=$SHIP_LOCK_INFO
+  if printf '%s\n' "$SHIP_LOCK_INFO" > "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null; then
+    ship_held=$SHIP_LOCK_INFO
+  else
+    rm -rf "$SHIP_DEPLOY_TO/.ship/lock"
+  fi
 fi
 if [ "$ship_held" = "$SHIP_LOCK_INFO" ]; then
 {}
@@ -505,6 +518,10 @@ impl Transcript {
                 }
             }
             Some(Control::End { id, status }) => {
+                // An end implies its start, even if the start line was lost.
+                if !self.started.contains(&id) {
+                    self.started.push(id);
+                }
                 self.ended.insert(id, status);
             }
             Some(Control::State(rest)) => self.probe.take(&rest),

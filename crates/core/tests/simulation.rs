@@ -76,6 +76,8 @@ enum Fault {
     Hang { host: usize, step: usize },
     /// The local step fails.
     LocalFails,
+    /// The local step never ends (its time limit cuts it).
+    LocalHangs,
     /// (review) The lock step takes the lock, then the script dies (killed: no status, no
     /// `end` line), as a kill -9, the OOM killer or a full disk after `mkdir` would leave it.
     LockDies(usize),
@@ -293,6 +295,7 @@ impl Scenario {
             s.stop_at_local_after_switch = extra.chance(50);
         }
         let lock_dies = !shell && extra.chance(5);
+        let local_hangs = !shell && extra.chance(5);
         let lock_dies_host = extra.below(hosts);
         let p = plan_of(&s);
         let step_ids = |h: usize| -> Vec<usize> {
@@ -357,6 +360,9 @@ impl Scenario {
         }
         if lock_dies {
             s.faults.push(Fault::LockDies(lock_dies_host));
+        }
+        if local_hangs && (s.local_task || s.local_after_switch) {
+            s.faults.push(Fault::LocalHangs);
         }
         if rng.chance(20) {
             let segments = p.hosts.iter().map(|h| h.scripts.len()).max().unwrap_or(1);
@@ -1079,6 +1085,8 @@ struct Run {
     after: Vec<Disk>,
     lost: Vec<bool>,
     trace: Vec<String>,
+    /// A local step hung, and whether the machine cut it.
+    hung_local: Option<bool>,
     /// (review) The `once` task `migrate` ended 0 on some host.
     migrated: bool,
     /// (review) When SIGINT came during the post-switch local task: whether every host
@@ -1112,6 +1120,9 @@ fn simulate(
     let mut trace = Vec::new();
     let mut outcome = None;
     let mut migrated = false;
+    // A local step that never ends must be cut (or the schedule stalls: a violation).
+    let mut local_killed = false;
+    let mut hung_local = false;
     let mut all_switched_at_stop = None;
     for _ in 0..200_000 {
         while let Some(input) = inputs.pop_front() {
@@ -1137,7 +1148,10 @@ fn simulate(
                     }
                     Action::SendArtifact { host, zstd } => hosts[index[&host]].send_artifact(zstd),
                     Action::Close { host } => hosts[index[&host]].close(),
-                    Action::Kill { host } => hosts[index[&host]].kill(),
+                    Action::Kill { host } => match index.get(&host) {
+                        Some(i) => hosts[*i].kill(),
+                        None => local_killed = true,
+                    },
                     Action::Arm { host, timer, .. } => timers.push((host, timer)),
                     Action::MakeGz => pending.push(Pending::Gz),
                     Action::RunLocal { id, .. } => {
@@ -1152,7 +1166,11 @@ fn simulate(
                             );
                             inputs.push_back(Input::Stop("SIGINT".to_owned()));
                         }
-                        pending.push(Pending::Local(id))
+                        if s.faults.contains(&Fault::LocalHangs) {
+                            hung_local = true;
+                        } else {
+                            pending.push(Pending::Local(id));
+                        }
                     }
                     Action::Recover {
                         host,
@@ -1178,6 +1196,7 @@ fn simulate(
                 trace,
                 migrated,
                 all_switched_at_stop,
+                hung_local: hung_local.then_some(local_killed),
             });
         }
         for h in hosts.iter_mut() {
@@ -1338,6 +1357,12 @@ fn check(s: &Scenario, plan: &Plan, run: &Run) -> Vec<String> {
                 "{host}: the new release is live but the outcome says {end:?}"
             ));
         }
+    }
+    if run.hung_local == Some(false) {
+        v.push("a local step hung and the deploy ended without cutting it".to_owned());
+    }
+    if run.hung_local.is_some() && o.ok() {
+        v.push("a local step hung, yet the deploy reports success".to_owned());
     }
     // (review) A `once` task runs before any host goes live with the release it is for.
     let has_migrate = plan.steps.iter().any(|st| st.name == "migrate");
@@ -1508,7 +1533,11 @@ fn every_schedule_keeps_the_invariants() {
             schedules += 1;
         }
     }
-    let shown = if std::env::var_os("SHIP_SIM_ALL").is_some() { usize::MAX } else { 10 };
+    let shown = if std::env::var_os("SHIP_SIM_ALL").is_some() {
+        usize::MAX
+    } else {
+        10
+    };
     for v in violations.iter().take(shown) {
         println!("violation: {v}");
     }

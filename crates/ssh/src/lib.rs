@@ -419,6 +419,8 @@ impl LocalTransport {
             .arg("-c")
             .arg(script)
             .current_dir(&self.dir)
+            // A step cut at its time limit (its future dropped) does not run on.
+            .kill_on_drop(true)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

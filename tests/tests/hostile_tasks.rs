@@ -1,5 +1,5 @@
-//! Review of issue #15: hostile tasks on real SSH hosts. A task runs as the deploy user, so
-//! it can reach the conversation's own file descriptors: under dash the task's `sh -c` is
+//! Hostile and careless tasks on real SSH hosts (found by a review of issue #15). A task
+//! runs as the deploy user, so it can reach the conversation's own file descriptors: under dash the task's `sh -c` is
 //! exec'd by the step's subshell, so `$PPID` is the conversation shell and
 //! `/proc/$PPID/fd/1` is the control channel, `/proc/$PPID/fd/0` its input.
 
@@ -88,7 +88,10 @@ fn a_full_disk_at_lock_leaves_no_lock_behind() {
     let first = apply(&f, "20261101000001");
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     f.write("app/index.html", "v2\n");
-    fleet.try_sh("h2", "dd if=/dev/zero of=/srv/fill bs=64k 2>/dev/null; sync");
+    fleet.try_sh(
+        "h2",
+        "dd if=/dev/zero of=/srv/fill bs=64k 2>/dev/null; sync",
+    );
     let out = apply(&f, "20261101000002");
     assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     fleet.sh("h2", "rm -f /srv/fill");
@@ -139,7 +142,12 @@ after = "switch"
     for h in ["h1", "h2"] {
         fleet.try_sh(h, "pkill -f 'sleep 30[01]'");
     }
-    assert_eq!(out.code, 0, "{}", &report[report.len().saturating_sub(4000)..]);
+    assert_eq!(
+        out.code,
+        0,
+        "{}",
+        &report[report.len().saturating_sub(4000)..]
+    );
     assert!(took < Duration::from_secs(30), "the deploy took {took:?}");
     eprintln!(
         "misbehaving tasks: {took:?}, report {} bytes, longest line {} bytes",
