@@ -93,7 +93,7 @@ fn a_daemon_left_on_the_sessions_output_does_not_hold_the_deploy() {
     for h in HOSTS {
         assert_eq!(live(&fleet, h), "/srv/app/releases/20261101000001", "{h}");
         assert!(
-            fleet.try_sh(h, "pgrep -f 'sleep 300' >/dev/null").0,
+            fleet.try_sh(h, "pgrep -f '^sleep 300' >/dev/null").0,
             "{h}: the daemon runs on"
         );
         // What the step printed is kept on the host.
@@ -105,6 +105,6 @@ fn a_daemon_left_on_the_sessions_output_does_not_hold_the_deploy() {
         );
     }
     for h in HOSTS {
-        fleet.try_sh(h, "pkill -f 'sleep 300'");
+        fleet.try_sh(h, "pkill -f '^sleep 300'");
     }
 }

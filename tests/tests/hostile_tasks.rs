@@ -140,7 +140,7 @@ after = "switch"
     let took = started.elapsed();
     let report = format!("{}\n{}", out.stdout, out.stderr);
     for h in ["h1", "h2"] {
-        fleet.try_sh(h, "pkill -f 'sleep 30[01]'");
+        fleet.try_sh(h, "pkill -f '^sleep 30[01]'");
     }
     assert_eq!(
         out.code,

@@ -96,6 +96,7 @@ fn rollback_stage(
         &transport,
         &hosts,
         stage.parallel,
+        stage.command_timeout,
         |h| rollback.first(h, &info),
         |nonce, first| {
             let d = rollback.decide(nonce, first);

@@ -263,11 +263,13 @@ pub type FirstParts = BTreeMap<String, Result<transport::RunOutput, transport::T
 /// host has answered — the script `second` gives each host (none: the host stops there),
 /// in the same session ([`protocol::then_eval`]): one session per host for a read under the
 /// lock and the act on what every host said. `second` reads the first parts' state lines
-/// with the nonce it is given. Returns how each host's session ended.
+/// with the nonce it is given. Each part may take `limit`: a session longer than twice that
+/// is cut. Returns how each host's session ended.
 pub async fn two_steps(
     transport: &dyn Transport,
     hosts: &[String],
     parallel: usize,
+    limit: std::time::Duration,
     first: impl Fn(&str) -> String,
     second: impl FnOnce(&Nonce, &FirstParts) -> BTreeMap<String, String>,
 ) -> FirstParts {
@@ -290,8 +292,18 @@ pub async fn two_steps(
                 let _permit = gate.acquire().await.expect("never closed");
                 transport.connect(h).await
             };
+            // Each part may take `limit`; a host that takes longer is cut.
             let result = match result {
-                Ok(()) => transport.converse(h, &script, in_rx, line_tx).await,
+                Ok(()) => {
+                    tokio::time::timeout(limit * 2, transport.converse(h, &script, in_rx, line_tx))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(crate::transport::TransportError::Timeout {
+                                host: h.clone(),
+                                after: limit * 2,
+                            })
+                        })
+                }
                 Err(e) => Err(e),
             };
             (h.clone(), result)

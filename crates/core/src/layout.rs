@@ -62,6 +62,42 @@ pub struct HostState {
     /// A release directory a killed deploy left half-made: cleanup removes it first.
     #[serde(default)]
     pub half_made: Option<String>,
+    /// The releases `revisions.log` says were deployed to the end (Capistrano writes it
+    /// too): what makes a directory with no record a release a rollback may go to. Read by
+    /// `rollback` and `releases`, not by a deploy.
+    #[serde(default)]
+    pub deployed: Vec<String>,
+}
+
+/// Orders release names as people read them: runs of digits by their value, so `1.9.0` comes
+/// before `1.10.0` (and 14-digit timestamps still sort by time).
+pub fn release_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (x, y) = (chunks(a), chunks(b));
+    for (p, q) in x.iter().zip(&y) {
+        let ord = match (p, q) {
+            ((true, m), (true, n)) => {
+                let (m, n) = (m.trim_start_matches('0'), n.trim_start_matches('0'));
+                m.len().cmp(&n.len()).then_with(|| m.cmp(n))
+            }
+            ((_, m), (_, n)) => m.cmp(n),
+        };
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
 }
 
 impl HostState {
@@ -87,16 +123,32 @@ impl HostState {
             .map(|r| r.dir.as_str())
             .find(|d| Some(*d) != self.live.as_deref() && self.releases.iter().any(|x| x == d))
             .or_else(|| {
-                // A release directory with no record (e.g. left by Capistrano) older than
-                // the live one is taken as good: the newest such one.
+                // A release directory with no record (e.g. left by Capistrano), older than
+                // the live one, that revisions.log says was deployed to the end and that no
+                // killed deploy left half-made: the newest such one.
                 let live = self.live.as_deref()?;
                 self.releases
                     .iter()
-                    .rev()
-                    .filter(|d| d.as_str() < live && self.record_of(d).is_none())
+                    .filter(|d| {
+                        release_order(d, live) == std::cmp::Ordering::Less
+                            && self.record_of(d).is_none()
+                            && self.complete(d)
+                    })
+                    .max_by(|a, b| release_order(a, b))
                     .map(String::as_str)
-                    .next()
             })
+    }
+
+    /// Whether directory `dir` holds a finished release: recorded (not failed), or named in
+    /// `revisions.log`, and not the one a killed deploy left half-made.
+    pub fn complete(&self, dir: &str) -> bool {
+        if self.half_made.as_deref() == Some(dir) {
+            return false;
+        }
+        match self.record_of(dir) {
+            Some(r) => r.state != ReleaseState::Failed,
+            None => self.deployed.iter().any(|d| d == dir),
+        }
     }
 }
 
@@ -121,6 +173,12 @@ pub enum LayoutError {
     /// The asked-for release failed when it was deployed.
     #[error("release `{0}` failed when it was deployed; roll back to a good release")]
     FailedRelease(String),
+    /// The asked-for release was never finished: a killed deploy left it, or nothing says it
+    /// was deployed to the end.
+    #[error(
+        "release `{0}` was never finished (no record of it, and revisions.log does not say it was deployed); roll back to a finished release"
+    )]
+    Unfinished(String),
 }
 
 /// A release-directory strategy: ship-layouts registers timestamp, version, ab and single.
@@ -239,6 +297,9 @@ pub trait Layout: Send + Sync {
                 }
                 if record.is_some_and(|r| r.state == ReleaseState::Failed) {
                     return Err(LayoutError::FailedRelease(id.to_owned()));
+                }
+                if !state.complete(dir) {
+                    return Err(LayoutError::Unfinished(id.to_owned()));
                 }
                 Ok(dir.to_owned())
             }

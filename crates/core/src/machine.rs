@@ -318,12 +318,17 @@ pub enum Recovery {
     Abort {
         /// Whether the new release may have been started.
         discard: bool,
+        /// Whether the deploy's script may still run there (its session was cut or lost):
+        /// its process group is stopped first.
+        stop: bool,
         /// For a non-atomic layout, the directory to activate again.
         restore: Option<String>,
     },
     /// After it: make `target` live again (none: nothing was live), write `records`,
     /// release the lock.
     Revert {
+        /// As for [`Recovery::Abort`].
+        stop: bool,
         /// The directory made live again.
         target: Option<String>,
         /// The new `.ship/releases.json`.
@@ -1630,6 +1635,11 @@ impl<'a> Deploy<'a> {
     /// directory), release the lock.
     fn abort_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
         let mut body = String::new();
+        let stop = run.uncertain;
+        if stop {
+            body.push_str(&protocol::stop_left_running());
+            body.push('\n');
+        }
         let discard = run.prepare_started || run.uncertain;
         let restore = (discard && !self.layout.keeps_directories())
             .then(|| self.layout.revert_target(&run.state))
@@ -1640,7 +1650,11 @@ impl<'a> Deploy<'a> {
         }
         body.push_str(&protocol::release_lock());
         (
-            Recovery::Abort { discard, restore },
+            Recovery::Abort {
+                discard,
+                stop,
+                restore,
+            },
             self.recovery_script(h, &body, false),
         )
     }
@@ -1648,7 +1662,13 @@ impl<'a> Deploy<'a> {
     /// After the switch: back to what was live, the new release recorded failed.
     fn revert_script(&self, h: &HostPlan, run: &HostRun) -> (Recovery, String) {
         let target = self.layout.revert_target(&run.state);
-        let mut body = self.layout.revert(&self.cx(), &run.state);
+        let stop = run.uncertain;
+        let mut body = String::new();
+        if stop {
+            body.push_str(&protocol::stop_left_running());
+            body.push('\n');
+        }
+        body.push_str(&self.layout.revert(&self.cx(), &run.state));
         body.push('\n');
         let records = self.keep(records::after_revert(
             &run.state.records,
@@ -1675,7 +1695,11 @@ impl<'a> Deploy<'a> {
             protocol::release_lock()
         ));
         (
-            Recovery::Revert { target, records },
+            Recovery::Revert {
+                stop,
+                target,
+                records,
+            },
             self.recovery_script(h, &body, true),
         )
     }

@@ -41,9 +41,10 @@ pub fn state_script(
     }
     let _ = write!(
         s,
-        "{}\n{}\ntrue\n",
+        "{}\n{}\n{}\ntrue\n",
         protocol::probe(),
-        protocol::probe_lock()
+        protocol::probe_lock(),
+        protocol::probe_history()
     );
     s
 }
@@ -70,6 +71,10 @@ pub fn observe(
         state.records = records::parse(json)
             .map_err(|e| format!("{deploy_to}/.ship/releases.json is not valid JSON: {e}"))?;
     }
+    state.half_made = probe
+        .preparing
+        .filter(|d| Some(d) != state.live.as_ref() && state.record_of(d).is_none());
+    state.deployed = probe.deployed;
     Ok(Observed {
         state,
         lock: probe.lock,

@@ -218,6 +218,14 @@ pub fn take_lock() -> String {
     echo "cargo-ship: $SHIP_HOST: cannot write $SHIP_DEPLOY_TO/.ship/lock/info (is the disk full?)" >&2
     exit 1
   }}
+  # This script's process group: a recovery stops what it left running (a step cut at
+  # its time limit, a session lost).
+  printf '%s\n' "$$" > "$SHIP_DEPLOY_TO/.ship/lock/pid" || true
+elif [ ! -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
+  # Not held by anyone: it could not be made. Say why, not "locked".
+  if [ -w "$SHIP_DEPLOY_TO/.ship" ]; then ship_why="is the disk full or read-only?"; else ship_why="$SHIP_DEPLOY_TO/.ship is not writable (permissions, or a read-only file system)"; fi
+  echo "cargo-ship: $SHIP_HOST: cannot create $SHIP_DEPLOY_TO/.ship/lock: $ship_why" >&2
+  exit 1
 else
   echo "cargo-ship: $SHIP_HOST is locked by another deploy: $(cat "$SHIP_DEPLOY_TO/.ship/lock/info" 2>/dev/null || echo 'holder unknown')" >&2
   exit {LOCKED_STATUS}
@@ -270,6 +278,23 @@ fi"#,
     )
 }
 
+/// The release a killed deploy left half-made (`.ship/preparing`) and the releases
+/// `revisions.log` says were deployed to the end (its last 200), as state lines: what a
+/// rollback needs to tell a finished release from an unfinished one.
+pub fn probe_history() -> String {
+    format!(
+        r#"if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '%s state preparing %s
+' "${n}" "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
+if [ -s "$SHIP_DEPLOY_TO/revisions.log" ]; then
+  grep -o 'deployed as release [^ ]*' "$SHIP_DEPLOY_TO/revisions.log" | tail -n 200 | while read -r _ _ _ ship_id; do
+    printf '%s state deployed %s
+' "${n}" "$ship_id"
+  done
+fi"#,
+        n = NONCE_VAR
+    )
+}
+
 /// Writes `records` (a shell word holding one line of JSON) as `.ship/releases.json`, by a
 /// rename.
 pub fn write_records(records: &str) -> String {
@@ -304,6 +329,20 @@ fi"#,
         indent(body),
         if must { LOCKED_STATUS } else { 0 }
     )
+}
+
+/// Stops what a deploy left running on the host: the process group of the script that took
+/// the lock (`.ship/lock/pid`), when its session was cut or lost. Run by a recovery under
+/// that deploy's own lock; it is in a session (and a process group) of its own.
+pub fn stop_left_running() -> String {
+    r#"if [ -s "$SHIP_DEPLOY_TO/.ship/lock/pid" ]; then
+  IFS= read -r ship_pid < "$SHIP_DEPLOY_TO/.ship/lock/pid" || true
+  case "$ship_pid" in
+    ''|*[!0-9]*) ;;
+    *) kill -s KILL -- "-$ship_pid" 2>/dev/null || kill -s KILL "$ship_pid" 2>/dev/null || true ;;
+  esac
+fi"#
+    .to_owned()
 }
 
 /// Releases the lock alone.
@@ -442,6 +481,8 @@ pub struct Probe {
     pub records: Option<String>,
     /// Who holds the lock, when [`probe_lock`] ran and it is held.
     pub lock: Option<String>,
+    /// The releases `revisions.log` says were deployed, when [`probe_history`] ran.
+    pub deployed: Vec<String>,
 }
 
 impl Probe {
@@ -465,6 +506,8 @@ impl Probe {
             self.listing.push('\n');
         } else if let Some(dir) = rest.strip_prefix("preparing ") {
             self.preparing = Some(dir.to_owned());
+        } else if let Some(id) = rest.strip_prefix("deployed ") {
+            self.deployed.push(id.to_owned());
         } else if let Some(holder) = rest.strip_prefix("lock ") {
             self.lock = Some(holder.to_owned());
         } else if rest == "artifact present" {

@@ -327,8 +327,10 @@ pub fn task_command(t: &TaskSpec) -> String {
     if t.local {
         format!("sh -c {} </dev/null", quote(&t.run))
     } else {
+        // In the new release once it is unpacked; before that (a task hooked to `lock` or
+        // `upload`), in the deploy directory.
         format!(
-            "cd \"$SHIP_RELEASE_PATH\"\nsh -c {} </dev/null",
+            "if [ -d \"$SHIP_RELEASE_PATH\" ]; then cd \"$SHIP_RELEASE_PATH\"; else cd \"$SHIP_DEPLOY_TO\"; fi\nsh -c {} </dev/null",
             quote(&t.run)
         )
     }

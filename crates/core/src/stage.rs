@@ -729,12 +729,22 @@ impl Stage {
         };
 
         let duration = |key: &str, value: &str| {
-            humantime::parse_duration(value).map_err(|e| {
+            let d = humantime::parse_duration(value).map_err(|e| {
                 err(
                     &[key],
                     format!("{value:?}: {e}; expected a duration such as \"30s\" or \"2m\""),
                 )
-            })
+            })?;
+            // A limit of less than a second cuts everything at once: not a limit.
+            if d < Duration::from_secs(1) {
+                return Err(err(
+                    &[key],
+                    format!(
+                        "{value:?} is less than a second; expected a duration such as \"30s\" or \"2m\""
+                    ),
+                ));
+            }
+            Ok(d)
         };
         let connect_timeout = duration("connect_timeout", &s.connect_timeout)?;
         let keep_connections = match &s.keep_connections {

@@ -671,7 +671,9 @@ impl Model {
                     self.releases.remove(RELEASE);
                 }
             }
-            Recovery::Revert { target, records } => {
+            Recovery::Revert {
+                target, records, ..
+            } => {
                 self.current = target.clone();
                 self.records = records.clone();
             }

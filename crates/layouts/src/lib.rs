@@ -46,6 +46,7 @@
 //!         record("20261103000000", ReleaseState::Live),
 //!     ],
 //!     half_made: None,
+//!     deployed: vec![],
 //! };
 //! // Deploying 20261104000000 with keep_releases = 2: the new one stays, and so does the
 //! // live one, which becomes the previous good one; the oldest go.

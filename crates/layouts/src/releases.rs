@@ -20,7 +20,7 @@ fn locate() -> String {
 /// new one or the live one (which becomes the previous good one once the new one is live;
 /// when nothing is live, the previous good one is kept instead); remove failed releases
 /// first, then the oldest (by record order; directories with no record count as older, by
-/// name).
+/// name, versions ordered as versions).
 pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<String> {
     let previous = match state.live {
         Some(_) => None,
@@ -47,7 +47,12 @@ pub(crate) fn cleanup(state: &HostState, new_dir: &str, keep: usize) -> Vec<Stri
                 .is_some_and(|r| r.state == ReleaseState::Failed)
     };
     let mut candidates: Vec<&String> = on_disk.iter().filter(|d| !protected(d)).collect();
-    candidates.sort_by_key(|d| (!failed(d), age(d)));
+    candidates.sort_by(|a, b| {
+        let ((ra, na), (rb, nb)) = (age(a), age(b));
+        (!failed(a), ra)
+            .cmp(&(!failed(b), rb))
+            .then_with(|| ship_core::layout::release_order(&na, &nb))
+    });
     let mut remaining = on_disk.len();
     let mut removed = Vec::new();
     for d in candidates {

@@ -81,5 +81,6 @@ pub(crate) fn parse_state(deploy_to: &str, current: Option<&str>, listing: &str)
         releases,
         records: Vec::new(),
         half_made: None,
+        deployed: Vec::new(),
     }
 }

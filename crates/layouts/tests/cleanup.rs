@@ -83,10 +83,20 @@ fn rollback_goes_to_the_previous_good_release_never_a_failed_one() {
         l.rollback_target(&state("01:G 02:R 03:L"), None).unwrap(),
         "01"
     );
-    assert_eq!(
-        l.rollback_target(&state("01:- 02:- 03:L"), None).unwrap(),
-        "02"
-    );
+    // Directories with no record (e.g. Capistrano's) count only when revisions.log says
+    // they were deployed to the end, and never the one a killed deploy left half-made.
+    let mut capistrano = state("01:- 02:- 03:L");
+    assert!(l.rollback_target(&capistrano, None).is_err());
+    capistrano.deployed = vec!["01".into(), "02".into(), "03".into()];
+    assert_eq!(l.rollback_target(&capistrano, None).unwrap(), "02");
+    capistrano.half_made = Some("02".into());
+    assert_eq!(l.rollback_target(&capistrano, None).unwrap(), "01");
+    let e = l.rollback_target(&capistrano, Some("02")).unwrap_err();
+    assert!(e.to_string().contains("never finished"), "{e}");
+    // Versions are ordered as versions: 1.9.0 is older than 1.10.0.
+    let mut versions = state("1.9.0:- 1.10.0:L");
+    versions.deployed = vec!["1.9.0".into(), "1.10.0".into()];
+    assert_eq!(l.rollback_target(&versions, None).unwrap(), "1.9.0");
     assert!(l.rollback_target(&state("01:L"), None).is_err());
     assert_eq!(
         l.rollback_target(&state("01:G 02:G 03:L"), Some("01"))

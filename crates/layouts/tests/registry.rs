@@ -117,6 +117,7 @@ fn abort_and_revert_shell() {
         releases: vec!["01".into()],
         records: vec![record("01", "01", "d1", ReleaseState::Live)],
         half_made: None,
+        deployed: vec![],
     };
     for name in ["timestamp", "version", "ab"] {
         let l = layout_for(name).unwrap();

@@ -242,7 +242,8 @@ impl Transport for SshTransport {
         Box::pin(self.connect_inner(host))
     }
 
-    /// The whole conversation is bounded by the session timeout.
+    /// A conversation has no time limit of its own: its caller times each part of it (the
+    /// deploy machine arms `command_timeout` for each segment).
     fn converse<'a>(
         &'a self,
         host: &'a str,
@@ -250,8 +251,24 @@ impl Transport for SshTransport {
         input: UnboundedReceiver<Input>,
         lines: UnboundedSender<String>,
     ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
+        Box::pin(self.converse_inner(host, script, input, lines))
+    }
+
+    /// A one-part script is bounded by the session timeout.
+    fn run<'a>(
+        &'a self,
+        host: &'a str,
+        script: &'a str,
+        stdin: Option<&'a std::path::Path>,
+    ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
         Box::pin(async move {
-            let work = self.converse_inner(host, script, input, lines);
+            let (input, rx) = tokio::sync::mpsc::unbounded_channel();
+            if let Some(path) = stdin {
+                let _ = input.send(Input::File(path.to_owned()));
+            }
+            drop(input);
+            let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+            let work = self.converse_inner(host, script, rx, lines);
             match tokio::time::timeout(self.options.session_timeout, work).await {
                 Ok(result) => result,
                 Err(_) => Err(TransportError::Timeout {
@@ -283,7 +300,12 @@ impl SshTransport {
                 .control_persist(openssh::ControlPersist::IdleFor(secs))
                 .control_directory(kept_dir());
         } else {
-            builder.control_directory(std::env::temp_dir());
+            // A master outlives its last session by a minute at most, even when cargo ship
+            // is killed (SIGKILL) and cannot close it.
+            let secs = std::num::NonZeroUsize::new(60).expect("not zero");
+            builder
+                .control_persist(openssh::ControlPersist::IdleFor(secs))
+                .control_directory(std::env::temp_dir());
         }
         builder
             .known_hosts_check(match self.options.host_keys {

@@ -1,0 +1,269 @@
+//! Fault injection on real SSH hosts, one test per class of issue #16 ("the promises an
+//! adversary broke") that this suite covers; each failed before its fix. Classes 1 and 9's
+//! control-channel half are in `tests/tests/control_channel.rs` and
+//! `tests/tests/hostile_tasks.rs`; the machine's side of every class is also in the
+//! simulation (`crates/core/tests/simulation.rs`).
+
+use ship_tests::{Fixture, Fleet};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const HOSTS: [&str; 2] = ["h1", "h2"];
+
+fn project(fleet: &Fleet, extra: &str) -> Fixture {
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\nkeep_releases = 5\n{extra}\n[staging]\nhosts = [\"h1\", \"h2\"]\n",
+        fleet.ssh_config().display()
+    );
+    Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)])
+}
+
+fn ship(f: &Fixture, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
+        .args(args)
+        .current_dir(f.path())
+        .env("USER", "tester")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn run(f: &Fixture, args: &[&str]) -> Output {
+    ship(f, args).wait_with_output().unwrap()
+}
+
+fn apply(f: &Fixture, id: &str) -> Output {
+    run(f, &["apply", "staging", "--release-id", id])
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
+}
+
+/// Class 2: a rollback goes only to a release recorded complete and good. A killed deploy's
+/// half-made release, older than the live one and with no record, was taken for a good one
+/// (and so were versions ordered as text: 1.10.0 before 1.9.0).
+#[test]
+fn rollback_never_goes_to_an_unfinished_release() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, "");
+    ok(&apply(&f, "20261101000003"));
+    for h in HOSTS {
+        // Capistrano's release, finished (revisions.log says so), and a killed deploy's
+        // half-made one, newer than it and older than the live one.
+        fleet.sh(
+            h,
+            "mkdir -p /srv/app/releases/20261101000001 /srv/app/releases/20261101000002 && \
+             echo old > /srv/app/releases/20261101000001/index.html && \
+             printf 'Branch main (at abc) deployed as release 20261101000001 by cap\\n' >> /srv/app/revisions.log && \
+             printf '20261101000002\\n' > /srv/app/.ship/preparing",
+        );
+    }
+    let out = run(&f, &["rollback", "staging"]);
+    ok(&out);
+    for h in HOSTS {
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000001",
+            "{h}: back on the finished release, not the half-made one\n{}",
+            text(&out)
+        );
+    }
+    // Asked for by name, the half-made one is refused, and nothing changes.
+    let out = run(&f, &["rollback", "staging", "--to", "20261101000002"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("never finished"), "{}", text(&out));
+}
+
+/// Class 7: an unwritable deploy_to is not "locked by another deploy: holder unknown"; it is
+/// reported as what it is, on the host it is.
+#[test]
+fn an_unwritable_deploy_to_is_not_reported_as_locked() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, "");
+    ok(&apply(&f, "20261101000001"));
+    f.write("app/index.html", "v2\n");
+    fleet.sh("h2", "mount -o remount,ro /srv");
+    let out = apply(&f, "20261101000002");
+    fleet.sh("h2", "mount -o remount,rw /srv");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = text(&out);
+    assert!(!said.contains("locked by another deploy"), "{said}");
+    assert!(
+        said.contains("h2") && said.contains("cannot create /srv/app/.ship/lock"),
+        "{said}"
+    );
+    for h in HOSTS {
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000001"
+        );
+        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+    }
+}
+
+/// Class 9: a hung step is cut at `command_timeout` (not a multiple of it), the step is
+/// stopped on the host (a hung migration does not go on migrating), and a limit under a
+/// second is refused.
+#[test]
+fn a_hung_step_is_cut_at_the_limit_and_stopped_on_the_host() {
+    let fleet = Fleet::start(2);
+    let f = project(
+        &fleet,
+        "command_timeout = \"3s\"\n[default.tasks.migrate]\nrun = \"test ! -e /srv/hang || sleep 1000\"\nafter = \"install\"\n",
+    );
+    ok(&apply(&f, "20261101000001"));
+    f.write("app/index.html", "v2\n");
+    for h in HOSTS {
+        fleet.sh(h, "touch /srv/hang");
+    }
+    let started = Instant::now();
+    let out = apply(&f, "20261101000002");
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        took < Duration::from_secs(12),
+        "cut after {took:?} with a 3s limit\n{}",
+        text(&out)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for h in HOSTS {
+        assert!(
+            !fleet.try_sh(h, "pgrep -f '^sleep 1000' >/dev/null").0,
+            "{h}: the hung step still runs"
+        );
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000001"
+        );
+        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+    }
+    let out = run(
+        &f,
+        &[
+            "plan",
+            "staging",
+            "--set",
+            "command_timeout=\"0s\"",
+            "--release-id",
+            "20261101000003",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("less than a second"), "{}", text(&out));
+}
+
+/// Class 10: what cargo ship starts does not outlive it for long, and its memory stays
+/// bounded while hosts print a lot. The ssh masters it starts exit a minute after their
+/// last session (they were `ControlPersist=yes`: forever after a SIGKILL), and a deploy whose
+/// task prints 50 MB on each host keeps cargo ship under 100 MB.
+#[test]
+fn no_leak_of_ssh_masters_or_memory() {
+    let fleet = Fleet::start(2);
+    let f = project(
+        &fleet,
+        "[default.tasks.noisy]\nrun = \"yes 'a line of output from a chatty task' | head -c 50000000\"\nafter = \"install\"\n",
+    );
+    let mut child = ship(&f, &["apply", "staging", "--release-id", "20261101000001"]);
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    let mut masters = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if masters.is_empty() {
+            let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+            masters = String::from_utf8_lossy(&ps.stdout)
+                .lines()
+                .filter(|l| {
+                    l.contains(" -M ") && l.contains(&*fleet.ssh_config().to_string_lossy())
+                })
+                .map(str::to_owned)
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    ok(&out);
+    assert!(
+        peak_kib < 100 * 1024,
+        "cargo ship peaked at {} MiB while hosts printed 50 MB each",
+        peak_kib / 1024
+    );
+    assert!(!masters.is_empty(), "saw no ssh master");
+    for m in &masters {
+        assert!(
+            !m.contains("ControlPersist=yes"),
+            "an ssh master that never exits on its own: {m}"
+        );
+        assert!(m.contains("ControlPersist="), "{m}");
+    }
+}
+
+/// Class 11: a rollback keeps its lock until its restarts ran (a deploy could start while
+/// they ran), and a task hooked after `lock` runs (it failed: `cd` into a release that does
+/// not exist yet).
+#[test]
+fn the_lock_covers_rollback_restarts_and_tasks_after_lock_run() {
+    let fleet = Fleet::start(2);
+    let f = project(
+        &fleet,
+        "[default.tasks.early]\nrun = \"pwd > /srv/early-pwd\"\nafter = \"lock\"\n\
+         [default.tasks.restart]\nrun = \"touch /srv/restarting; while [ -e /srv/hold ]; do sleep 0.1; done\"\nafter = \"switch\"\n",
+    );
+    ok(&apply(&f, "20261101000001"));
+    for h in HOSTS {
+        assert_eq!(fleet.read(h, "/srv/early-pwd"), "/srv/app\n", "{h}");
+    }
+    f.write("app/index.html", "v2\n");
+    ok(&apply(&f, "20261101000002"));
+    for h in HOSTS {
+        fleet.sh(h, "rm -f /srv/restarting; touch /srv/hold");
+    }
+    let rollback = ship(&f, &["rollback", "staging"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !HOSTS
+        .iter()
+        .all(|h| fleet.try_sh(h, "test -e /srv/restarting").0)
+    {
+        assert!(Instant::now() < deadline, "the rollback never restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.write("app/index.html", "v3\n");
+    let during = apply(&f, "20261101000003");
+    for h in HOSTS {
+        fleet.sh(h, "rm -f /srv/hold");
+    }
+    let rolled = rollback.wait_with_output().unwrap();
+    ok(&rolled);
+    assert_eq!(during.status.code(), Some(3), "{}", text(&during));
+    assert!(
+        text(&during).contains("locked by another deploy") && text(&during).contains("rollback"),
+        "{}",
+        text(&during)
+    );
+    for h in HOSTS {
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000001",
+            "{h}"
+        );
+    }
+}
