@@ -267,3 +267,58 @@ fn the_lock_covers_rollback_restarts_and_tasks_after_lock_run() {
         );
     }
 }
+
+/// Class 6: markers belong to the deploy that made them. A killed deploy's half-made release
+/// is marked; a later deploy that fails removed that mark along with its own, so the
+/// half-made release survived every cleanup after. Now a failed deploy removes only its own
+/// mark, and the next deploy that finishes removes the half-made release.
+#[test]
+fn a_failed_deploy_leaves_another_deploys_marker_for_cleanup() {
+    let fleet = Fleet::start(2);
+    let f = project(
+        &fleet,
+        "[default.tasks.migrate]\nrun = \"test ! -e /srv/fail\"\nafter = \"install\"\n",
+    );
+    ok(&apply(&f, "20261101000001"));
+    for h in HOSTS {
+        // What a deploy killed while unpacking leaves (as versions before this one marked it).
+        fleet.sh(
+            h,
+            "mkdir -p /srv/app/releases/20261101000002 && \
+             echo half > /srv/app/releases/20261101000002/index.html && \
+             printf '20261101000002\\n' > /srv/app/.ship/preparing",
+        );
+    }
+    fleet.sh("h2", "touch /srv/fail");
+    let failed = apply(&f, "20261101000003");
+    assert_eq!(failed.status.code(), Some(3), "{}", text(&failed));
+    fleet.sh("h2", "rm /srv/fail");
+    ok(&apply(&f, "20261101000004"));
+    for h in HOSTS {
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                .0,
+            "{h}: the killed deploy's half-made release survived cleanup"
+        );
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000003")
+                .0,
+            "{h}: the failed deploy's release is gone"
+        );
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000004"
+        );
+        assert!(
+            !fleet
+                .try_sh(
+                    h,
+                    "test -e /srv/app/.ship/preparing || ls -A /srv/app/.ship/preparing.d | grep -q ."
+                )
+                .0,
+            "{h}: no mark is left"
+        );
+    }
+}

@@ -1,12 +1,17 @@
-//! A soak: 20 real hosts, 30 deploys in a row, a fault injected into a third of them (a
-//! missing shared file, a task failing before or after the switch, a failing health check,
-//! each on a host drawn at random). After every deploy, every host's `current` is a complete
-//! release, `.ship/releases.json` marks it live, and all hosts agree on it.
+//! A soak: 20 real hosts, 50 deploys in a row, a fault injected into a third of them, each
+//! on a host drawn at random: a missing shared file, a task failing before or after the
+//! switch, a failing health check, a task that prints the old protocol's markers and then
+//! fails, a frozen step (cut at `command_timeout`), a full disk, and a second deploy started
+//! at the same time. After every deploy, every host's `current` is a complete release,
+//! `.ship/releases.json` marks it live, all hosts agree on it, and no lock, `.ship/preparing`
+//! marker, ssh master or remote step is left behind. (A kill at a random moment is proved
+//! by `cargo-ship/tests/signals.rs` and the simulation: a killed deploy leaves its lock by
+//! design, for `cargo ship unlock`.)
 
 use ship_tests::{Fixture, Fleet};
 
 const HOSTS: usize = 20;
-const DEPLOYS: u32 = 30;
+const DEPLOYS: u32 = 50;
 
 /// A small deterministic random number generator: the same faults on every run.
 struct Lcg(u64);
@@ -22,13 +27,16 @@ impl Lcg {
 }
 
 #[test]
-fn twenty_hosts_thirty_deploys_with_faults_always_agree_on_a_complete_release() {
-    let fleet = Fleet::start(HOSTS);
+fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
+    let fleet = Fleet::start_sized(HOSTS, "32m");
     let names: Vec<String> = fleet.hosts.iter().map(|h| h.name.clone()).collect();
     let ship = format!(
         "[default]\napp = \"soak\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
          ssh_config = \"{}\"\nlinked_files = [\"config/settings.py\"]\nkeep_releases = 3\nparallel = {HOSTS}\n\
+         command_timeout = \"5s\"\n\
          [default.tasks.before]\nrun = \"test ! -e /srv/fail-before\"\nafter = \"install\"\n\
+         [default.tasks.forged]\nrun = \"\"\"if [ -e /srv/forge ]; then echo '::ship::segment 1'; echo '::ship::segment 2'; echo '::ship::end 7 0'; exit 1; fi\"\"\"\nafter = \"install\"\n\
+         [default.tasks.frozen]\nrun = \"test ! -e /srv/freeze || sleep 1000\"\nafter = \"install\"\n\
          [default.tasks.after]\nrun = \"test ! -e /srv/fail-after\"\nafter = \"switch\"\n\
          [default.health]\nrun = \"test ! -e /srv/fail-health && test -s index.html\"\ntimeout = \"5s\"\n\
          [soak]\nhosts = [{}]\n",
@@ -54,23 +62,62 @@ fn twenty_hosts_thirty_deploys_with_faults_always_agree_on_a_complete_release() 
         f.write("app/index.html", &format!("release {n}\n"));
         let fault = (n > 1 && rng.next(3) == 0).then(|| {
             let host = &names[rng.next(HOSTS as u64) as usize];
-            let kind = rng.next(4);
+            let kind = rng.next(8);
             let cmd = match kind {
                 0 => "mv /srv/app/shared/config/settings.py /srv/settings.aside",
                 1 => "touch /srv/fail-before",
                 2 => "touch /srv/fail-after",
-                _ => "touch /srv/fail-health",
+                3 => "touch /srv/fail-health",
+                4 => "touch /srv/forge",
+                5 => "touch /srv/freeze",
+                6 => "dd if=/dev/zero of=/srv/fill bs=64k 2>/dev/null; true",
+                _ => "true",
             };
             fleet.sh(host, cmd);
             (host.clone(), kind)
         });
-        let out = f.ship(&["apply", "soak", "--release-id", &id]);
-        match &fault {
-            None => {
+        let concurrent = matches!(fault, Some((_, 7)));
+        let out = if concurrent {
+            // Two deploys at once: exactly one takes every lock, or neither changes anything.
+            let other = {
+                let f2 = Fixture::copy_of(f.path(), &[]);
+                let other_id = format!("202611019{n:05}");
+                std::thread::spawn(move || {
+                    let out = f2.ship(&["apply", "soak", "--release-id", &other_id]);
+                    (out, other_id)
+                })
+            };
+            let out = f.ship(&["apply", "soak", "--release-id", &id]);
+            let (other, other_id) = other.join().unwrap();
+            assert!(
+                out.code == 0 || other.code == 0 || (out.code == 3 && other.code == 3),
+                "deploy {n}: concurrent deploys: {} / {}\n{}\n{}",
+                out.code,
+                other.code,
+                out.stderr,
+                other.stderr
+            );
+            assert!(
+                !(out.code == 0 && other.code == 0),
+                "deploy {n}: two deploys both succeeded at once"
+            );
+            if other.code == 0 {
+                live_id = Some(other_id);
+            }
+            if out.code == 0 {
+                live_id = Some(id.clone());
+            }
+            None
+        } else {
+            Some(f.ship(&["apply", "soak", "--release-id", &id]))
+        };
+        match (&fault, &out) {
+            (_, None) => faults += 1,
+            (None, Some(out)) => {
                 assert_eq!(out.code, 0, "deploy {n}: {}", out.stderr);
                 live_id = Some(id.clone());
             }
-            Some((host, kind)) => {
+            (Some((host, kind)), Some(out)) => {
                 faults += 1;
                 assert_eq!(
                     out.code, 3,
@@ -80,10 +127,21 @@ fn twenty_hosts_thirty_deploys_with_faults_always_agree_on_a_complete_release() 
                 fleet.sh(
                     host,
                     "[ -e /srv/settings.aside ] && mv /srv/settings.aside /srv/app/shared/config/settings.py; \
-                     rm -f /srv/fail-before /srv/fail-after /srv/fail-health; true",
+                     rm -f /srv/fail-before /srv/fail-after /srv/fail-health /srv/forge /srv/freeze /srv/fill; true",
                 );
             }
         }
+        // Nothing left running: no ssh master of this fleet, no frozen step.
+        let ps = std::process::Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .unwrap();
+        let config = fleet.ssh_config().display().to_string();
+        let masters = String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.contains(" -M ") && l.contains(&config))
+            .count();
+        assert_eq!(masters, 0, "deploy {n}: ssh masters left running");
         // Every host: a complete live release, recorded live, the same everywhere.
         let mut seen = Vec::new();
         for h in &names {
@@ -119,6 +177,14 @@ fn twenty_hosts_thirty_deploys_with_faults_always_agree_on_a_complete_release() 
                 !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
                 "deploy {n}: {h} unlocked"
             );
+            assert!(
+                !fleet.try_sh(h, "test -e /srv/app/.ship/preparing").0,
+                "deploy {n}: {h} has no .ship/preparing left"
+            );
+            assert!(
+                !fleet.try_sh(h, "pgrep -f '^sleep 1000' >/dev/null").0,
+                "deploy {n}: {h} has no frozen step left running"
+            );
             seen.push(dir);
         }
         seen.dedup();
@@ -129,5 +195,5 @@ fn twenty_hosts_thirty_deploys_with_faults_always_agree_on_a_complete_release() 
             "deploy {n}: the last good deploy is live"
         );
     }
-    assert!(faults >= 5, "the soak injected {faults} faults");
+    assert!(faults >= 10, "the soak injected {faults} faults");
 }

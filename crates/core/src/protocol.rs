@@ -243,10 +243,11 @@ pub fn lock_step() -> String {
 {}
 if [ -s "$SHIP_ARTIFACT" ]; then printf '%s state artifact present\n' "${n}"; fi
 if command -v zstd >/dev/null 2>&1; then printf '%s state zstd\n' "${n}"; fi
-if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '%s state preparing %s\n' "${n}" "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
+{}
 true"#,
         take_lock(),
         probe(),
+        probe_preparing(),
         n = NONCE_VAR
     )
 }
@@ -283,13 +284,39 @@ fi"#,
 /// rollback needs to tell a finished release from an unfinished one.
 pub fn probe_history() -> String {
     format!(
-        r#"if [ -s "$SHIP_DEPLOY_TO/.ship/preparing" ]; then printf '%s state preparing %s
-' "${n}" "$(head -n 1 "$SHIP_DEPLOY_TO/.ship/preparing")"; fi
+        r#"{}
 if [ -s "$SHIP_DEPLOY_TO/revisions.log" ]; then
   grep -o 'deployed as release [^ ]*' "$SHIP_DEPLOY_TO/revisions.log" | tail -n 200 | while read -r _ _ _ ship_id; do
-    printf '%s state deployed %s
-' "${n}" "$ship_id"
+    printf '%s state deployed %s\n' "${n}" "$ship_id"
   done
+fi"#,
+        probe_preparing(),
+        n = NONCE_VAR
+    )
+}
+
+/// Where a deploy marks the release it is preparing: one file per release directory,
+/// holding the lock's text of the deploy that made it. A killed deploy leaves its file; the
+/// next deploy's cleanup removes the release and the file; a deploy that fails removes only
+/// its own. (`.ship/preparing`, a single file, is what older versions wrote: still read.)
+pub const PREPARING: &str = "$SHIP_DEPLOY_TO/.ship/preparing.d";
+
+/// Marks `$SHIP_RELEASE_PATH` as being prepared by this deploy.
+pub fn mark_preparing() -> String {
+    format!(
+        r#"[ -d "{PREPARING}" ] || mkdir -p "{PREPARING}"
+printf '%s\n' "$SHIP_LOCK_INFO" > "{PREPARING}/${{SHIP_RELEASE_PATH##*/}}""#
+    )
+}
+
+/// The releases marked as being prepared, as state lines (builtins only).
+pub fn probe_preparing() -> String {
+    format!(
+        r#"for ship_p in "{PREPARING}"/*; do
+  [ -e "$ship_p" ] && printf '%s state preparing %s\n' "${n}" "${{ship_p##*/}}"
+done
+if [ -f "$SHIP_DEPLOY_TO/.ship/preparing" ]; then
+  {{ IFS= read -r ship_p < "$SHIP_DEPLOY_TO/.ship/preparing"; }} 2>/dev/null && [ -n "$ship_p" ] && printf '%s state preparing %s\n' "${n}" "$ship_p"
 fi"#,
         n = NONCE_VAR
     )
@@ -350,9 +377,10 @@ pub fn unlock() -> String {
     "rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"".to_owned()
 }
 
-/// Releases the lock and the `.ship/preparing` marker.
+/// Releases the lock and this deploy's own mark of the release it prepared (never another
+/// deploy's: see [`PREPARING`]).
 pub fn release_lock() -> String {
-    "rm -rf \"$SHIP_DEPLOY_TO/.ship/preparing\" \"$SHIP_DEPLOY_TO/.ship/lock\"".to_owned()
+    format!("rm -rf \"{PREPARING}/${{SHIP_RELEASE_PATH##*/}}\" \"$SHIP_DEPLOY_TO/.ship/lock\"")
 }
 
 /// The `upload` step: reads `zst <bytes>` or `gz <bytes>`, then the bytes, and keeps them
@@ -383,9 +411,10 @@ fi"#
 /// step log that no release in `$SHIP_RECORDS` (the new releases.json) came from.
 pub fn cleanup_step() -> String {
     r#"for ship_d in $SHIP_CLEANUP; do
-  rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d"
+  rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d" "$SHIP_DEPLOY_TO/.ship/preparing.d/$ship_d"
   echo "removed releases/$ship_d"
 done
+if [ -f "$SHIP_DEPLOY_TO/.ship/preparing" ]; then rm -f "$SHIP_DEPLOY_TO/.ship/preparing"; fi
 for ship_a in "$SHIP_DEPLOY_TO"/.ship/artifacts/*; do
   [ -e "$ship_a" ] || continue
   ship_k=${ship_a##*/}
@@ -505,7 +534,10 @@ impl Probe {
             self.listing.push_str(name);
             self.listing.push('\n');
         } else if let Some(dir) = rest.strip_prefix("preparing ") {
-            self.preparing = Some(dir.to_owned());
+            // The first one marked (a killed deploy's); later ones are cleaned by count.
+            if self.preparing.is_none() {
+                self.preparing = Some(dir.to_owned());
+            }
         } else if let Some(id) = rest.strip_prefix("deployed ") {
             self.deployed.push(id.to_owned());
         } else if let Some(holder) = rest.strip_prefix("lock ") {

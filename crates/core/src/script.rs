@@ -256,8 +256,8 @@ pub fn phase_command(
         Phase::Lock => crate::protocol::lock_step(),
         Phase::Upload => crate::protocol::upload_step(),
         Phase::Prepare => format!(
-            "# a deploy killed from here on leaves this name for the next one's cleanup\n\
-             printf '%s\\n' \"${{SHIP_RELEASE_PATH##*/}}\" > \"$SHIP_DEPLOY_TO/.ship/preparing\"\n{}",
+            "# a deploy killed from here on leaves this mark for the next one's cleanup\n{}\n{}",
+            crate::protocol::mark_preparing(),
             layout.prepare(cx)
         ),
         Phase::Link => link_command(host),

@@ -1058,9 +1058,10 @@ impl Host for Shell {
         let lock = std::fs::read_to_string(app.join(".ship/lock/info"))
             .ok()
             .map(|l| l.trim_end().to_owned());
-        let preparing = std::fs::read_to_string(app.join(".ship/preparing"))
+        let preparing = std::fs::read_dir(app.join(".ship/preparing.d"))
             .ok()
-            .map(|l| l.trim_end().to_owned());
+            .and_then(|d| d.filter_map(Result::ok).next())
+            .map(|e| e.file_name().to_string_lossy().into_owned());
         Disk {
             current,
             releases,
