@@ -32,9 +32,21 @@ fi
 if [ -e "$SHIP_RELEASE_PATH" ] || [ -L "$SHIP_RELEASE_PATH" ]; then rm -rf "$SHIP_RELEASE_PATH"; fi
 mkdir -p "$SHIP_RELEASE_PATH"
 {}
-printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#,
-        extract(RECEIVED)
+{}"#,
+        extract(RECEIVED),
+        write_revision()
     )
+}
+
+/// Writes `REVISION` in the unpacked release, refusing (exit 1) when the artifact has it as a
+/// symlink: the revision is never written through a link the artifact provided.
+pub(crate) fn write_revision() -> String {
+    r#"if [ -L "$SHIP_RELEASE_PATH/REVISION" ]; then
+  echo "cargo-ship: the artifact has REVISION as a symlink: refusing to write the revision through it" >&2
+  exit 1
+fi
+printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
+        .to_owned()
 }
 
 /// Points `current` at `target` (a shell word) with one `rename`: a new symlink made

@@ -1,7 +1,7 @@
 //! The `single` layout: one directory, `current/`, updated in place. Not atomic — the plan
 //! says so — and a rollback unpacks the previous artifact again.
 
-use crate::shell::{RECEIVED, extract};
+use crate::shell::{RECEIVED, extract, write_revision};
 use ship_core::shell::quote;
 use ship_core::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState, ops};
 
@@ -122,7 +122,8 @@ fi
 mkdir -p "$SHIP_RELEASE_PATH"
 find "$SHIP_RELEASE_PATH" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +
 {}
-printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#,
-        extract(base)
+{}"#,
+        extract(base),
+        write_revision()
     )
 }
