@@ -1,8 +1,10 @@
-//! Hostile artifacts on real SSH hosts (issue #16, class 3).
+//! Hostile artifacts and caches on real SSH hosts (issue #16, classes 3 and 8).
 //!
-//! A chain of relative links, each harmless as text, resolved outside the release, and the
-//! host wrote through links the artifact shipped (REVISION, a linked file, the maintenance
-//! page). Each test here failed before the fix.
+//! Class 3: a chain of relative links, each harmless as text, resolved outside the release,
+//! and the host wrote through links the artifact shipped (REVISION, a linked file, the
+//! maintenance page). Class 8: an artifact kept on a host was unpacked without its sha256
+//! being checked, at a deploy and at a rollback of the `single` layout. Each test here
+//! failed before the fix.
 
 use ship_tests::{Fixture, Fleet, Output};
 
@@ -158,6 +160,101 @@ fn the_maintenance_page_is_never_written_through_a_link_of_the_artifact() {
     assert!(
         out.stderr
             .contains("refusing to write the maintenance page"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Replaces, on `host`, every kept artifact with one holding `index.html` = `evil`, in the
+/// same compression.
+fn tamper(fleet: &Fleet, host: &str) {
+    fleet.sh(
+        host,
+        "mkdir -p /srv/evil && echo evil > /srv/evil/index.html && \
+         for a in /srv/app/.ship/artifacts/*.tar.*; do \
+           case \"$a\" in \
+             *.zst) tar -C /srv/evil -cf - index.html | zstd -q > \"$a\" ;; \
+             *) tar -C /srv/evil -cf - index.html | gzip > \"$a\" ;; \
+           esac; \
+         done",
+    );
+}
+
+/// A kept artifact changed on the host: a deploy of the same content used it under the
+/// plan's digest and put `evil` live. Now the `lock` step checks it, removes it, and the
+/// artifact is sent again.
+#[test]
+fn a_tampered_kept_artifact_is_sent_again() {
+    let fleet = Fleet::start(1);
+    let f = project(&fleet, "");
+    ok(&apply(&f, "20261101000001"));
+    tamper(&fleet, "h1");
+    let out = apply(&f, "20261101000002");
+    ok(&out);
+    assert_eq!(
+        fleet.read("h1", "/srv/app/current/index.html"),
+        "v1\n",
+        "the tampered artifact was deployed"
+    );
+    assert_eq!(
+        fleet.readlink("h1", "/srv/app/current"),
+        "/srv/app/releases/20261101000002"
+    );
+    // What is kept now is the plan's artifact again.
+    let digest = fleet
+        .sh("h1", "cat /srv/app/releases/20261101000002/REVISION")
+        .trim()
+        .to_owned();
+    let sum = fleet.sh(
+        "h1",
+        &format!("zstd -dcq /srv/app/.ship/artifacts/{digest}.tar.zst | sha256sum"),
+    );
+    assert!(sum.starts_with(&digest), "{sum}");
+}
+
+/// The `single` layout rolls back by unpacking the previous artifact kept on the host: a
+/// changed one was put live. Now the rollback refuses, and `current/` stays as it was.
+#[test]
+fn a_single_layout_rollback_refuses_a_tampered_kept_artifact() {
+    let fleet = Fleet::start(1);
+    let f = project(&fleet, "layout = \"single\"\n");
+    ok(&apply(&f, "20261101000001"));
+    f.write("app/index.html", "v2\n");
+    ok(&apply(&f, "20261101000002"));
+    assert_eq!(fleet.read("h1", "/srv/app/current/index.html"), "v2\n");
+    // Only v1's artifact is changed: the live one stays good.
+    let records: serde_json::Value =
+        serde_json::from_str(&fleet.read("h1", "/srv/app/.ship/releases.json")).unwrap();
+    let v1 = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "20261101000001")
+        .and_then(|r| r["digest"].as_str())
+        .unwrap()
+        .to_owned();
+    fleet.sh(
+        "h1",
+        &format!(
+            "mkdir -p /srv/evil && echo evil > /srv/evil/index.html && \
+             tar -C /srv/evil -cf - index.html | zstd -q > /srv/app/.ship/artifacts/{v1}.tar.zst"
+        ),
+    );
+    let out = f.ship_env(&["rollback", "staging"], &[("USER", "tester")]);
+    assert_eq!(
+        fleet.read("h1", "/srv/app/current/index.html"),
+        "v2\n",
+        "the rollback unpacked a tampered artifact: {}",
+        out.stderr
+    );
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("refusing to unpack it"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("does not have that sha256"),
         "{}",
         out.stderr
     );

@@ -22,6 +22,20 @@ fi"#
     )
 }
 
+/// Refuses (exit 1) to go on when the artifact `base` (a shell word, as for [`extract`]) kept
+/// on the host does not unpack to the tar of sha256 `digest` (a shell word): a cache that
+/// was changed since it was checked on arrival. For what unpacks a kept artifact outside a
+/// deploy (a rollback, a revert); a deploy checks its own in the `lock` step.
+pub(crate) fn verify_kept(base: &str, digest: &str) -> String {
+    format!(
+        r#"if [ -s {base}.tar.zst ]; then ship_sum=$(zstd -dcq {base}.tar.zst | sha256sum); else ship_sum=$(gzip -dc {base}.tar.gz | sha256sum); fi
+if [ "${{ship_sum%% *}}" != {digest} ]; then
+  echo "cargo-ship: the artifact {digest} kept in .ship/artifacts does not have that sha256 (it has ${{ship_sum%% *}}): refusing to unpack it" >&2
+  exit 1
+fi"#
+    )
+}
+
 /// Unpacks the artifact into a new `$SHIP_RELEASE_PATH`, refusing to touch the live release.
 pub(crate) fn unpack() -> String {
     format!(
