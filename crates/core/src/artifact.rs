@@ -8,7 +8,11 @@
 //! 2000-01-01, uid/gid 0, no user or group names, modes reduced to 0644/0755. The digest is
 //! the sha256 of that uncompressed tar, so the same content gives the same digest whatever
 //! the compression. Entries that could escape the release directory (absolute paths, `..`,
-//! links pointing outside, hard links, devices) are refused.
+//! hard links, devices) are refused, and so is every symlink whose target, resolved against
+//! the artifact's own entries (following chains of links, [`MAX_LINK_HOPS`] at most), lands
+//! outside the release: `a -> .` and `b -> a/..` each read harmless as text, and `b` is
+//! the release's parent. An entry under a symlink of the artifact is refused too
+//! (unpacking it would write through the link).
 //!
 //! The tar is stored zstd-compressed, `<cache>/<digest>.tar.zst`, which is what hosts with
 //! `zstd` are sent; [`gz_of`] makes the `.tar.gz` for a host without it, when one needs it.
@@ -199,6 +203,10 @@ pub fn run_commands(root: &Path, commands: &[String]) -> Result<(), ArtifactErro
     Ok(())
 }
 
+/// How many links one path may go through before it is refused as a loop (Linux's own
+/// limit for a path lookup).
+pub const MAX_LINK_HOPS: usize = 40;
+
 fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, ArtifactError> {
     let (mut entries, revision, label) = match packing.content {
         Content::Source(source) => {
@@ -245,6 +253,8 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
         .collect::<std::collections::BTreeMap<String, Entry>>()
         .into_iter()
         .collect();
+    // Extras may add links (or entries under links) next to the content's: check them all.
+    check_links(&entries)?;
     let count = entries.len() as u64;
     let tar = write_tar(&entries)?;
     let digest = format!("{:x}", Sha256::digest(&tar));
@@ -340,6 +350,7 @@ pub fn open(compressed: &[u8]) -> Result<Opened, ArtifactError> {
     let tar = decompress(compressed)?;
     let digest = format!("{:x}", Sha256::digest(&tar));
     let entries = read_tar(&tar[..])?;
+    check_links(&entries)?;
     let count = entries.len() as u64;
     let files = entries
         .into_iter()
@@ -492,6 +503,104 @@ fn check_link(path: &str, target: &str) -> Result<(), ArtifactError> {
         }
     }
     Ok(())
+}
+
+/// Refuses, among `entries` (paths made by [`clean_path`]), every entry that lies under a
+/// symlink of the artifact, and every symlink whose target, resolved against the entries
+/// the way the host's kernel will (each link met is replaced by its target, chains
+/// followed, [`MAX_LINK_HOPS`] at most), leaves the release directory.
+fn check_links(entries: &[(String, Entry)]) -> Result<(), ArtifactError> {
+    let links: std::collections::BTreeMap<&str, &str> = entries
+        .iter()
+        .filter_map(|(p, e)| match e {
+            Entry::Symlink(t) => Some((p.as_str(), t.as_str())),
+            _ => None,
+        })
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    for (path, entry) in entries {
+        // No entry under a link: tar would write it through the link.
+        let mut at = 0;
+        while let Some(slash) = path[at..].find('/') {
+            let parent = &path[..at + slash];
+            if let Some(target) = links.get(parent) {
+                return Err(ArtifactError::Unsafe {
+                    entry: path.clone(),
+                    reason: format!(
+                        "it lies under the symlink `{parent} -> {target}`: unpacking it would write through the link"
+                    ),
+                });
+            }
+            at += slash + 1;
+        }
+        if let Entry::Symlink(target) = entry {
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            if let Err(why) = resolve(&links, dir, target) {
+                return Err(ArtifactError::Unsafe {
+                    entry: format!("{path} -> {target}"),
+                    reason: why,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where `target`, read from directory `dir` of the release (no links in it), leads: the
+/// path inside the release, or why it does not stay inside.
+fn resolve(
+    links: &std::collections::BTreeMap<&str, &str>,
+    dir: &str,
+    target: &str,
+) -> Result<String, String> {
+    if target.starts_with('/') {
+        return Err("a link to an absolute path escapes the release directory".to_owned());
+    }
+    // The resolved components so far (none of them a link), and what is left to read.
+    let mut done: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    let mut todo: std::collections::VecDeque<&str> = target.split('/').collect();
+    let mut via: Vec<String> = Vec::new();
+    while let Some(part) = todo.pop_front() {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if done.pop().is_none() {
+                    let through = if via.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (through {})", via.join(", "))
+                    };
+                    return Err(format!(
+                        "it resolves to a path outside the release directory{through}"
+                    ));
+                }
+            }
+            p => {
+                done.push(p);
+                let here = done.join("/");
+                if let Some(&next) = links.get(here.as_str()) {
+                    if via.len() >= MAX_LINK_HOPS {
+                        return Err(format!(
+                            "resolving it goes through more than {MAX_LINK_HOPS} links (a loop?)"
+                        ));
+                    }
+                    if next.starts_with('/') {
+                        return Err(format!(
+                            "it goes through `{here} -> {next}`, a link to an absolute path"
+                        ));
+                    }
+                    via.push(format!("`{here} -> {next}`"));
+                    done.pop();
+                    for q in next.split('/').rev() {
+                        todo.push_front(q);
+                    }
+                }
+            }
+        }
+    }
+    Ok(done.join("/"))
 }
 
 fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
@@ -688,6 +797,81 @@ mod tests {
         }
         let ok = tar_of(&[("dir/link", tar::EntryType::Symlink, "../other")]);
         assert_eq!(read_tar(&ok[..]).unwrap().len(), 1);
+    }
+
+    /// What [`open`] and [`pack`] check of a tar's entries.
+    fn checked(tar: &[u8]) -> Result<Vec<(String, Entry)>, ArtifactError> {
+        let entries = read_tar(tar)?;
+        check_links(&entries)?;
+        Ok(entries)
+    }
+
+    #[test]
+    fn chains_of_links_that_resolve_outside_are_refused() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let refused: &[&[(&str, tar::EntryType, &str)]] = &[
+            // Each harmless as text; `b` is the release's parent, `c` its parent.
+            &[
+                ("a", Symlink, "."),
+                ("b", Symlink, "a/.."),
+                ("c", Symlink, "b/.."),
+                ("d", Symlink, "c/.."),
+            ],
+            // A link inside a directory that is a link to the root.
+            &[
+                ("up", Symlink, "."),
+                ("x", Directory, ""),
+                ("x/y", Symlink, "../up/.."),
+            ],
+            // Through a link to a deeper directory and back up too far.
+            &[
+                ("deep/er", Directory, ""),
+                ("l", Symlink, "deep/er"),
+                ("m", Symlink, "l/../../.."),
+            ],
+            // A loop.
+            &[("p", Symlink, "q"), ("q", Symlink, "p")],
+            // An entry under a link: tar would write it through the link.
+            &[("d", Symlink, "."), ("d/REVISION", Regular, "")],
+        ];
+        for case in refused {
+            let tar = tar_of(case);
+            let err = checked(&tar[..]).unwrap_err();
+            assert!(
+                matches!(err, ArtifactError::Unsafe { .. }),
+                "{case:?} gave {err}"
+            );
+        }
+        let tar = tar_of(refused[0]);
+        let message = checked(&tar[..]).unwrap_err().to_string();
+        assert!(message.contains("`b -> a/..`"), "{message}");
+        assert!(message.contains("through `a -> .`"), "{message}");
+        assert!(message.contains("outside the release"), "{message}");
+
+        // Links that stay inside, chained or not, dangling or not, are kept.
+        let kept: &[(&str, tar::EntryType, &str)] = &[
+            ("a", Symlink, "."),
+            ("b", Symlink, "a/a/a/dist"),
+            ("dist", Directory, ""),
+            ("dist/app.js", Regular, ""),
+            ("dist/latest", Symlink, "../b/app.js"),
+            ("dist/up", Symlink, "../dist/.."),
+            ("later", Symlink, "not/there/yet"),
+        ];
+        let tar = tar_of(kept);
+        assert_eq!(checked(&tar[..]).unwrap().len(), kept.len());
+    }
+
+    #[test]
+    fn an_opened_artifact_is_checked_as_a_built_one() {
+        use tar::EntryType::Symlink;
+        let tar = tar_of(&[
+            ("a", Symlink, "."),
+            ("b", Symlink, "a/.."),
+            ("c", Symlink, "b/.."),
+        ]);
+        let zst = zstd::bulk::compress(&tar, ZSTD_LEVEL).unwrap();
+        assert!(matches!(open(&zst), Err(ArtifactError::Unsafe { .. })));
     }
 
     #[test]

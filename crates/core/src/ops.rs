@@ -230,6 +230,16 @@ pub fn maintenance_script(
          SHIP_MAINTENANCE={state}\nexport SHIP_MAINTENANCE\nship_file={}\n",
         quote(&cfg.file)
     );
+    // Never write or remove through a symlink the artifact has on the way to the page (nor
+    // through the page itself, when it is written).
+    s.push_str(&crate::script::refuse_links_on_the_way(
+        "",
+        &[&cfg.file],
+        "write the maintenance page",
+    ));
+    if on && cfg.page.is_none() {
+        s.push_str("if [ -L \"$ship_file\" ]; then\n  echo \"cargo-ship: $SHIP_HOST: current/$ship_file is a symlink: refusing to write the maintenance page through it\" >&2\n  exit 1\nfi\n");
+    }
     if let Some(before) = &cfg.before {
         let _ = writeln!(s, "sh -c {} </dev/null", quote(before));
     }

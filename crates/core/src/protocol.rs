@@ -241,7 +241,20 @@ pub fn lock_step() -> String {
   mkdir -p "$SHIP_DEPLOY_TO/.ship/artifacts" "$SHIP_DEPLOY_TO/.ship/log" "$SHIP_DEPLOY_TO/releases" "$SHIP_DEPLOY_TO/shared"
 {}
 {}
-if [ -s "$SHIP_ARTIFACT" ]; then printf '%s state artifact present\n' "${n}"; fi
+if [ -s "$SHIP_ARTIFACT" ]; then
+  # Kept from an earlier deploy: used only if it still is what the plan's digest names
+  # (else removed, and sent again; the upload step checks what it receives).
+  case "$SHIP_ARTIFACT" in
+    *.zst) ship_sum=$(zstd -dcq "$SHIP_ARTIFACT" 2>/dev/null | sha256sum) ;;
+    *) ship_sum=$(gzip -dc "$SHIP_ARTIFACT" 2>/dev/null | sha256sum) ;;
+  esac
+  if [ "${{ship_sum%% *}}" = "$SHIP_DIGEST" ]; then
+    printf '%s state artifact present\n' "${n}"
+  else
+    rm -f "${{SHIP_ARTIFACT%.*}}.zst" "${{SHIP_ARTIFACT%.*}}.gz"
+    echo "cargo-ship: $SHIP_HOST: the kept artifact $SHIP_ARTIFACT does not have sha256 $SHIP_DIGEST: removed, it is sent again" >&2
+  fi
+fi
 if command -v zstd >/dev/null 2>&1; then printf '%s state zstd\n' "${n}"; fi
 {}
 true"#,
@@ -500,7 +513,8 @@ pub struct Probe {
     pub current: Option<String>,
     /// The names under `releases/`, one a line.
     pub listing: String,
-    /// Whether `.ship/artifacts/<digest>.tar.gz` (or `.tar.zst`) is there already.
+    /// Whether `.ship/artifacts/<digest>.tar.gz` (or `.tar.zst`) is there already, and still
+    /// unpacks to the tar of that sha256 (checked by the `lock` step, which removes it if not).
     pub artifact_present: bool,
     /// Whether the host has `zstd`, to be sent the artifact zstd-compressed.
     pub zstd: bool,

@@ -44,8 +44,11 @@ impl Trees<'_> {
                 }
             })
             .collect();
+        // The link is placed from the release (the task's directory): never through a
+        // directory the artifact made a symlink.
+        let guard = crate::script::refuse_links_on_the_way("", &[self.link], "link the tree");
         format!(
-            r#"trees="$SHIP_DEPLOY_TO/.ship/"{kind}
+            r#"{guard}trees="$SHIP_DEPLOY_TO/.ship/"{kind}
 dir="$trees"/{name}
 if [ -f "$dir/.ship-complete" ]; then
   echo "{tag}: reusing $dir"

@@ -298,6 +298,20 @@ fn link_command(host: &Host) -> String {
         s,
         "if [ -n \"$ship_missing\" ]; then\n  echo \"cargo-ship: missing from $SHIP_DEPLOY_TO/shared/ on $SHIP_HOST:$ship_missing\" >&2\n  exit {MISSING_SHARED_STATUS}\nfi"
     );
+    // Nothing is linked through a directory the artifact made a symlink: `rm -rf` and
+    // `ln -s` would act wherever it leads (`b -> a/..`, with `a` a linked file, is
+    // `shared/`). The last component itself is replaced, never written through.
+    let paths: Vec<&str> = host
+        .linked_files
+        .iter()
+        .chain(&host.linked_dirs)
+        .map(String::as_str)
+        .collect();
+    s.push_str(&refuse_links_on_the_way(
+        "$SHIP_RELEASE_PATH/",
+        &paths,
+        "link shared files",
+    ));
     for d in &host.linked_dirs {
         let q = quote(d);
         let _ = writeln!(
@@ -320,6 +334,31 @@ fn link_command(host: &Host) -> String {
         );
     }
     s.trim_end().to_owned()
+}
+
+/// Shell that refuses, naming it (exit 1), a symlink among the directories that lead to each
+/// of `paths` (relative paths checked by the configuration), read from `base` (text for
+/// inside double quotes, ending in `/`: `$SHIP_RELEASE_PATH/`; empty for the working
+/// directory): a write to the path would go through
+/// the link, wherever the artifact made it lead. Builtins only, one `[ -L ]` a directory;
+/// nothing when no path has a directory.
+pub fn refuse_links_on_the_way(base: &str, paths: &[&str], what: &str) -> String {
+    let mut dirs = std::collections::BTreeSet::new();
+    for p in paths {
+        let mut at = 0;
+        while let Some(slash) = p[at..].find('/') {
+            dirs.insert(&p[..at + slash]);
+            at += slash + 1;
+        }
+    }
+    if dirs.is_empty() {
+        return String::new();
+    }
+    let words: Vec<_> = dirs.into_iter().map(quote).collect();
+    format!(
+        "for ship_c in {}; do\n  if [ -L \"{base}$ship_c\" ]; then\n    echo \"cargo-ship: $SHIP_HOST: $ship_c is a symlink in the release: refusing to {what} through it\" >&2\n    exit 1\n  fi\ndone\n",
+        words.join(" ")
+    )
 }
 
 /// The shell of a user's or an adapter's task on a host.
@@ -458,4 +497,45 @@ pub fn host_script(
         s.push_str(&crate::protocol::step(step.id, &step.name, &body, io));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` with `sh` in `dir`: (success, stderr).
+    fn sh(dir: &std::path::Path, script: &str) -> (bool, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("set -eu\nSHIP_HOST=h1\n{script}"))
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_directory_that_is_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config/deep")).unwrap();
+        std::os::unix::fs::symlink("config", dir.path().join("b")).unwrap();
+        std::os::unix::fs::symlink("config", dir.path().join("last")).unwrap();
+        // Real directories on the way, or a link as the last component (replaced, not
+        // written through): nothing to refuse.
+        let fine = refuse_links_on_the_way("", &["config/deep/x", "last", "new/x"], "link");
+        assert_eq!(sh(dir.path(), &fine), (true, String::new()));
+        // A link on the way: refused, named.
+        let refused = refuse_links_on_the_way("", &["config/x", "b/deep/x"], "link files");
+        let (ok, stderr) = sh(dir.path(), &refused);
+        assert!(!ok);
+        assert!(
+            stderr.contains("h1: b is a symlink in the release: refusing to link files through it"),
+            "{stderr}"
+        );
+        // No directory on the way: no shell at all.
+        assert_eq!(refuse_links_on_the_way("", &["a", "b"], "link"), "");
+    }
 }

@@ -22,6 +22,20 @@ fi"#
     )
 }
 
+/// Refuses (exit 1) to go on when the artifact `base` (a shell word, as for [`extract`]) kept
+/// on the host does not unpack to the tar of sha256 `digest` (a shell word): a cache that
+/// was changed since it was checked on arrival. For what unpacks a kept artifact outside a
+/// deploy (a rollback, a revert); a deploy checks its own in the `lock` step.
+pub(crate) fn verify_kept(base: &str, digest: &str) -> String {
+    format!(
+        r#"if [ -s {base}.tar.zst ]; then ship_sum=$(zstd -dcq {base}.tar.zst | sha256sum); else ship_sum=$(gzip -dc {base}.tar.gz | sha256sum); fi
+if [ "${{ship_sum%% *}}" != {digest} ]; then
+  echo "cargo-ship: the artifact {digest} kept in .ship/artifacts does not have that sha256 (it has ${{ship_sum%% *}}): refusing to unpack it" >&2
+  exit 1
+fi"#
+    )
+}
+
 /// Unpacks the artifact into a new `$SHIP_RELEASE_PATH`, refusing to touch the live release.
 pub(crate) fn unpack() -> String {
     format!(
@@ -32,9 +46,21 @@ fi
 if [ -e "$SHIP_RELEASE_PATH" ] || [ -L "$SHIP_RELEASE_PATH" ]; then rm -rf "$SHIP_RELEASE_PATH"; fi
 mkdir -p "$SHIP_RELEASE_PATH"
 {}
-printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#,
-        extract(RECEIVED)
+{}"#,
+        extract(RECEIVED),
+        write_revision()
     )
+}
+
+/// Writes `REVISION` in the unpacked release, refusing (exit 1) when the artifact has it as a
+/// symlink: the revision is never written through a link the artifact provided.
+pub(crate) fn write_revision() -> String {
+    r#"if [ -L "$SHIP_RELEASE_PATH/REVISION" ]; then
+  echo "cargo-ship: the artifact has REVISION as a symlink: refusing to write the revision through it" >&2
+  exit 1
+fi
+printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
+        .to_owned()
 }
 
 /// Points `current` at `target` (a shell word) with one `rename`: a new symlink made

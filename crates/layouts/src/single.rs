@@ -1,7 +1,7 @@
 //! The `single` layout: one directory, `current/`, updated in place. Not atomic — the plan
 //! says so — and a rollback unpacks the previous artifact again.
 
-use crate::shell::{RECEIVED, extract};
+use crate::shell::{RECEIVED, extract, verify_kept, write_revision};
 use ship_core::shell::quote;
 use ship_core::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState, ops};
 
@@ -49,10 +49,14 @@ impl Layout for Single {
     }
     /// For this layout `dir` is the digest of the artifact to unpack again.
     fn activate(&self, _cx: &LayoutContext<'_>, dir: &str) -> String {
-        unpack_in_place(&format!(
-            "\"$SHIP_DEPLOY_TO/.ship/artifacts/\"{}",
-            quote(dir)
-        ))
+        let base = format!("\"$SHIP_DEPLOY_TO/.ship/artifacts/\"{}", quote(dir));
+        // The kept artifact is checked before `current/` is emptied: what a rollback puts
+        // back must be what was deployed under that digest.
+        format!(
+            "{}\n{}",
+            verify_kept(&base, &quote(dir)),
+            unpack_in_place(&base)
+        )
     }
     /// The digest of the previous good artifact (or of release `to`).
     fn rollback_target(&self, state: &HostState, to: Option<&str>) -> Result<String, LayoutError> {
@@ -122,7 +126,8 @@ fi
 mkdir -p "$SHIP_RELEASE_PATH"
 find "$SHIP_RELEASE_PATH" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +
 {}
-printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#,
-        extract(base)
+{}"#,
+        extract(base),
+        write_revision()
     )
 }
