@@ -1,7 +1,7 @@
 //! A soak: 20 real hosts, 50 deploys in a row, a fault injected into a third of them, each
 //! on a host drawn at random: a missing shared file, a task failing before or after the
 //! switch, a failing health check, a task that prints the old protocol's markers and then
-//! fails, a frozen step (cut at `command_timeout`), a full disk, and a second deploy started
+//! fails, a frozen step (cut at `command_timeout`, 20s: the limit leaves room for a loaded 2-core machine), a full disk, and a second deploy started
 //! at the same time. After every deploy, every host's `current` is a complete release,
 //! `.ship/releases.json` marks it live, all hosts agree on it, and no lock, `.ship/preparing`
 //! marker, ssh master or remote step is left behind. (A kill at a random moment is proved
@@ -33,7 +33,7 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
     let ship = format!(
         "[default]\napp = \"soak\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
          ssh_config = \"{}\"\nlinked_files = [\"config/settings.py\"]\nkeep_releases = 3\nparallel = {HOSTS}\n\
-         command_timeout = \"5s\"\n\
+         command_timeout = \"20s\"\n\
          [default.tasks.before]\nrun = \"test ! -e /srv/fail-before\"\nafter = \"install\"\n\
          [default.tasks.forged]\nrun = \"\"\"if [ -e /srv/forge ]; then echo '::ship::segment 1'; echo '::ship::segment 2'; echo '::ship::end 7 0'; exit 1; fi\"\"\"\nafter = \"install\"\n\
          [default.tasks.frozen]\nrun = \"test ! -e /srv/freeze || sleep 1000\"\nafter = \"install\"\n\
