@@ -288,3 +288,72 @@ fn every_variable_cargo_ship_sets_is_never_configuration() {
         assert!(seen.contains(var), "the scan missed {var}: {seen:?}");
     }
 }
+
+/// Plans as cargo ship makes them still apply once checked against what their inputs give:
+/// one made for some hosts (`--hosts`, `--exclude`), one of a rolling stage with a local
+/// step, and one `promote --plan-only` made from the artifact live on another stage.
+#[test]
+fn saved_plans_of_a_selection_a_rolling_stage_and_a_promotion_apply() {
+    let fleet = Fleet::start(3);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\ncommand_timeout = \"60s\"\nkeep_releases = 3\n\
+         [default.tasks.announce]\nrun = \"echo announced\"\nafter = \"switch\"\nlocal = true\n\
+         [staging]\nhosts = [{}]\nrolling = 2\n[production]\nhosts = [\"h3\"]\n\
+         deploy_to = \"/srv/prod\"\n",
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..3)
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    let apply = |args: &[&str]| f.ship_env(args, &[("USER", "tester")]);
+
+    // A selection.
+    ok(&f.ship(&[
+        "plan",
+        "staging",
+        "--release-id",
+        "20261101000001",
+        "--hosts",
+        "h*",
+        "--exclude",
+        "h3",
+    ]));
+    ok(&apply(&["apply"]));
+    assert_eq!(
+        fleet.readlink("h1", "/srv/app/current"),
+        "/srv/app/releases/20261101000001"
+    );
+    assert!(!fleet.try_sh("h3", "test -e /srv/app/current").0);
+
+    // The whole rolling stage (2 batches), by its file.
+    ok(&f.ship(&["plan", "staging", "--release-id", "20261101000002"]));
+    ok(&apply(&["apply", "target/ship/staging.plan.json"]));
+    for h in ["h1", "h2", "h3"] {
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000002",
+            "{h}"
+        );
+    }
+
+    // A promotion made with --plan-only, applied afterwards; edited, it is refused.
+    f.write("app/index.html", "v2\n");
+    ok(&f.ship(&["promote", "staging", "production", "--plan-only"]));
+    let saved = std::fs::read_to_string(f.join("target/ship/production.plan.json")).unwrap();
+    let mut edited = ship_core::Plan::from_json(&saved).unwrap();
+    edited.hosts[0].scripts[0]
+        .script
+        .push_str("\ntouch /srv/pwned\n");
+    std::fs::write(
+        f.join("target/ship/production.plan.json"),
+        edited.sealed().to_json(),
+    )
+    .unwrap();
+    let out = apply(&["apply", "target/ship/production.plan.json"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("host h3, segment 0"), "{}", out.stderr);
+    assert!(!fleet.try_sh("h3", "test -e /srv/pwned").0);
+    std::fs::write(f.join("target/ship/production.plan.json"), &saved).unwrap();
+    ok(&apply(&["apply", "target/ship/production.plan.json"]));
+    assert_eq!(fleet.read("h3", "/srv/prod/current/index.html"), "v1\n");
+}
