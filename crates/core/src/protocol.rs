@@ -102,15 +102,20 @@ pub fn is_task_variable(name: &str) -> bool {
 pub fn variables_set_in(shell: &str) -> std::collections::BTreeSet<String> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut found = std::collections::BTreeSet::new();
-    let mut rest = shell;
-    while let Some(i) = rest.find("SHIP_") {
-        let before = rest[..i].chars().next_back();
-        let tail = &rest[i..];
+    let mut from = 0;
+    while let Some(at) = shell[from..].find("SHIP_") {
+        let i = from + at;
+        let before = shell[..i].chars().next_back();
+        let tail = &shell[i..];
         let len = tail.find(|c: char| !word(c)).unwrap_or(tail.len());
         let name = &tail[..len];
         let next = tail[len..].chars().next();
-        let line_start = rest[..i].rfind('\n').map_or(0, |n| n + 1);
-        let line = &rest[line_start..i];
+        // The line up to here (a source line, or a line of shell).
+        let line_start = shell[..i]
+            .rfind('\n')
+            .max(shell[..i].rfind("\\n").map(|n| n + 1))
+            .map_or(0, |n| n + 1);
+        let line = &shell[line_start..i];
         // The words since the last `export` of this command (not past `;`, `&&`, `|`).
         let exported = line
             .rsplit_once("export ")
@@ -119,11 +124,11 @@ pub fn variables_set_in(shell: &str) -> std::collections::BTreeSet<String> {
         // A word starts here: not inside another name, not a use (`$SHIP_X`, `${SHIP_X}`);
         // in source text, after an escaped newline (`\nSHIP_X=`).
         let starts_word =
-            rest[..i].ends_with("\\n") || before.is_none_or(|c| !word(c) && c != '$' && c != '{');
+            shell[..i].ends_with("\\n") || before.is_none_or(|c| !word(c) && c != '$' && c != '{');
         if starts_word && (next == Some('=') || next == Some('{') || exported || read) {
             found.insert(name.to_owned());
         }
-        rest = &tail[len..];
+        from = i + len;
     }
     found
 }
