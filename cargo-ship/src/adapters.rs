@@ -24,6 +24,13 @@ pub(crate) struct Adapters {
     configured: Vec<(&'static str, Box<dyn Configured>)>,
 }
 
+impl Adapters {
+    /// Whether the stage configures no adapter.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.configured.is_empty()
+    }
+}
+
 /// Reads the adapters' tables of the stage; an error names the file, line and key like any
 /// other configuration error.
 pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigError> {
@@ -85,6 +92,31 @@ fn here<'a>(project: &'a Project, stage: &'a Stage) -> Here<'a> {
     }
 }
 
+/// The commands the build phase runs here, in order: the adapters', then the stage's
+/// `build` (not the cargo build of a `cargo` source: [`cargo_command`]). Runs nothing.
+pub(crate) fn commands(
+    project: &Project,
+    stage: &Stage,
+    adapters: &Adapters,
+) -> Result<Vec<String>, CliError> {
+    let here = here(project, stage);
+    let mut commands = Vec::new();
+    for (table, adapter) in &adapters.configured {
+        commands.extend(
+            adapter
+                .commands(&here)
+                .map_err(|e| CliError::Build(format!("[{table}]: {e}")))?,
+        );
+    }
+    commands.extend(stage.build.iter().cloned());
+    Ok(commands)
+}
+
+/// The command that builds the binary of a `cargo` source, as the plan records it.
+pub(crate) fn cargo_command(bin: &str) -> String {
+    format!("cargo build --release --locked --bin {bin}")
+}
+
 /// The build phase: the adapters' local work, then the artifact; returns it with the tasks
 /// the adapters add to the plan.
 pub(crate) fn build(
@@ -96,17 +128,13 @@ pub(crate) fn build(
     let here = here(project, stage);
     let failed =
         |table: &str, e: ship_core::adapter::Error| CliError::Build(format!("[{table}]: {e}"));
-    let mut commands = Vec::new();
+    let mut commands = commands(project, stage, adapters)?;
     let mut tasks = Vec::new();
-    for (table, adapter) in &adapters.configured {
-        commands.extend(adapter.commands(&here).map_err(|e| failed(table, e))?);
-    }
-    commands.extend(stage.build.iter().cloned());
     // The build commands run before the adapters' own work: they may write its inputs
     // (the requirements, say).
     artifact::run_commands(root, &commands)?;
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
-        let command = format!("cargo build --release --locked --bin {bin}");
+        let command = cargo_command(bin);
         let status = std::process::Command::new(&project.cargo)
             .args(["build", "--release", "--locked", "--bin", bin])
             .current_dir(root)

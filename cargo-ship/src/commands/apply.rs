@@ -39,8 +39,13 @@ fn read_plan(path: &Path) -> Result<Plan, CliError> {
 }
 
 /// A saved plan is applied only if the configuration and the artifact are what it was made
-/// from; otherwise say what changed.
-fn verify(ship: &Ship, plan: &Plan, cx: &Context) -> Result<(Project, Stage), CliError> {
+/// from, and it is the plan they give (see [`rederive`]); otherwise say what changed.
+fn verify(
+    ship: &Ship,
+    plan: &Plan,
+    path: &Path,
+    cx: &Context,
+) -> Result<(Project, Stage), CliError> {
     let overrides: Vec<String> = plan.overrides.clone();
     let (project, mut stage, adapters) =
         super::resolve_with_adapters(ship, &plan.stage, super::overrides(&overrides, None)?, cx)?;
@@ -78,33 +83,210 @@ fn verify(ship: &Ship, plan: &Plan, cx: &Context) -> Result<(Project, Stage), Cl
             plan.stage
         )));
     }
-    if plan.artifact.promoted_from.is_some() {
-        // A promoted artifact is not built from this checkout: check the cached copy.
-        let gz = std::fs::read(&cached).map_err(|e| CliError::Io {
+    let read_cached = || {
+        let zst = std::fs::read(&cached).map_err(|e| CliError::Io {
             path: project.show(&cached),
             source: e,
         })?;
-        let opened = ship_core::artifact::open(&gz)?;
-        if opened.digest != plan.artifact.digest {
-            return Err(CliError::Usage(format!(
-                "the cached artifact {} no longer has the plan's sha256; promote again",
-                project.show(&cached)
-            )));
+        Ok::<_, CliError>((zst.len() as u64, ship_core::artifact::open(&zst)?))
+    };
+    let (artifact, opened) = match &plan.artifact.promoted_from {
+        Some(from) => {
+            // A promoted artifact is not built from this checkout: check the cached copy.
+            let (bytes, opened) = read_cached()?;
+            if opened.digest != plan.artifact.digest {
+                return Err(CliError::Usage(format!(
+                    "the cached artifact {} no longer has the plan's sha256; promote again",
+                    project.show(&cached)
+                )));
+            }
+            // Where it came from was read from the other stage's hosts when promoting: kept,
+            // in the form `promote` writes it.
+            let artifact = ship_core::ArtifactInfo {
+                source: format!("promoted from {}", from.stage),
+                revision: plan.artifact.revision.clone(),
+                digest: opened.digest.clone(),
+                bytes,
+                entries: opened.entries,
+                commands: Vec::new(),
+                promoted_from: Some(from.clone()),
+            };
+            (artifact, Some(opened))
         }
-        return Ok((project, stage));
-    }
-    let now = crate::adapters::repack(&project, &stage, &adapters)?;
-    if now.info.digest != plan.artifact.digest {
-        return Err(CliError::Usage(format!(
-            "the artifact changed since the plan was made: {} now packs to sha256 {}, the plan ships {}; \
-             review it with `cargo ship plan {}` and apply that",
-            plan.artifact.source,
-            &now.info.digest[..12],
-            &plan.artifact.digest[..12],
-            plan.stage
-        )));
-    }
+        None => {
+            let now = crate::adapters::repack(&project, &stage, &adapters)?;
+            if now.info.digest != plan.artifact.digest {
+                return Err(CliError::Usage(format!(
+                    "the artifact changed since the plan was made: {} now packs to sha256 {}, the plan ships {}; \
+                     review it with `cargo ship plan {}` and apply that",
+                    plan.artifact.source,
+                    &now.info.digest[..12],
+                    &plan.artifact.digest[..12],
+                    plan.stage
+                )));
+            }
+            let mut artifact = now.info;
+            artifact.commands = crate::adapters::commands(&project, &stage, &adapters)?;
+            if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
+                artifact.commands.push(crate::adapters::cargo_command(bin));
+            }
+            // The adapters' steps are keyed from the files of the artifact that ships.
+            let opened = if adapters.is_empty() {
+                None
+            } else {
+                Some(read_cached()?.1)
+            };
+            (artifact, opened)
+        }
+    };
+    let extra_tasks = match &opened {
+        Some(opened) => crate::adapters::tasks_for_artifact(&adapters, &opened.files)?,
+        None => Vec::new(),
+    };
+    drop(opened);
+    rederive(plan, &stage, artifact, extra_tasks, &project.show(path))?;
     Ok((project, stage))
+}
+
+/// The plan is a record to check, not a program to trust: the plan its inputs give now (the
+/// configuration and the artifact just verified, the release id, the `--set` flags and the
+/// selection it records) must be the plan, byte for byte; otherwise nothing runs, and the
+/// error names what differs. A plan edited and sealed again runs nothing it was not made
+/// with.
+fn rederive(
+    plan: &Plan,
+    stage: &Stage,
+    artifact: ship_core::ArtifactInfo,
+    extra_tasks: Vec<ship_core::TaskSpec>,
+    shown: &str,
+) -> Result<(), CliError> {
+    let refuse = |what: String| {
+        CliError::Usage(format!(
+            "{} does not match the plan its configuration and artifact give ({what}): it was \
+             edited after it was made, or made by another version of cargo ship; nothing was \
+             run; make it again with `cargo ship plan {}`",
+            shown, plan.stage
+        ))
+    };
+    ship_core::stage::check_release_id(&plan.release)
+        .map_err(|m| refuse(format!("its release id: {m}")))?;
+    let selection = match &plan.selection {
+        None => ship_core::stage::Selection {
+            roles: Vec::new(),
+            hosts: Vec::new(),
+            exclude: Vec::new(),
+        },
+        Some(s) => super::plan::selection_of(&s.flags)
+            .ok_or_else(|| refuse(format!("its selection `{}`", s.flags)))?,
+    };
+    let again = super::plan::assemble(
+        stage,
+        &selection,
+        plan.release.clone(),
+        artifact,
+        extra_tasks,
+        plan.overrides.clone(),
+    )
+    .map_err(|e| refuse(format!("planning it again failed: {e}")))?;
+    let differs = differences(plan, &again);
+    if differs.is_empty() {
+        return Ok(());
+    }
+    let mut what = differs
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if differs.len() > 5 {
+        what.push_str(&format!("; and {} more", differs.len() - 5));
+    }
+    Err(refuse(what))
+}
+
+/// What differs between a saved plan and the one made again, for people: each host's
+/// script by segment, each step by id and name, and every other field by name.
+fn differences(saved: &Plan, again: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for host in &saved.hosts {
+        let Some(h) = again.hosts.iter().find(|h| h.name == host.name) else {
+            out.push(format!("host {} is not part of it", host.name));
+            continue;
+        };
+        for script in &host.scripts {
+            match h.scripts.iter().find(|s| s.segment == script.segment) {
+                None => out.push(format!(
+                    "host {}, segment {}: there is no such script",
+                    host.name, script.segment
+                )),
+                Some(s) if s.script != script.script => out.push(format!(
+                    "host {}, segment {}: the script differs",
+                    host.name, script.segment
+                )),
+                Some(_) => {}
+            }
+        }
+        if h.scripts.len() != host.scripts.len() {
+            out.push(format!("host {}: the number of scripts differs", host.name));
+        }
+        if h.roles != host.roles || h.steps != host.steps {
+            out.push(format!("host {}: its roles or steps differ", host.name));
+        }
+    }
+    for host in &again.hosts {
+        if !saved.hosts.iter().any(|h| h.name == host.name) {
+            out.push(format!("host {} is missing", host.name));
+        }
+    }
+    for step in &saved.steps {
+        let name = format!("step {} `{}`", step.id, step.name);
+        match again.step(step.id) {
+            None => out.push(format!("{name} is not part of it")),
+            Some(s) if s.name != step.name => out.push(format!("{name} should be `{}`", s.name)),
+            Some(s) if s.command != step.command => {
+                out.push(format!("{name}: its command differs"))
+            }
+            Some(s) if s.hosts != step.hosts => out.push(format!(
+                "{name}: it runs on [{}], and should run on [{}]",
+                step.hosts.join(", "),
+                s.hosts.join(", ")
+            )),
+            Some(s) if s != step => out.push(format!("{name} differs")),
+            Some(_) => {}
+        }
+    }
+    for step in &again.steps {
+        if saved.step(step.id).is_none() {
+            out.push(format!("step {} `{}` is missing", step.id, step.name));
+        }
+    }
+    let json = |p: &Plan| serde_json::to_value(p).expect("a plan serializes");
+    let (a, b) = (json(saved), json(again));
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    for (key, value) in a {
+        if matches!(key.as_str(), "steps" | "hosts" | "digest") {
+            continue;
+        }
+        if b.get(key) != Some(value) {
+            out.push(format!("`{key}` differs"));
+        }
+    }
+    for key in b.keys() {
+        if !a.contains_key(key) {
+            out.push(format!("`{key}` is missing"));
+        }
+    }
+    if out.is_empty() && saved.hosts != again.hosts {
+        out.push("the order of the hosts differs".to_owned());
+    }
+    if out.is_empty() && saved.steps != again.steps {
+        out.push("the order of the steps differs".to_owned());
+    }
+    out
 }
 
 fn artifact_path(project: &Project, plan: &Plan) -> PathBuf {
@@ -157,8 +339,9 @@ pub(crate) fn run(
     }
     let (plan, project, stage) = match &args.target {
         Some(t) if is_file(t) => {
-            let plan = read_plan(&cx.cwd.join(t))?;
-            let (project, stage) = verify(ship, &plan, cx)?;
+            let path = cx.cwd.join(t);
+            let plan = read_plan(&path)?;
+            let (project, stage) = verify(ship, &plan, &path, cx)?;
             (plan, project, stage)
         }
         Some(stage) => {
@@ -189,7 +372,7 @@ pub(crate) fn run(
             })?;
             let path = project.ship_dir.join(format!("{}.plan.json", last.trim()));
             let plan = read_plan(&path)?;
-            let (project, stage) = verify(ship, &plan, cx)?;
+            let (project, stage) = verify(ship, &plan, &path, cx)?;
             (plan, project, stage)
         }
     };

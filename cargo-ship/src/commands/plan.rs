@@ -65,26 +65,52 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
     if let (Some(pushed_to), Some(commit)) = (&stage.require_pushed, &built.info.revision) {
         crate::git::check_pushed(&project.root, &stage.name, commit, pushed_to)?;
     }
-    let config_digest = ship_core::planner::config_digest(&stage);
-    let config_keys = ship_core::planner::config_keys(&stage);
     let selection = ship_core::stage::Selection {
         roles: args.select.roles.clone(),
         hosts: args.select.hosts.clone(),
         exclude: args.select.exclude.clone(),
     };
+    let plan = assemble(
+        &stage,
+        &selection,
+        release,
+        built.info,
+        extra_tasks,
+        args.set.clone(),
+    )?;
+    Ok(Planned {
+        plan,
+        project,
+        stage,
+    })
+}
+
+/// The plan of `stage` for the hosts `selection` chooses, from its inputs: what `plan` makes
+/// and what `apply` makes again from a saved plan's inputs to check it.
+pub(crate) fn assemble(
+    stage: &ship_core::Stage,
+    selection: &ship_core::stage::Selection,
+    release: String,
+    artifact: ship_core::ArtifactInfo,
+    extra_tasks: Vec<ship_core::TaskSpec>,
+    overrides: Vec<String>,
+) -> Result<ship_core::Plan, CliError> {
+    let layout = super::layout(&stage.layout)?;
+    let config_digest = ship_core::planner::config_digest(stage);
+    let config_keys = ship_core::planner::config_keys(stage);
     let (chosen, left_out) = if selection.is_empty() {
         (stage.clone(), Vec::new())
     } else {
-        stage.select(&selection).map_err(CliError::Usage)?
+        stage.select(selection).map_err(CliError::Usage)?
     };
     let mut plan = ship_core::plan(&PlanInput {
         stage: &chosen,
         layout,
         release,
-        artifact: built.info,
+        artifact,
         config_digest,
         extra_tasks,
-        overrides: args.set.clone(),
+        overrides,
     })?;
     if !selection.is_empty() {
         // The plan is for the chosen hosts; its configuration checks are the whole stage's,
@@ -96,11 +122,28 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         });
         plan = plan.sealed();
     }
-    Ok(Planned {
-        plan,
-        project,
-        stage,
-    })
+    Ok(plan)
+}
+
+/// The selection a saved plan records (`--roles web --exclude web2`), read back; `None` when
+/// it does not read as flags `plan` writes.
+pub(crate) fn selection_of(flags: &str) -> Option<ship_core::stage::Selection> {
+    let mut sel = ship_core::stage::Selection {
+        roles: Vec::new(),
+        hosts: Vec::new(),
+        exclude: Vec::new(),
+    };
+    let mut words = flags.split(' ');
+    while let Some(flag) = words.next() {
+        let list = match flag {
+            "--roles" => &mut sel.roles,
+            "--hosts" => &mut sel.hosts,
+            "--exclude" => &mut sel.exclude,
+            _ => return None,
+        };
+        list.extend(words.next()?.split(',').map(str::to_owned));
+    }
+    (sel.flags() == flags && !sel.is_empty()).then_some(sel)
 }
 
 /// Saves the plan to `target/ship/<stage>.plan.json`, and the stage's name to

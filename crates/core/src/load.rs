@@ -14,18 +14,6 @@ use figment::{Figment, Metadata, Profile, Provider};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Environment variables that cargo ship sets for tasks; they are never configuration.
-const TASK_ENV: &[&str] = &[
-    "SHIP_RELEASE",
-    "SHIP_RELEASE_PATH",
-    "SHIP_HOST",
-    "SHIP_ROLE",
-    "SHIP_STAGE",
-    "SHIP_APP",
-    "SHIP_DEPLOYER",
-    "SHIP_STARTED_AT",
-];
-
 /// What the configuration of a project is read from.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
@@ -34,7 +22,8 @@ pub struct Sources {
     /// The `ship` table of `[workspace.metadata]` (or the root package's `[package.metadata]`),
     /// with the Cargo.toml it came from.
     pub cargo_metadata: Option<(PathBuf, serde_json::Value)>,
-    /// The process environment (only `SHIP_*` variables are read).
+    /// The process environment (only `SHIP_*` variables are read, except the ones cargo ship
+    /// sets for tasks: [`crate::protocol::TASK_VARIABLES`]).
     pub env: Vec<(String, String)>,
     /// `--set key=value` flags, highest priority; `key` may be dotted (`roles.web.hosts`).
     pub overrides: Vec<(String, String)>,
@@ -293,7 +282,9 @@ impl Sources {
             let Some(rest) = var.strip_prefix("SHIP_") else {
                 continue;
             };
-            if TASK_ENV.contains(&var.as_str()) || rest.is_empty() {
+            // What cargo ship gives the tasks it runs is never configuration: a cargo ship a task
+            // starts would read the deploy's own values (its `deploy_to`) as its own.
+            if crate::protocol::is_task_variable(var) || rest.is_empty() {
                 continue;
             }
             let key = rest.to_ascii_lowercase();

@@ -1004,14 +1004,7 @@ impl<'a> Deploy<'a> {
             Unit::Local(id) => {
                 let step = self.plan.step(id).expect("a step of the plan");
                 self.after_switch |= step.phase >= Phase::Switch;
-                let script = format!(
-                    "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_RELEASE={} SHIP_DEPLOY_TO={}\n{}\n",
-                    quote(&self.plan.app),
-                    quote(&self.plan.stage),
-                    quote(&self.plan.release),
-                    quote(&self.plan.deploy_to),
-                    step.command
-                );
+                let script = format!("{}{}\n", script::local_header(&self.plan), step.command);
                 self.stage = Stage::Units {
                     i,
                     unit: UnitState::Local,

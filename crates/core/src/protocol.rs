@@ -46,6 +46,93 @@ pub const LOST_LOCK_STATUS: i32 = 77;
 /// The shell variable that holds the nonce in a host's script (never exported).
 pub const NONCE_VAR: &str = "ship_n";
 
+/// Every variable cargo ship sets or exports for the scripts and tasks it runs, on the
+/// hosts and on this machine: the one list. A cargo ship started by a task (a local task
+/// that deploys another app, say) inherits them, so the loader never reads them as
+/// configuration (`SHIP_DEPLOY_TO` is this deploy's, not the nested run's `deploy_to`; see
+/// [`is_task_variable`]). A test scans the scripts cargo ship writes for `export` and
+/// `SHIP_*=` and fails on a name missing here.
+pub const TASK_VARIABLES: &[&str] = &[
+    "SHIP_APP",
+    "SHIP_ARTIFACT",
+    "SHIP_CLEANUP",
+    "SHIP_DEPLOYER",
+    "SHIP_DEPLOY_TO",
+    "SHIP_DIGEST",
+    "SHIP_HOST",
+    "SHIP_LOCK_INFO",
+    "SHIP_LOG",
+    "SHIP_MAINTENANCE",
+    "SHIP_RECORDS",
+    "SHIP_RELEASE",
+    "SHIP_RELEASE_PATH",
+    "SHIP_REVISION",
+    "SHIP_ROLE",
+    "SHIP_STAGE",
+    "SHIP_STARTED_AT",
+];
+
+/// The prefix of a host's own variables (`SHIP_VAR_<NAME>`, from a dynamic inventory), set
+/// for its scripts like [`TASK_VARIABLES`].
+pub const HOST_VAR_PREFIX: &str = "SHIP_VAR_";
+
+/// Whether `name` is a variable cargo ship sets for scripts and tasks ([`TASK_VARIABLES`],
+/// [`HOST_VAR_PREFIX`]): never configuration.
+///
+/// ```
+/// use ship_core::protocol::is_task_variable;
+/// assert!(is_task_variable("SHIP_DEPLOY_TO"));
+/// assert!(is_task_variable("SHIP_VAR_REGION"));
+/// assert!(!is_task_variable("SHIP_KEEP_RELEASES"));
+/// ```
+pub fn is_task_variable(name: &str) -> bool {
+    TASK_VARIABLES.contains(&name) || name.starts_with(HOST_VAR_PREFIX)
+}
+
+/// The `SHIP_*` variables a piece of shell (or the source text that writes it) sets: every
+/// `SHIP_<NAME>=`, `read -r SHIP_<NAME>`, and each `SHIP_<NAME>` word of an `export`. A name
+/// cut short by a placeholder (`SHIP_VAR_{k}=` in a format string) is returned as written,
+/// a prefix. The tests that keep [`TASK_VARIABLES`] complete run it over what cargo ship writes.
+///
+/// ```
+/// use ship_core::protocol::variables_set_in;
+/// let found = variables_set_in("SHIP_A=1\nexport SHIP_A SHIP_B\nIFS= read -r SHIP_C\necho \"$SHIP_D\"\nexport SHIP_VAR_{k}");
+/// assert_eq!(found.into_iter().collect::<Vec<_>>(), ["SHIP_A", "SHIP_B", "SHIP_C", "SHIP_VAR_"]);
+/// ```
+pub fn variables_set_in(shell: &str) -> std::collections::BTreeSet<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut found = std::collections::BTreeSet::new();
+    let mut from = 0;
+    while let Some(at) = shell[from..].find("SHIP_") {
+        let i = from + at;
+        let before = shell[..i].chars().next_back();
+        let tail = &shell[i..];
+        let len = tail.find(|c: char| !word(c)).unwrap_or(tail.len());
+        let name = &tail[..len];
+        let next = tail[len..].chars().next();
+        // The line up to here (a source line, or a line of shell).
+        let line_start = shell[..i]
+            .rfind('\n')
+            .max(shell[..i].rfind("\\n").map(|n| n + 1))
+            .map_or(0, |n| n + 1);
+        let line = &shell[line_start..i];
+        // The words since the last `export` of this command (not past `;`, `&&`, `|`).
+        let exported = line
+            .rsplit_once("export ")
+            .is_some_and(|(_, words)| !words.contains([';', '&', '|', '$', '"']));
+        let read = line.trim_end().ends_with("read -r");
+        // A word starts here: not inside another name, not a use (`$SHIP_X`, `${SHIP_X}`);
+        // in source text, after an escaped newline (`\nSHIP_X=`).
+        let starts_word =
+            shell[..i].ends_with("\\n") || before.is_none_or(|c| !word(c) && c != '$' && c != '{');
+        if starts_word && (next == Some('=') || next == Some('{') || exported || read) {
+            found.insert(name.to_owned());
+        }
+        from = i + len;
+    }
+    found
+}
+
 /// How many lines of a step's output are relayed.
 pub const OUTPUT_LINES: usize = 20;
 
@@ -682,5 +769,74 @@ mod tests {
         assert_eq!(t.probe.records.as_deref(), Some("[{\"a\": 1}]\n"));
         t.take(&format!("{} segment 1", n.as_str()), &n);
         assert_eq!(t.finished, Some(1));
+    }
+
+    /// Every `SHIP_*` variable the core's script-writing modules set or export is in
+    /// [`TASK_VARIABLES`] (or is a host's `SHIP_VAR_`): a new one cannot leak into a nested
+    /// cargo ship as configuration. The shell a layout, an adapter or the binary writes is
+    /// scanned the same way by `tests/tests/adversary_plan.rs`.
+    #[test]
+    fn every_variable_the_scripts_set_is_a_task_variable() {
+        let stage = crate::stage::example();
+        let header = crate::script::header(
+            &crate::script::Vars {
+                app: "demo",
+                stage: &stage.name,
+                release: "1",
+                deploy_to: "/srv/app",
+                host: "web1",
+                roles: &["web".to_owned()],
+                revision: None,
+                digest: "ab",
+            },
+            "SHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/releases/$SHIP_RELEASE\"",
+        );
+        let talk = conversation(&[("SHIP_DEPLOYER", "me")], &[(0, "true")]);
+        let state = crate::ops::state_script("/srv/app", "web1", Some("me"), None);
+        let unlock = crate::ops::unlock_script("/srv/app", "web1");
+        // The code of each module, without its comments and tests.
+        let code = |text: &str| -> String {
+            let text = text.split("#[cfg(test)]").next().unwrap_or(text);
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let sources: Vec<(&str, String)> = vec![
+            ("script.rs", code(include_str!("script.rs"))),
+            ("machine.rs", code(include_str!("machine.rs"))),
+            ("ops.rs", code(include_str!("ops.rs"))),
+            ("protocol.rs", code(include_str!("protocol.rs"))),
+            ("driver.rs", code(include_str!("driver.rs"))),
+            ("reuse.rs", code(include_str!("reuse.rs"))),
+            ("rollback.rs", code(include_str!("rollback.rs"))),
+            ("records.rs", code(include_str!("records.rs"))),
+            ("planner.rs", code(include_str!("planner.rs"))),
+            ("header()", header),
+            ("conversation()", talk),
+            ("state_script()", state),
+            ("unlock_script()", unlock),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, text) in sources {
+            for var in variables_set_in(&text) {
+                assert!(
+                    is_task_variable(&var),
+                    "{name} sets {var}: add it to protocol::TASK_VARIABLES, or a cargo ship a task \
+                     runs reads it as configuration"
+                );
+                seen.insert(var);
+            }
+        }
+        // The scan sees what the header exports (it is not blind).
+        for var in [
+            "SHIP_DEPLOY_TO",
+            "SHIP_REVISION",
+            "SHIP_RELEASE_PATH",
+            "SHIP_CLEANUP",
+            "SHIP_LOCK_INFO",
+        ] {
+            assert!(seen.contains(var), "{var} not found by the scan: {seen:?}");
+        }
     }
 }

@@ -439,6 +439,18 @@ pub fn header(v: &Vars<'_>, locate: &str) -> String {
     s
 }
 
+/// `set -eu` and the variables a local step (`local = true`, run on this machine) is given,
+/// exported.
+pub fn local_header(plan: &crate::Plan) -> String {
+    format!(
+        "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_RELEASE={} SHIP_DEPLOY_TO={}\n",
+        quote(&plan.app),
+        quote(&plan.stage),
+        quote(&plan.release),
+        quote(&plan.deploy_to)
+    )
+}
+
 /// One host's script for one segment: variables, the layout's `locate`, then each step
 /// in a subshell between markers. Part `n` (from 0) of `count`.
 pub fn host_script(
@@ -478,8 +490,9 @@ pub fn host_script(
     for (k, v) in &host.vars {
         let _ = writeln!(
             s,
-            "SHIP_VAR_{k}={}\nexport SHIP_VAR_{k}",
+            "{p}{k}={}\nexport {p}{k}",
             quote(v),
+            p = crate::protocol::HOST_VAR_PREFIX,
             k = k.to_ascii_uppercase()
         );
     }
