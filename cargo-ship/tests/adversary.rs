@@ -322,3 +322,31 @@ fn a_failed_deploy_leaves_another_deploys_marker_for_cleanup() {
         );
     }
 }
+
+/// Class 7: a corrupt `.ship/releases.json` on one host is reported as what it is, and that
+/// host as still on the release it had (it was reported "nothing was live").
+#[test]
+fn a_corrupt_record_is_named_and_the_live_release_still_reported() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, "");
+    ok(&apply(&f, "20261101000001"));
+    f.write("app/index.html", "v2\n");
+    fleet.sh("h2", "printf '[{not json' > /srv/app/.ship/releases.json");
+    let out = apply(&f, "20261101000002");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("releases.json is not valid JSON"), "{said}");
+    assert!(!said.contains("nothing was live"), "{said}");
+    let h2 = said
+        .lines()
+        .find(|l| l.contains("h2:") && l.contains("still on"))
+        .unwrap_or_default();
+    assert!(h2.contains("20261101000001"), "{said}");
+    for h in HOSTS {
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000001"
+        );
+        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+    }
+}

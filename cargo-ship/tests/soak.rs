@@ -1,12 +1,13 @@
 //! A soak: 20 real hosts, 50 deploys in a row, a fault injected into a third of them, each
 //! on a host drawn at random: a missing shared file, a task failing before or after the
 //! switch, a failing health check, a task that prints the old protocol's markers and then
-//! fails, a frozen step (cut at `command_timeout`, 20s: the limit leaves room for a loaded 2-core machine), a full disk, and a second deploy started
-//! at the same time. After every deploy, every host's `current` is a complete release,
-//! `.ship/releases.json` marks it live, all hosts agree on it, and no lock, `.ship/preparing`
-//! marker, ssh master or remote step is left behind. (A kill at a random moment is proved
-//! by `cargo-ship/tests/signals.rs` and the simulation: a killed deploy leaves its lock by
-//! design, for `cargo ship unlock`.)
+//! fails, a frozen step (cut at `command_timeout`, 20s, which leaves room for a loaded
+//! 2-core machine), a full disk, a second deploy started at the same time, and a deploy
+//! killed (SIGKILL) at a random moment, after which `cargo ship unlock` and the next deploy
+//! must bring every host back to one complete release. After every deploy, every host's
+//! `current` is a complete release, `.ship/releases.json` marks it live, all hosts agree on
+//! it, and no lock, `.ship/preparing` mark, ssh master (but a killed deploy's, which ends a
+//! minute after it: `adversary::no_leak_of_ssh_masters_or_memory`) or remote step is left.
 
 use ship_tests::{Fixture, Fleet};
 
@@ -24,6 +25,20 @@ impl Lcg {
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
     }
+}
+
+/// The ssh masters running for this fleet, by their command lines.
+fn masters_of(fleet: &Fleet) -> Vec<String> {
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let config = fleet.ssh_config().display().to_string();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(" -M ") && l.contains(&config))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -55,6 +70,7 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
         );
     }
     let mut rng = Lcg(2026);
+    let mut stale: Vec<String> = Vec::new();
     let mut live_id: Option<String> = None;
     let mut faults = 0;
     for n in 1..=DEPLOYS {
@@ -62,7 +78,7 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
         f.write("app/index.html", &format!("release {n}\n"));
         let fault = (n > 1 && rng.next(3) == 0).then(|| {
             let host = &names[rng.next(HOSTS as u64) as usize];
-            let kind = rng.next(8);
+            let kind = rng.next(9);
             let cmd = match kind {
                 0 => "mv /srv/app/shared/config/settings.py /srv/settings.aside",
                 1 => "touch /srv/fail-before",
@@ -77,7 +93,36 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
             (host.clone(), kind)
         });
         let concurrent = matches!(fault, Some((_, 7)));
-        let out = if concurrent {
+        let killed = matches!(fault, Some((_, 8)));
+        let out = if killed {
+            // SIGKILL at a random moment: nothing is put back, the lock stays. `unlock`, then
+            // the next deploy, must leave every host on one complete release.
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-ship"))
+                .args(["apply", "soak", "--release-id", &id])
+                .current_dir(f.path())
+                .env("USER", "killed")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200 + rng.next(3000)));
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its ssh masters end a minute after their last session: not counted below.
+            stale.extend(masters_of(&fleet));
+            let unlocked = f.ship(&["unlock", "soak"]);
+            assert_eq!(unlocked.code, 0, "deploy {n}: unlock: {}", unlocked.stderr);
+            let next = format!("202611018{n:05}");
+            f.write("app/index.html", &format!("release {n} again\n"));
+            let again = f.ship(&["apply", "soak", "--release-id", &next]);
+            assert_eq!(
+                again.code, 0,
+                "deploy {n}: the deploy after a kill: {}",
+                again.stderr
+            );
+            live_id = Some(next);
+            None
+        } else if concurrent {
             // Two deploys at once: exactly one takes every lock, or neither changes anything.
             let other = {
                 let f2 = Fixture::copy_of(f.path(), &[]);
@@ -132,16 +177,14 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
             }
         }
         // Nothing left running: no ssh master of this fleet, no frozen step.
-        let ps = std::process::Command::new("ps")
-            .args(["-eo", "args"])
-            .output()
-            .unwrap();
-        let config = fleet.ssh_config().display().to_string();
-        let masters = String::from_utf8_lossy(&ps.stdout)
-            .lines()
-            .filter(|l| l.contains(" -M ") && l.contains(&config))
-            .count();
-        assert_eq!(masters, 0, "deploy {n}: ssh masters left running");
+        let masters: Vec<String> = masters_of(&fleet)
+            .into_iter()
+            .filter(|m| !stale.contains(m))
+            .collect();
+        assert!(
+            masters.is_empty(),
+            "deploy {n}: ssh masters left running: {masters:?}"
+        );
         // Every host: a complete live release, recorded live, the same everywhere.
         let mut seen = Vec::new();
         for h in &names {
