@@ -97,7 +97,50 @@ pub fn release_order(a: &str, b: &str) -> std::cmp::Ordering {
             return ord;
         }
     }
-    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
+    // One is the other with more: a pre-release suffix (`-rc.1`, `rc1`, `a1`, `b2`, `.dev3`,
+    // `-alpha`) comes before the release it leads to (semver, PEP 440); anything else after.
+    let pre = |rest: &[(bool, &str)]| {
+        rest.first().is_some_and(|(digits, text)| {
+            let t = text
+                .trim_start_matches(['-', '.', '_', '~'])
+                .to_ascii_lowercase();
+            !digits
+                && (text.starts_with(['-', '~'])
+                    || [
+                        "a", "b", "c", "rc", "alpha", "beta", "pre", "preview", "dev",
+                    ]
+                    .iter()
+                    .any(|p| t == *p))
+        })
+    };
+    match x.len().cmp(&y.len()) {
+        std::cmp::Ordering::Greater if pre(&x[y.len()..]) => std::cmp::Ordering::Less,
+        std::cmp::Ordering::Less if pre(&y[x.len()..]) => std::cmp::Ordering::Greater,
+        other => other.then_with(|| a.cmp(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_order;
+    use std::cmp::Ordering::{Greater, Less};
+
+    #[test]
+    fn releases_are_ordered_as_versions() {
+        for (older, newer) in [
+            ("1.9.0", "1.10.0"),
+            ("20261101000009", "20261101000010"),
+            ("1.0.0-rc.1", "1.0.0"),
+            ("1.0rc1", "1.0"),
+            ("1.0a1", "1.0b1"),
+            ("1.0.dev3", "1.0"),
+            ("1.0", "1.0.1"),
+            ("v2", "v10"),
+        ] {
+            assert_eq!(release_order(older, newer), Less, "{older} < {newer}");
+            assert_eq!(release_order(newer, older), Greater, "{newer} > {older}");
+        }
+    }
 }
 
 impl HostState {
