@@ -541,7 +541,8 @@ fn run_plan(
                         lines.push(format!("  {green}✓{reset} {host}  {name}"));
                     }
                     if status != 0 || verbose || host == "local" {
-                        for line in output.iter().rev().take(10).rev() {
+                        // What the host relayed: a step's last lines (protocol::OUTPUT_LINES).
+                        for line in output.iter().rev().take(20).rev() {
                             lines.push(format!("      {line}"));
                         }
                     }

@@ -87,6 +87,7 @@ fn rollback_stage(
             .iter()
             .map(|h| (h.clone(), after_switch(stage, h)))
             .collect(),
+        limit: stage.command_timeout,
     };
 
     // One session per host: lock and read the state; then, once every host has answered,
@@ -418,7 +419,7 @@ pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), C
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
     let results = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
-        ops::run_script(&stage.deploy_to, h, &command)
+        ops::run_script(&stage.deploy_to, h, &command, stage.command_timeout)
     }));
     rt.block_on(transport.close());
     let mut failed = Vec::new();
@@ -497,10 +498,18 @@ pub(crate) fn maintenance(
         ))
     })?;
     let on = args.state == Switch::On;
+    let info = format!(
+        "{} since {} (maintenance {} of {} on {})",
+        super::deployer(cx),
+        super::now(),
+        if on { "on" } else { "off" },
+        stage.app,
+        stage.name
+    );
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
     let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
-        ops::maintenance_script(&stage.deploy_to, h, &cfg, on)
+        ops::maintenance_script(&stage.deploy_to, h, &cfg, on, &info, stage.command_timeout)
     }));
     rt.block_on(transport.close());
     let width = stage.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);

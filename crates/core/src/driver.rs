@@ -263,8 +263,9 @@ pub type FirstParts = BTreeMap<String, Result<transport::RunOutput, transport::T
 /// host has answered — the script `second` gives each host (none: the host stops there),
 /// in the same session ([`protocol::then_eval`]): one session per host for a read under the
 /// lock and the act on what every host said. `second` reads the first parts' state lines
-/// with the nonce it is given. Each part may take `limit`: a session longer than twice that
-/// is cut. Returns how each host's session ended.
+/// with the nonce it is given. A session longer than `limit` twice over (the first part, then
+/// the second; each user command in it is stopped on the host at `limit`) is cut. Returns how
+/// each host's session ended.
 pub async fn two_steps(
     transport: &dyn Transport,
     hosts: &[String],

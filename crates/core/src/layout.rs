@@ -67,6 +67,11 @@ pub struct HostState {
     /// `rollback` and `releases`, not by a deploy.
     #[serde(default)]
     pub deployed: Vec<String>,
+    /// Every release directory a deploy marked as being prepared and did not finish (the
+    /// first of them is `half_made`): never a rollback's target, whatever its record says (a
+    /// slot or a release id reused by the deploy that was killed).
+    #[serde(default)]
+    pub marked: Vec<String>,
 }
 
 /// Orders release names as people read them: runs of digits by their value, so `1.9.0` comes
@@ -185,7 +190,7 @@ impl HostState {
     /// Whether directory `dir` holds a finished release: recorded (not failed), or named in
     /// `revisions.log`, and not the one a killed deploy left half-made.
     pub fn complete(&self, dir: &str) -> bool {
-        if self.half_made.as_deref() == Some(dir) {
+        if self.half_made.as_deref() == Some(dir) || self.marked.iter().any(|m| m == dir) {
             return false;
         }
         match self.record_of(dir) {
@@ -219,7 +224,7 @@ pub enum LayoutError {
     /// The asked-for release was never finished: a killed deploy left it, or nothing says it
     /// was deployed to the end.
     #[error(
-        "release `{0}` was never finished (no record of it, and revisions.log does not say it was deployed); roll back to a finished release"
+        "release `{0}` was never finished (a deploy of it was killed or failed, or nothing records it as deployed); roll back to a finished release"
     )]
     Unfinished(String),
 }

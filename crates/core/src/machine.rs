@@ -1337,9 +1337,15 @@ impl<'a> Deploy<'a> {
                 Some(Ok(records)) => state.records = records,
                 None => {}
             }
-            state.half_made = probe
-                .preparing
-                .filter(|d| Some(d) != state.live.as_ref() && state.record_of(d).is_none());
+            // A mark says the directory was being rewritten when its deploy died, whatever
+            // record it had before.
+            state.marked = probe
+                .marked
+                .iter()
+                .filter(|d| Some(*d) != state.live.as_ref())
+                .cloned()
+                .collect();
+            state.half_made = state.marked.first().cloned();
             let new_dir = self.layout.new_dir(&state, &self.plan.release);
             let cleanup = self
                 .layout

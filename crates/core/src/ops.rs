@@ -71,9 +71,14 @@ pub fn observe(
         state.records = records::parse(json)
             .map_err(|e| format!("{deploy_to}/.ship/releases.json is not valid JSON: {e}"))?;
     }
-    state.half_made = probe
-        .preparing
-        .filter(|d| Some(d) != state.live.as_ref() && state.record_of(d).is_none());
+    // A mark says the directory was being rewritten when its deploy died, whatever record
+    // the directory had before (an ab slot, a release id deployed again).
+    state.marked = probe
+        .marked
+        .into_iter()
+        .filter(|d| Some(d) != state.live.as_ref())
+        .collect();
+    state.half_made = state.marked.first().cloned();
     state.deployed = probe.deployed;
     Ok(Observed {
         state,
@@ -100,7 +105,7 @@ pub fn target_record(state: &HostState, dir: &str) -> ReleaseRecord {
 
 /// Makes `target` live again (the layout's `activate`), records it, logs it as Capistrano
 /// does, runs `after` (the host's tasks hooked after the switch: restarts) in the release
-/// now live, and then releases the lock (a `.ship/preparing` left by a killed deploy stays,
+/// now live (each stopped on the host at `limit`), and then releases the lock (a `.ship/preparing` left by a killed deploy stays,
 /// for the next deploy's cleanup). A failing `after` command is reported (exit status 3 of
 /// the script) once the release is recorded and the lock released.
 pub fn rollback_script(
@@ -111,6 +116,7 @@ pub fn rollback_script(
     target: &str,
     user: &str,
     after: &[(String, String)],
+    limit: std::time::Duration,
 ) -> String {
     let record = layout.rollback_record(state, target);
     let records = records::after_rollback(&state.records, &record);
@@ -141,8 +147,8 @@ pub fn rollback_script(
             // session (see `protocol`).
             let _ = writeln!(
                 s,
-                "echo \"running {name}\"\n( cd \"$SHIP_DEPLOY_TO/current\" && sh -c {} ) </dev/null >\"$SHIP_DEPLOY_TO/.ship/log/rollback.{i}\" 2>&1 || {{ echo \"cargo-ship: {name} failed on $SHIP_HOST after the rollback\" >&2; tail -n 3 \"$SHIP_DEPLOY_TO/.ship/log/rollback.{i}\" >&2; ship_after=3; }}",
-                quote(command)
+                "echo \"running {name}\"\n( cd \"$SHIP_DEPLOY_TO/current\" && {} ) </dev/null >\"$SHIP_DEPLOY_TO/.ship/log/rollback.{i}\" 2>&1 || {{ echo \"cargo-ship: {name} failed on $SHIP_HOST after the rollback\" >&2; tail -n 3 \"$SHIP_DEPLOY_TO/.ship/log/rollback.{i}\" >&2; ship_after=3; }}",
+                limited(command, limit)
             );
         }
     }
@@ -198,15 +204,30 @@ exit $ship_fail
 }
 
 /// Runs the user's command with `sh -c` in the live release (or the home directory when
-/// nothing is live).
-pub fn run_script(deploy_to: &str, host: &str, command: &str) -> String {
+/// nothing is live), stopped on the host at `limit`.
+pub fn run_script(
+    deploy_to: &str,
+    host: &str,
+    command: &str,
+    limit: std::time::Duration,
+) -> String {
     let mut s = prelude(deploy_to, host);
     let _ = write!(
         s,
-        "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\nexec sh -c {} </dev/null\n",
-        quote(command)
+        "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\nexec {} </dev/null\n",
+        limited(command, limit)
     );
     s
+}
+
+/// A user's command, run with `sh -c` under `timeout`: at `limit` its whole process group is
+/// stopped on the host (TERM, then KILL five seconds later), not only abandoned here.
+pub fn limited(command: &str, limit: std::time::Duration) -> String {
+    format!(
+        "timeout -k 5 {} sh -c {}",
+        limit.as_secs().max(1),
+        quote(command)
+    )
 }
 
 /// The plain page `maintenance on` writes when no `page` is configured.
@@ -220,8 +241,19 @@ pub fn maintenance_script(
     host: &str,
     cfg: &crate::config::MaintenanceConfig,
     on: bool,
+    lock_info: &str,
+    limit: std::time::Duration,
 ) -> String {
     let mut s = prelude(deploy_to, host);
+    // Under the lock, as a deploy or a rollback: the page is never written into a release
+    // while another command moves `current`.
+    let _ = writeln!(
+        s,
+        "[ -d \"$SHIP_DEPLOY_TO/current\" ] || {{ echo \"cargo-ship: nothing is live on $SHIP_HOST: no release to put a maintenance page in\" >&2; exit 1; }}\n\
+         SHIP_LOCK_INFO={}\n{}\ntrap 'rm -rf \"$SHIP_DEPLOY_TO/.ship/lock\"' EXIT",
+        quote(lock_info),
+        protocol::take_lock()
+    );
     let state = if on { "on" } else { "off" };
     let _ = write!(
         s,
@@ -241,7 +273,7 @@ pub fn maintenance_script(
         s.push_str("if [ -L \"$ship_file\" ]; then\n  echo \"cargo-ship: $SHIP_HOST: current/$ship_file is a symlink: refusing to write the maintenance page through it\" >&2\n  exit 1\nfi\n");
     }
     if let Some(before) = &cfg.before {
-        let _ = writeln!(s, "sh -c {} </dev/null", quote(before));
+        let _ = writeln!(s, "{} </dev/null", limited(before, limit));
     }
     if on {
         s.push_str("mkdir -p \"$(dirname \"$ship_file\")\"\n");
@@ -266,7 +298,7 @@ pub fn maintenance_script(
         s.push_str("rm -f \"$ship_file\"\n");
     }
     if let Some(after) = &cfg.after {
-        let _ = writeln!(s, "sh -c {} </dev/null", quote(after));
+        let _ = writeln!(s, "{} </dev/null", limited(after, limit));
     }
     let _ = writeln!(s, "echo \"maintenance {state}: current/$ship_file\"");
     s

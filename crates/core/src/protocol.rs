@@ -607,6 +607,8 @@ pub struct Probe {
     pub zstd: bool,
     /// The release directory a deploy started to prepare and never recorded (it was killed).
     pub preparing: Option<String>,
+    /// Every release directory marked as being prepared (the first is `preparing`).
+    pub marked: Vec<String>,
     /// `.ship/releases.json`, if there is one.
     pub records: Option<String>,
     /// Who holds the lock, when [`probe_lock`] ran and it is held.
@@ -635,9 +637,12 @@ impl Probe {
             self.listing.push_str(name);
             self.listing.push('\n');
         } else if let Some(dir) = rest.strip_prefix("preparing ") {
-            // The first one marked (a killed deploy's); later ones are cleaned by count.
+            // The first one marked gets cleanup's priority; every one is kept.
             if self.preparing.is_none() {
                 self.preparing = Some(dir.to_owned());
+            }
+            if !self.marked.iter().any(|m| m == dir) {
+                self.marked.push(dir.to_owned());
             }
         } else if let Some(id) = rest.strip_prefix("deployed ") {
             self.deployed.push(id.to_owned());

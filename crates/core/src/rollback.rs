@@ -26,6 +26,7 @@
 //!     user: "ann@laptop",
 //!     to: None,
 //!     after: BTreeMap::new(),
+//!     limit: std::time::Duration::from_secs(60),
 //! };
 //! // A host that could not be locked stops the rollback: nothing changes anywhere.
 //! let mut first: BTreeMap<String, Result<RunOutput, TransportError>> = BTreeMap::new();
@@ -54,6 +55,8 @@ pub struct Rollback<'a> {
     pub to: Option<&'a str>,
     /// Per host, the commands run once it is back (its restarts), `(name, command)`.
     pub after: BTreeMap<String, Vec<(String, String)>>,
+    /// How long each of those may take on the host.
+    pub limit: std::time::Duration,
 }
 
 /// What a rollback does once every host answered.
@@ -176,6 +179,7 @@ impl Rollback<'_> {
                         target,
                         self.user,
                         after,
+                        self.limit,
                     ),
                 )
             })

@@ -46,6 +46,12 @@ esac"#
         if !state.releases.iter().any(|d| d == other) {
             return Err(LayoutError::NoPreviousRelease { available });
         }
+        // The other slot holds a finished release only if no killed deploy was rewriting it
+        // and its last deploy did not fail.
+        if !state.complete(other) {
+            let id = state.record_of(other).map_or(other, |r| r.id.as_str());
+            return Err(LayoutError::Unfinished(id.to_owned()));
+        }
         match to {
             None => Ok(other.to_owned()),
             Some(id) => {

@@ -47,6 +47,7 @@
 //!     ],
 //!     half_made: None,
 //!     deployed: vec![],
+//!     marked: vec![],
 //! };
 //! // Deploying 20261104000000 with keep_releases = 2: the new one stays, and so does the
 //! // live one, which becomes the previous good one; the oldest go.

@@ -108,5 +108,6 @@ pub(crate) fn parse_state(deploy_to: &str, current: Option<&str>, listing: &str)
         records: Vec::new(),
         half_made: None,
         deployed: Vec::new(),
+        marked: Vec::new(),
     }
 }

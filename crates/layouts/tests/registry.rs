@@ -118,6 +118,7 @@ fn abort_and_revert_shell() {
         records: vec![record("01", "01", "d1", ReleaseState::Live)],
         half_made: None,
         deployed: vec![],
+        marked: vec![],
     };
     for name in ["timestamp", "version", "ab"] {
         let l = layout_for(name).unwrap();
