@@ -174,3 +174,39 @@ fn run_memory_stays_bounded_while_hosts_print_a_lot() {
         peak_kib / 1024
     );
 }
+
+/// Class 11, second member: `maintenance on|off` takes no lock. While a deploy holds a host
+/// (its lock is there), `maintenance on` writes into whatever `current` is at that moment and
+/// runs its `before`/`after` commands; a deploy switching at the same time leaves the page in
+/// the release it just left (or takes it down). It should refuse, naming the holder, as
+/// `apply` and `rollback` do.
+#[test]
+fn maintenance_respects_a_deploys_lock() {
+    let fleet = Fleet::start(2);
+    let f = project(
+        &fleet,
+        "[default.maintenance]\nfile = \"maintenance.html\"\nbefore = \"touch /srv/before-ran\"\n",
+    );
+    ok(&apply(&f, "20261101000001"));
+    for h in HOSTS {
+        fleet.sh(
+            h,
+            "mkdir -p /srv/app/.ship/lock && echo 'alice since now (deploy of 20261101000002)' > /srv/app/.ship/lock/info",
+        );
+    }
+    let out = run(&f, &["maintenance", "staging", "on"]);
+    let written: Vec<bool> = HOSTS
+        .iter()
+        .map(|h| {
+            fleet
+                .try_sh(h, "test -e /srv/app/current/maintenance.html")
+                .0
+        })
+        .collect();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "maintenance on went ahead under another deploy's lock (page written: {written:?})\n{}",
+        text(&out)
+    );
+}
