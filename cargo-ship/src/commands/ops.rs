@@ -169,8 +169,13 @@ fn rollback_stage(
         );
         Ok(())
     } else {
+        let others = if failed.len() == hosts.len() {
+            String::new()
+        } else {
+            format!("; the other hosts are on {id}")
+        };
         Err(CliError::Remote(format!(
-            "rollback to {id} failed on {}; the other hosts are on {id}",
+            "rollback to {id} failed on {}{others}",
             failed.join("; ")
         )))
     }

@@ -124,14 +124,12 @@ where
     R: tokio::io::AsyncRead + Unpin,
     E: tokio::io::AsyncRead + Unpin,
 {
-    use tokio::io::AsyncReadExt;
-    let mut errors = Vec::new();
-    let (_, all, _) = tokio::join!(
+    let (_, all, errors) = tokio::join!(
         feed(input, stdin),
         read_lines(stdout, lines),
-        stderr.read_to_end(&mut errors)
+        read_tail(&mut stderr)
     );
-    (all, String::from_utf8_lossy(&errors).into_owned())
+    (all, errors)
 }
 
 /// Feeds `input` to `stdin` until `input` closes; a write error (the script stopped
@@ -161,25 +159,96 @@ pub async fn feed<W: tokio::io::AsyncWrite + Unpin>(
     let _ = stdin.shutdown().await;
 }
 
-/// Reads `stdout` line by line, sending each line on `lines`; returns everything read.
-pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
-    stdout: R,
-    lines: UnboundedSender<String>,
-) -> String {
-    use tokio::io::AsyncBufReadExt;
-    let mut reader = tokio::io::BufReader::new(stdout);
-    let mut all = String::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                all.push_str(&line);
-                let _ = lines.send(line.trim_end_matches('\n').to_owned());
-            }
+/// How much of a session's standard output, and of its standard error, is kept (the end of
+/// it): a host that prints without end does not grow cargo ship's memory.
+pub const KEPT_OUTPUT: usize = 1 << 20;
+
+/// The longest line sent on as one: a longer one is cut into pieces of this size.
+pub const LONGEST_LINE: usize = 64 << 10;
+
+/// The last [`KEPT_OUTPUT`] bytes of a stream, and how many came before them.
+#[derive(Default)]
+struct Tail {
+    text: Vec<u8>,
+    dropped: usize,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.text.extend_from_slice(bytes);
+        if self.text.len() > 2 * KEPT_OUTPUT {
+            let cut = self.text.len() - KEPT_OUTPUT;
+            self.text.drain(..cut);
+            self.dropped += cut;
         }
     }
-    all
+
+    fn into_string(mut self) -> String {
+        if self.text.len() > KEPT_OUTPUT {
+            let cut = self.text.len() - KEPT_OUTPUT;
+            self.text.drain(..cut);
+            self.dropped += cut;
+        }
+        let text = String::from_utf8_lossy(&self.text).into_owned();
+        if self.dropped == 0 {
+            text
+        } else {
+            format!(
+                "[cargo ship: the first {} bytes of this output were not kept]\n{text}",
+                self.dropped
+            )
+        }
+    }
+}
+
+/// Reads `stream` to its end, keeping its last [`KEPT_OUTPUT`] bytes.
+pub async fn read_tail<R: tokio::io::AsyncRead + Unpin>(mut stream: R) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut tail = Tail::default();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => tail.push(&chunk[..n]),
+        }
+    }
+    tail.into_string()
+}
+
+/// Reads `stdout` line by line, sending each line on `lines` (a line longer than
+/// [`LONGEST_LINE`] in pieces); returns the last [`KEPT_OUTPUT`] bytes read.
+pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+    mut stdout: R,
+    lines: UnboundedSender<String>,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut tail = Tail::default();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    let send = |bytes: &[u8]| {
+        let line = String::from_utf8_lossy(bytes);
+        let _ = lines.send(line.trim_end_matches('\n').to_owned());
+    };
+    loop {
+        let n = match stdout.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        tail.push(&chunk[..n]);
+        pending.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(at) = pending[start..].iter().position(|b| *b == b'\n') {
+            send(&pending[start..start + at + 1]);
+            start += at + 1;
+        }
+        pending.drain(..start);
+        while pending.len() >= LONGEST_LINE {
+            send(&pending[..LONGEST_LINE]);
+            pending.drain(..LONGEST_LINE);
+        }
+    }
+    if !pending.is_empty() {
+        send(&pending);
+    }
+    tail.into_string()
 }

@@ -1,5 +1,6 @@
-//! Review of issue #16: for a class the fix claims, a second member it misses. Each test
-//! here fails on the main branch at the time of the review.
+//! Issue #16, second members: for a class `adversary.rs` covers, another input of the same
+//! kind, found by a fresh review (an ab slot, `run`, a rollback's restarts, `run`'s memory,
+//! `maintenance`). Each test failed before its fix.
 
 use ship_tests::{Fixture, Fleet};
 use std::process::{Command, Output, Stdio};
@@ -95,10 +96,17 @@ fn run_is_cut_at_the_limit_and_stopped_on_the_host() {
     let out = run(&f, &["run", "staging", "--", "sleep 61"]);
     let took = started.elapsed();
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(took < Duration::from_secs(12), "cut after {took:?}\n{}", text(&out));
+    assert!(
+        took < Duration::from_secs(12),
+        "cut after {took:?}\n{}",
+        text(&out)
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (still, ps, _) = fleet.try_sh("h1", "pgrep -af '^sleep 61$'");
-    assert!(!still, "the timed-out command still runs on the hosts:\n{ps}");
+    assert!(
+        !still,
+        "the timed-out command still runs on the hosts:\n{ps}"
+    );
 }
 
 /// Class 9 (and 11), second member: a rollback's restarts. A hung restart after a rollback
@@ -120,7 +128,11 @@ fn a_hung_rollback_restart_is_stopped_on_the_host() {
     let started = Instant::now();
     let out = run(&f, &["rollback", "staging"]);
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(15), "cut after {took:?}\n{}", text(&out));
+    assert!(
+        took < Duration::from_secs(15),
+        "cut after {took:?}\n{}",
+        text(&out)
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (still, ps, _) = fleet.try_sh("h1", "pgrep -af '^sleep 62$'");
     let locked: Vec<bool> = HOSTS
