@@ -103,6 +103,16 @@ pub fn target_record(state: &HostState, dir: &str) -> ReleaseRecord {
         })
 }
 
+/// The commands a rollback runs on a host once it is back (its restarts, `(name, command)`),
+/// and how long each may take there.
+#[derive(Clone, Copy, Debug)]
+pub struct Restarts<'a> {
+    /// The commands.
+    pub commands: &'a [(String, String)],
+    /// Each one's time limit on the host.
+    pub limit: std::time::Duration,
+}
+
 /// Makes `target` live again (the layout's `activate`), records it, logs it as Capistrano
 /// does, runs `after` (the host's tasks hooked after the switch: restarts) in the release
 /// now live (each stopped on the host at `limit`), and then releases the lock (a `.ship/preparing` left by a killed deploy stays,
@@ -115,9 +125,12 @@ pub fn rollback_script(
     state: &HostState,
     target: &str,
     user: &str,
-    after: &[(String, String)],
-    limit: std::time::Duration,
+    after: Restarts<'_>,
 ) -> String {
+    let Restarts {
+        commands: after,
+        limit,
+    } = after;
     let record = layout.rollback_record(state, target);
     let records = records::after_rollback(&state.records, &record);
     let cx = LayoutContext {

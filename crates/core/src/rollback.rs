@@ -178,8 +178,10 @@ impl Rollback<'_> {
                         state,
                         target,
                         self.user,
-                        after,
-                        self.limit,
+                        ops::Restarts {
+                            commands: after,
+                            limit: self.limit,
+                        },
                     ),
                 )
             })
