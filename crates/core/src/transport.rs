@@ -86,13 +86,8 @@ pub trait Transport: Send + Sync {
         stdin: Option<&'a Path>,
     ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
         Box::pin(async move {
-            let (input, rx) = tokio::sync::mpsc::unbounded_channel();
-            if let Some(path) = stdin {
-                let _ = input.send(Input::File(path.to_owned()));
-            }
-            drop(input);
-            let (lines, _) = tokio::sync::mpsc::unbounded_channel();
-            self.converse(host, script, rx, lines).await
+            let (input, lines) = one_shot(stdin);
+            self.converse(host, script, input, lines).await
         })
     }
 
@@ -107,6 +102,17 @@ pub trait Transport: Send + Sync {
         input: UnboundedReceiver<Input>,
         lines: UnboundedSender<String>,
     ) -> BoxFuture<'a, Result<RunOutput, TransportError>>;
+}
+
+/// The input and line channels of a conversation with nothing more to say: the file
+/// `stdin` (if any), then the end of input; lines printed go nowhere.
+pub fn one_shot(stdin: Option<&Path>) -> (UnboundedReceiver<Input>, UnboundedSender<String>) {
+    let (input, rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(path) = stdin {
+        let _ = input.send(Input::File(path.to_owned()));
+    }
+    let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+    (rx, lines)
 }
 
 /// Drives one conversation's pipes until the script ends: feeds `input` to `stdin`, sends

@@ -262,13 +262,8 @@ impl Transport for SshTransport {
         stdin: Option<&'a std::path::Path>,
     ) -> BoxFuture<'a, Result<RunOutput, TransportError>> {
         Box::pin(async move {
-            let (input, rx) = tokio::sync::mpsc::unbounded_channel();
-            if let Some(path) = stdin {
-                let _ = input.send(Input::File(path.to_owned()));
-            }
-            drop(input);
-            let (lines, _) = tokio::sync::mpsc::unbounded_channel();
-            let work = self.converse_inner(host, script, rx, lines);
+            let (input, lines) = ship_core::transport::one_shot(stdin);
+            let work = self.converse_inner(host, script, input, lines);
             match tokio::time::timeout(self.options.session_timeout, work).await {
                 Ok(result) => result,
                 Err(_) => Err(TransportError::Timeout {
