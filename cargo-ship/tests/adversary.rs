@@ -47,6 +47,26 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The peak resident memory of `child` (KiB, its `VmHWM`) until it exits, calling `each`
+/// every 20 ms meanwhile.
+fn peak_memory(child: &mut std::process::Child, mut each: impl FnMut()) -> u64 {
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        each();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    peak_kib
+}
+
 fn ok(out: &Output) {
     assert_eq!(out.status.code(), Some(0), "{}", text(out));
 }
@@ -176,30 +196,12 @@ fn no_leak_of_ssh_masters_or_memory() {
         "[default.tasks.noisy]\nrun = \"yes 'a line of output from a chatty task' | head -c 50000000\"\nafter = \"install\"\n",
     );
     let mut child = ship(&f, &["apply", "staging", "--release-id", "20261101000001"]);
-    let pid = child.id();
-    let mut peak_kib = 0u64;
     let mut masters = Vec::new();
-    while child.try_wait().unwrap().is_none() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak_kib = peak_kib.max(kib);
-        }
+    let peak_kib = peak_memory(&mut child, || {
         if masters.is_empty() {
-            let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-            masters = String::from_utf8_lossy(&ps.stdout)
-                .lines()
-                .filter(|l| {
-                    l.contains(" -M ") && l.contains(&*fleet.ssh_config().to_string_lossy())
-                })
-                .map(str::to_owned)
-                .collect();
+            masters = fleet.ssh_masters();
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
     let out = child.wait_with_output().unwrap();
     ok(&out);
     assert!(
@@ -472,19 +474,7 @@ fn run_memory_stays_bounded_while_hosts_print_a_lot() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let mut peak_kib = 0u64;
-    while child.try_wait().unwrap().is_none() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak_kib = peak_kib.max(kib);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let peak_kib = peak_memory(&mut child, || {});
     assert!(
         peak_kib < 100 * 1024,
         "cargo ship run peaked at {} MiB while hosts printed 50 MB each",
@@ -526,4 +516,33 @@ fn maintenance_respects_a_deploys_lock() {
         "maintenance on went ahead under another deploy's lock (page written: {written:?})\n{}",
         text(&out)
     );
+}
+
+/// Class 9, on this machine: a local step that hangs is cut at `command_timeout`, and what it
+/// started is stopped with it (its process group), not only its `sh`.
+#[test]
+fn a_hung_local_step_is_cut_and_stopped_with_its_children() {
+    let fleet = Fleet::start(2);
+    let f = project(
+        &fleet,
+        "command_timeout = \"3s\"\n[default.tasks.assets]\nrun = \"sh -c 'sleep 1001'; true\"\nafter = \"install\"\nlocal = true\n",
+    );
+    let started = Instant::now();
+    let out = apply(&f, "20261101000001");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cut after {:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let left = Command::new("pgrep")
+        .args(["-f", "^sleep 1001$"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(!left, "the local step's child still runs");
+    for h in HOSTS {
+        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+    }
 }

@@ -27,20 +27,6 @@ impl Lcg {
     }
 }
 
-/// The ssh masters running for this fleet, by their command lines.
-fn masters_of(fleet: &Fleet) -> Vec<String> {
-    let ps = std::process::Command::new("ps")
-        .args(["-eo", "args"])
-        .output()
-        .unwrap();
-    let config = fleet.ssh_config().display().to_string();
-    String::from_utf8_lossy(&ps.stdout)
-        .lines()
-        .filter(|l| l.contains(" -M ") && l.contains(&config))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
     let fleet = Fleet::start_sized(HOSTS, "32m");
@@ -109,7 +95,7 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
             let _ = child.kill();
             let _ = child.wait();
             // Its ssh masters end a minute after their last session: not counted below.
-            stale.extend(masters_of(&fleet));
+            stale.extend(fleet.ssh_masters());
             let unlocked = f.ship(&["unlock", "soak"]);
             assert_eq!(unlocked.code, 0, "deploy {n}: unlock: {}", unlocked.stderr);
             let next = format!("202611018{n:05}");
@@ -177,7 +163,8 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
             }
         }
         // Nothing left running: no ssh master of this fleet, no frozen step.
-        let masters: Vec<String> = masters_of(&fleet)
+        let masters: Vec<String> = fleet
+            .ssh_masters()
             .into_iter()
             .filter(|m| !stale.contains(m))
             .collect();

@@ -55,6 +55,20 @@ fn free_block(n: usize) -> (u8, u8) {
 }
 
 impl Fleet {
+    /// The ssh master processes (`ssh -M`) running for this fleet, by their command lines.
+    pub fn ssh_masters(&self) -> Vec<String> {
+        let ps = Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .expect("ps runs");
+        let config = self.ssh_config().display().to_string();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.contains(" -M ") && l.contains(&config))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Starts `n` hosts (at most 250) with a `tmpfs_size` (e.g. `"64m"`) filesystem at `/srv`.
     pub fn start_sized(n: usize, tmpfs_size: &str) -> Fleet {
         assert!((1..=250).contains(&n));

@@ -187,16 +187,21 @@ impl HostState {
             })
     }
 
-    /// Whether directory `dir` holds a finished release: recorded (not failed), or named in
-    /// `revisions.log`, and not the one a killed deploy left half-made.
+    /// Whether directory `dir` is known not to hold a finished release: a deploy that did not
+    /// finish marked it, or its last deploy failed.
+    pub fn unfinished(&self, dir: &str) -> bool {
+        self.half_made.as_deref() == Some(dir)
+            || self.marked.iter().any(|m| m == dir)
+            || self
+                .record_of(dir)
+                .is_some_and(|r| r.state == ReleaseState::Failed)
+    }
+
+    /// Whether directory `dir` holds a finished release: not [`HostState::unfinished`], and
+    /// recorded or named in `revisions.log`.
     pub fn complete(&self, dir: &str) -> bool {
-        if self.half_made.as_deref() == Some(dir) || self.marked.iter().any(|m| m == dir) {
-            return false;
-        }
-        match self.record_of(dir) {
-            Some(r) => r.state != ReleaseState::Failed,
-            None => self.deployed.iter().any(|d| d == dir),
-        }
+        !self.unfinished(dir)
+            && (self.record_of(dir).is_some() || self.deployed.iter().any(|d| d == dir))
     }
 }
 

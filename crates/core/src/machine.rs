@@ -1319,13 +1319,9 @@ impl<'a> Deploy<'a> {
             }
         }
         if let Some(probe) = state_update {
-            let mut state = self.layout.parse_state(
-                &self.plan.deploy_to,
-                probe.current.as_deref(),
-                &probe.listing,
-            );
-            match probe.records.as_deref().map(records::parse) {
-                Some(Err(e)) => {
+            let state = match probe.state(self.layout, &self.plan.deploy_to) {
+                (state, None) => state,
+                (_, Some(e)) => {
                     return fail(
                         Some("lock".to_owned()),
                         format!(
@@ -1334,18 +1330,7 @@ impl<'a> Deploy<'a> {
                         ),
                     );
                 }
-                Some(Ok(records)) => state.records = records,
-                None => {}
-            }
-            // A mark says the directory was being rewritten when its deploy died, whatever
-            // record it had before.
-            state.marked = probe
-                .marked
-                .iter()
-                .filter(|d| Some(*d) != state.live.as_ref())
-                .cloned()
-                .collect();
-            state.half_made = state.marked.first().cloned();
+            };
             let new_dir = self.layout.new_dir(&state, &self.plan.release);
             let cleanup = self
                 .layout
@@ -1568,14 +1553,8 @@ impl<'a> Deploy<'a> {
                 if probe == protocol::Probe::default() {
                     self.layout.revert_target(&run.state)
                 } else {
-                    let mut state = self.layout.parse_state(
-                        &self.plan.deploy_to,
-                        probe.current.as_deref(),
-                        &probe.listing,
-                    );
-                    if let Some(Ok(records)) = probe.records.as_deref().map(records::parse) {
-                        state.records = records;
-                    }
+                    // Records that do not parse still leave `current` to read.
+                    let (state, _) = probe.state(self.layout, &self.plan.deploy_to);
                     self.layout.revert_target(&state)
                 }
             }

@@ -66,20 +66,12 @@ pub fn observe(
     nonce: &Nonce,
 ) -> Result<Observed, String> {
     let probe = Probe::parse(stdout, nonce);
-    let mut state = layout.parse_state(deploy_to, probe.current.as_deref(), &probe.listing);
-    if let Some(json) = &probe.records {
-        state.records = records::parse(json)
-            .map_err(|e| format!("{deploy_to}/.ship/releases.json is not valid JSON: {e}"))?;
+    let (state, bad) = probe.state(layout, deploy_to);
+    if let Some(e) = bad {
+        return Err(format!(
+            "{deploy_to}/.ship/releases.json is not valid JSON: {e}"
+        ));
     }
-    // A mark says the directory was being rewritten when its deploy died, whatever record
-    // the directory had before (an ab slot, a release id deployed again).
-    state.marked = probe
-        .marked
-        .into_iter()
-        .filter(|d| Some(d) != state.live.as_ref())
-        .collect();
-    state.half_made = state.marked.first().cloned();
-    state.deployed = probe.deployed;
     Ok(Observed {
         state,
         lock: probe.lock,

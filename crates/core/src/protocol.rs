@@ -605,9 +605,7 @@ pub struct Probe {
     pub artifact_present: bool,
     /// Whether the host has `zstd`, to be sent the artifact zstd-compressed.
     pub zstd: bool,
-    /// The release directory a deploy started to prepare and never recorded (it was killed).
-    pub preparing: Option<String>,
-    /// Every release directory marked as being prepared (the first is `preparing`).
+    /// Every release directory marked as being prepared by a deploy that did not finish.
     pub marked: Vec<String>,
     /// `.ship/releases.json`, if there is one.
     pub records: Option<String>,
@@ -637,10 +635,6 @@ impl Probe {
             self.listing.push_str(name);
             self.listing.push('\n');
         } else if let Some(dir) = rest.strip_prefix("preparing ") {
-            // The first one marked gets cleanup's priority; every one is kept.
-            if self.preparing.is_none() {
-                self.preparing = Some(dir.to_owned());
-            }
             if !self.marked.iter().any(|m| m == dir) {
                 self.marked.push(dir.to_owned());
             }
@@ -654,6 +648,35 @@ impl Probe {
             self.zstd = true;
         } else if rest == "records" {
             self.records = Some(String::new());
+        }
+    }
+
+    /// The host's state as `layout` reads these lines: the live release, the directories,
+    /// the records, the marks of unfinished deploys (whatever record their directory had
+    /// before: an ab slot, a release id deployed again) and the releases `revisions.log`
+    /// names; with, second, the error when `.ship/releases.json` is not valid JSON (the state
+    /// is then read without it).
+    pub fn state(
+        &self,
+        layout: &dyn crate::Layout,
+        deploy_to: &str,
+    ) -> (crate::HostState, Option<serde_json::Error>) {
+        let mut state = layout.parse_state(deploy_to, self.current.as_deref(), &self.listing);
+        state.marked = self
+            .marked
+            .iter()
+            .filter(|d| Some(*d) != state.live.as_ref())
+            .cloned()
+            .collect();
+        state.half_made = state.marked.first().cloned();
+        state.deployed = self.deployed.clone();
+        match self.records.as_deref().map(crate::records::parse) {
+            Some(Err(e)) => (state, Some(e)),
+            Some(Ok(records)) => {
+                state.records = records;
+                (state, None)
+            }
+            None => (state, None),
         }
     }
 

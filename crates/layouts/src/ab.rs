@@ -46,14 +46,8 @@ esac"#
         if !state.releases.iter().any(|d| d == other) {
             return Err(LayoutError::NoPreviousRelease { available });
         }
-        // The other slot holds a finished release unless a killed deploy was rewriting it
-        // (its mark) or its last deploy failed. (Only cargo ship writes the slots.)
-        let marked =
-            state.half_made.as_deref() == Some(other) || state.marked.iter().any(|m| m == other);
-        let failed = state
-            .record_of(other)
-            .is_some_and(|r| r.state == ship_core::ReleaseState::Failed);
-        if marked || failed {
+        // Only cargo ship writes the slots: a slot with no record is taken as finished.
+        if state.unfinished(other) {
             let id = state.record_of(other).map_or(other, |r| r.id.as_str());
             return Err(LayoutError::Unfinished(id.to_owned()));
         }

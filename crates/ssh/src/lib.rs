@@ -436,22 +436,41 @@ impl LocalTransport {
             .arg("-c")
             .arg(script)
             .current_dir(&self.dir)
-            // A step cut at its time limit (its future dropped) does not run on.
+            // In a process group of its own: a step cut at its time limit (its future
+            // dropped) is stopped with everything it started (`npm run build`'s children).
+            .process_group(0)
             .kill_on_drop(true)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(err)?;
+        let group = GroupGuard(child.id());
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let (stdout, stderr) = pump(input, lines, stdin, stdout, stderr).await;
         let status = child.wait().await.map_err(err)?;
+        std::mem::forget(group);
         Ok(RunOutput {
             status: status.code(),
             stdout,
             stderr,
         })
+    }
+}
+
+/// Kills a local script's whole process group when dropped before the script ended (its
+/// conversation was abandoned: a time limit, a stop).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
