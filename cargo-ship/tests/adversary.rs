@@ -546,3 +546,32 @@ fn a_hung_local_step_is_cut_and_stopped_with_its_children() {
         assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
     }
 }
+
+/// Class 7, from a trial by hand: a rollback refused because another deploy holds a host's
+/// lock names the holder (it said `h1: exit -1:`).
+#[test]
+fn a_rollback_refused_by_a_lock_names_its_holder() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, "");
+    ok(&apply(&f, "20261101000001"));
+    f.write("app/index.html", "v2\n");
+    ok(&apply(&f, "20261101000002"));
+    fleet.sh(
+        "h1",
+        "mkdir /srv/app/.ship/lock && echo 'bob@laptop since 2026-11-25T09:00:00Z (demo release x to staging)' > /srv/app/.ship/lock/info",
+    );
+    let out = run(&f, &["rollback", "staging"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("h1") && said.contains("locked by another deploy: bob@laptop"),
+        "{said}"
+    );
+    for h in HOSTS {
+        assert_eq!(
+            fleet.readlink(h, "/srv/app/current"),
+            "/srv/app/releases/20261101000002"
+        );
+    }
+    assert!(!fleet.try_sh("h2", "test -e /srv/app/.ship/lock").0);
+}

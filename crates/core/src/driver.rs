@@ -279,8 +279,11 @@ pub async fn two_steps(
     let gate = tokio::sync::Semaphore::new(parallel.max(1));
     let mut inputs = BTreeMap::new();
     let mut lines = BTreeMap::new();
+    let mut ends = BTreeMap::new();
     let mut sessions = Vec::new();
     for h in hosts {
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        ends.insert(h.clone(), end_rx);
         let (in_tx, in_rx) = mpsc::unbounded_channel::<transport::Input>();
         let (line_tx, line_rx) = mpsc::unbounded_channel::<String>();
         let _ = in_tx.send(transport::Input::Line(nonce.as_str().to_owned()));
@@ -307,6 +310,7 @@ pub async fn two_steps(
                 }
                 Err(e) => Err(e),
             };
+            let _ = end_tx.send(result.clone());
             (h.clone(), result)
         });
     }
@@ -329,17 +333,32 @@ pub async fn two_steps(
         .await;
         let mut view = BTreeMap::new();
         for (h, text) in firsts {
-            let ready = text.is_some();
-            view.insert(
-                h.clone(),
-                Ok(RunOutput {
-                    status: Some(if ready { 0 } else { -1 }),
-                    stdout: text.unwrap_or_default(),
-                    stderr: String::new(),
-                }),
-            );
-            if !ready {
-                inputs.remove(&h); // its script is over: let its session end
+            match text {
+                Some(text) => {
+                    view.insert(
+                        h,
+                        Ok(RunOutput {
+                            status: Some(0),
+                            stdout: text,
+                            stderr: String::new(),
+                        }),
+                    );
+                }
+                None => {
+                    // Its script is over (locked by another, unreachable, …): let its session
+                    // end, and take how it ended, with what it said.
+                    inputs.remove(&h);
+                    let ended = match ends.remove(&h) {
+                        Some(end) => end.await.ok(),
+                        None => None,
+                    };
+                    let ended = ended.unwrap_or(Ok(RunOutput {
+                        status: None,
+                        stdout: String::new(),
+                        stderr: String::new(),
+                    }));
+                    view.insert(h, ended);
+                }
             }
         }
         // Decide the second part from what every host said, and send it.
