@@ -135,6 +135,8 @@ pub struct Counts {
 pub struct SshTransport {
     options: SshOptions,
     sessions: tokio::sync::Mutex<BTreeMap<String, Arc<openssh::Session>>>,
+    /// Connections replaced because they no longer answered: closed with the others.
+    retired: tokio::sync::Mutex<Vec<Arc<openssh::Session>>>,
     counts: Mutex<BTreeMap<String, Counts>>,
 }
 
@@ -158,6 +160,7 @@ impl SshTransport {
         SshTransport {
             options,
             sessions: tokio::sync::Mutex::new(BTreeMap::new()),
+            retired: tokio::sync::Mutex::new(Vec::new()),
             counts: Mutex::new(BTreeMap::new()),
         }
     }
@@ -184,7 +187,10 @@ impl SshTransport {
             if s.check().await.is_ok() {
                 return Ok(s);
             }
-            self.sessions.lock().await.remove(host);
+            // Its master may still run (a slow check): close it with the others.
+            if let Some(old) = self.sessions.lock().await.remove(host) {
+                self.retired.lock().await.push(old);
+            }
         }
         self.connect(host).await?;
         self.sessions
@@ -201,6 +207,11 @@ impl SshTransport {
     /// Closes every connection (or, with `keep_connections`, leaves each to close itself
     /// once idle that long).
     pub async fn close(&self) {
+        for s in std::mem::take(&mut *self.retired.lock().await) {
+            if let Ok(s) = Arc::try_unwrap(s) {
+                let _ = s.close().await;
+            }
+        }
         let sessions = std::mem::take(&mut *self.sessions.lock().await);
         for (_, s) in sessions {
             if let Ok(s) = Arc::try_unwrap(s) {
