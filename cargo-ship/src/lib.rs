@@ -21,6 +21,7 @@ mod adapters;
 pub mod cli;
 pub mod commands;
 mod git;
+mod host_output;
 mod notify;
 mod progress;
 pub mod project;

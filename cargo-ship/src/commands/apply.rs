@@ -3,9 +3,10 @@
 
 use super::plan::{Planned, fill_version, make, save};
 use crate::cli::{ApplyArgs, Format, PlanArgs, Ship};
+use crate::host_output::HostOutput;
 use crate::project::Project;
 use crate::{CliError, Context};
-use ship_core::driver::{ApplyOptions, Driver};
+use ship_core::driver::{ApplyOptions, Driver, StopRequest};
 use ship_core::machine::{BatchResult, Event, HostEnd};
 use ship_core::planner::{config_digest, config_keys};
 use ship_core::{Plan, Stage};
@@ -492,8 +493,18 @@ fn run_plan(
     let verbose = args.verbose;
     let json = args.format == Format::Json;
     let deployer = super::deployer(cx);
-    // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<String>);
+    // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back; a
+    // second signal (or SIGTERM not obeyed within TERM_GRACE) stops it now.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<StopRequest>);
+    let (log, log_error) = HostOutput::create(&project.ship_dir, &plan.stage, &plan.release);
+    if let Some(e) = log_error {
+        let _ = writeln!(
+            cx.stderr,
+            "warning: {e}; the deploy goes on without its log"
+        );
+    }
+    let log_path = log.path().map(|p| p.display().to_string());
+    let log = Mutex::new(log);
     let started = std::time::Instant::now();
     let took: Mutex<std::collections::BTreeMap<String, std::time::Duration>> =
         Mutex::new(std::collections::BTreeMap::new());
@@ -503,9 +514,63 @@ fn run_plan(
         let events_out = Mutex::new(&mut cx.stdout);
         let on_event = |event: Event| {
             let host = match &event {
-                Event::Connected { host } | Event::Recovered { host, .. } => Some(host.clone()),
+                Event::Connected { host }
+                | Event::Recovered { host, .. }
+                | Event::Held { host, .. } => Some(host.clone()),
                 Event::Step { host, .. } | Event::Failed { host, .. } => host.clone(),
-                Event::Batch { .. } => None,
+                Event::Batch { .. } | Event::Output { .. } => None,
+            };
+            // Every line, to the log first (whatever the format).
+            let kept = {
+                let mut log = log.lock().expect("not poisoned");
+                match &event {
+                    Event::Output { host, id, line } => {
+                        log.line(host.as_deref().unwrap_or("local"), *id, line);
+                        Vec::new()
+                    }
+                    Event::Step {
+                        host,
+                        id,
+                        name,
+                        status,
+                        ..
+                    } => log.step_ended(host.as_deref().unwrap_or("local"), *id, name, *status),
+                    Event::Held {
+                        host,
+                        id,
+                        name,
+                        processes,
+                    } => {
+                        log.note(
+                            host,
+                            &format!(
+                                "step {id} {name} left running, holding its output: {processes}"
+                            ),
+                        );
+                        Vec::new()
+                    }
+                    Event::Failed {
+                        host,
+                        step,
+                        message,
+                    } => {
+                        log.note(
+                            host.as_deref().unwrap_or("local"),
+                            &format!(
+                                "failed{}: {message}",
+                                step.as_deref()
+                                    .map(|s| format!(" at {s}"))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                        Vec::new()
+                    }
+                    Event::Recovered { host, end } => {
+                        log.note(host, &format!("put back: {}", describe(end)));
+                        Vec::new()
+                    }
+                    Event::Connected { .. } | Event::Batch { .. } => Vec::new(),
+                }
             };
             if let Some(host) = host {
                 took.lock()
@@ -523,6 +588,23 @@ fn run_plan(
             }
             let mut lines: Vec<String> = Vec::new();
             match event {
+                Event::Output { host, line, .. } => {
+                    // Followed live (-v): each line as it comes, after its host, as Fabric
+                    // prints them.
+                    if verbose {
+                        lines.push(format!("  {} | {line}", host.as_deref().unwrap_or("local")));
+                    }
+                }
+                Event::Held {
+                    host,
+                    name,
+                    processes,
+                    ..
+                } => {
+                    lines.push(format!(
+                        "  {bold}!{reset} {host}  {name} left running, holding its output: {processes}; they run on (the deploy did not wait for them). Send a daemon's output elsewhere: `cmd >log 2>&1 &`"
+                    ));
+                }
                 Event::Step {
                     host,
                     name,
@@ -537,13 +619,23 @@ fn run_plan(
                     }
                     if status != 0 {
                         lines.push(format!("  {red}✗{reset} {host}  {name} (exit {status})"));
+                        // A failed step is shown whole (as far as it was kept), unless it
+                        // was just shown live.
+                        if !verbose {
+                            for line in &kept {
+                                lines.push(format!("      {line}"));
+                            }
+                        }
+                        if let Some(path) = &log_path {
+                            lines.push(format!("      (every host's output: {path})"));
+                        }
                     } else if verbose || host == "local" {
                         lines.push(format!("  {green}✓{reset} {host}  {name}"));
-                    }
-                    if status != 0 || verbose || host == "local" {
-                        // What the host relayed: a step's last lines (protocol::OUTPUT_LINES).
-                        for line in output.iter().rev().take(20).rev() {
-                            lines.push(format!("      {line}"));
+                        if !verbose {
+                            // A local step's last lines (a build's summary).
+                            for line in output.iter().rev().take(20).rev() {
+                                lines.push(format!("      {line}"));
+                            }
                         }
                     }
                 }
@@ -602,6 +694,7 @@ fn run_plan(
                 started_at: super::now(),
                 artifact: artifact_path(project, plan),
                 segment_timeout: stage.command_timeout,
+                live: verbose && !json,
             },
             events: &on_event,
             stop: Some(stop_rx),
@@ -619,7 +712,8 @@ fn run_plan(
     if let Some(p) = &progress {
         p.finish();
     }
-    let interrupted = stop_tx.borrow().clone();
+    let interrupted = stop_tx.borrow().clone().map(|r| r.reason);
+    log.lock().expect("not poisoned").flush();
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
     let reused = ssh.counts().values().filter(|c| c.reused > 0).count();
@@ -743,9 +837,14 @@ fn run_plan(
                 plan.release,
                 plan.stage,
                 if unknown.is_empty() {
-                    "every host is on the release it had"
+                    "every host is on the release it had".to_owned()
                 } else {
-                    "some hosts could not be put back (see above)"
+                    format!(
+                        "{} could not be put back in time: check {} with `cargo ship releases {}`",
+                        unknown.join(", "),
+                        if unknown.len() == 1 { "it" } else { "them" },
+                        plan.stage
+                    )
                 }
             ),
         });
@@ -884,9 +983,15 @@ fn summary_table(
     }
 }
 
-/// Waits for SIGINT and SIGTERM, forever, and says which came on `stop`.
+/// How long a SIGTERM lets the scripts in flight finish before the deploy is stopped now
+/// (a service manager sends SIGKILL a few seconds after SIGTERM).
+const TERM_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits for SIGINT and SIGTERM, forever, and says on `stop` what they ask: the first
+/// signal stops the deploy at the next sync point; a second one, or a SIGTERM still not
+/// obeyed after [`TERM_GRACE`], stops it now.
 async fn watch_signals(
-    stop: &tokio::sync::watch::Sender<Option<String>>,
+    stop: &tokio::sync::watch::Sender<Option<StopRequest>>,
 ) -> std::convert::Infallible {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).ok();
@@ -899,10 +1004,38 @@ async fn watch_signals(
             None => std::future::pending::<()>().await,
         }
     }
+    let mut term_deadline: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
-            () = next(&mut int) => { stop.send_replace(Some("SIGINT".to_owned())); }
-            () = next(&mut term) => { stop.send_replace(Some("SIGTERM".to_owned())); }
-        }
+        let reason = tokio::select! {
+            () = next(&mut int) => "SIGINT",
+            () = next(&mut term) => {
+                term_deadline.get_or_insert(tokio::time::Instant::now() + TERM_GRACE);
+                "SIGTERM"
+            }
+            () = async {
+                match term_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                term_deadline = None;
+                stop.send_modify(|r| {
+                    if let Some(r) = r {
+                        r.now = true;
+                    }
+                });
+                continue;
+            }
+        };
+        stop.send_modify(|r| match r {
+            // A second signal: now. The first one's name stays (it says what stopped it).
+            Some(first) => first.now = true,
+            None => {
+                *r = Some(StopRequest {
+                    reason: reason.to_owned(),
+                    now: false,
+                })
+            }
+        });
     }
 }

@@ -27,6 +27,19 @@ pub struct ApplyOptions {
     pub artifact: PathBuf,
     /// How long one host's script (one segment) may take.
     pub segment_timeout: std::time::Duration,
+    /// Relay the steps' output as it comes (`apply -v`), not when each step ends.
+    pub live: bool,
+}
+
+/// Why and how to stop a deploy, as the signals' watch says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopRequest {
+    /// What asked: `SIGINT`, `SIGTERM`.
+    pub reason: String,
+    /// Stop now (a second signal): cut the steps in flight, give up on the hosts not put
+    /// back within [`crate::machine::STOP_GRACE`]. Else the scripts in flight finish their
+    /// segment first.
+    pub now: bool,
 }
 
 /// A fresh nonce for one deploy (or one operation) from the system's randomness.
@@ -63,16 +76,22 @@ pub struct Driver<'a> {
     pub options: ApplyOptions,
     /// Where events go.
     pub events: &'a (dyn Fn(Event) + Send + Sync),
-    /// Set (with a reason, e.g. `SIGINT`) to stop: the scripts in flight finish their
-    /// segment, no host is sent another, and every host is put back as after a failure.
-    pub stop: Option<watch::Receiver<Option<String>>>,
+    /// Set to stop: no host is sent another segment, and every host is put back as after a
+    /// failure; the scripts in flight finish their segment first, unless the request says
+    /// `now` (then they are cut).
+    pub stop: Option<watch::Receiver<Option<StopRequest>>>,
 }
 
-/// Waits until `stop` says why to stop.
-async fn stopped(stop: &mut watch::Receiver<Option<String>>) -> Option<String> {
+/// Waits until `stop` asks for more than `seen` did (a stop, then a stop now).
+async fn stopped(
+    stop: &mut watch::Receiver<Option<StopRequest>>,
+    seen: Option<bool>,
+) -> Option<StopRequest> {
     loop {
-        if let Some(reason) = stop.borrow_and_update().clone() {
-            return Some(reason);
+        if let Some(request) = stop.borrow_and_update().clone()
+            && seen.is_none_or(|now| request.now && !now)
+        {
+            return Some(request);
         }
         stop.changed().await.ok()?;
     }
@@ -90,6 +109,7 @@ impl Driver<'_> {
                 started_at: self.options.started_at.clone(),
                 segment_timeout: self.options.segment_timeout,
                 nonce: nonce(),
+                live: self.options.live,
             },
         );
         self.drive(machine).await
@@ -110,6 +130,8 @@ impl Driver<'_> {
             outcome: None,
         };
         let mut stop = self.stop.clone();
+        // What the stop watch said so far: nothing, a stop (`false`), a stop now (`true`).
+        let mut seen: Option<bool> = None;
         loop {
             while let Some(input) = io.queue.pop_front() {
                 for action in machine.handle(input) {
@@ -132,9 +154,14 @@ impl Driver<'_> {
                     Ok(Some(input)) => input,
                     _ => continue,
                 },
-                Some(reason) = async { stopped(stop.as_mut()?).await }, if stop.is_some() => {
-                    stop = None;
-                    Input::Stop(reason)
+                Some(request) = async { stopped(stop.as_mut()?, seen).await }, if stop.is_some() => {
+                    seen = Some(request.now);
+                    if request.now {
+                        stop = None;
+                        Input::StopNow(request.reason)
+                    } else {
+                        Input::Stop(request.reason)
+                    }
                 }
             };
             io.queue.push_back(input);

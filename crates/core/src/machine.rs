@@ -38,6 +38,13 @@ use std::time::Duration;
 /// host name).
 pub const LOCAL: &str = "(local)";
 
+/// The name of the timer a hard stop ([`Input::StopNow`]) arms: when it fires, the hosts
+/// not yet put back are given up and named unknown.
+pub const STOP: &str = "(stop)";
+
+/// How long a hard stop waits for the hosts to be put back before it gives them up.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// What the machine needs besides the plan: who deploys, when, the time limit of one
 /// segment on one host, and the nonce that frames the control channel.
 #[derive(Clone, Debug)]
@@ -50,6 +57,8 @@ pub struct MachineOptions {
     pub segment_timeout: Duration,
     /// The control channel's secret.
     pub nonce: Nonce,
+    /// Relay the steps' output as it comes (`apply -v`), not when each step ends.
+    pub live: bool,
 }
 
 /// Something that happened, for the reporter.
@@ -71,8 +80,30 @@ pub enum Event {
         name: String,
         /// Its exit status.
         status: i32,
-        /// The last lines it printed.
+        /// The last lines it printed (every line came before as an [`Event::Output`]).
         output: Vec<String>,
+    },
+    /// A line a step printed (`host` is `None` for local steps): as it comes when the
+    /// deploy is followed live, else when the step ended.
+    Output {
+        /// The host.
+        host: Option<String>,
+        /// The step's id.
+        id: usize,
+        /// The line.
+        line: String,
+    },
+    /// A task ended, leaving processes that hold its output open (a daemon started without
+    /// redirections): they run on, the deploy did not wait for them.
+    Held {
+        /// The host.
+        host: String,
+        /// The step's id.
+        id: usize,
+        /// The step's name.
+        name: String,
+        /// The processes: `pid(command)`, space separated.
+        processes: String,
     },
     /// The deploy failed; recovery starts.
     Failed {
@@ -236,6 +267,10 @@ pub enum Input {
     /// Stop (SIGINT, SIGTERM): the segments in flight finish, no host is sent another, and
     /// every host is put back.
     Stop(String),
+    /// Stop now (a second SIGINT, a SIGTERM not obeyed in time): the steps in flight are
+    /// cut (their scripts stopped on the hosts), every host is put back as far as it can be
+    /// within [`STOP_GRACE`], and the hosts not put back by then are named unknown.
+    StopNow(String),
 }
 
 /// What to do, as the machine says.
@@ -403,6 +438,8 @@ struct Deploy<'a> {
     connect_errors: BTreeMap<String, TransportError>,
     /// The timer that may cut the local step running now.
     local_timer: Option<u64>,
+    /// A hard stop came: the timer after which hosts not put back are given up.
+    stop_timer: Option<u64>,
 }
 
 /// The deploy machine: a plan (rolling or not) and a layout, driven by [`Machine::handle`].
@@ -461,6 +498,12 @@ impl<'a> Machine<'a> {
                 self.stopped.get_or_insert(reason.clone());
                 if let Some(d) = self.current.as_mut() {
                     d.handle(Input::Stop(reason), &mut out);
+                }
+            }
+            Input::StopNow(reason) => {
+                self.stopped.get_or_insert(reason.clone());
+                if let Some(d) = self.current.as_mut() {
+                    d.handle(Input::StopNow(reason), &mut out);
                 }
             }
             other => {
@@ -683,6 +726,7 @@ impl<'a> Deploy<'a> {
             timers,
             connect_errors: BTreeMap::new(),
             local_timer: None,
+            stop_timer: None,
         }
     }
 
@@ -786,6 +830,11 @@ impl<'a> Deploy<'a> {
                     };
                 }
             }
+            Input::TimedOut { host, timer } if host == STOP => {
+                if self.stop_timer == Some(timer) {
+                    self.give_up(out);
+                }
+            }
             Input::TimedOut { host, timer } => self.timed_out(&host, timer, out),
             Input::LocalDone { id, result } => {
                 if let Stage::Units {
@@ -825,6 +874,7 @@ impl<'a> Deploy<'a> {
             Input::Stop(reason) => {
                 self.stopped.get_or_insert(reason);
             }
+            Input::StopNow(reason) => self.stop_now(reason, out),
         }
         self.advance(out);
     }
@@ -863,7 +913,10 @@ impl<'a> Deploy<'a> {
                         self.stage = Stage::Over;
                         return;
                     }
-                    let nonce = self.options.nonce.as_str().to_owned();
+                    let mut nonce = self.options.nonce.as_str().to_owned();
+                    if self.options.live {
+                        nonce.push_str(" live");
+                    }
                     for h in self.plan.hosts.clone() {
                         let script = self.conversation(&h);
                         out.push(Action::Open {
@@ -1130,6 +1183,23 @@ impl<'a> Deploy<'a> {
             return;
         };
         let k = *k;
+        match protocol::parse(line, &nonce) {
+            Some(protocol::Control::Out { id, text }) => out.push(Action::Event(Event::Output {
+                host: Some(host.to_owned()),
+                id,
+                line: text,
+            })),
+            Some(protocol::Control::Held { id, processes }) => {
+                let name = self.plan.step(id).map_or("?", |s| s.name.as_str());
+                out.push(Action::Event(Event::Held {
+                    host: host.to_owned(),
+                    id,
+                    name: name.to_owned(),
+                    processes,
+                }));
+            }
+            _ => {}
+        }
         let before = transcript.ended.len();
         transcript.take(line, &nonce);
         if transcript.ended.len() > before {
@@ -1189,6 +1259,145 @@ impl<'a> Deploy<'a> {
                 );
             }
         }
+    }
+
+    /// A hard stop: cut what runs, put the hosts back within [`STOP_GRACE`].
+    fn stop_now(&mut self, reason: String, out: &mut Vec<Action>) {
+        self.stopped.get_or_insert(reason.clone());
+        if self.stop_timer.is_some() {
+            return;
+        }
+        match self.stage {
+            Stage::Over => return,
+            Stage::Connecting { .. } => {
+                // Nothing ran anywhere yet: no host is waited for.
+                self.fail(
+                    Failure {
+                        host: None,
+                        step: None,
+                        message: format!("interrupted by {reason} while connecting"),
+                        after_switch: false,
+                    },
+                    out,
+                );
+                for h in &self.plan.hosts {
+                    self.ends.insert(
+                        h.name.clone(),
+                        HostEnd::NotStarted {
+                            reason: format!("stopped by {reason} before every host was connected"),
+                        },
+                    );
+                }
+                self.stage = Stage::Over;
+                return;
+            }
+            Stage::Closing => {
+                // Every host finished: its conversation has nothing more to say.
+                for (name, run) in &mut self.runs {
+                    if run.open {
+                        run.open = false;
+                        run.timer = None;
+                        out.push(Action::Kill { host: name.clone() });
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.fail(
+            Failure {
+                host: None,
+                step: None,
+                message: format!("interrupted by {reason}: the steps in flight were cut"),
+                after_switch: self.after_switch,
+            },
+            out,
+        );
+        self.timers += 1;
+        self.stop_timer = Some(self.timers);
+        out.push(Action::Arm {
+            host: STOP.to_owned(),
+            timer: self.timers,
+            after: STOP_GRACE,
+        });
+        // A local step in flight is stopped (with its children).
+        if let Stage::Units {
+            i,
+            unit: UnitState::Local,
+        } = self.stage
+            && let Unit::Local(id) = self.units[i]
+        {
+            self.local_timer = None;
+            out.push(Action::Kill {
+                host: LOCAL.to_owned(),
+            });
+            let e = TransportError::Session {
+                host: "local".to_owned(),
+                message: format!("stopped by {reason}"),
+            };
+            self.local_done(id, Err(e), out);
+            self.stage = Stage::Units {
+                i: i + 1,
+                unit: UnitState::Ready,
+            };
+        }
+        // The hosts' steps in flight are cut: their scripts are stopped when the hosts are
+        // put back (they are uncertain).
+        let running: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.open && r.running.is_some())
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in running {
+            let run = self.runs.get_mut(&host).expect("a run");
+            run.open = false;
+            run.timer = None;
+            out.push(Action::Kill { host: host.clone() });
+            let e = TransportError::Session {
+                host: host.clone(),
+                message: format!("stopped by {reason} while a step ran"),
+            };
+            self.segment_ended(&host, Err(Some(Err(e))), out);
+        }
+    }
+
+    /// The hard stop's time is up: the hosts not put back yet are given up, named unknown.
+    fn give_up(&mut self, out: &mut Vec<Action>) {
+        let reason = self.stopped.clone().unwrap_or_default();
+        let unknown = HostEnd::Unknown {
+            reason: format!(
+                "not put back within {} s of {reason}: check it with `cargo ship releases`",
+                STOP_GRACE.as_secs()
+            ),
+        };
+        for h in self.plan.hosts.clone() {
+            let run = self.runs.get_mut(&h.name).expect("a run");
+            if run.open {
+                run.open = false;
+                run.timer = None;
+                run.running = None;
+                out.push(Action::Kill {
+                    host: h.name.clone(),
+                });
+            }
+            let pending = run.recovering || (run.locked && !self.ends.contains_key(&h.name));
+            run.recovering = false;
+            if pending {
+                out.push(Action::Event(Event::Recovered {
+                    host: h.name.clone(),
+                    end: unknown.clone(),
+                }));
+                self.ends.insert(h.name.clone(), unknown.clone());
+            } else {
+                self.ends
+                    .entry(h.name.clone())
+                    .or_insert(HostEnd::NotStarted {
+                        reason: format!("the deploy stopped ({reason}) before it started here"),
+                    });
+            }
+        }
+        self.stage = Stage::Over;
     }
 
     fn timed_out(&mut self, host: &str, timer: u64, out: &mut Vec<Action>) {
@@ -1418,6 +1627,15 @@ impl<'a> Deploy<'a> {
     ) {
         let step = self.plan.step(id).expect("a step of the plan");
         let name = step.name.clone();
+        if let Ok(o) = &result {
+            for line in o.stdout.lines().chain(o.stderr.lines()) {
+                out.push(Action::Event(Event::Output {
+                    host: None,
+                    id,
+                    line: line.to_owned(),
+                }));
+            }
+        }
         let (status, message) = match result {
             Ok(o) => (
                 o.status.unwrap_or(-1),

@@ -133,7 +133,8 @@ pub fn variables_set_in(shell: &str) -> std::collections::BTreeSet<String> {
     found
 }
 
-/// How many lines of a step's output are relayed.
+/// How many of a step's last lines a [`Transcript`] keeps (and the failure message quotes);
+/// every line relayed is reported as it comes ([`Control::Out`]).
 pub const OUTPUT_LINES: usize = 20;
 
 /// A deploy's secret: it frames every control line. Made from random bytes by the driver
@@ -166,7 +167,7 @@ pub enum Control {
         /// The step's id.
         id: usize,
     },
-    /// A line a step printed (relayed after it ended).
+    /// A line a step printed (relayed after it ended, or as it came when followed live).
     Out {
         /// The step's id.
         id: usize,
@@ -186,6 +187,14 @@ pub enum Control {
     Segment(usize),
     /// The first part of a two-part operation is done ([`then_eval`]).
     Ready,
+    /// Task `id` ended, and these processes still hold its output: `pid(command)`, space
+    /// separated. They run on; the deploy did not wait for them.
+    Held {
+        /// The step's id.
+        id: usize,
+        /// The processes.
+        processes: String,
+    },
 }
 
 /// Reads one line of a host's standard output: `None` when it is not a control line of this
@@ -219,6 +228,13 @@ pub fn parse(line: &str, nonce: &Nonce) -> Option<Control> {
         "state" => Some(Control::State(args.to_owned())),
         "segment" => Some(Control::Segment(number(args.trim())?)),
         "ready" => Some(Control::Ready),
+        "held" => {
+            let (id, processes) = args.split_once(' ').unwrap_or((args, ""));
+            Some(Control::Held {
+                id: number(id)?,
+                processes: processes.trim().to_owned(),
+            })
+        }
         _ => None,
     }
 }
@@ -230,8 +246,11 @@ pub enum StepIo {
     Control,
     /// `upload`: reads the artifact from the channel; its output goes to its log.
     Artifact,
-    /// Every other step: input from `/dev/null`, output to its log.
+    /// A built-in step: input from `/dev/null`, output to its log.
     Logged,
+    /// A user's or an adapter's task: as [`StepIo::Logged`], and once it ended, the processes
+    /// it left holding its output (a daemon started without redirections) are named.
+    Task,
 }
 
 /// The shell every step after `lock` starts with: a script left running after its deploy
@@ -243,8 +262,62 @@ pub fn lock_guard() -> String {
     )
 }
 
+/// How many bytes of a step's output are relayed at most (the last ones; the host keeps the
+/// whole output in the step's log).
+pub const RELAYED_BYTES: u64 = 256 * 1024;
+
+/// The shell functions every segment script defines for its steps ([`step`]): relaying a
+/// step's output when it ended (`ship_relay`), or as it comes when the deploy is followed
+/// live (`ship_follow`, when the first line of the conversation asked for it: `ship_live`),
+/// and naming the processes that still hold a task's output (`ship_held`).
+pub fn step_functions() -> String {
+    let n = NONCE_VAR;
+    format!(
+        r#"ship_relay() {{
+  [ -s "$2" ] || return 0
+  ship_sz=$(wc -c < "$2" 2>/dev/null) || ship_sz=0
+  [ "$ship_sz" -le {RELAYED_BYTES} ] || printf '%s out %s [%s bytes of output: the first %s are not relayed; the whole output is in %s on %s]
+' "${n}" "$1" "$ship_sz" "$((ship_sz - {RELAYED_BYTES}))" "$2" "$SHIP_HOST"
+  tail -c {RELAYED_BYTES} "$2" | while IFS= read -r ship_l || [ -n "$ship_l" ]; do printf '%s out %s %s
+' "${n}" "$1" "$ship_l"; done
+}}
+ship_follow() {{
+  exec 3<"$2"
+  ship_p= ship_d=
+  while :; do
+    if IFS= read -r ship_l <&3; then printf '%s out %s %s
+' "${n}" "$1" "$ship_p$ship_l"; ship_p=; continue; fi
+    ship_p=$ship_p$ship_l
+    if [ -n "$ship_d" ]; then [ -z "$ship_p" ] || printf '%s out %s %s
+' "${n}" "$1" "$ship_p"; return 0; fi
+    if [ -e "$2.done" ]; then ship_d=1; else sleep 0.1; fi
+  done
+}}
+ship_held() {{
+  ship_h=
+  for ship_f in /proc/[0-9]*/fd/[0-9]*; do
+    [ "$ship_f" -ef "$2" ] || continue
+    ship_f=${{ship_f#/proc/}}; ship_f=${{ship_f%%/*}}
+    case " $ship_h " in *" $ship_f "*) ;; *) ship_h="$ship_h $ship_f" ;; esac
+  done 2>/dev/null
+  [ -n "$ship_h" ] || return 0
+  ship_o=
+  for ship_f in $ship_h; do
+    ship_c=; {{ IFS= read -r ship_c < "/proc/$ship_f/comm"; }} 2>/dev/null || true
+    ship_o="$ship_o $ship_f($ship_c)"
+  done
+  printf '%s held %s%s
+' "${n}" "$1" "$ship_o"
+}}
+"#
+    )
+}
+
 /// One step of a host's script: its start and end on the control channel, its body in a
-/// subshell, its output in its log file and then relayed (the last [`OUTPUT_LINES`] lines).
+/// subshell, its output in its log file, relayed when it ended (at most the last
+/// [`RELAYED_BYTES`]) or, when the deploy is followed live, as it comes. The step is over
+/// when its subshell exits, whatever it left running: the output is a file, so a process
+/// that keeps it open holds nothing up (a task's such processes are named: `held`).
 pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
     let n = NONCE_VAR;
     let mut s = String::new();
@@ -254,26 +327,42 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
     }
     let _ = write!(
         s,
-        "printf '%s start {id} %s\\n' \"${n}\" {}\nset +e\n(\n  set -eu\n{}\n)",
-        crate::shell::quote(name),
-        indent(body)
+        "printf '%s start {id} %s\\n' \"${n}\" {}\nset +e\n",
+        crate::shell::quote(name)
     );
     let log = format!("\"$SHIP_LOG.{id}\"");
+    let logged = matches!(io, StepIo::Logged | StepIo::Task);
+    if logged {
+        let _ = writeln!(
+            s,
+            "[ -z \"${{ship_live-}}\" ] || {{ : >{log}; rm -f \"$SHIP_LOG.{id}.done\"; ship_follow {id} {log} & }}"
+        );
+    }
+    let _ = write!(s, "(\n  set -eu\n{}\n)", indent(body));
     match io {
         StepIo::Control => s.push_str(" </dev/null"),
         StepIo::Artifact => {
             let _ = write!(s, " >{log} 2>&1");
         }
-        StepIo::Logged => {
+        StepIo::Logged | StepIo::Task => {
             let _ = write!(s, " </dev/null >{log} 2>&1");
         }
     }
     s.push_str("\nship_rc=$?\nset -e\n");
-    if io != StepIo::Control {
-        let _ = writeln!(
-            s,
-            "if [ -s {log} ]; then tail -n {OUTPUT_LINES} {log} | while IFS= read -r ship_l || [ -n \"$ship_l\" ]; do printf '%s out {id} %s\\n' \"${n}\" \"$ship_l\"; done; fi"
-        );
+    match io {
+        StepIo::Control => {}
+        StepIo::Artifact => {
+            let _ = writeln!(s, "ship_relay {id} {log}");
+        }
+        StepIo::Logged | StepIo::Task => {
+            let _ = writeln!(
+                s,
+                "if [ -n \"${{ship_live-}}\" ]; then : >\"$SHIP_LOG.{id}.done\"; wait $! || true; rm -f \"$SHIP_LOG.{id}.done\"; else ship_relay {id} {log}; fi"
+            );
+        }
+    }
+    if io == StepIo::Task {
+        let _ = writeln!(s, "ship_held {id} {log}");
     }
     let _ = write!(
         s,
@@ -548,11 +637,12 @@ pub fn unlock_step(branch: &str) -> String {
 }
 
 /// The one script a host runs for a whole deploy: the nonce from the first line of standard
-/// input, the apply-time values, then each segment's script (`(segment, script)`, in order),
+/// input (followed by ` live` when the steps' output is to be relayed as it comes, not when
+/// each step ends), the apply-time values, then each segment's script (`(segment, script)`, in order),
 /// each started by a `go` line followed by `$SHIP_CLEANUP` and `$SHIP_RECORDS`, and followed
 /// by a `segment` control line. Standard input closing instead of a `go` ends it there.
 pub fn conversation(values: &[(&str, &str)], segments: &[(usize, &str)]) -> String {
-    let mut s = format!("IFS= read -r {NONCE_VAR} || exit 0\n");
+    let mut s = format!("read -r {NONCE_VAR} ship_live || exit 0\n");
     for (k, v) in values {
         let _ = writeln!(s, "{k}={}", crate::shell::quote(v));
     }
@@ -731,7 +821,7 @@ impl Transcript {
             Some(Control::State(rest)) => self.probe.take(&rest),
             Some(Control::Segment(k)) => self.finished = Some(k),
             Some(Control::Ready) => self.ready = true,
-            None => {}
+            Some(Control::Held { .. }) | None => {}
         }
     }
 

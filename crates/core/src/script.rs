@@ -496,6 +496,7 @@ pub fn host_script(
             k = k.to_ascii_uppercase()
         );
     }
+    s.push_str(&crate::protocol::step_functions());
     for step in steps {
         let body = match step.kind {
             crate::plan::StepKind::Phase => phase_command(step.phase, input, host, cx),
@@ -504,7 +505,8 @@ pub fn host_script(
         let io = match (step.kind, step.phase) {
             (crate::plan::StepKind::Phase, Phase::Lock) => StepIo::Control,
             (crate::plan::StepKind::Phase, Phase::Upload) => StepIo::Artifact,
-            _ => StepIo::Logged,
+            (crate::plan::StepKind::Phase, _) => StepIo::Logged,
+            (crate::plan::StepKind::Task, _) => StepIo::Task,
         };
         s.push('\n');
         s.push_str(&crate::protocol::step(step.id, &step.name, &body, io));

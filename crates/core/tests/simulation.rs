@@ -1110,6 +1110,7 @@ fn simulate(
         started_at: "2026-11-25T12:00:00Z".to_owned(),
         segment_timeout: Duration::from_secs(60),
         nonce: Nonce::from_bytes(&s.seed.to_le_bytes()),
+        live: false,
     };
     let index: BTreeMap<String, usize> = (0..s.hosts).map(|i| (host_name(i), i)).collect();
     let before: Vec<Disk> = hosts.iter().map(|h| h.disk()).collect();
@@ -1117,7 +1118,11 @@ fn simulate(
     let mut rng = Rng(s.seed ^ 0x5151_5151);
     let mut inputs = VecDeque::from([Input::Start]);
     let mut pending: Vec<Pending> = Vec::new();
-    let mut timers: Vec<(String, u64)> = Vec::new();
+    // Timers fire in the order of their deadlines, on a clock that moves only when nothing
+    // else can happen.
+    let mut timers: Vec<(String, u64, Duration)> = Vec::new();
+    let mut clock = Duration::ZERO;
+    let mut hard_stop_at = None;
     let mut gos = 0;
     let mut stops = 0;
     let mut trace = Vec::new();
@@ -1155,7 +1160,7 @@ fn simulate(
                         Some(i) => hosts[*i].kill(),
                         None => local_killed = true,
                     },
-                    Action::Arm { host, timer, .. } => timers.push((host, timer)),
+                    Action::Arm { host, timer, after } => timers.push((host, timer, clock + after)),
                     Action::MakeGz => pending.push(Pending::Gz),
                     Action::RunLocal { id, .. } => {
                         if s.stop_at_local_after_switch
@@ -1189,6 +1194,15 @@ fn simulate(
             }
         }
         if let Some(outcome) = outcome {
+            if let Some(at) = hard_stop_at
+                && clock > at + ship_core::machine::STOP_GRACE
+            {
+                return Err(format!(
+                    "a second SIGINT at {at:?} was not obeyed within {:?}: done at {clock:?}\n{}",
+                    ship_core::machine::STOP_GRACE,
+                    trace.join("\n")
+                ));
+            }
             let after = hosts.iter().map(|h| h.disk()).collect();
             let lost = hosts.iter().map(|h| h.lost()).collect();
             return Ok(Run {
@@ -1205,10 +1219,11 @@ fn simulate(
         for h in hosts.iter_mut() {
             h.work();
         }
-        if stops == 1 && s.second_stop && gos > s.stop_at_go.unwrap_or(0) {
-            // A second Ctrl-C, a moment after the first.
+        if stops == 1 && s.second_stop && rng.below(4) == 0 {
+            // A second Ctrl-C, a moment after the first: stop now.
             stops += 1;
-            inputs.push_back(Input::Stop("SIGINT".to_owned()));
+            hard_stop_at = Some(clock);
+            inputs.push_back(Input::StopNow("SIGINT".to_owned()));
             continue;
         }
         // What can be delivered now: a host's next line or end, a connection, a local step,
@@ -1221,7 +1236,11 @@ fn simulate(
             if timers.is_empty() {
                 return Err(format!("stalled: nothing to deliver\n{}", trace.join("\n")));
             }
-            let (host, timer) = timers.remove(0);
+            let first = (0..timers.len())
+                .min_by_key(|i| timers[*i].2)
+                .expect("a timer");
+            let (host, timer, at) = timers.remove(first);
+            clock = clock.max(at);
             inputs.push_back(Input::TimedOut { host, timer });
             continue;
         }
