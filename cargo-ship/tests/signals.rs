@@ -12,7 +12,7 @@ fn slow_project(after: &str) -> (Fleet, Fixture) {
     let ship = format!(
         "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
          ssh_config = \"{}\"\n\
-         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"{after}\"\n\
+         [default.tasks.slow]\nrun = \"echo $$ > /srv/slow.pid; while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"{after}\"\n\
          [staging]\nhosts = [\"h1\", \"h2\"]\n",
         fleet.ssh_config().display()
     );
@@ -218,4 +218,130 @@ fn a_signal_after_every_host_switched_lets_the_deploy_complete_and_says_so() {
             "{h} unlocked"
         );
     }
+}
+
+/// A step that never ends (after `after`), a first deploy live, then `signals` (with a pause
+/// between them) while the second deploy waits in that step: cargo ship exits within 10 s of
+/// the signal that stops it now, with `code`; every host is on v1 again, unlocked, the
+/// half-made release gone, and the step stopped on the host.
+fn a_step_that_never_ends_is_cut(after: &str, signals: &[&str], code: i32) {
+    let (fleet, f) = slow_project(after);
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+    let apply = |id: &str| start(&f, &["apply", "staging", "--release-id", id]);
+    let first = apply("20261101000001").wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "rm /srv/go");
+    }
+    f.write("app/index.html", "v2\n");
+    let mut child = apply("20261101000002");
+    // Both hosts in the step that never ends (its loop runs there).
+    let in_step = |h: &str| match after {
+        "switch" => fleet
+            .readlink(h, "/srv/app/current")
+            .ends_with("20261101000002"),
+        _ => {
+            fleet
+                .try_sh(h, "test -e /srv/app/releases/20261101000002/index.html")
+                .0
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !["h1", "h2"].iter().all(|h| in_step(h)) {
+        assert!(
+            Instant::now() < deadline,
+            "the deploy never reached the step"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut last = Instant::now();
+    for (i, signal) in signals.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let kill = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        last = Instant::now();
+    }
+    // It ends by itself, promptly: the step is never going to.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if last.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!(
+                "cargo ship still runs 30 s after SIG{}",
+                signals.join(", SIG")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = last.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(code), "{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "cargo ship took {took:?} to stop after the last signal\n{stderr}"
+    );
+    assert!(stderr.contains("the steps in flight were cut"), "{stderr}");
+    for h in ["h1", "h2"] {
+        assert_eq!(
+            fleet.read(h, "/srv/app/current/index.html"),
+            "v1\n",
+            "{h} back on v1\n{stderr}"
+        );
+        assert!(
+            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
+            "{h} unlocked"
+        );
+    }
+    if after != "switch" {
+        for h in ["h1", "h2"] {
+            assert!(
+                !fleet
+                    .try_sh(h, "test -e /srv/app/releases/20261101000002")
+                    .0,
+                "the half-made release is gone from {h}"
+            );
+        }
+    }
+    // The step's loop was stopped on the hosts (their process groups killed).
+    for h in ["h1", "h2"] {
+        let (running, pid, _) = fleet.try_sh(
+            h,
+            // A zombie (killed, not yet reaped by init) is not running.
+            "ps -o stat= -o pid= -o args= -p $(cat /srv/slow.pid) | grep -v '^Z'",
+        );
+        assert!(!running, "the step still runs on {h}: pid {pid}\n{stderr}");
+    }
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/go");
+    }
+}
+
+#[test]
+fn sigterm_during_a_step_that_never_ends_stops_within_10_s() {
+    a_step_that_never_ends_is_cut("link", &["TERM"], 143);
+}
+
+#[test]
+fn a_second_sigint_during_a_step_that_never_ends_stops_now() {
+    a_step_that_never_ends_is_cut("link", &["INT", "INT"], 130);
+}
+
+#[test]
+fn sigterm_during_a_restart_that_never_ends_switches_every_host_back() {
+    a_step_that_never_ends_is_cut("switch", &["TERM"], 143);
 }

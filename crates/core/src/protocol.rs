@@ -547,15 +547,31 @@ fi"#,
     )
 }
 
-/// Stops what a deploy left running on the host: the process group of the script that took
-/// the lock (`.ship/lock/pid`), when its session was cut or lost. Run by a recovery under
-/// that deploy's own lock; it is in a session (and a process group) of its own.
+/// Stops what a deploy left running on the host: the processes of the process group of the
+/// script that took the lock (`.ship/lock/pid`), when its session was cut or lost. Only
+/// this deploy's: a process is killed only if it is in that group *and* has this release
+/// and `deploy_to` in its environment, so a pid the system gave again to another process
+/// (pids are reused quickly on a busy host) is never killed. Two passes: a process forked
+/// during the first is found by the second. Run by a recovery under that deploy's own
+/// lock; it is in a session (and a process group) of its own.
 pub fn stop_left_running() -> String {
     r#"if [ -s "$SHIP_DEPLOY_TO/.ship/lock/pid" ]; then
   IFS= read -r ship_pid < "$SHIP_DEPLOY_TO/.ship/lock/pid" || true
   case "$ship_pid" in
     ''|*[!0-9]*) ;;
-    *) kill -s KILL -- "-$ship_pid" 2>/dev/null || kill -s KILL "$ship_pid" 2>/dev/null || true ;;
+    *) [ "$ship_pid" = "$$" ] || (
+      ship_x=') '
+      for ship_pass in 1 2; do
+        for ship_s in /proc/[0-9]*/stat; do
+          { IFS= read -r ship_l < "$ship_s"; } 2>/dev/null || continue
+          set -- ${ship_l##*"$ship_x"}
+          [ "${3-}" = "$ship_pid" ] || continue
+          ship_p=${ship_s%/stat}
+          [ "$(tr '\0' '\n' < "$ship_p/environ" 2>/dev/null | grep -cxF -e "SHIP_RELEASE=$SHIP_RELEASE" -e "SHIP_DEPLOY_TO=$SHIP_DEPLOY_TO")" = 2 ] || continue
+          kill -s KILL "${ship_p#/proc/}" 2>/dev/null || true
+        done
+      done
+    ) ;;
   esac
 fi"#
     .to_owned()
