@@ -41,7 +41,9 @@ Examples:
 Exit codes: 0 success; 1 the work failed here (e.g. a build command); 2 usage or
 configuration error, nothing done; 3 a deploy or command failed on a host, every host left
 as it was; 4 a deploy failed and a host could not be put back (its state is unknown);
-130/143 a deploy was interrupted by SIGINT/SIGTERM and every host was put back.";
+130/143 a deploy was interrupted by SIGINT/SIGTERM and every host was put back (a second
+signal, or a SIGTERM not obeyed within 2 s, cuts the steps in flight: cargo ship then exits
+within seconds, naming any host it could not put back).";
 
 /// The `ship` subcommand and its global flags.
 #[derive(Debug, Args)]
@@ -282,12 +284,15 @@ pub struct ApplyArgs {
     #[allow(missing_docs)]
     pub select: SelectArgs,
 
-    /// Print every step of every host as it ends, not only failures.
+    /// Follow every host's output live, each line after its host (`web1 | ...`), and
+    /// every step as it ends. Without it, only a failed step's output is shown (whole).
+    /// Either way every line goes to target/ship/logs/<stage>-<release>.log.
     #[arg(short, long)]
     pub verbose: bool,
 
     /// Output format: `json` prints one JSON object per line on stdout — every event as it
-    /// happens (`connected`, `step`, `failed`, `recovered`), then the `outcome`.
+    /// happens (`connected`, `output`, `step`, `held`, `failed`, `recovered`, `batch`),
+    /// then the `outcome`.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -384,7 +389,9 @@ pub struct PromoteArgs {
     #[arg(long)]
     pub plan_only: bool,
 
-    /// Print every step of every host as it ends, not only failures.
+    /// Follow every host's output live, each line after its host (`web1 | ...`), and
+    /// every step as it ends. Without it, only a failed step's output is shown (whole).
+    /// Either way every line goes to target/ship/logs/<stage>-<release>.log.
     #[arg(short, long)]
     pub verbose: bool,
 
