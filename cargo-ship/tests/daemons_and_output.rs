@@ -106,6 +106,25 @@ fn a_restart_that_daemonizes_holding_its_output_neither_holds_the_deploy_nor_goe
             "{out}"
         );
     }
+    // The same class outside a deploy: `run` and a command that leaves a daemon on its
+    // output (Fabric's FAQ answers this one with nohup and redirections).
+    let started = Instant::now();
+    let (code, out) = run(
+        &f,
+        &[
+            "run",
+            "staging",
+            "--",
+            "echo before; setsid sleep 7 & echo after",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "run waited for the daemon: {:?}\n{out}",
+        started.elapsed()
+    );
+    assert!(out.contains("before") && out.contains("after"), "{out}");
 }
 
 #[test]

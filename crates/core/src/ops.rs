@@ -217,12 +217,34 @@ pub fn run_script(
     limit: std::time::Duration,
 ) -> String {
     let mut s = prelude(deploy_to, host);
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\nexec {} </dev/null\n",
-        limited(command, limit)
+        "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\n{}\nexit $ship_rc",
+        followed(&limited(command, limit))
     );
     s
+}
+
+/// Runs `shell` with its output in a file, printing that file's lines as they come until
+/// `shell` exits, then the rest; sets `ship_rc` to its status. Its output never is the
+/// session's, so a daemon it starts without redirections holds a file, not the session:
+/// the command is over when its shell exits (as a deploy's step, see `protocol::step`).
+pub fn followed(shell: &str) -> String {
+    format!(
+        r#"ship_out=$(mktemp "${{TMPDIR:-/tmp}}/cargo-ship.XXXXXX")
+( {shell} </dev/null >"$ship_out" 2>&1 && ship_r=0 || ship_r=$?; echo "$ship_r" > "$ship_out.rc" ) &
+exec 3<"$ship_out"
+ship_p= ship_d=
+while :; do
+  if IFS= read -r ship_l <&3; then printf '%s\n' "$ship_p$ship_l"; ship_p=; continue; fi
+  ship_p=$ship_p$ship_l
+  if [ -n "$ship_d" ]; then [ -z "$ship_p" ] || printf '%s' "$ship_p"; break; fi
+  if [ -e "$ship_out.rc" ]; then ship_d=1; else sleep 0.1; fi
+done
+exec 3<&-
+IFS= read -r ship_rc < "$ship_out.rc" || ship_rc=1
+rm -f "$ship_out" "$ship_out.rc""#
+    )
 }
 
 /// A user's command, run with `sh -c` under `timeout`: at `limit` its whole process group is
@@ -278,7 +300,11 @@ pub fn maintenance_script(
         s.push_str("if [ -L \"$ship_file\" ]; then\n  echo \"cargo-ship: $SHIP_HOST: current/$ship_file is a symlink: refusing to write the maintenance page through it\" >&2\n  exit 1\nfi\n");
     }
     if let Some(before) = &cfg.before {
-        let _ = writeln!(s, "{} </dev/null", limited(before, limit));
+        let _ = writeln!(
+            s,
+            "{}\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"",
+            followed(&limited(before, limit))
+        );
     }
     if on {
         s.push_str("mkdir -p \"$(dirname \"$ship_file\")\"\n");
@@ -303,7 +329,11 @@ pub fn maintenance_script(
         s.push_str("rm -f \"$ship_file\"\n");
     }
     if let Some(after) = &cfg.after {
-        let _ = writeln!(s, "{} </dev/null", limited(after, limit));
+        let _ = writeln!(
+            s,
+            "{}\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"",
+            followed(&limited(after, limit))
+        );
     }
     let _ = writeln!(s, "echo \"maintenance {state}: current/$ship_file\"");
     s
