@@ -139,6 +139,12 @@ fn apply_v_follows_each_hosts_output_live_and_the_log_keeps_every_line() {
         &f,
         &["apply", "staging", "--release-id", "20261101000001", "-v"],
     );
+    // A watchdog: a deploy that does not show the lines waits for /srv/go forever.
+    let pid = child.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(90));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
     let stderr = child.stderr.take().unwrap();
     let mut seen = String::new();
     let mut lines = BufReader::new(stderr).lines();

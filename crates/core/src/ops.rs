@@ -95,14 +95,17 @@ pub fn target_record(state: &HostState, dir: &str) -> ReleaseRecord {
         })
 }
 
-/// The commands a rollback runs on a host once it is back (its restarts, `(name, command)`),
-/// and how long each may take there.
+/// What a rollback does on a host around making a release live again: the commands it runs
+/// once it is back (its restarts, `(name, command)`), how long each may take there, and the
+/// maintenance page, which follows the site (see [`maintenance_follows_site`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Restarts<'a> {
     /// The commands.
     pub commands: &'a [(String, String)],
     /// Each one's time limit on the host.
     pub limit: std::time::Duration,
+    /// The stage's maintenance page, if it has one.
+    pub maintenance: Option<&'a crate::config::MaintenanceConfig>,
 }
 
 /// Makes `target` live again (the layout's `activate`), records it, logs it as Capistrano
@@ -122,6 +125,7 @@ pub fn rollback_script(
     let Restarts {
         commands: after,
         limit,
+        maintenance,
     } = after;
     let record = layout.rollback_record(state, target);
     let records = records::after_rollback(&state.records, &record);
@@ -136,7 +140,18 @@ pub fn rollback_script(
         quote(&record.id),
         quote(record.revision.as_deref().unwrap_or(&record.digest))
     );
+    // The release made live has the page if the site is in maintenance, and not otherwise:
+    // put right before it is live when it has a directory of its own, else just after.
+    let follows = |dir: &str| maintenance.map(|m| maintenance_follows_site(m, dir) + "\n");
+    if layout.keeps_directories() {
+        let dir = format!("\"$SHIP_DEPLOY_TO/releases/\"{}", quote(target));
+        s.push_str(&follows(&dir).unwrap_or_default());
+    }
     s.push_str(&layout.activate(&cx, target));
+    if !layout.keeps_directories() {
+        s.push('\n');
+        s.push_str(&follows("\"$SHIP_DEPLOY_TO/current\"").unwrap_or_default());
+    }
     let _ = write!(
         s,
         "\n{}\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n",
@@ -232,18 +247,18 @@ pub fn run_script(
 pub fn followed(shell: &str) -> String {
     format!(
         r#"ship_out=$(mktemp "${{TMPDIR:-/tmp}}/cargo-ship.XXXXXX")
-( {shell} </dev/null >"$ship_out" 2>&1 && ship_r=0 || ship_r=$?; echo "$ship_r" > "$ship_out.rc" ) &
-exec 3<"$ship_out"
-ship_p= ship_d=
-while :; do
-  if IFS= read -r ship_l <&3; then printf '%s\n' "$ship_p$ship_l"; ship_p=; continue; fi
-  ship_p=$ship_p$ship_l
-  if [ -n "$ship_d" ]; then [ -z "$ship_p" ] || printf '%s' "$ship_p"; break; fi
-  if [ -e "$ship_out.rc" ]; then ship_d=1; else sleep 0.1; fi
-done
-exec 3<&-
-IFS= read -r ship_rc < "$ship_out.rc" || ship_rc=1
-rm -f "$ship_out" "$ship_out.rc""#
+( {shell} ) </dev/null >"$ship_out" 2>&1 &
+ship_c=$!
+sleep 2147483647 </dev/null >/dev/null 2>&1 &
+ship_g=$!
+tail -c +1 -s 0.1 -f --pid="$ship_g" "$ship_out" 2>/dev/null &
+ship_t=$!
+ship_rc=0
+wait "$ship_c" || ship_rc=$?
+kill "$ship_g" 2>/dev/null || true
+wait "$ship_g" 2>/dev/null || true
+wait "$ship_t" 2>/dev/null || true
+rm -f "$ship_out""#
     )
 }
 
@@ -260,9 +275,90 @@ pub fn limited(command: &str, limit: std::time::Duration) -> String {
 /// The plain page `maintenance on` writes when no `page` is configured.
 pub const MAINTENANCE_PAGE: &str = "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Down for maintenance</title>\n<h1>Down for maintenance</h1>\n<p>We will be back shortly.</p>\n";
 
+/// Where the site's maintenance state is kept on a host: maintenance belongs to the site,
+/// not to a release, so a deploy or a rollback carries it to the release it makes live.
+pub const MAINTENANCE_MARK: &str = "$SHIP_DEPLOY_TO/.ship/maintenance";
+
+/// Shell run in a release's directory that puts the maintenance page up there (`on`) or
+/// takes it down, refusing to write or remove through a symlink the artifact has on the way.
+/// A configured `page` the release does not ship is an error, or (`fallback`: the site is in
+/// maintenance and must stay so) replaced by the built-in page.
+fn page(cfg: &crate::config::MaintenanceConfig, on: bool, label: &str, fallback: bool) -> String {
+    let mut s = format!(
+        "ship_file={}
+",
+        quote(&cfg.file)
+    );
+    s.push_str(&crate::script::refuse_links_on_the_way(
+        "",
+        &[&cfg.file],
+        "write the maintenance page",
+    ));
+    if !on {
+        s.push_str("rm -f \"$ship_file\"\n");
+        return s;
+    }
+    if cfg.page.is_none() && !fallback {
+        let _ = writeln!(
+            s,
+            "if [ -L \"$ship_file\" ]; then\n  echo \"cargo-ship: $SHIP_HOST: {label}/$ship_file is a symlink: refusing to write the maintenance page through it\" >&2\n  exit 1\nfi"
+        );
+    }
+    s.push_str("mkdir -p \"$(dirname \"$ship_file\")\"\n");
+    match &cfg.page {
+        Some(page) if fallback => {
+            let _ = writeln!(
+                s,
+                "ship_page={}\nif [ -f \"$ship_page\" ]; then ln -sfn \"$(pwd -P)/$ship_page\" \"$ship_file\"; else\n  echo \"cargo-ship: $SHIP_HOST: the release has no maintenance page $ship_page: the built-in page is up instead\" >&2\n  rm -f \"$ship_file\"; printf '%s' {} > \"$ship_file\"\nfi",
+                quote(page),
+                quote(MAINTENANCE_PAGE)
+            );
+        }
+        Some(page) => {
+            let _ = writeln!(
+                s,
+                "ship_page={}\n[ -f \"$ship_page\" ] || {{ echo \"cargo-ship: the release on $SHIP_HOST has no maintenance page $ship_page\" >&2; exit 1; }}\n\
+                 ln -sfn \"$(pwd -P)/$ship_page\" \"$ship_file\"",
+                quote(page)
+            );
+        }
+        // Following the site, whatever is there (a link this page was, or one the artifact
+        // ships) is replaced, never written through.
+        None if fallback => {
+            let _ = writeln!(
+                s,
+                "rm -f \"$ship_file\"; printf '%s' {} > \"$ship_file\"",
+                quote(MAINTENANCE_PAGE)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "printf '%s' {} > \"$ship_file\"",
+                quote(MAINTENANCE_PAGE)
+            );
+        }
+    }
+    s
+}
+
+/// Shell that makes the maintenance page of release directory `dir` (a path the shell
+/// expands, e.g. `"$SHIP_RELEASE_PATH"`) follow the site: up when the site is in
+/// maintenance ([`MAINTENANCE_MARK`]), down otherwise. A deploy runs it on the new release
+/// before the switch, a rollback on the release it makes live before activating it, so the
+/// page neither goes down nor comes up by itself.
+pub fn maintenance_follows_site(cfg: &crate::config::MaintenanceConfig, dir: &str) -> String {
+    format!(
+        "( cd {dir}\nif [ -e \"{MAINTENANCE_MARK}\" ]; then\n{}else\n{}fi )",
+        page(cfg, true, "the release", true),
+        page(cfg, false, "the release", false)
+    )
+}
+
 /// Puts up (`on`) or takes down the maintenance page in the live release, with the
 /// configured `before` and `after` commands around it (run in `current/` with
-/// `SHIP_MAINTENANCE=on|off`).
+/// `SHIP_MAINTENANCE=on|off`), and records the site's state ([`MAINTENANCE_MARK`]) for the
+/// deploys and rollbacks that follow.
 pub fn maintenance_script(
     deploy_to: &str,
     host: &str,
@@ -282,23 +378,12 @@ pub fn maintenance_script(
         protocol::take_lock()
     );
     let state = if on { "on" } else { "off" };
-    let _ = write!(
+    let _ = writeln!(
         s,
         "[ -d \"$SHIP_DEPLOY_TO/current\" ] || {{ echo \"cargo-ship: nothing is live on $SHIP_HOST: no release to put a maintenance page in\" >&2; exit 1; }}\n\
          cd \"$SHIP_DEPLOY_TO/current\"\n\
-         SHIP_MAINTENANCE={state}\nexport SHIP_MAINTENANCE\nship_file={}\n",
-        quote(&cfg.file)
+         SHIP_MAINTENANCE={state}\nexport SHIP_MAINTENANCE"
     );
-    // Never write or remove through a symlink the artifact has on the way to the page (nor
-    // through the page itself, when it is written).
-    s.push_str(&crate::script::refuse_links_on_the_way(
-        "",
-        &[&cfg.file],
-        "write the maintenance page",
-    ));
-    if on && cfg.page.is_none() {
-        s.push_str("if [ -L \"$ship_file\" ]; then\n  echo \"cargo-ship: $SHIP_HOST: current/$ship_file is a symlink: refusing to write the maintenance page through it\" >&2\n  exit 1\nfi\n");
-    }
     if let Some(before) = &cfg.before {
         let _ = writeln!(
             s,
@@ -306,27 +391,14 @@ pub fn maintenance_script(
             followed(&limited(before, limit))
         );
     }
+    s.push_str(&page(cfg, on, "current", false));
     if on {
-        s.push_str("mkdir -p \"$(dirname \"$ship_file\")\"\n");
-        match &cfg.page {
-            Some(page) => {
-                let _ = write!(
-                    s,
-                    "ship_page={}\n[ -f \"$ship_page\" ] || {{ echo \"cargo-ship: the live release on $SHIP_HOST has no maintenance page $ship_page\" >&2; exit 1; }}\n\
-                     ln -sfn \"$(pwd -P)/$ship_page\" \"$ship_file\"\n",
-                    quote(page)
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "printf '%s' {} > \"$ship_file\"",
-                    quote(MAINTENANCE_PAGE)
-                );
-            }
-        }
+        let _ = writeln!(
+            s,
+            "printf '%s\\n' \"$SHIP_LOCK_INFO\" > \"{MAINTENANCE_MARK}\""
+        );
     } else {
-        s.push_str("rm -f \"$ship_file\"\n");
+        let _ = writeln!(s, "rm -f \"{MAINTENANCE_MARK}\"");
     }
     if let Some(after) = &cfg.after {
         let _ = writeln!(

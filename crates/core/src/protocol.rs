@@ -268,30 +268,30 @@ pub const RELAYED_BYTES: u64 = 256 * 1024;
 
 /// The shell functions every segment script defines for its steps ([`step`]): relaying a
 /// step's output when it ended (`ship_relay`), or as it comes when the deploy is followed
-/// live (`ship_follow`, when the first line of the conversation asked for it: `ship_live`),
-/// and naming the processes that still hold a task's output (`ship_held`).
+/// live (`ship_follow` … `ship_unfollow`, when the first line of the conversation asked for
+/// it: `ship_live`; GNU `tail --pid` follows the file until a guard process is stopped,
+/// `sed -u` frames each line), and naming the processes that still hold a task's output
+/// (`ship_held`).
 pub fn step_functions() -> String {
     let n = NONCE_VAR;
     format!(
         r#"ship_relay() {{
   [ -s "$2" ] || return 0
   ship_sz=$(wc -c < "$2" 2>/dev/null) || ship_sz=0
-  [ "$ship_sz" -le {RELAYED_BYTES} ] || printf '%s out %s [%s bytes of output: the first %s are not relayed; the whole output is in %s on %s]
-' "${n}" "$1" "$ship_sz" "$((ship_sz - {RELAYED_BYTES}))" "$2" "$SHIP_HOST"
-  tail -c {RELAYED_BYTES} "$2" | while IFS= read -r ship_l || [ -n "$ship_l" ]; do printf '%s out %s %s
-' "${n}" "$1" "$ship_l"; done
+  [ "$ship_sz" -le {RELAYED_BYTES} ] || printf '%s out %s [%s bytes of output: the first %s are not relayed; the whole output is in %s on %s]\n' "${n}" "$1" "$ship_sz" "$((ship_sz - {RELAYED_BYTES}))" "$2" "$SHIP_HOST"
+  tail -c {RELAYED_BYTES} "$2" | while IFS= read -r ship_l || [ -n "$ship_l" ]; do printf '%s out %s %s\n' "${n}" "$1" "$ship_l"; done
 }}
 ship_follow() {{
-  exec 3<"$2"
-  ship_p= ship_d=
-  while :; do
-    if IFS= read -r ship_l <&3; then printf '%s out %s %s
-' "${n}" "$1" "$ship_p$ship_l"; ship_p=; continue; fi
-    ship_p=$ship_p$ship_l
-    if [ -n "$ship_d" ]; then [ -z "$ship_p" ] || printf '%s out %s %s
-' "${n}" "$1" "$ship_p"; return 0; fi
-    if [ -e "$2.done" ]; then ship_d=1; else sleep 0.1; fi
-  done
+  sleep 2147483647 </dev/null >/dev/null 2>&1 &
+  ship_g=$!
+  tail -n +1 -s 0.1 -f --pid="$ship_g" "$2" 2>/dev/null | sed -u "s/^/${n} out $1 /" &
+  ship_t=$!
+}}
+ship_unfollow() {{
+  kill "$ship_g" 2>/dev/null || true
+  wait "$ship_g" 2>/dev/null || true
+  wait "$ship_t" 2>/dev/null || true
+  [ -z "$(tail -c 1 "$1" 2>/dev/null)" ] || printf '\n'
 }}
 ship_held() {{
   ship_h=
@@ -306,8 +306,7 @@ ship_held() {{
     ship_c=; {{ IFS= read -r ship_c < "/proc/$ship_f/comm"; }} 2>/dev/null || true
     ship_o="$ship_o $ship_f($ship_c)"
   done
-  printf '%s held %s%s
-' "${n}" "$1" "$ship_o"
+  printf '%s held %s%s\n' "${n}" "$1" "$ship_o"
 }}
 "#
     )
@@ -335,7 +334,7 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
     if logged {
         let _ = writeln!(
             s,
-            "[ -z \"${{ship_live-}}\" ] || {{ : >{log}; rm -f \"$SHIP_LOG.{id}.done\"; ship_follow {id} {log} & }}"
+            "[ -z \"${{ship_live-}}\" ] || {{ : >{log}; ship_follow {id} {log}; }}"
         );
     }
     let _ = write!(s, "(\n  set -eu\n{}\n)", indent(body));
@@ -357,7 +356,7 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
         StepIo::Logged | StepIo::Task => {
             let _ = writeln!(
                 s,
-                "if [ -n \"${{ship_live-}}\" ]; then : >\"$SHIP_LOG.{id}.done\"; wait $! || true; rm -f \"$SHIP_LOG.{id}.done\"; else ship_relay {id} {log}; fi"
+                "if [ -n \"${{ship_live-}}\" ]; then ship_unfollow {log}; else ship_relay {id} {log}; fi"
             );
         }
     }
