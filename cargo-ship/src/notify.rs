@@ -61,7 +61,55 @@ pub(crate) fn ended(
     if let (Some(all), serde_json::Value::Object(more)) = (summary.as_object_mut(), details) {
         all.extend(more);
     }
+    // Slack's and Mattermost's incoming webhooks take `text` (and ignore the rest).
+    summary["text"] = serde_json::Value::from(text(&summary));
     if let Err(e) = send(notify, &summary) {
         let _ = writeln!(cx.stderr, "warning: {e}");
+    }
+}
+
+/// One line a person reads in a chat channel: who did what to which stage, and how it ended.
+fn text(summary: &serde_json::Value) -> String {
+    let field = |k: &str| summary[k].as_str().unwrap_or("?");
+    let (action, app, stage, who) = (field("action"), field("app"), field("stage"), field("who"));
+    let release = summary["release"]
+        .as_str()
+        .map(|r| format!(" release {r}"))
+        .unwrap_or_default();
+    let hosts = summary["hosts"].as_array().map_or(String::new(), |h| {
+        format!(", {} host{}", h.len(), if h.len() == 1 { "" } else { "s" })
+    });
+    let secs = summary["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
+    let what = format!("{action} of {app}{release} to {stage} by {who}");
+    match field("result") {
+        "ok" => format!("cargo ship: {what} succeeded ({secs:.1} s{hosts})"),
+        result => {
+            let why = summary["message"]
+                .as_str()
+                .and_then(|m| m.lines().next())
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            format!("cargo ship: {what} {result}{why} ({secs:.1} s{hosts})")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_text_says_who_did_what_and_how_it_ended() {
+        let ok = serde_json::json!({"action": "deploy", "app": "shop", "stage": "production",
+            "who": "ana@laptop", "result": "ok", "release": "20261125120000",
+            "duration_ms": 4200, "hosts": [{}, {}]});
+        assert_eq!(
+            super::text(&ok),
+            "cargo ship: deploy of shop release 20261125120000 to production by ana@laptop succeeded (4.2 s, 2 hosts)"
+        );
+        let failed = serde_json::json!({"action": "rollback", "app": "shop", "stage": "staging",
+            "who": "ci@runner", "result": "failed", "message": "h2 is locked\nmore", "duration_ms": 300});
+        assert_eq!(
+            super::text(&failed),
+            "cargo ship: rollback of shop to staging by ci@runner failed: h2 is locked (0.3 s)"
+        );
     }
 }

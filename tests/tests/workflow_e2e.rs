@@ -166,8 +166,17 @@ fn webhook_server() -> (u16, mpsc::Receiver<serde_json::Value>) {
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
+            let json: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            // As Slack's incoming webhooks do: a payload without `text` is refused.
+            let has_text = json["text"].as_str().is_some_and(|t| !t.trim().is_empty());
+            let answer: &[u8] = if has_text {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            } else {
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\nConnection: close\r\n\r\nno_text"
+            };
+            let _ = stream.write_all(answer);
+            let _ = tx.send(json);
         }
     });
     (port, rx)
@@ -200,6 +209,13 @@ fn deploys_rollbacks_and_promotions_are_posted_to_the_webhook() {
     assert_eq!(n["hosts"][0]["host"], "h1");
     assert_eq!(n["hosts"][0]["state"], "deployed");
     assert!(n["duration_ms"].is_u64());
+    let text = n["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("cargo ship: deploy of ")
+            && text.contains("release 20260101000001 to staging by tester@")
+            && text.contains("succeeded"),
+        "{text}"
+    );
 
     ok(&f.ship(&["apply", "staging", "--release-id", "20260101000002"]));
     assert_eq!(wait()["release"], "20260101000002");
@@ -305,6 +321,46 @@ fn maintenance_on_and_off_with_hooks() {
         fleet.read("h1", "/srv/app/current/public/maintenance.html"),
         "<h1>back at 5</h1>\n"
     );
+    // Maintenance belongs to the site, not the release: a deploy during maintenance keeps
+    // the page up; a rollback neither takes it down nor puts it back up by itself.
+    let page_up = |h: &str| {
+        fleet
+            .try_sh(h, "test -e /srv/app/current/public/maintenance.html")
+            .0
+    };
+    f.write("app.txt", "v3\n");
+    f.commit("v3");
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000003"]));
+    assert!(
+        page_up("h1") && page_up("h2"),
+        "a deploy took the page down"
+    );
+    ok(&f.ship(&["maintenance", "staging", "off"]));
+    // Release 2 still has the page it had while it was live: rolling back to it must not
+    // put the site back in maintenance.
+    ok(&f.ship(&["rollback", "staging"]));
+    assert!(
+        fleet
+            .readlink("h1", "/srv/app/current")
+            .ends_with("20260101000002")
+    );
+    assert!(
+        !page_up("h1") && !page_up("h2"),
+        "a rollback put the page up"
+    );
+    ok(&f.ship(&["maintenance", "staging", "on"]));
+    ok(&f.ship(&["rollback", "staging"]));
+    assert!(
+        fleet
+            .readlink("h1", "/srv/app/current")
+            .ends_with("20260101000001")
+    );
+    assert!(
+        page_up("h1") && page_up("h2"),
+        "a rollback took the page down"
+    );
+    ok(&f.ship(&["maintenance", "staging", "off"]));
+    assert!(!page_up("h1") && !page_up("h2"));
     // A stage without the table is told how to add one.
     let bare = Fixture::new(&[(
         "Ship.toml",

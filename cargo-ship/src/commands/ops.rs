@@ -88,6 +88,7 @@ fn rollback_stage(
             .map(|h| (h.clone(), after_switch(stage, h)))
             .collect(),
         limit: stage.command_timeout,
+        maintenance: stage.maintenance.as_ref(),
     };
 
     // One session per host: lock and read the state; then, once every host has answered,

@@ -27,6 +27,7 @@
 //!     to: None,
 //!     after: BTreeMap::new(),
 //!     limit: std::time::Duration::from_secs(60),
+//!     maintenance: None,
 //! };
 //! // A host that could not be locked stops the rollback: nothing changes anywhere.
 //! let mut first: BTreeMap<String, Result<RunOutput, TransportError>> = BTreeMap::new();
@@ -57,6 +58,9 @@ pub struct Rollback<'a> {
     pub after: BTreeMap<String, Vec<(String, String)>>,
     /// How long each of those may take on the host.
     pub limit: std::time::Duration,
+    /// The stage's maintenance page: the release made live gets it if the site is in
+    /// maintenance, and loses it if not.
+    pub maintenance: Option<&'a crate::config::MaintenanceConfig>,
 }
 
 /// What a rollback does once every host answered.
@@ -181,6 +185,7 @@ impl Rollback<'_> {
                         ops::Restarts {
                             commands: after,
                             limit: self.limit,
+                            maintenance: self.maintenance,
                         },
                     ),
                 )

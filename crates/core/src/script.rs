@@ -262,7 +262,21 @@ pub fn phase_command(
         ),
         Phase::Link => link_command(host),
         Phase::Install => ":".to_owned(),
-        Phase::Switch => layout.switch(cx),
+        Phase::Switch => match &input.stage.maintenance {
+            // Maintenance belongs to the site: the new release gets the page if the site is
+            // in maintenance (before it is live, when it has a directory of its own).
+            Some(m) if layout.keeps_directories() => format!(
+                "{}\n{}",
+                crate::ops::maintenance_follows_site(m, "\"$SHIP_RELEASE_PATH\""),
+                layout.switch(cx)
+            ),
+            Some(m) => format!(
+                "{}\n{}",
+                layout.switch(cx),
+                crate::ops::maintenance_follows_site(m, "\"$SHIP_DEPLOY_TO/current\"")
+            ),
+            None => layout.switch(cx),
+        },
         Phase::Verify => match host.health.as_ref().or(input.stage.health.as_ref()) {
             Some(h) => health_command(h, &host.name),
             None => ":".to_owned(),
