@@ -8,6 +8,7 @@ use ship_core::adapter::{Adapter, Configured, Here};
 use ship_core::artifact::{self, Built, Content, Extra, Packing};
 use ship_core::load::{ConfigError, Loaded};
 use ship_core::{Stage, TaskSpec};
+use std::path::{Path, PathBuf};
 
 /// Every adapter cargo ship knows, in the order their work and tasks come in a plan. A new
 /// adapter is one crate implementing `ship_core::adapter::Adapter` and one line here.
@@ -112,6 +113,19 @@ pub(crate) fn commands(
     Ok(commands)
 }
 
+/// Where the build commands run: for a `git` source with commands, a tree of its own made
+/// from the commit (`target/ship/build/<stage>`, see `ship_core::artifact::export`), packed
+/// as the build leaves it, so that what the build wrote ships; else the project's root
+/// (None), as for a `dir` source, which names the build's output itself.
+pub(crate) fn build_tree(project: &Project, stage: &Stage, commands: &[String]) -> Option<PathBuf> {
+    match &stage.source {
+        ship_core::SourceConfig::Git(_) if !commands.is_empty() => {
+            Some(here(project, stage).stage_dir("build"))
+        }
+        _ => None,
+    }
+}
+
 /// The command that builds the binary of a `cargo` source, as the plan records it.
 pub(crate) fn cargo_command(bin: &str) -> String {
     format!("cargo build --release --locked --bin {bin}")
@@ -130,9 +144,13 @@ pub(crate) fn build(
         |table: &str, e: ship_core::adapter::Error| CliError::Build(format!("[{table}]: {e}"));
     let mut commands = commands(project, stage, adapters)?;
     let mut tasks = Vec::new();
+    let tree = build_tree(project, stage, &commands);
+    if let (Some(tree), ship_core::SourceConfig::Git(rev)) = (&tree, &stage.source) {
+        artifact::export(root, rev, tree)?;
+    }
     // The build commands run before the adapters' own work: they may write its inputs
     // (the requirements, say).
-    artifact::run_commands(root, &commands)?;
+    artifact::run_commands(tree.as_deref().unwrap_or(root), &commands)?;
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
         let command = cargo_command(bin);
         let status = std::process::Command::new(&project.cargo)
@@ -152,7 +170,7 @@ pub(crate) fn build(
     for (table, adapter) in &adapters.configured {
         tasks.extend(adapter.build(&here).map_err(|e| failed(table, e))?);
     }
-    let mut built = pack(project, stage, adapters)?;
+    let mut built = pack(project, stage, adapters, tree.as_deref())?;
     built.info.commands = commands;
     Ok((built, tasks))
 }
@@ -164,10 +182,16 @@ pub(crate) fn repack(
     stage: &Stage,
     adapters: &Adapters,
 ) -> Result<Built, CliError> {
-    pack(project, stage, adapters)
+    let tree = build_tree(project, stage, &commands(project, stage, adapters)?);
+    pack(project, stage, adapters, tree.as_deref())
 }
 
-fn pack(project: &Project, stage: &Stage, adapters: &Adapters) -> Result<Built, CliError> {
+fn pack(
+    project: &Project,
+    stage: &Stage,
+    adapters: &Adapters,
+    tree: Option<&Path>,
+) -> Result<Built, CliError> {
     let mut extras: Vec<Extra> = Vec::new();
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
         let target = project.ship_dir.parent().unwrap_or(&project.root);
@@ -176,9 +200,17 @@ fn pack(project: &Project, stage: &Stage, adapters: &Adapters) -> Result<Built, 
             to: format!("bin/{bin}"),
         });
     }
-    extras.extend(stage.include.iter().map(|p| Extra {
-        from: project.root.join(p.trim_end_matches('/')),
-        to: p.trim_end_matches('/').to_owned(),
+    // `include` paths as the build left them, else as the project has them.
+    extras.extend(stage.include.iter().map(|p| {
+        let p = p.trim_end_matches('/');
+        let from = match tree {
+            Some(tree) if std::fs::symlink_metadata(tree.join(p)).is_ok() => tree.join(p),
+            _ => project.root.join(p),
+        };
+        Extra {
+            from,
+            to: p.to_owned(),
+        }
     }));
     let here = here(project, stage);
     for (_, adapter) in &adapters.configured {
@@ -198,6 +230,7 @@ fn pack(project: &Project, stage: &Stage, adapters: &Adapters) -> Result<Built, 
             content,
             build: &[],
             extras: &extras,
+            tree,
         },
         &project.ship_dir.join("artifacts"),
     )?)

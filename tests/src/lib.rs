@@ -125,11 +125,15 @@ impl Fixture {
     }
 
     /// Commits every file of the project to its git repository (made on first use), with
-    /// fixed dates: the same files give the same commit, so plans can be snapshots.
+    /// fixed dates: the same files give the same commit, so plans can be snapshots. A
+    /// project without a `.gitignore` gets one for `target/`, `__pycache__/` and
+    /// `node_modules/`; one the project has is kept (what it ignores is part of the test).
     pub fn commit(&self, message: &str) {
         if !self.join(".git").exists() {
             git(self.path(), &["init", "-q", "-b", "main"]);
-            self.write(".gitignore", "target/\n__pycache__/\nnode_modules/\n");
+            if !self.join(".gitignore").exists() {
+                self.write(".gitignore", "target/\n__pycache__/\nnode_modules/\n");
+            }
         }
         git(self.path(), &["add", "-A"]);
         git(

@@ -194,3 +194,19 @@ fn completions_are_generated_for_the_cargo_subcommand() {
     let out = f.ship(&["completions", "tcsh"]);
     assert_eq!(out.code, 2);
 }
+
+#[test]
+fn init_suits_a_node_service_with_a_build() {
+    let f = Fixture::new(&[(
+        "package.json",
+        r#"{"name": "api", "version": "1.0.0", "scripts": {"build": "tsc", "start": "node dist/server.js"}, "dependencies": {"express": "^4.21.0"}}"#,
+    )]);
+    assert_eq!(f.ship(&["init"]).code, 0);
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    // No ship list: the commit's files and the build's dist/ ship; the hosts install express.
+    assert!(
+        text.contains("[default.node]\ninstall = \"production\"\n"),
+        "{text}"
+    );
+    assert!(!text.contains("ship = "), "{text}");
+}

@@ -187,3 +187,144 @@ fn a_missing_lock_file_is_refused_saying_how_to_make_one() {
     );
     assert!(out.stderr.contains("npm install"), "{}", out.stderr);
 }
+
+/// The files of the current release of `host`, from its root, sorted (`./REVISION`, ...).
+fn listing(fleet: &Fleet, host: &str, deploy_to: &str) -> Vec<String> {
+    fleet
+        .sh(
+            host,
+            &format!("cd {deploy_to}/current/ && find . -mindepth 1 | sort"),
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Build once, ship the build, by default: a service whose `npm run build` writes
+/// `dist/server.js` (gitignored, as everyone lays it out) and no `ship` list gets the
+/// commit's files and what the build wrote; node_modules, which `npm ci` wrote, and a local
+/// file the commit does not have stay here.
+#[test]
+fn a_service_built_to_dist_with_no_ship_list_serves_its_build() {
+    let fleet = Fleet::start(2);
+    let _servers = KillOnDrop(&fleet, "/srv/built/shared/server.pid");
+    let ship = format!(
+        r#"[default]
+app = "built"
+deploy_to = "/srv/built"
+ssh_config = "{}"
+
+[default.node]
+# build: `npm ci`, then `npm run build` (node build.js): the defaults; no ship list.
+
+[default.tasks.restart]
+run = "sh restart.sh"
+after = "switch"
+
+[staging]
+hosts = [{}]
+"#,
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..2)
+    );
+    let f = Fixture::from_fixture("nodebuilt", &[("Ship.toml", &ship)]);
+    f.commit("built v1");
+    f.write(".env", "SECRET=local only\n");
+    // An old build in the working tree must not ship either: the build runs on the commit.
+    f.write("dist/stale.js", "old\n");
+
+    let out = f.ship(&[
+        "plan",
+        "staging",
+        "--release-id",
+        "20260101000001",
+        "--format",
+        "json",
+    ]);
+    ok(&out);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["artifact"]["source"], "git HEAD + built dist/");
+    ok(&f.ship_env(&["apply"], &[("USER", "tester")]));
+    assert_eq!(
+        fleet.http_answers(8000),
+        vec!["Hello from the build of v1\n"; 2]
+    );
+    for h in HOSTS {
+        let files = listing(&fleet, h, "/srv/built");
+        for shipped in ["./dist/server.js", "./package.json", "./src/server.js"] {
+            assert!(files.iter().any(|f| f == shipped), "{h}: {files:?}");
+        }
+        for kept in ["./node_modules", "./.env", "./dist/stale.js"] {
+            assert!(!files.iter().any(|f| f == kept), "{h}: {files:?}");
+        }
+    }
+
+    f.write("src/message.txt", "v2\n");
+    f.commit("built v2");
+    ok(&apply(&f, "20260101000002"));
+    assert_eq!(
+        fleet.http_answers(8000),
+        vec!["Hello from the build of v2\n"; 2]
+    );
+    ok(&f.ship(&["rollback", "staging"]));
+    assert_eq!(
+        fleet.http_answers(8000),
+        vec!["Hello from the build of v1\n"; 2]
+    );
+}
+
+/// A front end laid out as Vite makes it (index.html at the root, `public/`, `dist` in
+/// .gitignore) with no `ship` list: its build ships beside its sources, and a web server
+/// whose root is `current/dist` serves the built page.
+#[test]
+fn a_vite_layout_with_no_ship_list_serves_dist() {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        r#"[default]
+app = "front"
+deploy_to = "/srv/front"
+ssh_config = "{}"
+
+[default.node]
+
+[default.health]
+run = "test -s dist/index.html"
+
+[staging]
+hosts = [{}]
+"#,
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..2)
+    );
+    let f = Fixture::from_fixture("vitelike", &[("Ship.toml", &ship)]);
+    f.commit("front v1");
+    // The web server of each host serves /srv/front/current/dist, as nginx's `root` would.
+    for h in &fleet.hosts {
+        fleet.sh(
+            &h.name,
+            &format!(
+                "mkdir -p /srv/front/current/dist && nohup setsid timeout 600 python3 -m http.server 8000 \
+                 --bind {} --directory /srv/front/current/dist >/dev/null 2>&1 </dev/null & echo $! > /srv/web.pid",
+                h.ip
+            ),
+        );
+    }
+    let _servers = KillOnDrop(&fleet, "/srv/web.pid");
+    // `current` must be free for the deploy's symlink: the server only needed it to start.
+    for h in HOSTS {
+        fleet.sh(h, "rm -r /srv/front/current");
+    }
+    ok(&apply(&f, "20260101000001"));
+    for (h, body) in HOSTS.iter().zip(fleet.http_answers(8000)) {
+        assert!(body.contains("<h1>front v1</h1>"), "{h}: {body}");
+        assert!(body.contains("/assets/index-"), "{h}: {body}");
+        let files = listing(&fleet, h, "/srv/front");
+        for shipped in ["./dist/favicon.svg", "./index.html", "./src/main.js"] {
+            assert!(files.iter().any(|f| f == shipped), "{h}: {files:?}");
+        }
+        assert!(
+            files.iter().any(|f| f.starts_with("./dist/assets/index-")),
+            "{h}: {files:?}"
+        );
+    }
+}

@@ -187,7 +187,9 @@ pub trait Configured: std::fmt::Debug + Send + Sync {
 /// Where the build phase runs, on this machine.
 #[derive(Clone, Copy, Debug)]
 pub struct Here<'a> {
-    /// The project's root: where build commands run and `source` paths start.
+    /// The project's root: where `source` paths start, and where the build commands run
+    /// unless the source is `git` (then in a copy of the commit, `target/ship/build/<stage>`,
+    /// see [`crate::artifact::export`]).
     pub root: &'a Path,
     /// The directory cargo ship keeps what it makes for the project in (`target/ship`).
     pub ship_dir: &'a Path,

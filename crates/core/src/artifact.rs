@@ -14,6 +14,18 @@
 //! the release's parent. An entry under a symlink of the artifact is refused too
 //! (unpacking it would write through the link).
 //!
+//! # What a build ships
+//!
+//! A `git` source with build commands is built in a tree of its own: [`export`] writes the
+//! commit's files to `target/ship/build/<stage>`, the commands run there, and the artifact
+//! is that tree as the build left it ([`Packing::tree`]): the commit's files and everything
+//! the build wrote or changed, ignored by git or not (`dist/`, `build/`, `.next/`, compiled
+//! assets) — build once, ship the build. What a build installs or caches there does not
+//! ship unless the commit has it ([`LEFT_BEHIND`]: `node_modules`, `__pycache__`,
+//! `.next/cache`): the hosts install their own dependencies. Nothing of the working tree
+//! that the commit lacks gets in (a local `.env`, an old `dist/`), and the same commit and
+//! build give the same artifact wherever it is built.
+//!
 //! The tar is stored zstd-compressed, `<cache>/<digest>.tar.zst`, which is what hosts with
 //! `zstd` are sent; [`gz_of`] makes the `.tar.gz` for a host without it, when one needs it.
 
@@ -54,6 +66,15 @@ pub enum ArtifactError {
         path: PathBuf,
         /// The error.
         source: std::io::Error,
+    },
+    /// The tree a `git` source was built in is gone, or was made from another commit than
+    /// the one the source names now.
+    #[error("{}: {reason}; run `cargo ship plan` again", tree.display())]
+    Stale {
+        /// The tree.
+        tree: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An entry that could escape the release directory.
     #[error("refusing artifact entry `{entry}`: {reason}")]
@@ -118,6 +139,7 @@ pub fn build(
             content: Content::Source(source),
             build: build_commands,
             extras: &[],
+            tree: None,
         },
         cache,
     )
@@ -133,6 +155,152 @@ pub struct Packing<'a> {
     pub build: &'a [String],
     /// More files or directories, packed after the content (they win on a clash).
     pub extras: &'a [Extra],
+    /// Where the build ran when not in the project's root: the tree [`export`] made of a
+    /// `git` source. A `git` source is then packed from it (the commit's files and what the
+    /// build wrote, see [`LEFT_BEHIND`]), and [`Content::Paths`] are read from it first
+    /// (from the project's root when the tree has no such path).
+    pub tree: Option<&'a Path>,
+}
+
+/// What a build leaves in its tree that ships only if the commit has it: the dependencies
+/// it installed (each host installs its own, or the app bundles them) and its caches.
+/// Each is a path, matched at any depth (`a/node_modules/x` is left behind).
+pub const LEFT_BEHIND: &[&str] = &["node_modules", "__pycache__", ".next/cache"];
+
+/// Whether `path` (of a built tree) is, or lies under, one of [`LEFT_BEHIND`].
+fn left_behind(path: &str) -> bool {
+    LEFT_BEHIND.iter().any(|p| {
+        path == *p
+            || path.starts_with(&format!("{p}/"))
+            || path.ends_with(&format!("/{p}"))
+            || path.contains(&format!("/{p}/"))
+    })
+}
+
+/// Makes `tree` a clean copy of the project's files at `rev` (what `source = { git = rev }`
+/// packs), removing what a previous build left there, and records the commit beside it
+/// (`<tree>.commit`); returns the commit. The build commands then run in `tree`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use ship_core::artifact::{self, Content, Packing};
+/// use ship_core::config::SourceConfig;
+/// let project = tempfile::tempdir()?;
+/// let git = |args: &[&str]| std::process::Command::new("git").args(args)
+///     .current_dir(project.path()).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@t")
+///     .env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@t").output();
+/// std::fs::write(project.path().join(".gitignore"), "dist/\n")?;
+/// std::fs::write(project.path().join("app.js"), "console.log(1)")?;
+/// git(&["init", "-q"])?;
+/// git(&["add", "-A"])?;
+/// git(&["commit", "-qm", "v1"])?;
+/// std::fs::write(project.path().join("secret.env"), "KEY=1")?; // never committed
+///
+/// let tree = project.path().join("target/ship/build/staging");
+/// artifact::export(project.path(), "HEAD", &tree)?;
+/// assert!(tree.join("app.js").is_file() && !tree.join("secret.env").exists());
+/// let build = ["mkdir -p dist node_modules/x && echo built > dist/app.js".to_owned()];
+/// artifact::run_commands(&tree, &build)?;
+///
+/// let source = SourceConfig::Git("HEAD".into());
+/// let packing = Packing { content: Content::Source(&source), build: &[], extras: &[], tree: Some(&tree) };
+/// let built = artifact::build_with(project.path(), &packing, &project.path().join("cache"))?;
+/// assert_eq!(built.info.source, "git HEAD + built dist/"); // dist/ ships, node_modules/ does not
+/// assert_eq!(built.info.entries, 4); // .gitignore, app.js, dist/, dist/app.js
+/// # Ok(()) }
+/// ```
+pub fn export(root: &Path, rev: &str, tree: &Path) -> Result<String, ArtifactError> {
+    let (tar, commit) = git_archive(root, rev)?;
+    let entries = read_tar(&tar[..])?;
+    check_links(&entries)?;
+    if std::fs::symlink_metadata(tree).is_ok() {
+        std::fs::remove_dir_all(tree).map_err(io(tree))?;
+    }
+    std::fs::create_dir_all(tree).map_err(io(tree))?;
+    for (path, entry) in &entries {
+        let to = tree.join(path);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        match entry {
+            Entry::Dir => std::fs::create_dir_all(&to).map_err(io(&to))?,
+            Entry::File { data, executable } => {
+                std::fs::write(&to, data).map_err(io(&to))?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = if *executable { 0o755 } else { 0o644 };
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+                        .map_err(io(&to))?;
+                }
+            }
+            Entry::Symlink(target) => {
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(target, &to).map_err(io(&to))?;
+                #[cfg(not(unix))]
+                return Err(ArtifactError::Unsafe {
+                    entry: path.clone(),
+                    reason: format!("symlinks (to {target}) need a unix system"),
+                });
+            }
+        }
+    }
+    let record = commit_file(tree);
+    std::fs::write(&record, format!("{commit}\n")).map_err(io(&record))?;
+    Ok(commit)
+}
+
+/// Where [`export`] records the commit a tree was made from: `<tree>.commit`.
+fn commit_file(tree: &Path) -> PathBuf {
+    let mut name = tree.file_name().unwrap_or_default().to_owned();
+    name.push(".commit");
+    tree.with_file_name(name)
+}
+
+/// The entries of a tree [`export`] made of `rev` and a build then ran in: the commit's
+/// files and what the build wrote or changed (not [`LEFT_BEHIND`]); with the commit and
+/// the top-level paths the build added or changed, for the artifact's label.
+#[allow(clippy::type_complexity)]
+fn read_built(
+    root: &Path,
+    rev: &str,
+    tree: &Path,
+) -> Result<(Vec<(String, Entry)>, String, Vec<String>), ArtifactError> {
+    let stale = |reason: String| ArtifactError::Stale {
+        tree: tree.to_owned(),
+        reason,
+    };
+    let (tar, commit) = git_archive(root, rev)?;
+    let made_from = std::fs::read_to_string(commit_file(tree)).unwrap_or_default();
+    if !tree.is_dir() || made_from.is_empty() {
+        return Err(stale("the tree the build ran in is gone".to_owned()));
+    }
+    if made_from.trim() != commit {
+        return Err(stale(format!(
+            "the build ran on commit {}, and `{rev}` is now {}",
+            &made_from.trim()[..12.min(made_from.trim().len())],
+            &commit[..12.min(commit.len())]
+        )));
+    }
+    let source: std::collections::BTreeMap<String, Entry> =
+        read_tar(&tar[..])?.into_iter().collect();
+    let entries = walk(tree, &|rel| source.contains_key(rel) || !left_behind(rel))?;
+    let mut built: Vec<String> = Vec::new();
+    for (path, entry) in &entries {
+        if source.get(path) == Some(entry) {
+            continue;
+        }
+        let top = match path.split_once('/') {
+            Some((top, _)) => format!("{top}/"),
+            None if *entry == Entry::Dir => format!("{path}/"),
+            None => path.clone(),
+        };
+        if built.last() != Some(&top) && !built.contains(&top) {
+            built.push(top);
+        }
+    }
+    built.sort();
+    Ok((entries, commit, built))
 }
 
 /// The main content of an artifact.
@@ -165,7 +333,7 @@ pub struct Extra {
 /// std::fs::write(project.path().join("LICENSE"), "MIT")?;
 /// let paths = ["dist/".to_owned()];
 /// let extras = [Extra { from: project.path().join("LICENSE"), to: "legal/LICENSE".into() }];
-/// let packing = Packing { content: Content::Paths(&paths), build: &[], extras: &extras };
+/// let packing = Packing { content: Content::Paths(&paths), build: &[], extras: &extras, tree: None };
 /// let built = artifact::build_with(project.path(), &packing, &project.path().join("cache"))?;
 /// assert_eq!(built.info.source, "paths dist/");
 /// assert_eq!(built.info.entries, 4); // css/, index.html, legal/, legal/LICENSE
@@ -213,10 +381,21 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
             let (kind, value) = source.parts();
             let label = format!("{kind} {value}");
             match source {
-                SourceConfig::Git(rev) => {
-                    let (tar, commit) = git_archive(root, rev)?;
-                    (read_tar(&tar[..])?, Some(commit), label)
-                }
+                SourceConfig::Git(rev) => match packing.tree {
+                    Some(tree) => {
+                        let (entries, commit, built) = read_built(root, rev, tree)?;
+                        let label = if built.is_empty() {
+                            label
+                        } else {
+                            format!("{label} + built {}", built.join(", "))
+                        };
+                        (entries, Some(commit), label)
+                    }
+                    None => {
+                        let (tar, commit) = git_archive(root, rev)?;
+                        (read_tar(&tar[..])?, Some(commit), label)
+                    }
+                },
                 SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None, label),
                 SourceConfig::Cargo(_) => (Vec::new(), None, label),
                 SourceConfig::Archive(file) => {
@@ -239,7 +418,14 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                 } else {
                     p.clone()
                 };
-                entries.extend(read_extra(&root.join(p.trim_end_matches('/')), &to)?);
+                let rel = p.trim_end_matches('/');
+                let from = match packing.tree {
+                    Some(tree) if std::fs::symlink_metadata(tree.join(rel)).is_ok() => {
+                        tree.join(rel)
+                    }
+                    _ => root.join(rel),
+                };
+                entries.extend(read_extra(&from, &to)?);
             }
             (entries, None, format!("paths {}", paths.join(", ")))
         }
@@ -667,6 +853,12 @@ fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<Entry, ArtifactEr
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
+    walk(dir, &|_| true)
+}
+
+/// The entries under `dir` whose relative path `keep` accepts (a directory refused is not
+/// walked into).
+fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>, ArtifactError> {
     let meta = std::fs::metadata(dir).map_err(io(dir))?;
     if !meta.is_dir() {
         return Err(ArtifactError::Io {
@@ -675,7 +867,15 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
         });
     }
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(dir).follow_links(false).min_depth(1) {
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|item| {
+            let rel = item.path().strip_prefix(dir).unwrap_or(item.path());
+            keep(&rel.to_string_lossy().replace('\\', "/"))
+        });
+    for item in walker {
         let item = item.map_err(|e| ArtifactError::Io {
             path: dir.to_owned(),
             source: e.into(),

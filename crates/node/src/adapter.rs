@@ -37,19 +37,42 @@ impl Adapter for Node {
 
     fn init(&self, root: &Path) -> Option<Init> {
         let package_json = std::fs::read_to_string(root.join("package.json")).ok()?;
-        let builds = serde_json::from_str::<serde_json::Value>(&package_json)
-            .ok()
-            .is_some_and(|j| j.pointer("/scripts/build").is_some());
-        let table = if builds {
-            "# Node: `npm ci` and `npm run build` run once, here; only dist/ ships.\n\
-             [default.node]\n\
-             ship = [\"dist/\"]\n\n"
-        } else {
-            "# Node: production dependencies installed on each host with `npm ci --omit=dev`,\n\
-             # once per package-lock.json, and reused across releases.\n\
-             [default.node]\n\
-             build = []\n\
-             install = \"production\"\n\n"
+        let json = serde_json::from_str::<serde_json::Value>(&package_json).ok();
+        let has = |pointer: &str| json.as_ref().is_some_and(|j| j.pointer(pointer).is_some());
+        let builds = has("/scripts/build");
+        // A service starts (`npm start`, `main`); a front end only builds.
+        let serves = has("/scripts/start") || has("/main");
+        let needs_modules = json
+            .as_ref()
+            .and_then(|j| j.get("dependencies")?.as_object())
+            .is_some_and(|d| !d.is_empty());
+        let table = match (builds, serves) {
+            (true, false) => {
+                "# Node: `npm ci` and `npm run build` run once, here, on a copy of the commit;\n\
+                 # a static front end: only dist/ ships (index.html at the release's root).\n\
+                 [default.node]\n\
+                 ship = [\"dist/\"]\n\n"
+            }
+            (true, true) if needs_modules => {
+                "# Node: `npm ci` and `npm run build` run once, here, on a copy of the commit; the\n\
+                 # commit's files and what the build wrote (dist/, .next/) ship, node_modules does\n\
+                 # not: production dependencies are installed on each host with\n\
+                 # `npm ci --omit=dev`, once per package-lock.json, and reused across releases.\n\
+                 [default.node]\n\
+                 install = \"production\"\n\n"
+            }
+            (true, true) => {
+                "# Node: `npm ci` and `npm run build` run once, here, on a copy of the commit; the\n\
+                 # commit's files and what the build wrote (dist/) ship.\n\
+                 [default.node]\n\n"
+            }
+            (false, _) => {
+                "# Node: production dependencies installed on each host with `npm ci --omit=dev`,\n\
+                 # once per package-lock.json, and reused across releases.\n\
+                 [default.node]\n\
+                 build = []\n\
+                 install = \"production\"\n\n"
+            }
         };
         Some(Init {
             found: "a Node project",

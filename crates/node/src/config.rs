@@ -23,7 +23,9 @@ pub struct NodeConfig {
     pub build: Option<Vec<String>>,
     /// What goes into the artifact, instead of `source`: `["dist/"]` ships the contents of
     /// dist/ at the release's root; `["server.js", "package.json", "package-lock.json"]`
-    /// ships those paths as they are. Empty: the stage's `source`.
+    /// ships those paths as they are (as the build left them). Empty: the stage's `source`
+    /// as the build left it — with a `git` source, the commit's files and everything the
+    /// build wrote, ignored by git or not, without node_modules.
     #[serde(default)]
     pub ship: Vec<String>,
     /// What the hosts install: `"none"` or `"production"`.

@@ -5,7 +5,10 @@
 //! - [`build::prepare`] (build phase, here): the commands to run before packing (default
 //!   `npm ci`, then `npm run build` when package.json has a build script) and the
 //!   node_modules key. A project without `package-lock.json` is refused, saying how to
-//!   make one. `ship = ["dist/"]` chooses what goes into the artifact.
+//!   make one. With a `git` source the commands run on a copy of the commit
+//!   (`ship_core::artifact::export`) and what they wrote ships with it (`dist/`, `build/`,
+//!   `.next/`), node_modules excepted; `ship = ["dist/"]` chooses what goes into the
+//!   artifact instead.
 //! - [`tasks()`] (pure): with `install = "production"`, `node.modules` (before `install`)
 //!   runs `npm ci --omit=dev` in the release and moves the tree to
 //!   `.ship/node_modules/<key>-node<major>`, or reuses that tree when the host has it — an
