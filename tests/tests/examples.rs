@@ -59,7 +59,11 @@ fn django_example_plans_its_roles_and_tasks() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("http://127.0.0.1:8000/"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("http://127.0.0.1:8000/"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -46,12 +46,15 @@ impl Drop for StopOnDrop<'_> {
                 ),
             );
         }
-        // Whatever a manager left (a gunicorn master it lost track of, a node it started):
-        // every process whose working directory or command line is a host's /srv/app.
+        // Whatever a manager left (a gunicorn master it lost track of, a preflight): every
+        // process of this host (its mount namespace; other tests' hosts have their own
+        // /srv/app) whose working directory is under /srv/app.
         for h in &self.0.hosts {
             self.0.try_sh(
                 &h.name,
-                "for d in /proc/[0-9]*; do case \"$(readlink $d/cwd)\" in /srv/app/*) kill -9 ${d#/proc/};; esac; done",
+                "me=$(readlink /proc/self/ns/mnt); for d in /proc/[0-9]*; do \
+                 [ \"$(readlink $d/ns/mnt)\" = \"$me\" ] || continue; \
+                 case \"$(readlink $d/cwd)\" in /srv/app/*) kill -9 ${d#/proc/};; esac; done",
             );
         }
     }
