@@ -97,6 +97,10 @@ fn apply(f: &Fixture, stage: &str, id: &str) -> Output {
     f.ship_env(&["apply", stage, "--release-id", id], &[("USER", "tester")])
 }
 
+/// An operation to run under load: its name, the version users must get once it is done,
+/// and what it does.
+type Step<'a> = (&'a str, &'a str, Box<dyn FnOnce() + 'a>);
+
 /// One operation under load: what ran, when, and what came out.
 struct Op {
     name: String,
@@ -111,7 +115,7 @@ struct Op {
 fn under_load(
     fleet: &Fleet,
     settle: Duration,
-    ops: Vec<(&str, &str, Box<dyn FnOnce() + '_>)>,
+    ops: Vec<Step<'_>>,
 ) -> (Vec<Sample>, Vec<Op>, Vec<Window>) {
     let rate: u32 = var("ZD_RATE", "120")
         .parse()
