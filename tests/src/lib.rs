@@ -2,6 +2,7 @@
 //! run in-process on them with captured output, and a [`Fleet`] of real SSH hosts.
 
 mod fleet;
+pub mod load;
 pub use fleet::{Fleet, KillOnDrop, TestHost};
 
 use cargo_ship::{Context, main_with};

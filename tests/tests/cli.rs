@@ -14,6 +14,12 @@ fn init_writes_a_ship_toml_that_plans_and_refuses_to_overwrite_it() {
     let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
     assert!(text.contains("requirements.txt"), "{text}");
     assert!(text.contains("[production.roles.web]"), "{text}");
+    // A health check by default: gunicorn's address, uncommented.
+    assert!(
+        text.contains("[default.health]\n")
+            && text.contains("\nurl = \"http://127.0.0.1:8000/\"\n"),
+        "{text}"
+    );
     // What init wrote plans as it is, for both stages.
     for stage in ["staging", "production"] {
         // (Without the wheelhouse: building flask's wheel would need PyPI.)
@@ -27,6 +33,11 @@ fn init_writes_a_ship_toml_that_plans_and_refuses_to_overwrite_it() {
         ]);
         assert_eq!(plan.code, 0, "{stage}: {}", plan.stderr);
         assert!(plan.stdout.contains("venv"), "{}", plan.stdout);
+        assert!(
+            plan.stdout.contains("http://127.0.0.1:8000/"),
+            "the verify step checks it: {}",
+            plan.stdout
+        );
     }
     let again = f.ship(&["init"]);
     assert_eq!(again.code, 2);
@@ -47,10 +58,44 @@ fn init_suits_a_node_front_end() {
         "{text}"
     );
     assert!(text.contains("npm run build"), "{text}");
+    assert!(
+        text.contains("[default.health]\n") && text.contains("\nrun = \"test -s index.html\"\n"),
+        "{text}"
+    );
     // Without a lock file the plan says how to make one.
     let plan = f.ship(&["plan", "staging"]);
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     assert!(plan.stderr.contains("npm install"), "{}", plan.stderr);
+}
+
+#[test]
+fn init_checks_a_node_service_on_its_port_and_leaves_a_check_it_cannot_guess_commented() {
+    let f = Fixture::new(&[
+        (
+            "package.json",
+            r#"{"name": "api", "version": "1.0.0", "main": "src/main.js"}"#,
+        ),
+        (
+            "src/main.js",
+            "const app = require('express')();\napp.listen(process.env.PORT || 3001);\n",
+        ),
+    ]);
+    assert_eq!(f.ship(&["init"]).code, 0);
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    assert!(
+        text.contains("[default.health]\nurl = \"http://127.0.0.1:3001/\"")
+            || text.contains("\nurl = \"http://127.0.0.1:3001/\"\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# [default.health]"), "{text}");
+
+    // Nothing to guess from: the check is there, commented, saying so.
+    let f = Fixture::new(&[("README", "a static site\n")]);
+    assert_eq!(f.ship(&["init"]).code, 0);
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    assert!(text.contains("cannot tell"), "{text}");
+    assert!(text.contains("# [default.health]\n# url = "), "{text}");
+    assert!(!text.contains("\n[default.health]"), "{text}");
 }
 
 #[test]

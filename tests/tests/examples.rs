@@ -53,6 +53,17 @@ fn django_example_plans_its_roles_and_tasks() {
         "{}",
         out.stdout
     );
+    // gunicorn is reloaded gracefully, and checked over HTTP on the web hosts.
+    assert!(
+        out.stdout.contains("sh deploy/restart-web.sh"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("http://127.0.0.1:8000/"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -111,11 +111,34 @@ fn template(app: &str, kind: &Kind) -> String {
          # [default.tasks.restart]\n\
          # run = \"touch tmp/restart.txt\"\n\
          # after = \"switch\"\n\n\
-         # A health check after the switch; a failure puts every host back on its previous release.\n\
-         # [default.health]\n\
-         # run = \"curl -fsS http://127.0.0.1:8000/health\"\n\
-         # timeout = \"30s\"\n\n",
+         # Restarting without dropping requests under supervisord, circus or node: see\n\
+         # README.md, \"Restarting without dropping requests\".\n\n",
     );
+    s.push_str(
+        "# The health check after the switch and the restarts, on each host, in the new release:\n\
+         # a URL fetched there (2xx) or a command (exit 0). A failure puts every host back on\n\
+         # the release it had: without one, a service that died at its restart is \"deployed\".\n",
+    );
+    match kind.adapters.iter().find_map(|a| a.health.as_deref()) {
+        Some(check) => {
+            s.push_str("[default.health]\n");
+            s.push_str(check);
+            s.push_str(
+                "# Tries: one, then `retries` more `interval` apart, each cut at `timeout`.\n\
+                 retries = 5\n\
+                 interval = \"1s\"\n\
+                 timeout = \"10s\"\n\n",
+            );
+        }
+        None => s.push_str(
+            "# cargo ship cannot tell from this project what to ask: uncomment one.\n\
+             # [default.health]\n\
+             # url = \"http://127.0.0.1:8000/health\"   # or: run = \"systemctl is-active myapp\"\n\
+             # retries = 5\n\
+             # interval = \"1s\"\n\
+             # timeout = \"10s\"\n\n",
+        ),
+    }
     s.push_str(
         "# Stages. Hosts are OpenSSH destinations: ~/.ssh/config (users, ports, ProxyJump) applies.\n\
          [staging]\n\

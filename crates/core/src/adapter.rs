@@ -144,6 +144,11 @@ pub struct Init {
     pub linked_files: Option<&'static str>,
     /// Its table, commented, ending with an empty line: `# Python: ...\n[default.python]\n...`.
     pub table: String,
+    /// The `[default.health]` check it can guess for the project (TOML lines, e.g.
+    /// `url = "http://127.0.0.1:8000/"`, with a comment saying why), written uncommented
+    /// so that a service that is down after its restart reverts the deploy; `None` when it
+    /// cannot guess one.
+    pub health: Option<String>,
 }
 
 /// One adapter with its table read: what it does for a deploy of the stage.

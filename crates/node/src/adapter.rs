@@ -74,12 +74,50 @@ impl Adapter for Node {
                  install = \"production\"\n\n"
             }
         };
+        let health = if builds {
+            // A static front end: the web server serves the release's files.
+            "# A front end served as files: the release must have its index.html.\n\
+             run = \"test -s index.html\"\n"
+                .to_owned()
+        } else {
+            match listen_port(root, &package_json) {
+                Some(port) => format!(
+                    "# The port the server listens on (found in its code): a release whose server\n\
+                     # does not answer there after its restart is switched back.\n\
+                     url = \"http://127.0.0.1:{port}/\"\n"
+                ),
+                None => String::new(),
+            }
+        };
         Some(Init {
             found: "a Node project",
             linked_files: None,
             table: table.to_owned(),
+            health: (!health.is_empty()).then_some(health),
         })
     }
+}
+
+/// The port a Node service listens on, when its entry file (package.json's `main`, else
+/// `server.js`, `index.js`, `app.js`) says `listen(<digits>` or `PORT || <digits>`.
+fn listen_port(root: &Path, package_json: &str) -> Option<u16> {
+    let main = serde_json::from_str::<serde_json::Value>(package_json)
+        .ok()
+        .and_then(|j| j.get("main")?.as_str().map(str::to_owned));
+    let code = main
+        .into_iter()
+        .chain(["server.js", "index.js", "app.js"].map(str::to_owned))
+        .find_map(|f| std::fs::read_to_string(root.join(f)).ok())?;
+    ["listen(", "PORT || ", "PORT ?? "].iter().find_map(|key| {
+        code.match_indices(key).find_map(|(i, _)| {
+            let digits: String = code[i + key.len()..]
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok().filter(|p| *p > 0)
+        })
+    })
 }
 
 impl Configured for NodeConfig {

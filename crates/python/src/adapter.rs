@@ -54,6 +54,13 @@ impl Adapter for Python {
                  # collectstatic = true\n\
                  # roles = [\"web\"]\n\n"
             ),
+            // gunicorn's and `manage.py runserver`'s address when none is given.
+            health: Some(
+                "# The app server's address on each host (gunicorn binds 127.0.0.1:8000 unless told\n\
+                 # otherwise): a release whose server does not answer there is switched back.\n\
+                 url = \"http://127.0.0.1:8000/\"\n"
+                    .to_owned(),
+            ),
         })
     }
 }
