@@ -37,7 +37,8 @@ server.serve_forever()
 const RESTART: &str = r#"set -- $SSH_CONNECTION
 pidfile=/srv/app/shared/server.pid
 if [ -s "$pidfile" ]; then
-  kill "$(cat "$pidfile")" 2>/dev/null || true
+  # (the test fleets share one pid space: a pid is killed only if it is this host's)
+  [ "$(readlink "/proc/$(cat "$pidfile")/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ] || kill "$(cat "$pidfile")" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
 fi
 python3 server.py "$3" 8090 "$pidfile"
@@ -82,7 +83,11 @@ fn run(f: &Fixture, args: &[&str]) -> (i32, String) {
 fn a_restart_that_daemonizes_holding_its_output_neither_holds_the_deploy_nor_goes_unsaid() {
     let fleet = Fleet::start(2);
     let _servers = KillOnDrop(&fleet, "/srv/app/shared/server.pid");
-    let restart = format!("[default.tasks.restart]\nrun = '''\n{RESTART}'''\nafter = \"switch\"\n");
+    // A release that ships `broken` fails its health check (after the restart).
+    let restart = format!(
+        "[default.tasks.restart]\nrun = '''\n{RESTART}'''\nafter = \"switch\"\n\
+         [default.health]\nrun = \"test ! -e broken\"\n"
+    );
     let f = project(&fleet, &restart);
     let started = Instant::now();
     let (code, out) = run(&f, &["apply", "staging", "--release-id", "20261101000001"]);
@@ -106,6 +111,18 @@ fn a_restart_that_daemonizes_holding_its_output_neither_holds_the_deploy_nor_goe
             "{out}"
         );
     }
+    // A deploy whose health check fails after the restart is reverted, and the restart runs
+    // again: the server serves the release that is live again, not the one that failed.
+    f.write("app/index.html", "v3\n");
+    f.write("app/broken", "");
+    let (code, out) = run(&f, &["apply", "staging", "--release-id", "20261101000003"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        fleet
+            .readlink("h1", "/srv/app/current")
+            .ends_with("20261101000002")
+    );
+    assert_eq!(fleet.http_answers(8090), vec!["v2\n"; 2], "{out}");
     // The same class outside a deploy: `run` and a command that leaves a daemon on its
     // output (Fabric's FAQ answers this one with nohup and redirections).
     let started = Instant::now();

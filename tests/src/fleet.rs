@@ -287,8 +287,15 @@ pub struct KillOnDrop<'a>(pub &'a Fleet, pub &'a str);
 impl Drop for KillOnDrop<'_> {
     fn drop(&mut self) {
         for h in &self.0.hosts {
-            self.0
-                .try_sh(&h.name, &format!("kill $(cat {}) 2>/dev/null", self.1));
+            // Only a process of this host (its mount namespace): the fleets of the tests
+            // share one pid space, and a pid that died is soon another test's.
+            self.0.try_sh(
+                &h.name,
+                &format!(
+                    "p=$(cat {}) && [ \"$(readlink /proc/$p/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ] && kill $p 2>/dev/null",
+                    self.1
+                ),
+            );
         }
     }
 }

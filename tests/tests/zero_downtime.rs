@@ -235,7 +235,8 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 for _ in $(seq 50); do [ -s "$pidfile" ] && break; sleep 0.1; done
-kill "$(cat "$pidfile")" 2>/dev/null || true
+# (the test fleets share one pid space: a pid is killed only if it is this host's)
+  [ "$(readlink "/proc/$(cat "$pidfile")/ns/mnt" 2>/dev/null)" != "$(readlink /proc/self/ns/mnt)" ] || kill "$(cat "$pidfile")" 2>/dev/null || true
 for _ in $(seq 50); do [ -e "$pidfile" ] || break; sleep 0.1; done
 [ $ok = 0 ] || { echo "release $SHIP_RELEASE is not healthy on $addr:$port" >&2; tail -n 5 "$SHIP_DEPLOY_TO/shared/preflight.log" >&2; }
 exit $ok

@@ -1885,11 +1885,14 @@ impl<'a> Deploy<'a> {
             &records,
         ))));
         body.push_str(&format!(
-            "\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n{}",
+            "\nprintf '%s rolled back to release %s\\n' {} {} >> \"$SHIP_DEPLOY_TO/revisions.log\"\n",
             quote(&self.options.deployer),
             quote(&back_to),
-            protocol::release_lock()
         ));
+        if target.is_some() {
+            body.push_str(&self.restarts_after_revert(h, &back_to));
+        }
+        body.push_str(&protocol::release_lock());
         (
             Recovery::Revert {
                 stop,
@@ -1898,6 +1901,40 @@ impl<'a> Deploy<'a> {
             },
             self.recovery_script(h, &body, true),
         )
+    }
+
+    /// The host's tasks hooked after `switch` (its restarts), run again once it is back on
+    /// the release it had, as a rollback runs them: a server the deploy reloaded serves the
+    /// release that is live again, not the one that failed. Each in the live release, its
+    /// output in `.ship/log/revert.<n>`, stopped at the segment's time limit; one that fails
+    /// is reported on standard error, and the host is still back.
+    fn restarts_after_revert(&self, h: &HostPlan, back_to: &str) -> String {
+        let tasks: Vec<&crate::plan::Step> = self
+            .plan
+            .steps
+            .iter()
+            .filter(|s| {
+                s.kind == StepKind::Task
+                    && s.phase == Phase::Switch
+                    && s.placement == Placement::Hosts
+                    && s.hosts.contains(&h.name)
+            })
+            .collect();
+        if tasks.is_empty() {
+            return String::new();
+        }
+        let mut s = format!(
+            "SHIP_RELEASE={}\nSHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/current\"\nexport SHIP_RELEASE SHIP_RELEASE_PATH\nmkdir -p \"$SHIP_DEPLOY_TO/.ship/log\"\n",
+            quote(back_to)
+        );
+        for (i, task) in tasks.iter().enumerate() {
+            s.push_str(&format!(
+                "( {} ) </dev/null >\"$SHIP_DEPLOY_TO/.ship/log/revert.{i}\" 2>&1 || echo \"cargo-ship: $SHIP_HOST: {} failed after the revert (its output: $SHIP_DEPLOY_TO/.ship/log/revert.{i})\" >&2\n",
+                crate::ops::limited(&task.command, self.options.segment_timeout),
+                task.name.replace(['"', '$', '`', '\\'], "")
+            ));
+        }
+        s
     }
 
     fn outcome(&self) -> Outcome {
