@@ -1923,8 +1923,10 @@ impl<'a> Deploy<'a> {
         if tasks.is_empty() {
             return String::new();
         }
+        // In a subshell: the variables are the live release's for the tasks only (the lock's
+        // release below still needs this deploy's).
         let mut s = format!(
-            "SHIP_RELEASE={}\nSHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/current\"\nexport SHIP_RELEASE SHIP_RELEASE_PATH\nmkdir -p \"$SHIP_DEPLOY_TO/.ship/log\"\n",
+            "(\nSHIP_RELEASE={}\nSHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/current\"\nexport SHIP_RELEASE SHIP_RELEASE_PATH\nmkdir -p \"$SHIP_DEPLOY_TO/.ship/log\"\n",
             quote(back_to)
         );
         for (i, task) in tasks.iter().enumerate() {
@@ -1934,6 +1936,7 @@ impl<'a> Deploy<'a> {
                 task.name.replace(['"', '$', '`', '\\'], "")
             ));
         }
+        s.push_str(")\n");
         s
     }
 
