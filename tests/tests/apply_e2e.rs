@@ -78,7 +78,11 @@ fn unlocked(fleet: &Fleet, host: &str) -> bool {
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];
 
 /// Deploys v1, v2, v3 with the given release flags, checks every host, rolls back to v2.
-fn layout_round_trip(layout: &str, flags: [&[&str]; 3], dir_of: impl Fn(usize) -> String) {
+fn layout_round_trip(
+    layout: &str,
+    flags: [&[&str]; 3],
+    dir_of: impl Fn(usize) -> String,
+) -> (Fleet, Fixture) {
     let fleet = Fleet::start(3);
     let f = project(&fleet, 3, &format!("layout = \"{layout}\""));
     with_shared(&fleet, &HOSTS);
@@ -213,6 +217,7 @@ fn layout_round_trip(layout: &str, flags: [&[&str]; 3], dir_of: impl Fn(usize) -
                 .contains("rolled back to release")
         );
     }
+    (fleet, f)
 }
 
 #[test]
@@ -280,7 +285,7 @@ fn rollback_to_a_named_release_and_refusals_that_change_nothing() {
 #[test]
 fn version_layout_round_trip() {
     let v = ["1.0.0", "1.1.0", "2.0.0"];
-    layout_round_trip(
+    let (fleet, f) = layout_round_trip(
         "version",
         [
             &["--version", v[0]],
@@ -289,6 +294,45 @@ fn version_layout_round_trip() {
         ],
         |n| v[n].to_owned(),
     );
+    // 1.1.0 is live again (2.0.0 was rolled back from). Deploying 1.1.0 again is refused
+    // before anything changes, not at the prepare step; deploying 2.0.0 again says it
+    // replaces the release that is there.
+    let again = f.ship_env(
+        &["apply", "staging", "--version", "1.1.0"],
+        &[("USER", "tester")],
+    );
+    assert_eq!(again.code, 3, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("already: nothing was changed. Deploy another release id"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        !again.stderr.contains("prepare"),
+        "refused at lock: {}",
+        again.stderr
+    );
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v2\n");
+        assert!(unlocked(&fleet, h));
+    }
+    let redo = f.ship_env(
+        &["apply", "staging", "--version", "2.0.0"],
+        &[("USER", "tester")],
+    );
+    ok(&redo);
+    assert!(
+        redo.stderr.contains(
+            "release 2.0.0 is there already (it was rolled back from): this deploy replaces it"
+        ),
+        "{}",
+        redo.stderr
+    );
+    for h in HOSTS {
+        assert_eq!(content(&fleet, h), "v3\n");
+    }
 }
 
 #[test]

@@ -516,7 +516,8 @@ fn run_plan(
             let host = match &event {
                 Event::Connected { host }
                 | Event::Recovered { host, .. }
-                | Event::Held { host, .. } => Some(host.clone()),
+                | Event::Held { host, .. }
+                | Event::Notice { host, .. } => Some(host.clone()),
                 Event::Step { host, .. } | Event::Failed { host, .. } => host.clone(),
                 Event::Batch { .. } | Event::Output { .. } => None,
             };
@@ -569,6 +570,10 @@ fn run_plan(
                         log.note(host, &format!("put back: {}", describe(end)));
                         Vec::new()
                     }
+                    Event::Notice { host, message } => {
+                        log.note(host, message);
+                        Vec::new()
+                    }
                     Event::Connected { .. } | Event::Batch { .. } => Vec::new(),
                 }
             };
@@ -594,6 +599,9 @@ fn run_plan(
                     if verbose {
                         lines.push(format!("  {} | {line}", host.as_deref().unwrap_or("local")));
                     }
+                }
+                Event::Notice { host, message } => {
+                    lines.push(format!("  {bold}!{reset} {host}  {message}"));
                 }
                 Event::Held {
                     host,

@@ -206,9 +206,18 @@ fn refresh(
             .records
             .iter()
             .any(|r| r.digest == plan.artifact.digest);
+        let redeploy = match ship_core::layout::redeploy_of(state, &new_dir, &plan.release) {
+            ship_core::layout::Redeploy::New => String::new(),
+            ship_core::layout::Redeploy::Live => {
+                format!("; REFUSED: release {new_dir} is live there already")
+            }
+            ship_core::layout::Redeploy::Replaces(_) => {
+                format!("; replaces the release {new_dir} that is there (not live)")
+            }
+        };
         let _ = writeln!(
             s,
-            "  {host:<width$}  live {} → {}; cleanup deletes {}; {}{}",
+            "  {host:<width$}  live {} → {}; cleanup deletes {}; {}{}{redeploy}",
             live.as_deref().unwrap_or("nothing"),
             plan.release,
             if removed.is_empty() {

@@ -125,6 +125,40 @@ pub fn release_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// What a deploy of `release` into directory `new_dir` does to a release already on a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redeploy {
+    /// Nothing of that name is there: a new release.
+    New,
+    /// `new_dir` is the live release: a deploy would unpack over what users are served. It
+    /// is refused before anything changes (a version deployed again, a pinned release id).
+    Live,
+    /// A release directory named by this release id is there, not live (a failed deploy, a
+    /// version rolled back from): the deploy replaces it, and says so. Its record's state,
+    /// if it has one.
+    Replaces(Option<ReleaseState>),
+}
+
+/// Whether deploying `release` into `new_dir` (see [`Layout::new_dir`]) meets a release
+/// already on the host in `state`. Layouts whose directories are slots (`a`/`b`) or that
+/// keep none never meet one: only a directory named by the release id is the same release.
+pub fn redeploy_of(state: &HostState, new_dir: &str, release: &str) -> Redeploy {
+    if new_dir != release || !state.releases.iter().any(|r| r == new_dir) {
+        return Redeploy::New;
+    }
+    if state.live.as_deref() == Some(new_dir) {
+        return Redeploy::Live;
+    }
+    Redeploy::Replaces(
+        state
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.id == release)
+            .map(|r| r.state),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::release_order;

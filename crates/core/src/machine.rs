@@ -121,6 +121,14 @@ pub enum Event {
         /// What it was left in.
         end: HostEnd,
     },
+    /// Something a person should know about a host, that changes nothing (a release this
+    /// deploy replaces).
+    Notice {
+        /// The host.
+        host: String,
+        /// What.
+        message: String,
+    },
     /// A rolling deploy starts a batch.
     Batch {
         /// Its number, from 1.
@@ -393,6 +401,8 @@ struct HostRun {
     timer: Option<u64>,
     /// Its recovery script is running.
     recovering: bool,
+    /// Something to tell about it once its segment is taken in (a release it replaces).
+    notice: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1462,6 +1472,12 @@ impl<'a> Deploy<'a> {
             }),
         };
         let own = self.absorb(host, k, &transcript, result);
+        if let Some(message) = self.runs.get_mut(host).and_then(|r| r.notice.take()) {
+            out.push(Action::Event(Event::Notice {
+                host: host.to_owned(),
+                message,
+            }));
+        }
         if k == 0 && !self.runs[host].locked {
             let reason = own
                 .as_ref()
@@ -1541,6 +1557,29 @@ impl<'a> Deploy<'a> {
                 }
             };
             let new_dir = self.layout.new_dir(&state, &self.plan.release);
+            match crate::layout::redeploy_of(&state, &new_dir, &self.plan.release) {
+                crate::layout::Redeploy::New => {}
+                crate::layout::Redeploy::Live => {
+                    return fail(
+                        Some("lock".to_owned()),
+                        format!(
+                            "release {new_dir} is live on {host} already: nothing was changed. \
+                             Deploy another release id (a new version), or roll back"
+                        ),
+                    );
+                }
+                crate::layout::Redeploy::Replaces(was) => {
+                    let was = match was {
+                        Some(ReleaseState::Failed) => "its deploy failed",
+                        Some(ReleaseState::RolledBack) => "it was rolled back from",
+                        Some(_) => "it was live before",
+                        None => "it has no record",
+                    };
+                    self.runs.get_mut(host).expect("a run a host").notice = Some(format!(
+                        "release {new_dir} is there already ({was}): this deploy replaces it"
+                    ));
+                }
+            }
             let cleanup = self
                 .layout
                 .cleanup(&state, &new_dir, self.plan.keep_releases)
@@ -1734,6 +1773,15 @@ impl<'a> Deploy<'a> {
                 continue;
             }
             let revert = after_switch && (run.switched || run.uncertain || run.finished);
+            if revert && self.stop_timer.is_some() && !self.restarts_after_revert(&h, "").is_empty()
+            {
+                out.push(Action::Event(Event::Notice {
+                    host: h.name.clone(),
+                    message: "stopped now: its restart tasks are not run again after the revert \
+                              (run them with `cargo ship run`)"
+                        .to_owned(),
+                }));
+            }
             let (recovery, script) = if revert {
                 self.revert_script(&h, run)
             } else {
@@ -1889,7 +1937,8 @@ impl<'a> Deploy<'a> {
             quote(&self.options.deployer),
             quote(&back_to),
         ));
-        if target.is_some() {
+        // Stopped now (a second signal), the restarts are not run: they may be what hung.
+        if target.is_some() && self.stop_timer.is_none() {
             body.push_str(&self.restarts_after_revert(h, &back_to));
         }
         body.push_str(&protocol::release_lock());
