@@ -75,6 +75,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         hosts: list,
         roles: role_hosts,
         tasks: task_map,
+        skipped: Vec::new(),
         health: None,
         ssh_config: None,
         connect_timeout: Duration::from_secs(10),

@@ -406,3 +406,53 @@ fn a_hook_to_a_misspelt_adapter_task_names_its_line() {
         out.stderr
     );
 }
+
+/// A [default] task for a role one stage lacks runs where the role is, and the plan says
+/// where it was skipped; a role no stage has is still a mistake, named.
+#[test]
+fn a_default_task_for_a_role_a_stage_lacks_is_skipped_there_and_said() {
+    let toml = format!(
+        "{BASE}[default.tasks.restart-worker]\nrun = \"echo restart\"\nafter = \"switch\"\nroles = [\"worker\"]\n\
+         [default.tasks.after-worker]\nrun = \"echo after\"\nafter = \"restart-worker\"\n\
+         [default.tasks.both]\nrun = \"echo both\"\nafter = \"switch\"\nroles = [\"web\", \"worker\"]\n\
+         [staging.roles.web]\nhosts = [\"a\"]\n\
+         [production.roles.web]\nhosts = [\"a\"]\n[production.roles.worker]\nhosts = [\"b\"]\n"
+    );
+    let f = project(&toml);
+    let staging = f.ship(&["plan", "staging", "--release-id", "20261122235800"]);
+    assert_eq!(staging.code, 0, "{}", staging.stderr);
+    for said in [
+        "skipped    task `restart-worker` does not run: stage `staging` has no role `worker`",
+        "skipped    task `after-worker` does not run: it is hooked to `restart-worker`",
+        "skipped    task `both` runs on `web` only: stage `staging` has no role `worker`",
+    ] {
+        assert!(staging.stdout.contains(said), "{said}\n{}", staging.stdout);
+    }
+    assert!(
+        !staging.stdout.contains("echo restart"),
+        "{}",
+        staging.stdout
+    );
+    let production = f.ship(&["plan", "production", "--release-id", "20261122235800"]);
+    assert_eq!(production.code, 0, "{}", production.stderr);
+    assert!(
+        !production.stdout.contains("skipped"),
+        "{}",
+        production.stdout
+    );
+    assert!(
+        production.stdout.contains("restart-worker"),
+        "{}",
+        production.stdout
+    );
+
+    // A role no stage has: an error that says so.
+    check_error(
+        &toml.replace("roles = [\"worker\"]", "roles = [\"wroker\"]"),
+        "staging",
+        &[
+            "`default.tasks.restart-worker.roles`",
+            "unknown role `wroker`: no stage has it",
+        ],
+    );
+}

@@ -192,6 +192,10 @@ pub struct Plan {
     /// The hosts left out by `--roles`, `--hosts` or `--exclude`, with the flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selected>,
+    /// What of the configuration does not apply to this stage (tasks for roles it does not
+    /// have), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     /// A rolling deploy's batches, in order (none: every host at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling: Option<Batches>,

@@ -320,6 +320,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         config_keys: config_keys(stage),
         apply_time: script::apply_time_variables(),
         selection: None,
+        skipped: stage.skipped.clone(),
         rolling: batches(stage, &steps),
         steps,
         hosts,

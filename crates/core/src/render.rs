@@ -171,6 +171,9 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             left.join(", ")
         );
     }
+    for skipped in &plan.skipped {
+        let _ = writeln!(s, "  skipped    {skipped}");
+    }
     let _ = writeln!(s, "  keep       {} releases", plan.keep_releases);
     s.push('\n');
 

@@ -328,6 +328,7 @@ pub fn example() -> Stage {
             ("worker".to_owned(), vec!["job1".to_owned()]),
         ]),
         tasks: BTreeMap::new(),
+        skipped: Vec::new(),
         health: None,
         ssh_config: None,
         connect_timeout: Duration::from_secs(10),
@@ -389,6 +390,9 @@ pub struct Stage {
     pub roles: BTreeMap<String, Vec<String>>,
     /// The user's tasks, by name.
     pub tasks: BTreeMap<String, TaskConfig>,
+    /// What of the configuration does not apply to this stage, said in the plan: tasks
+    /// for roles it does not have (another stage has them).
+    pub skipped: Vec<String>,
     /// The health check.
     pub health: Option<Health>,
     /// The ssh_config file to use, if not `~/.ssh/config`.
@@ -650,7 +654,73 @@ impl Stage {
                 names.join(", ")
             }
         };
-        for (name, task) in &s.tasks {
+        // A task (from [default], usually) for roles this stage does not have, but another
+        // stage does: it runs where its roles are, and the plan says what was skipped. A
+        // role no stage has is a mistake (below).
+        let mut tasks = s.tasks.clone();
+        let mut skipped = Vec::new();
+        let other_roles: std::collections::BTreeSet<String> = loaded
+            .stages()
+            .iter()
+            .filter(|other| other.as_str() != stage)
+            .filter_map(|other| loaded.settings(other).ok())
+            .flat_map(|o| o.roles.into_keys())
+            .collect();
+        tasks.retain(|name, task| {
+            let (here, missing): (Vec<String>, Vec<String>) = task
+                .roles
+                .iter()
+                .cloned()
+                .partition(|r| roles.contains_key(r));
+            if missing.is_empty() || !missing.iter().all(|r| other_roles.contains(r)) {
+                return true;
+            }
+            let which = missing
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if here.is_empty() {
+                skipped.push(format!(
+                    "task `{name}` does not run: stage `{stage}` has no role {which}"
+                ));
+                return false;
+            }
+            skipped.push(format!(
+                "task `{name}` runs on {} only: stage `{stage}` has no role {which}",
+                here.iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            task.roles = here;
+            true
+        });
+        // A task hooked to one that does not run here does not run either.
+        loop {
+            let gone: Vec<(String, String)> = tasks
+                .iter()
+                .filter_map(|(name, t)| {
+                    [&t.before, &t.after]
+                        .into_iter()
+                        .flatten()
+                        .find(|target| {
+                            s.tasks.contains_key(*target) && !tasks.contains_key(*target)
+                        })
+                        .map(|target| (name.clone(), target.clone()))
+                })
+                .collect();
+            if gone.is_empty() {
+                break;
+            }
+            for (name, target) in gone {
+                tasks.remove(&name);
+                skipped.push(format!(
+                    "task `{name}` does not run: it is hooked to `{target}`, which does not run in stage `{stage}`"
+                ));
+            }
+        }
+        for (name, task) in &tasks {
             if !is_name(name) || Phase::from_name(name).is_some() {
                 return Err(err(
                     &["tasks", name],
@@ -671,7 +741,7 @@ impl Stage {
                     return Err(err(
                         &["tasks", name, "roles"],
                         format!(
-                            "unknown role `{role}`; roles of stage `{stage}`: {}",
+                            "unknown role `{role}`: no stage has it; roles of stage `{stage}`: {}",
                             role_names()
                         ),
                     ));
@@ -875,7 +945,8 @@ impl Stage {
             linked_dirs: s.linked_dirs.clone(),
             hosts,
             roles,
-            tasks: s.tasks.clone(),
+            tasks,
+            skipped,
             health,
         })
     }

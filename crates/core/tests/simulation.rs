@@ -181,6 +181,7 @@ fn stage(s: &Scenario) -> Stage {
         .collect(),
         hosts,
         tasks,
+        skipped: Vec::new(),
         health: None,
         ssh_config: None,
         connect_timeout: Duration::from_secs(10),
