@@ -20,6 +20,7 @@
 mod adapters;
 pub mod cli;
 pub mod commands;
+mod fetch;
 mod git;
 mod host_output;
 mod notify;

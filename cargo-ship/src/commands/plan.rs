@@ -61,6 +61,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         None => jiff::Timestamp::now().strftime("%Y%m%d%H%M%S").to_string(),
     };
 
+    crate::fetch::archive(&project, &stage.source)?;
     let (built, extra_tasks) = crate::adapters::build(&project, &stage, &adapters)?;
     if let (Some(pushed_to), Some(commit)) = (&stage.require_pushed, &built.info.revision) {
         crate::git::check_pushed(&project.root, &stage.name, commit, pushed_to)?;

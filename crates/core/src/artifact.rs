@@ -76,6 +76,14 @@ pub enum ArtifactError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An `archive` source is not what it should be (not fetched, not the sha256 given).
+    #[error("source.archive {archive}: {reason}")]
+    Archive {
+        /// The file or URL.
+        archive: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An entry that could escape the release directory.
     #[error("refusing artifact entry `{entry}`: {reason}")]
     Unsafe {
@@ -371,6 +379,19 @@ pub fn run_commands(root: &Path, commands: &[String]) -> Result<(), ArtifactErro
     Ok(())
 }
 
+/// Whether an `archive` source names a URL (fetched by the caller) rather than a file.
+pub fn is_url(archive: &str) -> bool {
+    archive.starts_with("https://") || archive.starts_with("http://")
+}
+
+/// Where the archive at `url` is kept once fetched, under the project's `ship_dir`
+/// (`target/ship`): ship-core fetches nothing; cargo-ship fetches it when it plans.
+pub fn download_path(ship_dir: &Path, url: &str) -> PathBuf {
+    ship_dir
+        .join("downloads")
+        .join(&crate::sha256_hex(url.as_bytes())[..32])
+}
+
 /// How many links one path may go through before it is refused as a loop (Linux's own
 /// limit for a path lookup).
 pub const MAX_LINK_HOPS: usize = 40;
@@ -398,9 +419,34 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                 },
                 SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None, label),
                 SourceConfig::Cargo(_) => (Vec::new(), None, label),
-                SourceConfig::Archive(file) => {
-                    let path = root.join(file);
-                    let bytes = std::fs::read(&path).map_err(io(&path))?;
+                SourceConfig::Archive(file, sha256) => {
+                    let path = if is_url(file) {
+                        download_path(cache.parent().unwrap_or(cache), file)
+                    } else {
+                        root.join(file)
+                    };
+                    let bytes = std::fs::read(&path).map_err(|e| match is_url(file) {
+                        true => ArtifactError::Archive {
+                            archive: file.clone(),
+                            reason: format!(
+                                "not fetched ({}: {e}); `cargo ship plan` fetches it",
+                                path.display()
+                            ),
+                        },
+                        false => io(&path)(e),
+                    })?;
+                    if let Some(expected) = sha256 {
+                        let got = crate::sha256_hex(&bytes);
+                        if &got != expected {
+                            return Err(ArtifactError::Archive {
+                                archive: file.clone(),
+                                reason: format!(
+                                    "its sha256 is {got}, not the {expected} that `source.sha256` says: \
+                                     nothing was deployed"
+                                ),
+                            });
+                        }
+                    }
                     let entries = if bytes.starts_with(&[0x1f, 0x8b]) {
                         read_tar(flate2::read::GzDecoder::new(&bytes[..]))?
                     } else {

@@ -137,7 +137,8 @@ impl std::fmt::Display for LayoutName {
 }
 
 /// Where the artifact comes from: `{ git = "HEAD" }`, `{ dir = "dist" }`,
-/// `{ archive = "app.tar.gz" }` or `{ cargo = "my-server" }`.
+/// `{ archive = "app.tar.gz" }` (a file, or an `https://` URL, with an optional
+/// `sha256 = "…"` it must have) or `{ cargo = "my-server" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceConfig {
@@ -145,8 +146,10 @@ pub enum SourceConfig {
     Git(String),
     /// A directory of the project, packed after the `build` commands ran.
     Dir(String),
-    /// A tarball made elsewhere (e.g. by CI), repacked reproducibly.
-    Archive(String),
+    /// A tarball made elsewhere (e.g. by CI), repacked reproducibly: a file of the project,
+    /// or a URL (`http://`, `https://`) fetched when the plan is made; and the sha256 it must
+    /// have, if given.
+    Archive(String, Option<String>),
     /// A binary of this Cargo workspace, built with `cargo build --release --locked` and
     /// shipped as `bin/<name>` (with the paths of `include`). ship-core packs nothing for
     /// it by itself: the caller builds the binary and adds it as an extra (cargo-ship does).
@@ -159,7 +162,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Git(v) => ("git", v),
             SourceConfig::Dir(v) => ("dir", v),
-            SourceConfig::Archive(v) => ("archive", v),
+            SourceConfig::Archive(v, _) => ("archive", v),
             SourceConfig::Cargo(v) => ("cargo", v),
         }
     }
@@ -168,7 +171,7 @@ impl SourceConfig {
         match kind {
             "git" => Ok(SourceConfig::Git(value)),
             "dir" => Ok(SourceConfig::Dir(value)),
-            "archive" => Ok(SourceConfig::Archive(value)),
+            "archive" => Ok(SourceConfig::Archive(value, None)),
             "cargo" => Ok(SourceConfig::Cargo(value)),
             other => Err(format!(
                 "unknown source `{other}`, expected one of `git`, `dir`, `archive`, `cargo`"
@@ -187,6 +190,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
         #[serde(untagged)]
         enum Raw {
             Pair(String, String),
+            Triple(String, String, String),
             Table(BTreeMap<String, String>),
         }
         let raw = Raw::deserialize(d).map_err(|_| {
@@ -195,8 +199,30 @@ impl<'de> Deserialize<'de> for SourceConfig {
                  e.g. source = { git = \"HEAD\" }",
             )
         })?;
+        let archive = |url: String, sha: String| {
+            if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(SourceConfig::Archive(url, Some(sha.to_ascii_lowercase())))
+            } else {
+                Err(D::Error::custom(format!(
+                    "`sha256`: expected the archive's sha256, 64 hex digits, got {sha:?}"
+                )))
+            }
+        };
         let (kind, value) = match raw {
             Raw::Pair(k, v) => (k, v),
+            Raw::Triple(k, url, sha) if k == "archive" => return archive(url, sha),
+            Raw::Triple(k, _, _) => {
+                return Err(D::Error::custom(format!(
+                    "`sha256` goes with `archive`, not `{k}`"
+                )));
+            }
+            Raw::Table(mut t)
+                if t.len() == 2 && t.contains_key("archive") && t.contains_key("sha256") =>
+            {
+                let url = t.remove("archive").expect("checked");
+                let sha = t.remove("sha256").expect("checked");
+                return archive(url, sha);
+            }
             Raw::Table(t) if t.len() == 1 => t.into_iter().next().expect("one entry"),
             Raw::Table(t) => {
                 return Err(D::Error::custom(format!(

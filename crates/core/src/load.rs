@@ -126,12 +126,18 @@ impl Provider for Layer {
 /// `{ dir = "dist" }` would be merged into the default `{ git = "HEAD" }`. While merging,
 /// it is held as a `[kind, value]` pair, which replaces instead of merging.
 fn pair_source(dict: &mut Dict) {
-    if let Some(Value::Dict(_, table)) = dict.get("source")
-        && table.len() == 1
-    {
-        let (k, v) = table.iter().next().expect("one entry");
-        let pair = Value::from(vec![Value::from(k.clone()), v.clone()]);
-        dict.insert("source".to_owned(), pair);
+    if let Some(Value::Dict(_, table)) = dict.get("source") {
+        if table.len() == 1 {
+            let (k, v) = table.iter().next().expect("one entry");
+            let pair = Value::from(vec![Value::from(k.clone()), v.clone()]);
+            dict.insert("source".to_owned(), pair);
+        } else if let (2, Some(url), Some(sha)) =
+            (table.len(), table.get("archive"), table.get("sha256"))
+        {
+            // `{ archive = URL, sha256 = … }`: one source, held as [kind, value, sha256].
+            let triple = Value::from(vec![Value::from("archive"), url.clone(), sha.clone()]);
+            dict.insert("source".to_owned(), triple);
+        }
     }
 }
 
