@@ -15,7 +15,9 @@ fn clone(name: &str, mtime: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let origin = Fixture::copy_of(&dir, &[]);
     origin.commit(name);
     let parent = tempfile::tempdir().unwrap();
-    let to = parent.path().join(format!("clone-{mtime}").replace([' ', ':'], "-"));
+    let to = parent
+        .path()
+        .join(format!("clone-{mtime}").replace([' ', ':'], "-"));
     git(
         parent.path(),
         &[
@@ -53,7 +55,13 @@ fn digest(dir: &Path, epoch: &str, set: &[&str]) -> (String, String) {
         ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
     ];
     let code = cargo_ship::main_with(&mut cx);
-    assert_eq!(code, 0, "stdout:\n{}\nstderr:\n{}", cx.stdout_text(), cx.stderr_text());
+    assert_eq!(
+        code,
+        0,
+        "stdout:\n{}\nstderr:\n{}",
+        cx.stdout_text(),
+        cx.stderr_text()
+    );
     let plan: serde_json::Value = serde_json::from_str(&cx.stdout_text()).unwrap();
     (
         plan["artifact"]["digest"].as_str().unwrap().to_owned(),
@@ -67,7 +75,10 @@ fn same_digest_in_two_clones(name: &str, set: &[&str]) {
     let (da, sa) = digest(&a, "1767225600", set);
     let (db, sb) = digest(&b, "1773578096", set);
     assert_eq!(sa, sb);
-    assert_eq!(da, db, "{name}: two clean clones of one commit, two artifacts");
+    assert_eq!(
+        da, db,
+        "{name}: two clean clones of one commit, two artifacts"
+    );
 }
 
 #[test]
