@@ -85,27 +85,38 @@ pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigErr
     Ok(out)
 }
 
-fn here<'a>(project: &'a Project, stage: &'a Stage) -> Here<'a> {
+fn here<'a>(project: &'a Project, stage: &'a Stage, tree: Option<&'a Path>) -> Here<'a> {
     Here {
         root: &project.root,
+        tree: tree.unwrap_or(&project.root),
         ship_dir: &project.ship_dir,
         stage: &stage.name,
     }
 }
 
-/// The commands the build phase runs here, in order: the adapters', then the stage's
-/// `build` (not the cargo build of a `cargo` source: [`cargo_command`]). Runs nothing.
+/// The commands the build phase runs, in order: the adapters', then the stage's `build`
+/// (not the cargo build of a `cargo` source: [`cargo_command`]). Runs nothing; for a `git`
+/// source the adapters read the tree [`build`] exported (their commands depend on the
+/// commit's package.json, not the working tree's).
 pub(crate) fn commands(
     project: &Project,
     stage: &Stage,
     adapters: &Adapters,
 ) -> Result<Vec<String>, CliError> {
-    let here = here(project, stage);
+    let tree = build_tree(project, stage, adapters);
+    commands_in(&here(project, stage, tree.as_deref()), stage, adapters)
+}
+
+fn commands_in(
+    here: &Here<'_>,
+    stage: &Stage,
+    adapters: &Adapters,
+) -> Result<Vec<String>, CliError> {
     let mut commands = Vec::new();
     for (table, adapter) in &adapters.configured {
         commands.extend(
             adapter
-                .commands(&here)
+                .commands(here)
                 .map_err(|e| CliError::Build(format!("[{table}]: {e}")))?,
         );
     }
@@ -113,17 +124,27 @@ pub(crate) fn commands(
     Ok(commands)
 }
 
-/// Where the build commands run: for a `git` source with commands, a tree of its own made
-/// from the commit (`target/ship/build/<stage>`, see `ship_core::artifact::export`), packed
-/// as the build leaves it, so that what the build wrote ships; else the project's root
-/// (None), as for a `dir` source, which names the build's output itself.
-pub(crate) fn build_tree(project: &Project, stage: &Stage, commands: &[String]) -> Option<PathBuf> {
+/// Where the build runs and the adapters read their inputs: for a `git` source with build
+/// commands or an adapter, a tree of its own made from the commit
+/// (`target/ship/build/<stage>`, see `ship_core::artifact::export`), packed as the build
+/// leaves it, so that what the build wrote ships and everything that ships (the code, the
+/// wheels, the npm build) comes from the commit, never the working tree; else the
+/// project's root (None), as for a `dir` source, which names the build's output itself.
+pub(crate) fn build_tree(project: &Project, stage: &Stage, adapters: &Adapters) -> Option<PathBuf> {
     match &stage.source {
-        ship_core::SourceConfig::Git(_) if !commands.is_empty() => {
-            Some(here(project, stage).stage_dir("build"))
+        ship_core::SourceConfig::Git(_) if !stage.build.is_empty() || !adapters.is_empty() => {
+            Some(here(project, stage, None).stage_dir("build"))
         }
         _ => None,
     }
+}
+
+/// Where `plan` records the project's uncommitted changes for a `git` source, so that
+/// `apply` packs the same artifact information again: `target/ship/build/<stage>.uncommitted`.
+fn uncommitted_record(project: &Project, stage: &Stage) -> PathBuf {
+    here(project, stage, None)
+        .stage_dir("build")
+        .with_extension("uncommitted")
 }
 
 /// The command that builds the binary of a `cargo` source, as the plan records it.
@@ -139,18 +160,34 @@ pub(crate) fn build(
     adapters: &Adapters,
 ) -> Result<(Built, Vec<TaskSpec>), CliError> {
     let root = &project.root;
-    let here = here(project, stage);
     let failed =
         |table: &str, e: ship_core::adapter::Error| CliError::Build(format!("[{table}]: {e}"));
-    let mut commands = commands(project, stage, adapters)?;
     let mut tasks = Vec::new();
-    let tree = build_tree(project, stage, &commands);
-    if let (Some(tree), ship_core::SourceConfig::Git(rev)) = (&tree, &stage.source) {
-        artifact::export(root, rev, tree)?;
+    let tree = build_tree(project, stage, adapters);
+    let record = uncommitted_record(project, stage);
+    if let ship_core::SourceConfig::Git(rev) = &stage.source {
+        if let Some(tree) = &tree {
+            artifact::export(root, rev, tree)?;
+        }
+        // What the artifact leaves out, said by the plan (never silently).
+        let uncommitted = crate::git::uncommitted(root, &project.ship_dir)?;
+        if let Some(dir) = record.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CliError::Io {
+                path: project.show(dir),
+                source: e,
+            })?;
+        }
+        let json = serde_json::to_string(&uncommitted).expect("a list of paths serializes");
+        std::fs::write(&record, json).map_err(|e| CliError::Io {
+            path: project.show(&record),
+            source: e,
+        })?;
     }
+    let here = here(project, stage, tree.as_deref());
+    let mut commands = commands_in(&here, stage, adapters)?;
     // The build commands run before the adapters' own work: they may write its inputs
     // (the requirements, say).
-    artifact::run_commands(tree.as_deref().unwrap_or(root), &commands)?;
+    artifact::run_commands(here.tree, &commands)?;
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
         let command = cargo_command(bin);
         let status = std::process::Command::new(&project.cargo)
@@ -182,7 +219,7 @@ pub(crate) fn repack(
     stage: &Stage,
     adapters: &Adapters,
 ) -> Result<Built, CliError> {
-    let tree = build_tree(project, stage, &commands(project, stage, adapters)?);
+    let tree = build_tree(project, stage, adapters);
     pack(project, stage, adapters, tree.as_deref())
 }
 
@@ -200,19 +237,17 @@ fn pack(
             to: format!("bin/{bin}"),
         });
     }
-    // `include` paths as the build left them, else as the project has them.
+    // `include` paths as the build left them: from the commit's tree for a `git` source
+    // (a path the commit lacks and the build did not write is an error when packed), else
+    // as the project has them.
     extras.extend(stage.include.iter().map(|p| {
         let p = p.trim_end_matches('/');
-        let from = match tree {
-            Some(tree) if std::fs::symlink_metadata(tree.join(p)).is_ok() => tree.join(p),
-            _ => project.root.join(p),
-        };
         Extra {
-            from,
+            from: tree.unwrap_or(&project.root).join(p),
             to: p.to_owned(),
         }
     }));
-    let here = here(project, stage);
+    let here = here(project, stage, tree);
     for (_, adapter) in &adapters.configured {
         extras.extend(
             adapter
@@ -224,7 +259,7 @@ fn pack(
         Some(paths) => Content::Paths(paths),
         None => Content::Source(&stage.source),
     };
-    Ok(artifact::build_with(
+    let mut built = artifact::build_with(
         &project.root,
         &Packing {
             content,
@@ -233,7 +268,16 @@ fn pack(
             tree,
         },
         &project.ship_dir.join("artifacts"),
-    )?)
+    )?;
+    if let ship_core::SourceConfig::Git(_) = &stage.source {
+        // As `plan` saw the working tree: `apply` packs the same information again.
+        let record = uncommitted_record(project, stage);
+        built.info.uncommitted = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+    }
+    Ok(built)
 }
 
 /// The adapters' tasks for an artifact that is not built again (promoted from another

@@ -122,3 +122,55 @@ pub(crate) fn tag_and_push(
     )?;
     Ok(remote)
 }
+
+/// The project's files (paths relative to `root`) whose changes are not committed:
+/// modified, staged, deleted, renamed or untracked and not ignored, as `git status` reports
+/// them, without what cargo ship itself keeps in `ship_dir`. A `git` source deploys the
+/// commit, so these are left out of the artifact, and the plan says which.
+pub(crate) fn uncommitted(root: &Path, ship_dir: &Path) -> Result<Vec<String>, CliError> {
+    let prefix = git(root, &["rev-parse", "--show-prefix"]).map_err(CliError::Build)?;
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "core.quotepath=off",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            ".",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| CliError::Build(format!("`git status`: {e}")))?;
+    if !out.status.success() {
+        return Err(CliError::Build(format!(
+            "`git status` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let ship = ship_dir
+        .strip_prefix(root)
+        .ok()
+        .map(|p| format!("{}/", p.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut records = text.split('\0');
+    let mut files = Vec::new();
+    while let Some(record) = records.next() {
+        if record.len() < 4 {
+            continue;
+        }
+        let (status, path) = record.split_at(3);
+        if status.starts_with('R') || status.starts_with('C') {
+            records.next(); // the path it was renamed or copied from
+        }
+        let path = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+        if ship.as_deref().is_some_and(|s| path.starts_with(s)) {
+            continue;
+        }
+        files.push(path.to_owned());
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

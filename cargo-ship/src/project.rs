@@ -109,27 +109,36 @@ impl Project {
     }
 
     /// The version of the application: Cargo.toml's, else package.json's, else
-    /// pyproject.toml's `[project] version`.
-    pub fn detect_version(&self) -> Option<String> {
+    /// pyproject.toml's (`[project] version`, or with `dynamic = ["version"]` where its
+    /// build backend reads it: see [`python_version`]). For a `git` source the files are
+    /// read from the commit that ships, not the working tree.
+    pub fn detect_version(&self, source: &ship_core::SourceConfig) -> Option<String> {
         if let Some(v) = &self.cargo_version {
             return Some(v.clone());
         }
-        if let Ok(text) = std::fs::read_to_string(self.root.join("package.json"))
+        let read = |path: &str| -> Option<String> {
+            match source {
+                ship_core::SourceConfig::Git(rev) => {
+                    let out = std::process::Command::new("git")
+                        .args(["show", &format!("{rev}:./{path}")])
+                        .current_dir(&self.root)
+                        .stderr(std::process::Stdio::null())
+                        .output()
+                        .ok()?;
+                    out.status
+                        .success()
+                        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+                }
+                _ => std::fs::read_to_string(self.root.join(path)).ok(),
+            }
+        };
+        if let Some(text) = read("package.json")
             && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
             && let Some(v) = json.get("version").and_then(|v| v.as_str())
         {
             return Some(v.to_owned());
         }
-        if let Ok(text) = std::fs::read_to_string(self.root.join("pyproject.toml"))
-            && let Ok(doc) = text.parse::<toml::Table>()
-            && let Some(v) = doc
-                .get("project")
-                .and_then(|p| p.get("version"))
-                .and_then(|v| v.as_str())
-        {
-            return Some(v.to_owned());
-        }
-        None
+        python_version(&read)
     }
 
     /// `path` shown relative to the project root when it is inside it.
@@ -139,4 +148,79 @@ impl Project {
             .display()
             .to_string()
     }
+}
+
+/// The version of a Python project from its pyproject.toml, read with `read` (a path of
+/// the project → its text): `[project] version`, or, when `dynamic` lists `version`, where
+/// the build backend takes it: setuptools' `[tool.setuptools.dynamic] version` (`attr =
+/// "pkg.__version__"` or `file = "VERSION"`), hatch's `[tool.hatch.version] path`, else
+/// the `__version__` of the package named after the project (flit's rule), in the flat or
+/// the `src/` layout. A version made from git tags (setuptools-scm, hatch-vcs) is not
+/// read: set `version` or pass `--version`.
+pub(crate) fn python_version(read: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let doc = read("pyproject.toml")?.parse::<toml::Table>().ok()?;
+    let project = doc.get("project")?;
+    if let Some(v) = project.get("version").and_then(|v| v.as_str()) {
+        return Some(v.to_owned());
+    }
+    let dynamic = project.get("dynamic")?.as_array()?;
+    if !dynamic.iter().any(|d| d.as_str() == Some("version")) {
+        return None;
+    }
+    let tool = doc.get("tool");
+    let setuptools = tool
+        .and_then(|t| t.get("setuptools"))
+        .and_then(|t| t.get("dynamic"))
+        .and_then(|t| t.get("version"));
+    let in_module = |module: &str, var: &str| {
+        let path = module.replace('.', "/");
+        [
+            format!("{path}.py"),
+            format!("{path}/__init__.py"),
+            format!("src/{path}.py"),
+            format!("src/{path}/__init__.py"),
+        ]
+        .iter()
+        .find_map(|f| assigned(&read(f)?, var))
+    };
+    if let Some(spec) = setuptools {
+        if let Some(attr) = spec.get("attr").and_then(|a| a.as_str()) {
+            let (module, var) = attr.rsplit_once('.')?;
+            return in_module(module, var);
+        }
+        let file = match spec.get("file")? {
+            toml::Value::String(f) => f.clone(),
+            toml::Value::Array(files) => files.first()?.as_str()?.to_owned(),
+            _ => return None,
+        };
+        return read(&file)
+            .map(|t| t.trim().to_owned())
+            .filter(|v| !v.is_empty());
+    }
+    if let Some(path) = tool
+        .and_then(|t| t.get("hatch"))
+        .and_then(|t| t.get("version"))
+        .and_then(|t| t.get("path"))
+        .and_then(|p| p.as_str())
+    {
+        return assigned(&read(path)?, "__version__");
+    }
+    let name = project.get("name")?.as_str()?.replace(['-', '.'], "_");
+    in_module(&name, "__version__")
+}
+
+/// The string `var` is set to in Python `code` (`__version__ = "1.2.3"`), at the start of
+/// a line.
+fn assigned(code: &str, var: &str) -> Option<String> {
+    code.lines().find_map(|line| {
+        let rest = line.strip_prefix(var)?.trim_start();
+        let rest = rest
+            .strip_prefix(':')
+            .map(|r| r.split_once('=').map_or("", |(_, v)| v))
+            .or_else(|| rest.strip_prefix('='))?
+            .trim();
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let value = &rest[1..];
+        Some(value[..value.find(quote)?].to_owned())
+    })
 }

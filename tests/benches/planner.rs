@@ -105,6 +105,7 @@ fn plan(stage: &Stage) -> ship_core::Plan {
             entries: 283,
             commands: vec![],
             promoted_from: None,
+            uncommitted: Vec::new(),
         },
         config_digest: "0".repeat(64),
         extra_tasks: vec![],

@@ -228,6 +228,7 @@ fn every_variable_cargo_ship_sets_is_never_configuration() {
                 entries: 1,
                 commands: Vec::new(),
                 promoted_from: None,
+                uncommitted: Vec::new(),
             },
             config_digest: String::new(),
             extra_tasks: Vec::new(),

@@ -177,7 +177,9 @@ fn a_missing_lock_file_is_refused_saying_how_to_make_one() {
              [staging]\nhosts = [\"h1\"]\n",
         )],
     );
+    // The commit has no lock file: the build reads the commit, not the working tree.
     std::fs::remove_file(f.join("package-lock.json")).unwrap();
+    f.commit("service without a lock file");
     let out = f.ship(&["plan", "staging"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(

@@ -111,6 +111,7 @@ fn verify(
                 entries: opened.entries,
                 commands: Vec::new(),
                 promoted_from: Some(from.clone()),
+                uncommitted: Vec::new(),
             };
             (artifact, Some(opened))
         }

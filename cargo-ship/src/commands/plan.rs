@@ -24,7 +24,7 @@ pub(crate) fn fill_version(
 ) -> Result<(), CliError> {
     let layout = super::layout(&stage.layout)?;
     if layout.needs_version() && stage.version.is_none() {
-        stage.version = project.detect_version();
+        stage.version = project.detect_version(&stage.source);
         if stage.version.is_none() && !pinned {
             return Err(CliError::Usage(format!(
                 "the {} layout needs a version: none in Cargo.toml, package.json or \

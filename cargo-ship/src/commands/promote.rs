@@ -171,6 +171,7 @@ pub(crate) fn run(
                 stage: from.name.clone(),
                 release: source.id.clone(),
             }),
+            uncommitted: Vec::new(),
         },
         config_digest: ship_core::planner::config_digest(&to),
         extra_tasks,

@@ -13,7 +13,7 @@
 //! implemented by the adapters, and called by the binary in this order for `plan`:
 //!
 //! 1. [`Configured::commands`] of every adapter, then the stage's own `build` commands, run
-//!    here in the project's root;
+//!    here in [`Here::tree`] (a copy of the commit for a `git` source);
 //! 2. [`Configured::build`] of every adapter: its work here, and the tasks for the plan;
 //! 3. [`Configured::extras`] and [`Configured::paths`]: what it puts into the artifact.
 //!
@@ -153,8 +153,8 @@ pub struct Init {
 
 /// One adapter with its table read: what it does for a deploy of the stage.
 pub trait Configured: std::fmt::Debug + Send + Sync {
-    /// Commands to run here, in the project's root, before the stage's own `build`
-    /// commands (`npm ci`, say); checks what they need first. None by default.
+    /// Commands to run here, in [`Here::tree`], before the stage's own `build` commands
+    /// (`npm ci`, say); checks what they need first, in that tree. None by default.
     fn commands(&self, here: &Here<'_>) -> Result<Vec<String>, Error> {
         let _ = here;
         Ok(Vec::new())
@@ -196,6 +196,12 @@ pub struct Here<'a> {
     /// unless the source is `git` (then in a copy of the commit, `target/ship/build/<stage>`,
     /// see [`crate::artifact::export`]).
     pub root: &'a Path,
+    /// Where the project's files that make the artifact are: for a `git` source, that copy
+    /// of the commit, as the build commands left it; else the project's root. An adapter
+    /// reads its inputs here (requirements, lock files, package.json, the project it builds
+    /// into a wheel), never in the working tree, so the same commit gives the same
+    /// artifact on any machine.
+    pub tree: &'a Path,
     /// The directory cargo ship keeps what it makes for the project in (`target/ship`).
     pub ship_dir: &'a Path,
     /// The stage being built.

@@ -165,8 +165,9 @@ pub struct Packing<'a> {
     pub extras: &'a [Extra],
     /// Where the build ran when not in the project's root: the tree [`export`] made of a
     /// `git` source. A `git` source is then packed from it (the commit's files and what the
-    /// build wrote, see [`LEFT_BEHIND`]), and [`Content::Paths`] are read from it first
-    /// (from the project's root when the tree has no such path).
+    /// build wrote, see [`LEFT_BEHIND`]), and [`Content::Paths`] are read from it only (a
+    /// path neither in the commit nor written by the build is an error: nothing of the
+    /// working tree gets in), with the tree's commit as the artifact's revision.
     pub tree: Option<&'a Path>,
 }
 
@@ -466,14 +467,32 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                 };
                 let rel = p.trim_end_matches('/');
                 let from = match packing.tree {
-                    Some(tree) if std::fs::symlink_metadata(tree.join(rel)).is_ok() => {
-                        tree.join(rel)
+                    Some(tree) => {
+                        let from = tree.join(rel);
+                        if std::fs::symlink_metadata(&from).is_err() {
+                            return Err(ArtifactError::Io {
+                                path: from,
+                                source: std::io::Error::other(format!(
+                                    "`{p}` is neither in the commit nor written by the build \
+                                     (the artifact is made from the commit, not the working tree)"
+                                )),
+                            });
+                        }
+                        from
                     }
-                    _ => root.join(rel),
+                    None => root.join(rel),
                 };
                 entries.extend(read_extra(&from, &to)?);
             }
-            (entries, None, format!("paths {}", paths.join(", ")))
+            // From the tree of a commit: that commit is the revision.
+            let revision = match packing.tree {
+                Some(tree) => std::fs::read_to_string(commit_file(tree))
+                    .ok()
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+                None => None,
+            };
+            (entries, revision, format!("paths {}", paths.join(", ")))
         }
     };
     for extra in packing.extras {
@@ -500,6 +519,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
             entries: count,
             commands: Vec::new(),
             promoted_from: None,
+            uncommitted: Vec::new(),
         },
         path,
     })

@@ -32,6 +32,11 @@ pub struct ArtifactInfo {
     /// it is instead of being built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_from: Option<Promotion>,
+    /// For a `git` source: the project's files whose changes are not committed when the plan
+    /// was made (modified, added, deleted or untracked, relative to the project), which the
+    /// artifact does not have; the plan says so, so they are never left out silently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncommitted: Vec<String>,
 }
 
 /// A plan made for some hosts of its stage only.

@@ -89,6 +89,35 @@ fn host_list(plan: &Plan) -> String {
         .join("; ")
 }
 
+/// ` (uncommitted changes in 2 files not deployed: a.py, b.py)`, naming at most 5 files;
+/// nothing when every change was committed.
+///
+/// ```
+/// let files = ["a.py".to_owned(), "b.py".to_owned()];
+/// assert_eq!(
+///     ship_core::render::uncommitted_note(&files),
+///     " (uncommitted changes in 2 files not deployed: a.py, b.py)"
+/// );
+/// assert_eq!(ship_core::render::uncommitted_note(&[]), "");
+/// ```
+pub fn uncommitted_note(files: &[String]) -> String {
+    const NAMED: usize = 5;
+    match files {
+        [] => String::new(),
+        [one] => format!(" (uncommitted changes in 1 file not deployed: {one})"),
+        _ => {
+            let mut names = files[..files.len().min(NAMED)].join(", ");
+            if files.len() > NAMED {
+                names.push_str(&format!(", … {} more", files.len() - NAMED));
+            }
+            format!(
+                " (uncommitted changes in {} files not deployed: {names})",
+                files.len()
+            )
+        }
+    }
+}
+
 /// Renders `plan` as text. The same plan gives the same bytes.
 pub fn text(plan: &Plan, options: TextOptions) -> String {
     let mut s = String::new();
@@ -114,8 +143,11 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "  artifact   {}{} → sha256 {}",
-        a.source, revision, a.digest
+        "  artifact   {}{}{} → sha256 {}",
+        a.source,
+        revision,
+        uncommitted_note(&a.uncommitted),
+        a.digest
     );
     if let Some(r) = &plan.rolling {
         let _ = writeln!(

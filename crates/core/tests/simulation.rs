@@ -259,6 +259,7 @@ fn make_plan(s: &Scenario, layout: &dyn Layout, digest: &str) -> Plan {
             entries: 1,
             commands: vec![],
             promoted_from: None,
+            uncommitted: Vec::new(),
         },
         config_digest: "0".repeat(64),
         extra_tasks: vec![],

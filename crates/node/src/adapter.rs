@@ -121,15 +121,16 @@ fn listen_port(root: &Path, package_json: &str) -> Option<u16> {
 }
 
 impl Configured for NodeConfig {
-    /// `npm ci` (and `npm run build`), or the table's `build`; refuses a project without a
+    /// `npm ci` (and `npm run build`), or the table's `build`, as the package.json of the
+    /// tree that ships says (the commit's, for a `git` source); refuses a project without a
     /// lock file when it needs one.
     fn commands(&self, here: &Here<'_>) -> Result<Vec<String>, Error> {
-        Ok(crate::build::prepare(here.root, self)?.commands)
+        Ok(crate::build::prepare(here.tree, self)?.commands)
     }
 
     /// The tasks keyed on the lock file the build leaves (the one that ships).
     fn build(&self, here: &Here<'_>) -> Result<Vec<TaskSpec>, Error> {
-        let key = crate::build::key(here.root, self)?;
+        let key = crate::build::key(here.tree, self)?;
         Ok(crate::tasks(self, key.as_deref()))
     }
 

@@ -5,7 +5,8 @@
 //! - [`build::prepare`] (build phase, here): the commands to run before packing (default
 //!   `npm ci`, then `npm run build` when package.json has a build script) and the
 //!   node_modules key. A project without `package-lock.json` is refused, saying how to
-//!   make one. With a `git` source the commands run on a copy of the commit
+//!   make one. package.json and the lock file are read from the tree that ships
+//!   (`ship_core::adapter::Here::tree`). With a `git` source the commands run on a copy of the commit
 //!   (`ship_core::artifact::export`) and what they wrote ships with it (`dist/`, `build/`,
 //!   `.next/`), node_modules excepted; `ship = ["dist/"]` chooses what goes into the
 //!   artifact instead.

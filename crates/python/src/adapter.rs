@@ -71,8 +71,15 @@ fn wheelhouse_dir(here: &Here<'_>) -> PathBuf {
 }
 
 impl Configured for PythonConfig {
+    /// The wheels of the tree that ships (the commit's, for a `git` source), built out of
+    /// that tree, in `target/ship/wheel-src/<stage>`.
     fn build(&self, here: &Here<'_>) -> Result<Vec<TaskSpec>, Error> {
-        let wheels = wheelhouse::build(here.root, self, &wheelhouse_dir(here))?;
+        let wheels = wheelhouse::build(
+            here.tree,
+            self,
+            &wheelhouse_dir(here),
+            &here.stage_dir("wheel-src"),
+        )?;
         Ok(crate::tasks(self, &wheels))
     }
 

@@ -24,8 +24,13 @@ pub struct PythonConfig {
     /// host install from an index (false).
     #[serde(default = "default_true")]
     pub wheelhouse: bool,
-    /// The package index to use instead of PyPI.
+    /// The package index to use instead of PyPI (for the build's own dependencies too,
+    /// setuptools say: pip gives its options to the build's environment).
     pub index_url: Option<String>,
+    /// More indexes, looked in beside `index_url` (or PyPI): a private index next to PyPI.
+    /// One URL or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub extra_index_url: Vec<String>,
     /// The roles whose hosts get the virtualenv (default: every host).
     #[serde(default)]
     pub roles: Vec<String>,
@@ -52,6 +57,20 @@ pub struct DjangoConfig {
     /// The roles these run on (default: the `python` table's roles).
     #[serde(default)]
     pub roles: Vec<String>,
+}
+
+/// A string or a list of strings, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 fn default_requirements() -> String {

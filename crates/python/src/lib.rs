@@ -5,7 +5,9 @@
 //!
 //! - [`wheelhouse::build`] (build phase, on this machine): `pip wheel` of the requirements
 //!   into a wheelhouse that travels in the artifact (`.wheelhouse/` in each release), with
-//!   `SOURCE_DATE_EPOCH` fixed so the same sources give the same digest.
+//!   `SOURCE_DATE_EPOCH` fixed so the same sources give the same digest. Its inputs come
+//!   from the tree that ships (`ship_core::adapter::Here::tree`: the copy of the commit for a
+//!   `git` source), and pip runs out of tree, on a copy of it.
 //! - [`tasks()`] (pure): the steps the plan gets. `python.venv` (before `install`) makes
 //!   `.ship/venvs/<key>-py<version>` with `python3 -m venv` and `pip install --no-index`
 //!   from the wheelhouse — or reuses it when the host already has it, so a deploy whose

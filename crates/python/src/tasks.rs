@@ -65,7 +65,10 @@ pub fn tasks(cfg: &PythonConfig, wheels: &Wheelhouse) -> Vec<TaskSpec> {
                 "virtualenv{}: reused when the host has it, else pip install -r {} from {}",
                 short(&wheels.key),
                 cfg.requirements,
-                cfg.index_url.as_deref().unwrap_or("PyPI")
+                std::iter::once(cfg.index_url.as_deref().unwrap_or("PyPI"))
+                    .chain(cfg.extra_index_url.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             )
         },
     );
@@ -152,11 +155,14 @@ fn venv_script(cfg: &PythonConfig, wheels: &Wheelhouse) -> String {
              fi"
         )
     } else {
-        let index = cfg
+        let mut index = cfg
             .index_url
             .as_ref()
             .map(|u| format!(" --index-url {}", quote(u)))
             .unwrap_or_default();
+        for url in &cfg.extra_index_url {
+            index.push_str(&format!(" --extra-index-url {}", quote(url)));
+        }
         format!(
             "\"$dir/bin/python\" -m pip install --quiet --disable-pip-version-check --no-input{index} \
              -r {req} || {{ echo \"ship-python: pip install -r {req} failed on $SHIP_HOST (see above)\" >&2; exit 1; }}",

@@ -64,14 +64,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// Builds the wheels of `cfg.requirements` (of the project in `root`) into `out`, which is
-/// emptied first; with `wheelhouse = false` builds nothing and keys the virtualenv on the
-/// requirements alone.
+/// Builds the wheels of `cfg.requirements` (of the project in `tree`: the copy of the
+/// commit that ships, for a `git` source) into `out`, which is emptied first; with
+/// `wheelhouse = false` builds nothing and keys the virtualenv on the requirements alone.
 ///
-/// Wheels are built with `SOURCE_DATE_EPOCH` fixed, so the same sources give the same
-/// wheels and the same artifact digest.
-pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, BuildError> {
-    let req_path = root.join(&cfg.requirements);
+/// pip runs out of tree: on a copy of `tree` in `scratch` (made again each time, removed
+/// after), so the project gets no `build/` or `*.egg-info`, a setuptools project in a flat
+/// layout does not find `target/` beside its package, and a stale `build/lib` of an
+/// earlier build never ends up in a wheel. Wheels are built with `SOURCE_DATE_EPOCH` fixed
+/// (not the clock) and `PYTHONHASHSEED=0`, so the same sources give the same wheels and the
+/// same artifact digest, wherever and whenever they are built.
+pub fn build(
+    tree: &Path,
+    cfg: &PythonConfig,
+    out: &Path,
+    scratch: &Path,
+) -> Result<Wheelhouse, BuildError> {
+    let req_path = tree.join(&cfg.requirements);
     let requirements =
         std::fs::read_to_string(&req_path).map_err(|source| BuildError::Requirements {
             path: cfg.requirements.clone(),
@@ -84,6 +93,7 @@ pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, 
         std::fs::remove_dir_all(out).map_err(io(out))?;
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
+    copy_project(tree, scratch)?;
     let mut cmd = Command::new(&cfg.local_python);
     cmd.args([
         "-m",
@@ -97,13 +107,19 @@ pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, 
     if let Some(url) = &cfg.index_url {
         cmd.args(["--index-url", url]);
     }
+    for url in &cfg.extra_index_url {
+        cmd.args(["--extra-index-url", url]);
+    }
     if cfg.requirements.ends_with("pyproject.toml") {
-        let dir = req_path.parent().unwrap_or(root);
+        let dir = Path::new(&cfg.requirements)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         cmd.arg(dir);
     } else {
         cmd.arg("-r").arg(&cfg.requirements);
     }
-    cmd.current_dir(root)
+    cmd.current_dir(scratch)
         .env(
             "SOURCE_DATE_EPOCH",
             ship_core::artifact::FIXED_MTIME.to_string(),
@@ -139,7 +155,53 @@ pub fn build(root: &Path, cfg: &PythonConfig, out: &Path) -> Result<Wheelhouse, 
             wheels.push((name, ship_core::sha256_hex(&bytes)));
         }
     }
+    std::fs::remove_dir_all(scratch).map_err(io(scratch))?;
     Ok(keyed(cfg, &requirements, wheels, Some(out.to_owned())))
+}
+
+/// Copies the project in `tree` to `to` (emptied first) for pip to build in: files, links
+/// and modes as they are, without what is not the project's source (`.git`, `target`,
+/// what builds and caches leave: `node_modules`, `__pycache__`, `*.egg-info`).
+fn copy_project(tree: &Path, to: &Path) -> Result<(), BuildError> {
+    if std::fs::symlink_metadata(to).is_ok() {
+        std::fs::remove_dir_all(to).map_err(io(to))?;
+    }
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    let skip = |rel: &Path| {
+        let top = rel.components().count() == 1;
+        rel.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            (top && (n == ".git" || n == "target"))
+                || n == "node_modules"
+                || n == "__pycache__"
+                || n.ends_with(".egg-info")
+        })
+    };
+    let walker = walkdir::WalkDir::new(tree)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !skip(e.path().strip_prefix(tree).unwrap_or(e.path())));
+    for entry in walker {
+        let entry = entry.map_err(|e| BuildError::Io {
+            path: tree.to_owned(),
+            source: e.into(),
+        })?;
+        let rel = entry.path().strip_prefix(tree).unwrap_or(entry.path());
+        let dest = to.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(io(&dest))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(io(entry.path()))?;
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&target, &dest).map_err(io(&dest))?;
+        } else {
+            std::fs::copy(entry.path(), &dest).map_err(io(&dest))?;
+        }
+    }
+    Ok(())
 }
 
 fn keyed(
@@ -154,7 +216,10 @@ fn keyed(
         let digests: Vec<&str> = digests.iter().map(String::as_str).collect();
         crate::venv_key(requirements, &digests)
     } else {
-        let index = cfg.index_url.as_deref().unwrap_or("");
+        let mut index = cfg.index_url.clone().unwrap_or_default();
+        for extra in &cfg.extra_index_url {
+            index.push_str(&format!("\nextra {extra}"));
+        }
         crate::venv_key(&format!("{requirements}\nindex {index}"), &[])
     };
     Wheelhouse { dir, wheels, key }
