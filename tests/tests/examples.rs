@@ -1,7 +1,11 @@
 //! The worked examples of `examples/` stay valid: each one's tasks list and plan are made
-//! from its Ship.toml as written (the network-bound build steps replaced by local ones).
+//! from its Ship.toml as written (the network-bound build steps replaced by local ones), and
+//! each is deployed for real, as it is in the repository, to a fleet of sshd hosts named as
+//! its Ship.toml names them, then served over HTTP: the React front end built by a real
+//! `npm ci` and `vite build` (the npm registry), the Django site with Django, gunicorn and
+//! WhiteNoise from PyPI under supervisord.
 
-use ship_tests::{Fixture, ok};
+use ship_tests::{Fixture, Fleet, KillOnDrop, git, http_get_path, ok};
 use std::path::Path;
 
 fn example(name: &str) -> Fixture {
@@ -88,4 +92,150 @@ fn react_example_ships_dist_only() {
 fn webxample_plans_as_the_readme_shows() {
     let f = example("webxample");
     ok(&f.ship(&["plan", "production"]));
+}
+
+/// The example's own `ssh_config` (`.fleet/ssh_config`, which its Ship.toml names and
+/// `../fleet.sh` writes): the fleet's hosts `h1, h2, ...` under the example's names.
+fn alias_hosts(f: &Fixture, fleet: &Fleet, names: &[&str]) {
+    let mut config = std::fs::read_to_string(fleet.ssh_config()).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let from = format!("Host h{}\n", i + 1);
+        assert!(config.contains(&from), "{config}");
+        config = config.replace(&from, &format!("Host {name}\n"));
+    }
+    f.write(".fleet/ssh_config", &config);
+}
+
+/// A bare `origin` the project's `main` is pushed to: the production stages of the
+/// examples are `protected` (pushed commits only) and tag each deploy in the remote.
+fn with_origin(f: &Fixture) -> tempfile::TempDir {
+    let remote = tempfile::tempdir().unwrap();
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    git(
+        f.path(),
+        &["remote", "add", "origin", remote.path().to_str().unwrap()],
+    );
+    git(f.path(), &["push", "-q", "-u", "origin", "main"]);
+    remote
+}
+
+fn push(f: &Fixture, message: &str) {
+    f.commit(message);
+    git(f.path(), &["push", "-q", "origin", "main"]);
+}
+
+/// What each host serves for the React front end: the built `index.html` and the hashed
+/// script it loads, `(path, body)`; panics, naming the host, when either is not served.
+fn served_front_end(fleet: &Fleet) -> Vec<(String, String)> {
+    fleet
+        .hosts
+        .iter()
+        .map(|h| {
+            let index =
+                http_get_path(h.ip, 8000, "/").unwrap_or_else(|e| panic!("{}: {e}", h.name));
+            // The built page, not the source one (which loads /src/main.jsx).
+            assert!(
+                !index.contains("/src/main.jsx"),
+                "{}: the source index.html: {index}",
+                h.name
+            );
+            let start = index
+                .find("/assets/index-")
+                .unwrap_or_else(|| panic!("{}: no hashed script in {index}", h.name));
+            let end = start + index[start..].find('"').expect("a quoted src");
+            let script = &index[start..end];
+            assert!(script.ends_with(".js"), "{}: {script}", h.name);
+            let body = http_get_path(h.ip, 8000, script)
+                .unwrap_or_else(|e| panic!("{}: {script}: {e}", h.name));
+            // React's production build, bundled: its error decoder URL is in every build.
+            assert!(
+                body.contains("react.dev/errors/"),
+                "{}: {script} is not React's build",
+                h.name
+            );
+            (script.to_owned(), body)
+        })
+        .collect()
+}
+
+/// The React example as it is: `npm ci` and `vite build` from the npm registry, `dist/`
+/// shipped to web1 and web2 (its `production`), served from `current/` by a static server
+/// on each host, as its README's nginx `root` does; a second release with changed source is
+/// served with its new hashed script, and a rollback serves the old one again.
+#[test]
+fn react_example_deploys_its_vite_build_and_serves_it() {
+    let fleet = Fleet::start(2);
+    let f = example("react");
+    alias_hosts(&f, &fleet, &["web1", "web2"]);
+    let _origin = with_origin(&f);
+    // The web server of each host serves /srv/react-front/current, resolving the link on
+    // each request (as nginx's `root` does).
+    for h in &fleet.hosts {
+        fleet.sh(
+            &h.name,
+            &format!(
+                "mkdir -p /srv/react-front/current && nohup setsid timeout 600 python3 -m http.server 8000 \
+                 --bind {} --directory /srv/react-front/current >/dev/null 2>&1 </dev/null & echo $! > /srv/web.pid",
+                h.ip
+            ),
+        );
+    }
+    let _servers = KillOnDrop(&fleet, "/srv/web.pid");
+    for h in &fleet.hosts {
+        fleet.sh(&h.name, "rmdir /srv/react-front/current");
+    }
+
+    let apply = |id: &str| {
+        let out = f.ship_env(
+            &["apply", "production", "--release-id", id],
+            &[("USER", "tester")],
+        );
+        ok(&out);
+    };
+    apply("20260101000001");
+    let v1 = served_front_end(&fleet);
+    assert_eq!(v1[0], v1[1], "every host serves the same build");
+    assert!(
+        v1[0].1.contains("Built once, shipped everywhere"),
+        "the app's own code"
+    );
+    for h in ["h1", "h2"] {
+        // The build alone shipped: no sources, no package.json, no node_modules.
+        let top = fleet.sh(h, "cd /srv/react-front/current && ls -A");
+        assert_eq!(
+            top.split_whitespace().collect::<Vec<_>>(),
+            ["REVISION", "assets", "index.html"],
+            "{h}"
+        );
+    }
+
+    let main = std::fs::read_to_string(f.join("src/main.jsx")).unwrap();
+    f.write(
+        "src/main.jsx",
+        &main.replace(
+            "Built once, shipped everywhere",
+            "Built once, shipped everywhere, v2",
+        ),
+    );
+    push(&f, "front v2");
+    apply("20260101000002");
+    let v2 = served_front_end(&fleet);
+    assert_ne!(v2[0].0, v1[0].0, "a new hashed script");
+    assert!(
+        v2[0].1.contains("shipped everywhere, v2"),
+        "the new build is served"
+    );
+    assert_eq!(v2[0], v2[1]);
+    let old = http_get_path(fleet.hosts[0].ip, 8000, &v1[0].0);
+    assert!(
+        old.is_err(),
+        "the old script is not in the live release: {old:?}"
+    );
+
+    ok(&f.ship(&["rollback", "production"]));
+    assert_eq!(
+        served_front_end(&fleet),
+        v1,
+        "the rollback serves the first build again"
+    );
 }
