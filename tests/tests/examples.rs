@@ -7,6 +7,7 @@
 
 use ship_tests::{Fixture, Fleet, KillOnDrop, git, http_get_path, ok};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 fn example(name: &str) -> Fixture {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -237,5 +238,203 @@ fn react_example_deploys_its_vite_build_and_serves_it() {
         served_front_end(&fleet),
         v1,
         "the rollback serves the first build again"
+    );
+}
+
+/// `GET http://127.0.0.1:8000<path>` on `host`, from the host itself (gunicorn listens on
+/// its loopback, as the example configures it): the body, or curl's error.
+fn curl(fleet: &Fleet, host: &str, path: &str) -> Result<String, String> {
+    let (ok, out, err) = fleet.try_sh(
+        host,
+        &format!("curl -fsS --max-time 5 'http://127.0.0.1:8000{path}'"),
+    );
+    if ok { Ok(out) } else { Err(err) }
+}
+
+/// What a web host of the Django example serves: its page, and the stylesheet that page
+/// links to (collectstatic's hashed copy, served by WhiteNoise), `(path, body)`. Waits up to
+/// 15 s for the page to link a stylesheet `wanted` (the old workers of a HUP may answer for
+/// a moment); panics, naming the host, when it does not or the stylesheet is not served.
+fn served_site(fleet: &Fleet, host: &str, wanted: impl Fn(&str) -> bool) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (page, css) = loop {
+        let page = curl(fleet, host, "/");
+        let css = page.as_ref().ok().and_then(|p| {
+            let start = p.find("/static/mysite/site.")?;
+            Some(p[start..start + p[start..].find('"')?].to_owned())
+        });
+        match (page, css) {
+            (Ok(page), Some(css)) if wanted(&css) => break (page, css),
+            (page, _) => {
+                assert!(Instant::now() < deadline, "{host}: {page:?}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert!(
+        page.contains("<h1>Hello from mysite</h1>"),
+        "{host}: {page}"
+    );
+    // Hashed by the manifest collectstatic wrote: site.<12 hex digits>.css.
+    let hash = css
+        .trim_start_matches("/static/mysite/site.")
+        .trim_end_matches(".css");
+    assert!(
+        hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{host}: {css} is not collectstatic's hashed name"
+    );
+    let body = curl(fleet, host, &css).unwrap_or_else(|e| panic!("{host}: {css}: {e}"));
+    assert!(body.contains("font-family"), "{host}: {css}: {body}");
+    (css, body)
+}
+
+/// Waits up to 15 s for the last line of `file` on `host` to contain `want`.
+fn wait_for_last_line(fleet: &Fleet, host: &str, file: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = fleet.read(host, file);
+        if text.lines().last().is_some_and(|l| l.contains(want)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host}: {file} does not end with {want:?}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The Django example's `production` as it is: web1, web2 (web) and worker1 (worker, cron),
+/// each a host with its own loopback; Django, gunicorn and WhiteNoise wheels built here
+/// from PyPI and installed offline on the hosts; migrate once, collectstatic on the web
+/// hosts; gunicorn and the worker under supervisord as `deploy/supervisor-*.conf` say,
+/// reloaded by `deploy/restart-web.sh` (preflight, then HUP) and `restart-worker`; the
+/// crontab installed on worker1. Each web host serves the page and its collectstatic'd
+/// stylesheet; a second release with a changed stylesheet serves the new one through a
+/// HUP of the same gunicorn; a rollback serves the first again.
+#[test]
+fn django_example_deploys_under_supervisord_and_serves_its_static_files() {
+    let fleet = Fleet::start_isolated(3, "256m");
+    let f = example("django");
+    alias_hosts(&f, &fleet, &["web1", "web2", "worker1"]);
+    let _origin = with_origin(&f);
+    // Each host's own supervisord and crontabs, as on separate machines (the test hosts
+    // share the machine's root filesystem but /srv).
+    fleet.private_dir("/etc/supervisor");
+    fleet.private_dir("/var/spool/cron");
+    for (host, role) in [("h1", "web"), ("h2", "web"), ("h3", "worker")] {
+        let program =
+            std::fs::read_to_string(f.join(&format!("deploy/supervisor-{role}.conf"))).unwrap();
+        let role_file = match role {
+            "web" => "cat > gunicorn.conf.py <<'EOF'\nworkers = 2\ngraceful_timeout = 20\nEOF",
+            _ => "echo QUEUES=default > worker.env",
+        };
+        // What the example's README asks once per host: the secrets (readable by the app's
+        // user), the per-role config, and the supervisord programs (its Debian
+        // configuration, with the socket and logs under /srv: /run is the machine's).
+        fleet.sh(
+            host,
+            &format!(
+                "set -e; mkdir -p /srv/mysite/shared/config /srv/mysite/shared/log /srv/supervisor
+                 cd /srv/mysite/shared/config
+                 printf 'SECRET_KEY=a-secret-for-the-test-hosts-only-0123456789abcdef\\nALLOWED_HOSTS=127.0.0.1,localhost\\nDATABASE_PATH=/srv/mysite/shared/db.sqlite3\\n' > settings.env
+                 chgrp www-data settings.env && chmod 640 settings.env
+                 {role_file}
+                 sed -i 's|/var/run/|/srv/supervisor/|; s|/var/log/supervisor|/srv/supervisor|' /etc/supervisor/supervisord.conf
+                 rm -f /etc/supervisor/conf.d/*
+                 cat > /etc/supervisor/conf.d/mysite-{role}.conf <<'EOF'\n{program}EOF
+                 supervisord -c /etc/supervisor/supervisord.conf"
+            ),
+        );
+    }
+    // The hosts' python3 is the machine's pyenv, under /root, which the app's user
+    // (www-data) cannot enter; a server's own is /usr/bin/python3.
+    let apply = |id: &str| {
+        ok(&f.ship_env(
+            &[
+                "apply",
+                "production",
+                "--release-id",
+                id,
+                "--set",
+                "python.python=/usr/bin/python3",
+            ],
+            &[("USER", "tester")],
+        ))
+    };
+    apply("20260101000001");
+    let mut v1 = Vec::new();
+    for h in ["h1", "h2"] {
+        v1.push(served_site(&fleet, h, |_| true));
+        assert!(
+            fleet
+                .sh(h, "supervisorctl status mysite-web")
+                .contains("RUNNING"),
+            "{h}"
+        );
+    }
+    assert_eq!(v1[0], v1[1], "both web hosts serve the same build");
+    // migrate ran (once, on web1): the sessions table the cron's clearsessions needs.
+    assert!(
+        fleet
+            .sh("h1", "/usr/bin/python3 -c \"import sqlite3; print(sqlite3.connect('/srv/mysite/shared/db.sqlite3').execute('select name from sqlite_master').fetchall())\"")
+            .contains("django_session")
+    );
+    wait_for_last_line(
+        &fleet,
+        "h3",
+        "/srv/mysite/shared/log/worker.log",
+        "release 20260101000001",
+    );
+    assert!(
+        fleet
+            .sh("h3", "crontab -l")
+            .contains("manage.py clearsessions")
+    );
+    let master = fleet.sh("h1", "supervisorctl pid mysite-web");
+
+    let css = std::fs::read_to_string(f.join("mysite/static/mysite/site.css")).unwrap();
+    f.write(
+        "mysite/static/mysite/site.css",
+        &format!("{css}h1 {{ color: #246; }}\n"),
+    );
+    push(&f, "mysite v2: a new stylesheet");
+    apply("20260101000002");
+    for h in ["h1", "h2"] {
+        let v2 = served_site(&fleet, h, |css| css != v1[0].0);
+        assert!(v2.1.contains("color: #246"), "{h}: {v2:?}");
+    }
+    // Same virtualenv: restart-web.sh reloaded gunicorn with a HUP, its master kept.
+    assert_eq!(fleet.sh("h1", "supervisorctl pid mysite-web"), master);
+    // The backup before migrating copied the database.
+    assert!(
+        fleet
+            .try_sh(
+                "h1",
+                "test -s /srv/mysite/shared/backups/20260101000002.sqlite3"
+            )
+            .0
+    );
+    wait_for_last_line(
+        &fleet,
+        "h3",
+        "/srv/mysite/shared/log/worker.log",
+        "release 20260101000002",
+    );
+
+    ok(&f.ship(&["rollback", "production"]));
+    for (h, was) in ["h1", "h2"].iter().zip(&v1) {
+        assert_eq!(
+            &served_site(&fleet, h, |css| css == was.0),
+            was,
+            "{h}: the first release again"
+        );
+    }
+    // The rollback ran restart-worker too: the worker runs the first release again.
+    wait_for_last_line(
+        &fleet,
+        "h3",
+        "/srv/mysite/shared/log/worker.log",
+        "release 20260101000001",
     );
 }
