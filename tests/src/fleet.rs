@@ -4,7 +4,8 @@
 //! mount namespace with a private tmpfs at `/srv`, so each host has its own filesystem as
 //! separate machines would. Keys come from `ssh-keygen`; a generated ssh_config and
 //! known_hosts name the hosts `h1..hN` (never the user's `~/.ssh`). Needs root and
-//! openssh-server. Dropping the fleet stops its servers.
+//! openssh-server. Dropping the fleet stops its servers. [`Fleet::start_isolated`] gives each
+//! host its own network namespace too (its own `127.0.0.1`), reached on `10.X.Y.Z`.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
