@@ -266,7 +266,10 @@ fn served_site(fleet: &Fleet, host: &str, wanted: impl Fn(&str) -> bool) -> (Str
         match (page, css) {
             (Ok(page), Some(css)) if wanted(&css) => break (page, css),
             (page, _) => {
-                assert!(Instant::now() < deadline, "{host}: {page:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "{host}: no page linking the wanted stylesheet within 15 s: {page:?}"
+                );
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
