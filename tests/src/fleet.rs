@@ -4,7 +4,8 @@
 //! mount namespace with a private tmpfs at `/srv`, so each host has its own filesystem as
 //! separate machines would. Keys come from `ssh-keygen`; a generated ssh_config and
 //! known_hosts name the hosts `h1..hN` (never the user's `~/.ssh`). Needs root and
-//! openssh-server. Dropping the fleet stops its servers.
+//! openssh-server. Dropping the fleet stops its servers. [`Fleet::start_isolated`] gives each
+//! host its own network namespace too (its own `127.0.0.1`), reached on `10.X.Y.Z`.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub struct Fleet {
     dir: tempfile::TempDir,
     /// The hosts.
     pub hosts: Vec<TestHost>,
+    /// Whether each host has its own network namespace (see [`Fleet::start_isolated`]).
+    own_network: bool,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -54,6 +57,68 @@ fn free_block(n: usize) -> (u8, u8) {
     panic!("no free block of loopback addresses");
 }
 
+/// A block `10.X.Y.0/24` no address of this machine is in (nor another fleet's).
+fn free_network() -> (u8, u8) {
+    let x = 20 + (std::process::id() % 200) as u8;
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .expect("ip runs (iproute2)");
+    let taken = String::from_utf8_lossy(&out.stdout).into_owned();
+    for _ in 0..250 {
+        let y = (NEXT.fetch_add(1, Ordering::SeqCst) % 250 + 1) as u8;
+        if !taken.contains(&format!(" 10.{x}.{y}.")) {
+            return (x, y);
+        }
+    }
+    panic!("no free block of 10.{x}.Y.0/24");
+}
+
+/// Joins the network namespace of the host whose first process is `pid` to this one: a
+/// veth pair, `eth0` there with `ip`, its peer here with `outer`, each a route to the other.
+fn connect_network(pid: u32, ip: Ipv4Addr, outer: Ipv4Addr) {
+    let [_, x, y, z] = ip.octets();
+    let name = format!("shp{x:02x}{y:02x}{z:02x}");
+    // `unshare` makes the namespace once it runs: until then `pid` is still in this one.
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ns(&pid.to_string()) == ns("self") {
+        assert!(
+            Instant::now() < deadline,
+            "host {ip} has no network namespace"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run(Command::new("ip").args([
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &pid.to_string(),
+    ]));
+    run(Command::new("ip").args(["addr", "add", &format!("{outer}/32"), "dev", &name]));
+    run(Command::new("ip").args(["link", "set", &name, "up"]));
+    run(Command::new("ip").args([
+        "route",
+        "add",
+        &format!("{ip}/32"),
+        "dev",
+        &name,
+        "src",
+        &outer.to_string(),
+    ]));
+    run(Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "sh", "-c"])
+        .arg(format!(
+            "ip link set eth0 up && ip route add {outer}/32 dev eth0 && ip addr add {ip}/32 dev eth0"
+        )));
+}
+
 impl Fleet {
     /// The ssh master processes (`ssh -M`) running for this fleet, by their command lines.
     pub fn ssh_masters(&self) -> Vec<String> {
@@ -71,7 +136,20 @@ impl Fleet {
 
     /// Starts `n` hosts (at most 250) with a `tmpfs_size` (e.g. `"64m"`) filesystem at `/srv`.
     pub fn start_sized(n: usize, tmpfs_size: &str) -> Fleet {
+        Fleet::start_with(n, tmpfs_size, false)
+    }
+
+    /// Starts `n` hosts (at most 120), each with its own network namespace as well: its own
+    /// loopback, so a server on `127.0.0.1:8000` of one host is not another's, as on separate
+    /// machines. A host is reached on `10.X.Y.Z` through a veth pair. Dropping the fleet
+    /// kills every process left on its hosts (they would keep the namespaces alive).
+    pub fn start_isolated(n: usize, tmpfs_size: &str) -> Fleet {
+        Fleet::start_with(n, tmpfs_size, true)
+    }
+
+    fn start_with(n: usize, tmpfs_size: &str, own_network: bool) -> Fleet {
         assert!((1..=250).contains(&n));
+        assert!(!own_network || n <= 120, "at most 120 isolated hosts");
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "sshd is missing: apt-get install -y openssh-server"
@@ -91,12 +169,20 @@ impl Fleet {
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");
-        let (x, y) = free_block(n);
+        let (x, y) = if own_network {
+            free_network()
+        } else {
+            free_block(n)
+        };
         let mut known = String::new();
         let mut config = String::new();
         let mut hosts = Vec::new();
         for i in 1..=n {
-            let ip = Ipv4Addr::new(127, x, y, i as u8);
+            let ip = if own_network {
+                Ipv4Addr::new(10, x, y, i as u8)
+            } else {
+                Ipv4Addr::new(127, x, y, i as u8)
+            };
             let name = format!("h{i}");
             let cfg = d.join(format!("sshd_{name}.conf"));
             std::fs::write(
@@ -111,10 +197,20 @@ impl Fleet {
             )
             .expect("sshd config");
             let log = std::fs::File::create(d.join(format!("sshd_{name}.log"))).expect("log");
+            // With its own network, the host waits (10 s at most) for its address on eth0.
+            let wait = if own_network {
+                format!(
+                    "ip link set lo up && for _ in $(seq 500); do ip -o addr show dev eth0 2>/dev/null | grep -q ' {ip}/' && break; sleep 0.02; done && "
+                )
+            } else {
+                String::new()
+            };
             let child = Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .args(["--mount", "--propagation", "private"])
+                .args(own_network.then_some("--net"))
+                .args(["sh", "-c"])
                 .arg(format!(
-                    "mount -t tmpfs -o size={tmpfs_size} tmpfs /srv && exec /usr/sbin/sshd -D -e -f '{}'",
+                    "mount -t tmpfs -o size={tmpfs_size} tmpfs /srv && {wait}exec /usr/sbin/sshd -D -e -f '{}'",
                     cfg.display()
                 ))
                 .stdin(Stdio::null())
@@ -129,6 +225,9 @@ impl Fleet {
                  BatchMode yes\n  LogLevel ERROR\n\n",
                 d = d.display()
             ));
+            if own_network {
+                connect_network(child.id(), ip, Ipv4Addr::new(10, x, y, 128 + i as u8));
+            }
             hosts.push(TestHost {
                 name,
                 ip,
@@ -151,7 +250,11 @@ impl Fleet {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        Fleet { dir, hosts }
+        Fleet {
+            dir,
+            hosts,
+            own_network,
+        }
     }
 
     /// Starts `n` hosts with 64 MiB each.
@@ -197,7 +300,9 @@ impl Fleet {
     pub fn try_sh(&self, host: &str, cmd: &str) -> (bool, String, String) {
         let h = self.host(host);
         let out = Command::new("nsenter")
-            .args(["-t", &h.pid.to_string(), "-m", "sh", "-c", cmd])
+            .args(["-t", &h.pid.to_string(), "-m"])
+            .args(self.own_network.then_some("-n"))
+            .args(["sh", "-c", cmd])
             .output()
             .expect("nsenter runs");
         (
@@ -260,6 +365,13 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
+        if self.own_network {
+            // What the tests started on the hosts (daemons, their children) would keep the
+            // hosts' namespaces, and so their addresses, alive.
+            for h in &self.hosts {
+                self.kill_all_but_sshd(&h.name);
+            }
+        }
         for h in &mut self.hosts {
             if let Some(mut child) = h.sshd.take() {
                 let _ = child.kill();
@@ -270,6 +382,37 @@ impl Drop for Fleet {
 }
 
 impl Fleet {
+    /// Kills (SIGKILL) every process of `host` (its mount namespace: the fleets of the tests
+    /// share one pid space) but its sshd: whatever a test or a deploy left running there.
+    pub fn kill_all_but_sshd(&self, host: &str) {
+        let sshd = self.host(host).pid;
+        self.try_sh(
+            host,
+            &format!(
+                "me=$(readlink /proc/self/ns/mnt); pids=; for d in /proc/[0-9]*; do p=${{d#/proc/}}; \
+                 [ $p = $$ ] || [ $p = {sshd} ] && continue; \
+                 [ \"$(readlink $d/ns/mnt 2>/dev/null)\" = \"$me\" ] && pids=\"$pids $p\"; done; \
+                 [ -z \"$pids\" ] || kill -9 $pids 2>/dev/null; true"
+            ),
+        );
+    }
+
+    /// Gives each host its own copy of the machine's directory `path` (bind-mounted in the
+    /// host's mount namespace from `/srv/.private<path>`): what a host writes there (a
+    /// supervisord's configuration in `/etc/supervisor`, crontabs in `/var/spool/cron`)
+    /// is its own, and the machine's stays untouched.
+    pub fn private_dir(&self, path: &str) {
+        for h in &self.hosts {
+            self.sh(
+                &h.name,
+                &format!(
+                    "test -d '{path}' && mkdir -p '/srv/.private{path}' && cp -a '{path}/.' '/srv/.private{path}/' \
+                     && mount --bind '/srv/.private{path}' '{path}'"
+                ),
+            );
+        }
+    }
+
     /// The body of `GET /` on `port` of every host's address, in host order; panics naming
     /// the host that does not answer 200.
     pub fn http_answers(&self, port: u16) -> Vec<String> {

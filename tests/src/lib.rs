@@ -15,13 +15,18 @@ pub struct Fixture {
 
 /// The body of `GET http://<ip>:<port>/`, or the error.
 pub fn http_get(ip: std::net::Ipv4Addr, port: u16) -> Result<String, String> {
+    http_get_path(ip, port, "/")
+}
+
+/// The body of `GET http://<ip>:<port><path>` when it answers 200, or the error.
+pub fn http_get_path(ip: std::net::Ipv4Addr, port: u16, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let mut s =
         std::net::TcpStream::connect_timeout(&(ip, port).into(), std::time::Duration::from_secs(5))
             .map_err(|e| format!("connect {ip}:{port}: {e}"))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| e.to_string())?;
     match text.split_once("\r\n\r\n") {
@@ -30,7 +35,10 @@ pub fn http_get(ip: std::net::Ipv4Addr, port: u16) -> Result<String, String> {
         {
             Ok(body.to_owned())
         }
-        _ => Err(format!("unexpected answer: {text:?}")),
+        _ => Err(format!(
+            "GET {path}: unexpected answer: {:?}",
+            text.chars().take(500).collect::<String>()
+        )),
     }
 }
 

@@ -14,7 +14,15 @@ if settings_env.exists():
 SECRET_KEY = env.get("SECRET_KEY", "insecure-dev-key")
 DEBUG = env.get("DEBUG", "0") == "1"
 ALLOWED_HOSTS = env.get("ALLOWED_HOSTS", "localhost").split(",")
-INSTALLED_APPS = ["django.contrib.staticfiles"]
+# sessions: the cron host's `clearsessions` (deploy/crontab); mysite: its static files and
+# the worker's command.
+INSTALLED_APPS = ["django.contrib.sessions", "django.contrib.staticfiles", "mysite"]
+# Static files are served by gunicorn through WhiteNoise, from STATIC_ROOT (collectstatic's
+# output, in each release), with far-future caching of the hashed names.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+]
 ROOT_URLCONF = "mysite.urls"
 WSGI_APPLICATION = "mysite.wsgi.application"
 DATABASES = {
@@ -25,3 +33,7 @@ DATABASES = {
 }
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
