@@ -342,6 +342,33 @@ fn page(cfg: &crate::config::MaintenanceConfig, on: bool, label: &str, fallback:
     s
 }
 
+/// Shell run in a release's directory that takes down a maintenance page cargo ship put up
+/// there (the built-in page, or a link to the configured one), and nothing else: a file the
+/// artifact ships at that path is the release's own.
+fn page_down_if_ours(cfg: &crate::config::MaintenanceConfig) -> String {
+    let mut s = format!("ship_file={}\n", quote(&cfg.file));
+    let ours = match &cfg.page {
+        Some(page) => format!(
+            "[ -L \"$ship_file\" ] && [ \"$(readlink \"$ship_file\")\" = \"$(pwd -P)/\"{} ]",
+            quote(page)
+        ),
+        None => format!(
+            "[ -f \"$ship_file\" ] && [ ! -L \"$ship_file\" ] && [ \"$(cat \"$ship_file\")\" = {} ]",
+            quote(MAINTENANCE_PAGE.trim_end())
+        ),
+    };
+    // The built-in page is also what stands in for a configured page a release lacks.
+    let builtin = format!(
+        "[ -f \"$ship_file\" ] && [ ! -L \"$ship_file\" ] && [ \"$(cat \"$ship_file\")\" = {} ]",
+        quote(MAINTENANCE_PAGE.trim_end())
+    );
+    let _ = writeln!(
+        s,
+        "if {{ {ours}; }} || {{ {builtin}; }}; then rm -f \"$ship_file\"; fi"
+    );
+    s
+}
+
 /// Shell that makes the maintenance page of release directory `dir` (a path the shell
 /// expands, e.g. `"$SHIP_RELEASE_PATH"`) follow the site: up when the site is in
 /// maintenance ([`MAINTENANCE_MARK`]), down otherwise. A deploy runs it on the new release
@@ -351,7 +378,7 @@ pub fn maintenance_follows_site(cfg: &crate::config::MaintenanceConfig, dir: &st
     format!(
         "( cd {dir}\nif [ -e \"{MAINTENANCE_MARK}\" ]; then\n{}else\n{}fi )",
         page(cfg, true, "the release", true),
-        page(cfg, false, "the release", false)
+        page_down_if_ours(cfg)
     )
 }
 
