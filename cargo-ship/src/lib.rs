@@ -27,6 +27,7 @@ mod notify;
 mod progress;
 pub mod project;
 mod report;
+mod secrets;
 mod who;
 
 pub use report::{CliError, exit_code};

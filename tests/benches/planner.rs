@@ -88,6 +88,8 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         tag: None,
         notify: None,
         maintenance: None,
+        env: BTreeMap::new(),
+        secrets: BTreeMap::new(),
     }
 }
 

@@ -146,7 +146,15 @@ fn verify(
         None => Vec::new(),
     };
     drop(opened);
-    rederive(plan, &stage, artifact, extra_tasks, &project.show(path))?;
+    let env = crate::secrets::render(&stage, &project.root, cx)?.map(|e| e.plan);
+    rederive(
+        plan,
+        &stage,
+        artifact,
+        extra_tasks,
+        env,
+        &project.show(path),
+    )?;
     Ok((project, stage))
 }
 
@@ -160,6 +168,7 @@ fn rederive(
     stage: &Stage,
     artifact: ship_core::ArtifactInfo,
     extra_tasks: Vec<ship_core::TaskSpec>,
+    env: Option<ship_core::plan::EnvPlan>,
     shown: &str,
 ) -> Result<(), CliError> {
     let refuse = |what: String| {
@@ -181,6 +190,12 @@ fn rederive(
         Some(s) => super::plan::selection_of(&s.flags)
             .ok_or_else(|| refuse(format!("its selection `{}`", s.flags)))?,
     };
+    if env.as_ref().map(|e| &e.digest) != plan.env.as_ref().map(|e| &e.digest) {
+        return Err(refuse(
+            "the app's environment ([env] or a secret) changed since it was made: run `cargo ship plan` again"
+                .to_owned(),
+        ));
+    }
     let again = super::plan::assemble(
         stage,
         &selection,
@@ -188,6 +203,7 @@ fn rederive(
         artifact,
         extra_tasks,
         plan.overrides.clone(),
+        env,
     )
     .map_err(|e| refuse(format!("planning it again failed: {e}")))?;
     let differs = differences(plan, &again);
@@ -493,6 +509,23 @@ fn run_plan(
     );
     let verbose = args.verbose;
     let json = args.format == Format::Json;
+    // The app's environment, read now: the plan's digest says which it was made with.
+    let env_content = match &plan.env {
+        None => None,
+        Some(planned) => {
+            let env = crate::secrets::render(stage, &project.root, cx)?;
+            match env {
+                Some(env) if env.plan.digest == planned.digest => Some(env.content),
+                _ => {
+                    return Err(CliError::Usage(
+                        "the app's environment ([env] or a secret) changed since the plan was made: \
+                         run `cargo ship plan` again"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+    };
     let deployer = super::deployer(cx);
     // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back; a
     // second signal (or SIGTERM not obeyed within TERM_GRACE) stops it now.
@@ -704,6 +737,7 @@ fn run_plan(
                 artifact: artifact_path(project, plan),
                 segment_timeout: stage.command_timeout,
                 live: verbose && !json,
+                env: env_content,
             },
             events: &on_event,
             stop: Some(stop_rx),

@@ -71,6 +71,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         hosts: args.select.hosts.clone(),
         exclude: args.select.exclude.clone(),
     };
+    let env = crate::secrets::render(&stage, &project.root, cx)?.map(|e| e.plan);
     let plan = assemble(
         &stage,
         &selection,
@@ -78,6 +79,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         built.info,
         extra_tasks,
         args.set.clone(),
+        env,
     )?;
     Ok(Planned {
         plan,
@@ -95,6 +97,7 @@ pub(crate) fn assemble(
     artifact: ship_core::ArtifactInfo,
     extra_tasks: Vec<ship_core::TaskSpec>,
     overrides: Vec<String>,
+    env: Option<ship_core::plan::EnvPlan>,
 ) -> Result<ship_core::Plan, CliError> {
     let layout = super::layout(&stage.layout)?;
     let config_digest = ship_core::planner::config_digest(stage);
@@ -121,6 +124,10 @@ pub(crate) fn assemble(
             flags: selection.flags(),
             left_out,
         });
+        plan = plan.sealed();
+    }
+    if env.is_some() {
+        plan.env = env;
         plan = plan.sealed();
     }
     Ok(plan)

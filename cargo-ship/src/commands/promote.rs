@@ -177,6 +177,12 @@ pub(crate) fn run(
         extra_tasks,
         overrides: args.remote.set.clone(),
     })?;
+    // The target stage's own environment and secrets, as a deploy to it writes them.
+    let mut plan = plan;
+    if let Some(env) = crate::secrets::render(&to, &project.root, cx)? {
+        plan.env = Some(env.plan);
+        plan = plan.sealed();
+    }
     let saved = save(&project, &plan)?;
     if args.format == Format::Text {
         let _ = cx.stderr.write_all(

@@ -86,6 +86,15 @@ pub struct Settings {
     pub notify: Option<NotifyConfig>,
     /// The maintenance page `cargo ship maintenance <stage> on|off` puts up or takes down.
     pub maintenance: Option<MaintenanceConfig>,
+    /// The app's environment: `NAME = "value"`, written with the secrets to `shared/.env`
+    /// on each host (mode 0600) and linked into each release as `.env`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Secrets of the app's environment, read on this machine when a plan is made and when
+    /// it is applied, from where a team keeps them: never in the artifact, the plan, logs or
+    /// notifications (the plan shows a digest).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
     /// The adapters' tables (such as `[python]`), by name, as written: opaque here, read by
     /// the adapters (see [`crate::adapter`]). Only the names given in
     /// [`crate::load::Sources::adapter_tables`] are taken; any other unknown key is an error.
@@ -236,6 +245,22 @@ impl<'de> Deserialize<'de> for SourceConfig {
         };
         SourceConfig::from_parts(&kind, value).map_err(D::Error::custom)
     }
+}
+
+/// Where a secret's value is read, on the deploying machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SecretSource {
+    /// This machine's environment variable of that name: `{ env = "SHOP_DB_PASSWORD" }`.
+    Env(String),
+    /// A command's standard output, its last newline removed: `{ command = "pass show shop/db" }`
+    /// (run with `sh -c` in the project's root).
+    Command(String),
+    /// The value of the secret's own name in a dotenv file (`NAME=value` lines), usually
+    /// outside git: `{ dotenv = "../secrets/shop.env" }`.
+    Dotenv(String),
+    /// A whole file, its last newline removed: `{ file = "~/.config/shop/api-token" }`.
+    File(String),
 }
 
 /// One role's hosts and the settings that apply to its hosts only.

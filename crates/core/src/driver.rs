@@ -29,6 +29,8 @@ pub struct ApplyOptions {
     pub segment_timeout: std::time::Duration,
     /// Relay the steps' output as it comes (`apply -v`), not when each step ends.
     pub live: bool,
+    /// The app's environment file, when the plan writes one (see `Plan::env`).
+    pub env: Option<String>,
 }
 
 /// Why and how to stop a deploy, as the signals' watch says it.
@@ -110,6 +112,7 @@ impl Driver<'_> {
                 segment_timeout: self.options.segment_timeout,
                 nonce: nonce(),
                 live: self.options.live,
+                env: self.options.env.clone(),
             },
         );
         self.drive(machine).await

@@ -59,6 +59,9 @@ pub struct MachineOptions {
     pub nonce: Nonce,
     /// Relay the steps' output as it comes (`apply -v`), not when each step ends.
     pub live: bool,
+    /// The app's environment file (`shared/.env`), when the plan writes one: sent on each
+    /// host's conversation after the nonce, never part of a script.
+    pub env: Option<String>,
 }
 
 /// Something that happened, for the reporter.
@@ -937,6 +940,19 @@ impl<'a> Deploy<'a> {
                             host: h.name.clone(),
                             line: nonce.clone(),
                         });
+                        if self.plan.env.is_some() {
+                            // Its length, then its bytes (the last newline is the line's).
+                            let env = self.options.env.clone().unwrap_or_default();
+                            let env = if env.ends_with('\n') { env } else { env + "\n" };
+                            out.push(Action::Send {
+                                host: h.name.clone(),
+                                line: (env.len()).to_string(),
+                            });
+                            out.push(Action::Send {
+                                host: h.name.clone(),
+                                line: env[..env.len() - 1].to_owned(),
+                            });
+                        }
                         self.runs.get_mut(&h.name).expect("a run a host").open = true;
                     }
                     self.stage = Stage::Units {
@@ -1727,7 +1743,7 @@ impl<'a> Deploy<'a> {
             .iter()
             .map(|s| (s.segment, s.script.as_str()))
             .collect();
-        protocol::conversation(&values, &segments)
+        protocol::conversation(&values, &segments, self.plan.env.is_some())
     }
 
     fn new_record(&self, run: &HostRun) -> ReleaseRecord {

@@ -39,6 +39,19 @@ pub struct ArtifactInfo {
     pub uncommitted: Vec<String>,
 }
 
+/// The app's environment a plan writes to `shared/.env` on each host: the names, and a
+/// digest of the whole file. The values are read on the deploying machine when the plan is
+/// applied, sent on each host's conversation, and never written in the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvPlan {
+    /// The plain (`[env]`) names.
+    pub names: Vec<String>,
+    /// The secrets' names.
+    pub secrets: Vec<String>,
+    /// A short sha256 of the file (names and values): a changed secret is a changed plan.
+    pub digest: String,
+}
+
 /// A plan made for some hosts of its stage only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selected {
@@ -197,6 +210,9 @@ pub struct Plan {
     /// The hosts left out by `--roles`, `--hosts` or `--exclude`, with the flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selected>,
+    /// The app's environment written to `shared/.env` (none: no `[env]` or `[secrets]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<EnvPlan>,
     /// What of the configuration does not apply to this stage (tasks for roles it does not
     /// have), one sentence each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

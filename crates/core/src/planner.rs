@@ -321,6 +321,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         apply_time: script::apply_time_variables(),
         selection: None,
         skipped: stage.skipped.clone(),
+        env: None,
         rolling: batches(stage, &steps),
         steps,
         hosts,

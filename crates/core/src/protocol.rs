@@ -656,8 +656,13 @@ pub fn unlock_step(branch: &str) -> String {
 /// each step ends), the apply-time values, then each segment's script (`(segment, script)`, in order),
 /// each started by a `go` line followed by `$SHIP_CLEANUP` and `$SHIP_RECORDS`, and followed
 /// by a `segment` control line. Standard input closing instead of a `go` ends it there.
-pub fn conversation(values: &[(&str, &str)], segments: &[(usize, &str)]) -> String {
+pub fn conversation(values: &[(&str, &str)], segments: &[(usize, &str)], with_env: bool) -> String {
     let mut s = format!("read -r {NONCE_VAR} ship_live || exit 0\n");
+    if with_env {
+        // The app's environment: its length in bytes on a line, then the bytes, kept in
+        // an unexported variable (see `script::env_command`).
+        s.push_str("IFS= read -r ship_envlen || exit 0\nship_env=$(head -c \"$ship_envlen\")\n");
+    }
     for (k, v) in values {
         let _ = writeln!(s, "{k}={}", crate::shell::quote(v));
     }
@@ -924,7 +929,7 @@ mod tests {
             },
             "SHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/releases/$SHIP_RELEASE\"",
         );
-        let talk = conversation(&[("SHIP_DEPLOYER", "me")], &[(0, "true")]);
+        let talk = conversation(&[("SHIP_DEPLOYER", "me")], &[(0, "true")], false);
         let state = crate::ops::state_script("/srv/app", "web1", Some("me"), None);
         let unlock = crate::ops::unlock_script("/srv/app", "web1");
         // The code of each module, without its comments and tests.

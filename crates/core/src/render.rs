@@ -203,6 +203,20 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             left.join(", ")
         );
     }
+    if let Some(env) = &plan.env {
+        let names: Vec<String> = env
+            .names
+            .iter()
+            .cloned()
+            .chain(env.secrets.iter().map(|n| format!("{n} (secret)")))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  env        shared/.env (0600), linked as .env: {}; sha256 {}",
+            names.join(", "),
+            env.digest
+        );
+    }
     for skipped in &plan.skipped {
         let _ = writeln!(s, "  skipped    {skipped}");
     }

@@ -260,6 +260,14 @@ pub fn phase_command(
             crate::protocol::mark_preparing(),
             layout.prepare(cx)
         ),
+        Phase::Link if !input.stage.env.is_empty() || !input.stage.secrets.is_empty() => {
+            let links = link_command(host);
+            format!(
+                "{}{}",
+                env_command(),
+                if links == ":" { String::new() } else { links }
+            )
+        }
         Phase::Link => link_command(host),
         Phase::Install => ":".to_owned(),
         Phase::Switch => match &input.stage.maintenance {
@@ -296,6 +304,22 @@ pub fn phase_command(
 
 /// Links `host`'s linked files and directories from `shared/` into the new release.
 /// Every missing file is named before anything is linked.
+/// Writes the app's environment, which the conversation read from cargo ship into
+/// `ship_env` (never part of the plan), to `shared/.env` with mode 0600, and links it into
+/// the release as `.env` (never through a link the artifact has there).
+fn env_command() -> String {
+    r#"[ -n "${ship_env-}" ] || { echo "cargo-ship: $SHIP_HOST: the app's environment did not arrive" >&2; exit 1; }
+( umask 077; printf '%s\n' "$ship_env" > "$SHIP_DEPLOY_TO/shared/.env.part" )
+mv -f "$SHIP_DEPLOY_TO/shared/.env.part" "$SHIP_DEPLOY_TO/shared/.env"
+if [ -d "$SHIP_RELEASE_PATH/.env" ] && [ ! -L "$SHIP_RELEASE_PATH/.env" ]; then
+  echo "cargo-ship: $SHIP_HOST: the release has a directory .env: refusing to link the app's environment over it" >&2
+  exit 1
+fi
+ln -sfn "$SHIP_DEPLOY_TO/shared/.env" "$SHIP_RELEASE_PATH/.env"
+"#
+    .to_owned()
+}
+
 fn link_command(host: &Host) -> String {
     if host.linked_files.is_empty() && host.linked_dirs.is_empty() {
         return ":".to_owned();

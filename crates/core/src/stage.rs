@@ -340,6 +340,8 @@ pub fn example() -> Stage {
         tag: None,
         notify: None,
         maintenance: None,
+        env: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         adapters: BTreeMap::new(),
     }
 }
@@ -422,6 +424,13 @@ pub struct Stage {
     /// The maintenance page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceConfig>,
+    /// The app's environment (not secret), written to `shared/.env` with the secrets.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Where the secrets of the app's environment are read on this machine (their values
+    /// are never part of the stage, the plan or its digests but one: see `Plan::env`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, crate::config::SecretSource>,
     /// The adapters' tables (such as `python`), as written: ship-core does not read them;
     /// the adapters do (see [`crate::adapter`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -881,6 +890,30 @@ impl Stage {
                 })
             }
         };
+        for (name, field) in s
+            .env
+            .keys()
+            .map(|n| (n, "env"))
+            .chain(s.secrets.keys().map(|n| (n, "secrets")))
+        {
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid || name.starts_with("SHIP_") {
+                return Err(err(
+                    &[field, name],
+                    format!(
+                        "{name:?}: expected an environment variable's name (letters, digits, `_`), \
+                         not starting with SHIP_ (cargo ship's own)"
+                    ),
+                ));
+            }
+            if field == "secrets" && s.env.contains_key(name) {
+                return Err(err(
+                    &[field, name],
+                    format!("`{name}` is in both [env] and [secrets]: keep one"),
+                ));
+            }
+        }
         if let Some(m) = &s.maintenance {
             check_relative_path(&m.file).map_err(|e| err(&["maintenance", "file"], e))?;
             if let Some(page) = &m.page {
@@ -927,6 +960,8 @@ impl Stage {
             tag: s.tag.clone(),
             notify,
             maintenance: s.maintenance.clone(),
+            env: s.env.clone(),
+            secrets: s.secrets.clone(),
             ssh_config: s.ssh_config.clone(),
             connect_timeout,
             command_timeout,

@@ -194,6 +194,8 @@ fn stage(s: &Scenario) -> Stage {
         tag: None,
         notify: None,
         maintenance: None,
+        env: BTreeMap::new(),
+        secrets: BTreeMap::new(),
     }
 }
 
@@ -1113,6 +1115,7 @@ fn simulate(
         segment_timeout: Duration::from_secs(60),
         nonce: Nonce::from_bytes(&s.seed.to_le_bytes()),
         live: false,
+        env: None,
     };
     let index: BTreeMap<String, usize> = (0..s.hosts).map(|i| (host_name(i), i)).collect();
     let before: Vec<Disk> = hosts.iter().map(|h| h.disk()).collect();
