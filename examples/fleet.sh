@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local fleet of SSH hosts for trying cargo ship (and for its quickstart).
-# Each host is an OpenSSH sshd on its own loopback address (127.0.2.N, port 2222) in its own
+# Each host is an OpenSSH sshd on its own loopback address (127.0.2.N, port 2222; set
+# FLEET_NET=5 for 127.0.5.N, to run two fleets at once) in its own
 # mount namespace with a private tmpfs at /srv: each host has its own filesystem, as separate
 # machines would. Needs root and openssh-server (apt-get install -y openssh-server).
 #
@@ -22,7 +23,7 @@ up() {
   local i=0
   for name in "$@"; do
     i=$((i + 1))
-    local ip="127.0.2.$i" cfg="$dir/sshd_$name.conf"
+    local ip="127.0.${FLEET_NET:-2}.$i" cfg="$dir/sshd_$name.conf"
     cat > "$cfg" <<CFG
 ListenAddress $ip:2222
 HostKey $dir/host_ed25519
@@ -56,8 +57,9 @@ SSH
   for name in "$@"; do
     for _ in $(seq 1 100); do [ -s "$dir/sshd_$name.pid" ] && break; sleep 0.05; done
     [ -s "$dir/sshd_$name.pid" ] || {
-      echo "fleet.sh: $name did not start (is its address taken by another fleet? fleet.sh down DIR):" >&2
-      tail -3 "$dir/sshd_$name.log" >&2; exit 1; }
+      echo "fleet.sh: $name did not start (is its address taken by another fleet? FLEET_NET=N picks 127.0.N.x):" >&2
+      tail -3 "$dir/sshd_$name.log" >&2
+      down "$dir"; exit 1; }
     printf '%s\t%s\n' "$name" "$(cat "$dir/sshd_$name.pid")" >> "$dir/hosts.tsv"
   done
   echo "fleet: $# hosts up ($*); try: ssh -F $dir/ssh_config $1 uptime"

@@ -55,6 +55,8 @@ fn the_readme_quickstart_runs_as_written() {
             .current_dir(&root)
             .env("PATH", &path)
             .env("CARGO_TARGET_DIR", &target)
+            // A block of loopback addresses no other fleet on this machine is using.
+            .env("FLEET_NET", free_net().to_string())
             .env_remove("CARGO_MAKEFLAGS")
             .output()
             .unwrap();
@@ -76,4 +78,15 @@ fn the_readme_quickstart_runs_as_written() {
             }
         }
     }
+}
+
+/// The first N from 2 such that nothing listens on 127.0.N.1-3, port 2222.
+fn free_net() -> u8 {
+    (2..250)
+        .find(|n| {
+            (1..=3).all(|h| {
+                std::net::TcpListener::bind((std::net::Ipv4Addr::new(127, 0, *n, h), 2222)).is_ok()
+            })
+        })
+        .expect("a free block of loopback addresses")
 }
