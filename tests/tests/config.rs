@@ -292,6 +292,17 @@ fn layers_merge_in_order_defaults_metadata_default_stage_env_flags() {
     assert_eq!(keep_releases(&f, &[], &[]), 8, "the stage over [default]");
     let env = [("SHIP_KEEP_RELEASES", "9")];
     assert_eq!(keep_releases(&f, &env, &[]), 9, "SHIP_* over the stage");
+    // A CI system's own SHIP_* variables are not configuration: they are not read.
+    let ci = [
+        ("SHIP_KEEP_RELEASES", "9"),
+        ("SHIP_TOKEN", "abc"),
+        ("SHIP_IT", "yes"),
+    ];
+    assert_eq!(
+        keep_releases(&f, &ci, &[]),
+        9,
+        "SHIP_TOKEN and SHIP_IT are ignored"
+    );
     assert_eq!(
         keep_releases(&f, &env, &["--set", "keep_releases=10"]),
         10,
@@ -454,5 +465,49 @@ fn a_default_task_for_a_role_a_stage_lacks_is_skipped_there_and_said() {
             "`default.tasks.restart-worker.roles`",
             "unknown role `wroker`: no stage has it",
         ],
+    );
+}
+
+/// `cargo ship tasks` without a stage takes the first stage of the file, as documented
+/// (not the first by name); and the README's example plans its `staging`, which has no
+/// roles, with its `[default]` task for `web` skipped and said.
+#[test]
+fn commands_without_a_stage_take_the_files_first_and_the_example_stages_plan() {
+    let f = project(&format!(
+        "{BASE}[zeta]\nhosts = [\"z1\"]\n[alpha]\nhosts = [\"a1\"]\n"
+    ));
+    let out = f.ship(&["tasks"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("zeta"), "{}", out.stdout);
+    assert!(!out.stdout.contains("alpha"), "{}", out.stdout);
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/webxample");
+    let example = Fixture::copy_of(&root, &[]);
+    let out = example.ship(&["plan", "staging", "--release-id", "20261122235800"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("skipped    task `migrate` does not run: stage `staging` has no role `web`"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A git source naming no commit says so, with the ref, not `failed: ` and nothing.
+#[test]
+fn a_ref_that_is_not_a_commit_is_named() {
+    let f = Fixture::new(&[
+        ("app/index.html", "hi\n"),
+        (
+            "Ship.toml",
+            "[default]\napp = \"demo\"\ndeploy_to = \"/srv/demo\"\n[staging]\nhosts = [\"a\"]\n",
+        ),
+    ]);
+    f.commit("init");
+    let (code, err) = plan_error(&f, &["staging", "--set", "source.git=v9.9"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("`v9.9` is not a commit of this repository"),
+        "{err}"
     );
 }

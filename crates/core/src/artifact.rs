@@ -681,9 +681,15 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ArtifactError> {
             stderr: e.to_string(),
         })?;
     if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         return Err(ArtifactError::Git {
             command,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            // Never an empty reason: some git commands (`--quiet`) fail saying nothing.
+            stderr: if said.is_empty() {
+                format!("it said nothing ({})", out.status)
+            } else {
+                said
+            },
         });
     }
     Ok(out.stdout)
@@ -692,9 +698,19 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ArtifactError> {
 /// `git archive` of `rev`, limited to the project's directory inside the repository.
 fn git_archive(root: &Path, rev: &str) -> Result<(Vec<u8>, String), ArtifactError> {
     let spec = format!("{rev}^{{commit}}");
-    let commit = String::from_utf8_lossy(&git(root, &["rev-parse", "--verify", "--quiet", &spec])?)
-        .trim()
-        .to_owned();
+    let commit = match git(root, &["rev-parse", "--verify", "--quiet", &spec]) {
+        Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
+        Err(ArtifactError::Git { command, .. }) => {
+            return Err(ArtifactError::Git {
+                command,
+                stderr: format!(
+                    "`{rev}` is not a commit of this repository (no branch, tag or commit of \
+                     that name: `git tag`, `git branch -a` and `git log` list them)"
+                ),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let prefix = String::from_utf8_lossy(&git(root, &["rev-parse", "--show-prefix"])?)
         .trim()
         .to_owned();

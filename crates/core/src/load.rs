@@ -284,6 +284,10 @@ impl Sources {
             );
         }
 
+        // In the order the file has them (a TOML table is sorted by name): the first is the
+        // default of commands that take an optional stage.
+        stages.sort_by_cached_key(|s| line_of(&text, &[s.as_str()]).unwrap_or(usize::MAX));
+
         for (var, raw) in &self.env {
             let Some(rest) = var.strip_prefix("SHIP_") else {
                 continue;
@@ -294,6 +298,12 @@ impl Sources {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
+            // Only a key of the configuration (or an adapter's table): CI systems set
+            // `SHIP_*` variables of their own (`SHIP_TOKEN`), which are not ours to read.
+            let top = key.split("__").next().unwrap_or_default();
+            if !settings_keys().contains(&top) && !self.adapter_tables.iter().any(|t| t == top) {
+                continue;
+            }
             let path: Vec<&str> = key.split("__").collect();
             let mut dict = Dict::new();
             insert_path(&mut dict, &path, parse_value(raw));
@@ -326,6 +336,27 @@ impl Sources {
             stages,
         })
     }
+}
+
+/// The top-level keys of [`Settings`], as serde knows them (asked once, by deserializing a
+/// key it does not know).
+fn settings_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut probe = Dict::new();
+        probe.insert("\u{0}probe".to_owned(), Value::from(0));
+        let error = Figment::from(figment::providers::Serialized::defaults(probe))
+            .extract::<Settings>()
+            .err();
+        error
+            .into_iter()
+            .flatten()
+            .find_map(|e| match e.kind {
+                Kind::UnknownField(_, expected) => Some(expected),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    })
 }
 
 fn parse_value(raw: &str) -> Value {
@@ -520,5 +551,23 @@ fn locate(file: &str, text: &str, path: &[&str]) -> String {
     match line_of(text, path) {
         Some(line) => format!("{file}:{line}"),
         None => file.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_settings_keys_are_serdes() {
+        let keys = super::settings_keys();
+        for k in [
+            "keep_releases",
+            "deploy_to",
+            "source",
+            "env",
+            "secrets",
+            "tasks",
+        ] {
+            assert!(keys.contains(&k), "{k} in {keys:?}");
+        }
     }
 }
