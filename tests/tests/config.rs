@@ -511,3 +511,25 @@ fn a_ref_that_is_not_a_commit_is_named() {
         "{err}"
     );
 }
+
+/// `source = { dir = "." }` (what `init` writes outside git) never packs cargo ship's own
+/// output: planning twice gives the same artifact, not one holding the previous ones.
+#[test]
+fn a_dir_source_of_the_project_root_does_not_pack_target() {
+    let f = Fixture::new(&[
+        ("index.html", "hi\n"),
+        (
+            "Ship.toml",
+            "[default]\napp = \"demo\"\ndeploy_to = \"/srv/demo\"\nsource = { dir = \".\" }\n\
+             [staging]\nhosts = [\"a\"]\n",
+        ),
+    ]);
+    let digest = |id: &str| {
+        let out = f.ship(&["plan", "staging", "--release-id", id, "--format", "json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        plan["artifact"]["digest"].as_str().unwrap().to_owned()
+    };
+    let first = digest("20261122235800");
+    assert_eq!(digest("20261122235801"), first, "target/ship was packed");
+}

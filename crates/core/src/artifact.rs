@@ -418,7 +418,19 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                         (read_tar(&tar[..])?, Some(commit), label)
                     }
                 },
-                SourceConfig::Dir(dir) => (read_dir(&root.join(dir))?, None, label),
+                SourceConfig::Dir(dir) => {
+                    // Never what cargo ship writes (`target/`, where plans, artifacts and logs
+                    // go: `dir = "."` packed each artifact into the next) nor `.git`.
+                    let from = root.join(dir);
+                    let target = cache.parent().and_then(Path::parent).map(Path::to_path_buf);
+                    let keep = |rel: &str| {
+                        let path = from.join(rel);
+                        rel != ".git"
+                            && !rel.starts_with(".git/")
+                            && target.as_deref().is_none_or(|t| path != t)
+                    };
+                    (walk(&from, &keep)?, None, label)
+                }
                 SourceConfig::Cargo(_) => (Vec::new(), None, label),
                 SourceConfig::Archive(file, sha256) => {
                     let path = if is_url(file) {
