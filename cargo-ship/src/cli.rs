@@ -186,7 +186,7 @@ live release (current/), with the variables a deploy gives it: SHIP_APP, SHIP_ST
 SHIP_ROLE, SHIP_DEPLOY_TO, SHIP_RELEASE, SHIP_REVISION, SHIP_DIGEST and SHIP_RELEASE_PATH of the \
 live release, and the host's SHIP_VAR_* variables. It runs where a deploy would: the hosts of its \
 roles, one host for a `once` task (once per role for once = \"role\"), this machine for a `local` \
-one; --roles/--hosts/--exclude narrow that.\n\n\
+one; the host filters (below) narrow that.\n\n\
 Only that task runs, as `cap <stage> <task>` does: the tasks hooked before or after it are not \
 run (name each one to run it). No lock is taken and nothing is recorded. The adapters' tasks \
 (python.venv, django.migrate, ...) are made for a deploy and are not run by name.",
@@ -202,7 +202,7 @@ ssh_config and host-key checking), in the live release (current/) with the varia
 tasks have: SHIP_APP, SHIP_STAGE, SHIP_HOST, SHIP_ROLE, SHIP_DEPLOY_TO, SHIP_RELEASE, \
 SHIP_REVISION, SHIP_DIGEST, SHIP_RELEASE_PATH and the host's SHIP_VAR_* variables. The shell is \
 the user's login shell ($SHELL -l); after `--`, a command runs instead, on a terminal.\n\n\
-HOST may be left out when the stage, or the hosts --roles/--hosts/--exclude choose, is one host.",
+HOST may be left out when the stage, or what the host filters (below) choose, is one host.",
         after_long_help = "Examples:\n  cargo ship ssh production web1\n  cargo ship ssh staging                      a stage of one host\n  cargo ship ssh production --roles db\n  cargo ship ssh production web1 -- ./bin/console   a command on a terminal\n\nExit codes: 0 the shell exited with 0; 2 no such host, nothing done; 3 it could not connect, or the shell exited with another status (said)."
     )]
     Ssh(SshArgs),
