@@ -34,6 +34,9 @@ Examples:
   cargo ship rollback production               back to the previous good release
   cargo ship releases production               what each host has, and which is live
   cargo ship run production --roles web -- uptime
+  cargo ship ssh production web1               a shell on web1, in current/, with the app's variables
+  cargo ship task production migrate           run one task of Ship.toml on its hosts
+  cargo ship plan production --ref v1.4.2      plan a deploy of the tag v1.4.2
   cargo ship promote staging production        deploy what staging runs, not a new build
   cargo ship tasks production                  every task, in the order a deploy runs them
   cargo ship maintenance production on         put the maintenance page up
@@ -97,7 +100,7 @@ The plan lists the release id, the artifact's source and sha256, then every step
 order with the hosts it runs on, marking `once` and `local` steps and the sync points (no host \
 switches until every host is ready). Nothing is sent to any host. The build commands of \
 Ship.toml run here, because the plan pins the artifact's digest.",
-        after_long_help = "Examples:\n  cargo ship plan production\n  cargo ship plan production --refresh   what changes on each host, read now\n  cargo ship plan production --roles web --exclude 'web9*'\n  cargo ship plan staging --verbose\n  cargo ship plan production --format json > plan.json\n  cargo ship plan production --release-id 20261122235800 --set keep_releases=3"
+        after_long_help = "Examples:\n  cargo ship plan production\n  cargo ship plan production --refresh   what changes on each host, read now\n  cargo ship plan production --roles web --exclude 'web9*'\n  cargo ship plan staging --verbose\n  cargo ship plan production --format json > plan.json\n  cargo ship plan production --release-id 20261122235800 --set keep_releases=3\n  cargo ship plan production --ref v1.4.2   deploy the tag v1.4.2 (its commit), not HEAD"
     )]
     Plan(PlanArgs),
 
@@ -112,7 +115,7 @@ it. If anything fails before the switch, the new release is removed \
 on every host and the locks released: no host's `current` moved. If anything fails from the \
 switch on, every host that switched goes back to the release it had. A saved plan whose \
 configuration or artifact changed since it was made is refused, saying what changed.",
-        after_long_help = "Examples:\n  cargo ship plan production && cargo ship apply\n  cargo ship apply production\n  cargo ship apply target/ship/production.plan.json\n\nExit codes: 0 deployed; 3 failed and every host is as it was; 4 failed and a host could not be put back."
+        after_long_help = "Examples:\n  cargo ship plan production && cargo ship apply\n  cargo ship apply production\n  cargo ship apply target/ship/production.plan.json\n  cargo ship apply production --ref v1.4.2\n\nExit codes: 0 deployed; 3 failed and every host is as it was; 4 failed and a host could not be put back."
     )]
     Apply(ApplyArgs),
 
@@ -121,30 +124,36 @@ configuration or artifact changed since it was made is refused, saying what chan
         long_about = "Point `current` back at the previous good release on every host of STAGE \
 (or at release ID with --to). Every host is locked and read first; if the hosts do not \
 agree on where to go back to, nothing is changed and the difference is shown.",
-        after_long_help = "Examples:\n  cargo ship rollback production\n  cargo ship rollback production --to 20261122235800"
+        after_long_help = "Examples:\n  cargo ship rollback production\n  cargo ship rollback production --to 20261122235800\n  cargo ship rollback production --hosts web3   only web3: the output names the hosts left on their release\n\nWith --roles/--hosts/--exclude only the chosen hosts are read, locked and rolled back (as \
+Capistrano's HOSTS=): the others keep the release they run, and the output says so, so the stage \
+may then run two releases.\n\nExit codes: 0 rolled back; 2 nothing done (e.g. the hosts disagree); 3 it failed on some host."
     )]
     Rollback(RollbackArgs),
 
     /// Show each host's releases, which one is live, and whether a deploy holds the lock.
-    #[command(after_long_help = "Examples:\n  cargo ship releases production")]
+    #[command(
+        after_long_help = "Examples:\n  cargo ship releases production\n  cargo ship releases production --roles web --format json"
+    )]
     Releases(StageArgs),
 
     /// Check every host of a stage: reachable, host key trusted, deploy_to writable, linked
     /// files present in shared/, lock free, disk space, tools.
     #[command(
-        after_long_help = "Examples:\n  cargo ship check production\n\nExit codes: 0 every check passed; 3 some check failed (each is named)."
+        after_long_help = "Examples:\n  cargo ship check production\n  cargo ship check production --exclude web3\n\nExit codes: 0 every check passed; 3 some check failed (each is named)."
     )]
     Check(StageArgs),
 
     /// Run a command on every host of a stage (in the live release when there is one),
     /// output grouped per host.
     #[command(
-        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host."
+        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n  cargo ship run production --hosts 'web*' --exclude web3 -- df -h\n  cargo ship run production --format json -- cat VERSION\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host."
     )]
     Run(RunArgs),
 
     /// Remove the lock a killed deploy left, naming its holder.
-    #[command(after_long_help = "Examples:\n  cargo ship unlock production")]
+    #[command(
+        after_long_help = "Examples:\n  cargo ship unlock production\n  cargo ship unlock production --hosts web3"
+    )]
     Unlock(StageArgs),
 
     /// Deploy to a stage exactly the artifact live on another (staging → production),
@@ -164,10 +173,39 @@ files the artifact carries.",
     /// List every task of a stage with its phase, roles, once/local and description, in
     /// the order a deploy runs them (as `fab --list` and `cap -T` do).
     #[command(
-        after_long_help = "Examples:\n  cargo ship tasks\n  cargo ship tasks production\n\nThe adapters' tasks (python.venv, django.migrate, node.modules, ...) are listed too. \
+        after_long_help = "Examples:\n  cargo ship tasks\n  cargo ship tasks production\n  cargo ship tasks production --format json\n\nThe adapters' tasks (python.venv, django.migrate, node.modules, ...) are listed too. \
 Nothing is built and no host is reached."
     )]
     Tasks(TasksArgs),
+
+    /// Run one task of Ship.toml on its hosts, in the live release, as a deploy runs it
+    /// (Capistrano's `cap production deploy:migrate`).
+    #[command(
+        long_about = "Run the task NAME of Ship.toml ([<stage>.tasks.<NAME>]) on its hosts, now, in the \
+live release (current/), with the variables a deploy gives it: SHIP_APP, SHIP_STAGE, SHIP_HOST, \
+SHIP_ROLE, SHIP_DEPLOY_TO, SHIP_RELEASE, SHIP_REVISION, SHIP_DIGEST and SHIP_RELEASE_PATH of the \
+live release, and the host's SHIP_VAR_* variables. It runs where a deploy would: the hosts of its \
+roles, one host for a `once` task (once per role for once = \"role\"), this machine for a `local` \
+one; the host filters (below) narrow that.\n\n\
+Only that task runs, as `cap <stage> <task>` does: the tasks hooked before or after it are not \
+run (name each one to run it). No lock is taken and nothing is recorded. The adapters' tasks \
+(python.venv, django.migrate, ...) are made for a deploy and are not run by name.",
+        after_long_help = "Examples:\n  cargo ship task production migrate\n  cargo ship task production restart --hosts web3\n  cargo ship task staging seed --format json\n\nExit codes: 0 it succeeded on every host; 2 no such task, nothing done; 3 it failed on some host."
+    )]
+    Task(TaskArgs),
+
+    /// Open an interactive shell on a host of a stage, in the live release, with the app's
+    /// variables (Deployer's `dep ssh`, Kamal's `app exec -i`).
+    #[command(
+        long_about = "Open an interactive shell on HOST of STAGE with OpenSSH (`ssh -t`, the stage's \
+ssh_config and host-key checking), in the live release (current/) with the variables a deploy's \
+tasks have: SHIP_APP, SHIP_STAGE, SHIP_HOST, SHIP_ROLE, SHIP_DEPLOY_TO, SHIP_RELEASE, \
+SHIP_REVISION, SHIP_DIGEST, SHIP_RELEASE_PATH and the host's SHIP_VAR_* variables. The shell is \
+the user's login shell ($SHELL -l); after `--`, a command runs instead, on a terminal.\n\n\
+HOST may be left out when the stage, or what the host filters (below) choose, is one host.",
+        after_long_help = "Examples:\n  cargo ship ssh production web1\n  cargo ship ssh staging                      a stage of one host\n  cargo ship ssh production --roles db\n  cargo ship ssh production web1 -- ./bin/console   a command on a terminal\n\nExit codes: 0 the shell exited with 0; 2 no such host, nothing done; 3 it could not connect, or the shell exited with another status (said)."
+    )]
+    Ssh(SshArgs),
 
     /// Put up or take down the maintenance page on every host of a stage.
     #[command(
@@ -176,7 +214,7 @@ Nothing is built and no host is reached."
 at `file` (where the web server looks, relative to current/), or writes a plain page there; \
 `off` removes it. `before` and `after` commands run on each host around it, with \
 SHIP_MAINTENANCE=on|off. The page lives in the live release: the next deploy takes it down.",
-        after_long_help = "Examples:\n  cargo ship maintenance production on\n  cargo ship maintenance production off\n\nExit codes: 0 done on every host; 3 it failed on some host (each is named)."
+        after_long_help = "Examples:\n  cargo ship maintenance production on\n  cargo ship maintenance production off\n  cargo ship maintenance production on --roles web --format json\n\nExit codes: 0 done on every host; 3 it failed on some host (each is named)."
     )]
     Maintenance(MaintenanceArgs),
 
@@ -217,6 +255,11 @@ pub struct PlanArgs {
     /// `--set roles.web.hosts='["web9"]'`; wins over Ship.toml and SHIP_* variables.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+
+    /// Deploy this git revision (a tag, branch or commit) of the project's repository:
+    /// `--set source.git=REF`, for a stage whose source is git.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -280,6 +323,10 @@ pub struct ApplyArgs {
     #[arg(long = "version", value_name = "VERSION")]
     pub app_version: Option<String>,
 
+    /// With a stage: deploy this git revision (see `cargo ship plan --help`).
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub select: SelectArgs,
@@ -311,6 +358,10 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "ID")]
     pub to: Option<String>,
 
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+
     /// Output format: `json` prints one JSON object per line on stdout — one `host` object
     /// per host, then the `outcome`.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -326,6 +377,10 @@ pub struct RollbackArgs {
 pub struct StageArgs {
     /// The stage: a table of Ship.toml, such as `production`.
     pub stage: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
 
     /// Output format: `json` prints one JSON object per line on stdout — one `host` object
     /// per host, then the `outcome`.
@@ -343,9 +398,14 @@ pub struct RunArgs {
     /// The stage.
     pub stage: String,
 
-    /// Only the hosts of these roles (comma separated).
-    #[arg(long, value_delimiter = ',', value_name = "ROLES")]
-    pub roles: Vec<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+
+    /// Output format: `json` prints one JSON object per line on stdout — one `host` object
+    /// per host (its exit status and output), then the `outcome`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     /// The command, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -409,6 +469,56 @@ pub struct PromoteArgs {
 pub struct TasksArgs {
     /// The stage (default: the first stage of Ship.toml).
     pub stage: Option<String>,
+
+    /// Output format: `json` prints one JSON document: the stage and its tasks in order,
+    /// each with its hook, roles, placement and hosts.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `cargo ship task`.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The stage.
+    pub stage: String,
+
+    /// The task: a `[<stage>.tasks.<NAME>]` of Ship.toml (`cargo ship tasks` lists them).
+    pub name: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+
+    /// Output format: `json` prints one JSON object per line on stdout — one `host` object
+    /// per host (its exit status and output), then the `outcome`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+}
+
+/// `cargo ship ssh`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The stage.
+    pub stage: String,
+
+    /// The host (a name of the stage's hosts); may be left out when one host is chosen.
+    pub host: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+
+    /// A command to run on a terminal there instead of the login shell, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
 }
 
 /// On or off.
@@ -429,6 +539,15 @@ pub struct MaintenanceArgs {
     /// `on` or `off`.
     #[arg(value_enum)]
     pub state: Switch,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub select: SelectArgs,
+
+    /// Output format: `json` prints one JSON object per line on stdout — one `host` object
+    /// per host, then the `outcome`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     #[command(flatten)]
     #[allow(missing_docs)]

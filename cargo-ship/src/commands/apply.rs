@@ -370,6 +370,7 @@ pub(crate) fn run(
                     release_id: args.release_id.clone(),
                     app_version: args.app_version.clone(),
                     set: args.remote.set.clone(),
+                    git_ref: args.git_ref.clone(),
                     format: Format::Text,
                     verbose: false,
                     refresh: false,

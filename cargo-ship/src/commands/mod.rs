@@ -7,15 +7,18 @@ mod init;
 mod ops;
 mod plan;
 mod promote;
+mod ssh;
+mod task;
 mod tasks;
 
-use crate::cli::{Command, RemoteArgs, Ship};
+use crate::cli::{Command, RemoteArgs, SelectArgs, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
 use futures::future::join_all;
 use ship_core::load::Sources;
 use ship_core::{Layout, LayoutName, RunOutput, Stage, Transport, TransportError};
 use ship_ssh::{HostKeys, SshOptions, SshTransport};
+use std::io::Write;
 
 /// Runs the subcommand.
 pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
@@ -30,6 +33,8 @@ pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
         Command::Init(args) => init::run(ship, args, cx),
         Command::Promote(args) => promote::run(ship, args, cx, color),
         Command::Tasks(args) => tasks::run(ship, args, cx),
+        Command::Task(args) => task::run(ship, args, cx),
+        Command::Ssh(args) => ssh::run(ship, args, cx),
         Command::Maintenance(args) => ops::maintenance(ship, args, cx),
         Command::Completions(args) => {
             use clap::CommandFactory;
@@ -111,6 +116,45 @@ pub(crate) fn resolve(
 ) -> Result<(Project, Stage), CliError> {
     let (project, stage, _) = resolve_with_adapters(ship, stage, overrides, cx)?;
     Ok((project, stage))
+}
+
+/// `--roles/--hosts/--exclude` as a selection.
+pub(crate) fn selection(select: &SelectArgs) -> ship_core::stage::Selection {
+    ship_core::stage::Selection {
+        roles: select.roles.clone(),
+        hosts: select.hosts.clone(),
+        exclude: select.exclude.clone(),
+    }
+}
+
+/// The stage narrowed to the hosts `--roles/--hosts/--exclude` choose (every host without
+/// them), and the hosts left out with why. The one home of host filters for the commands
+/// that reach hosts: a host left out is never connected to.
+pub(crate) fn chosen(
+    stage: &Stage,
+    select: &SelectArgs,
+) -> Result<(Stage, Vec<(String, String)>), CliError> {
+    let selection = selection(select);
+    if selection.is_empty() {
+        return Ok((stage.clone(), Vec::new()));
+    }
+    stage.select(&selection).map_err(CliError::Usage)
+}
+
+/// `h2 (--exclude h2), h3 (not in roles web)`: the hosts a filter left out.
+pub(crate) fn left_out_text(left_out: &[(String, String)]) -> String {
+    left_out
+        .iter()
+        .map(|(h, why)| format!("{h} ({why})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Says on stderr which hosts a filter left out of a command (nothing without a filter).
+pub(crate) fn note_left_out(cx: &mut Context, left_out: &[(String, String)]) {
+    if !left_out.is_empty() {
+        let _ = writeln!(cx.stderr, "not on: {}", left_out_text(left_out));
+    }
 }
 
 /// The SSH transport for a stage.

@@ -1,8 +1,12 @@
 //! The commands that reach hosts besides `apply`: `rollback`, `releases`, `check`, `run`,
-//! `unlock`. Each runs in one session per host, hosts in parallel; rollback reads every host
-//! under its lock first, then sends each the switch-back in the same session.
+//! `unlock`, `maintenance`. Each runs in one session per host, hosts in parallel, on the hosts
+//! `--roles/--hosts/--exclude` choose (see [`super::chosen`]); rollback reads every host under
+//! its lock first, then sends each the switch-back in the same session.
 
-use super::{failure, first_line, on_hosts, overrides, read_states, resolve, runtime, ssh};
+use super::{
+    chosen, failure, first_line, left_out_text, note_left_out, on_hosts, overrides, read_states,
+    resolve, runtime, ssh,
+};
 use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
 use ship_core::ops;
@@ -16,9 +20,12 @@ fn names(stage: &ship_core::Stage) -> Vec<String> {
 
 pub(crate) fn rollback(ship: &Ship, args: &RollbackArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    // A filter rolls back the chosen hosts only, as Capistrano's HOSTS= does; the others
+    // keep their release, and the output says so (see `rollback_stage`).
+    let (stage, left_out) = chosen(&stage, &args.select)?;
     let started = std::time::Instant::now();
     let mut target = None;
-    let result = rollback_stage(&project, &stage, args, cx, &mut target);
+    let result = rollback_stage(&project, &stage, &left_out, args, cx, &mut target);
     crate::notify::ended(
         cx,
         &stage,
@@ -63,6 +70,7 @@ fn after_switch(stage: &ship_core::Stage, host: &str) -> Vec<(String, String)> {
 fn rollback_stage(
     project: &crate::project::Project,
     stage: &ship_core::Stage,
+    left_out: &[(String, String)],
     args: &RollbackArgs,
     cx: &mut Context,
     target_id: &mut Option<String>,
@@ -114,7 +122,7 @@ fn rollback_stage(
             if args.format == Format::Json {
                 emit(
                     cx,
-                    &serde_json::json!({"event": "outcome", "ok": false, "stage": stage.name, "release": null, "problems": problems}),
+                    &serde_json::json!({"event": "outcome", "ok": false, "stage": stage.name, "release": null, "problems": problems, "left_out": left_out_json(left_out)}),
                 );
             }
             return Err(CliError::Remote(format!(
@@ -158,15 +166,29 @@ fn rollback_stage(
     if json {
         emit(
             cx,
-            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "release": id}),
+            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "release": id, "left_out": left_out_json(left_out)}),
         );
         cx.stdout = Box::new(std::io::sink());
+    }
+    if !left_out.is_empty() {
+        // The stage may now run two releases: never let that pass unsaid.
+        let _ = writeln!(
+            cx.stdout,
+            "NOT rolled back (left out by the filter, they keep the release they run): {}",
+            left_out_text(left_out)
+        );
     }
     if failed.is_empty() {
         let _ = writeln!(
             cx.stdout,
-            "Rolled back {} on {} to release {id}.",
-            stage.app, stage.name
+            "Rolled back {} on {} to release {id}{}.",
+            stage.app,
+            stage.name,
+            if left_out.is_empty() {
+                String::new()
+            } else {
+                format!(" on {} of its hosts", hosts.len())
+            }
         );
         Ok(())
     } else {
@@ -225,6 +247,14 @@ fn rows(state: &HostState) -> Vec<Row> {
     rows
 }
 
+/// The hosts a filter left out, for a JSON outcome.
+fn left_out_json(left_out: &[(String, String)]) -> serde_json::Value {
+    left_out
+        .iter()
+        .map(|(host, why)| serde_json::json!({"host": host, "why": why}))
+        .collect()
+}
+
 /// Prints one JSON object on a line of stdout.
 fn emit(cx: &mut Context, value: &serde_json::Value) {
     let _ = writeln!(cx.stdout, "{value}");
@@ -232,6 +262,8 @@ fn emit(cx: &mut Context, value: &serde_json::Value) {
 
 pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let (stage, left_out) = chosen(&stage, &args.select)?;
+    note_left_out(cx, &left_out);
     let json = args.format == Format::Json;
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
@@ -334,6 +366,8 @@ fn check_item(line: &str) -> serde_json::Value {
 
 pub(crate) fn check(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let (stage, left_out) = chosen(&stage, &args.select)?;
+    note_left_out(cx, &left_out);
     let json = args.format == Format::Json;
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
@@ -407,20 +441,9 @@ pub(crate) fn check(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(
 
 pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
-    for role in &args.roles {
-        if !stage.roles.contains_key(role) {
-            return Err(CliError::Usage(format!(
-                "--roles: unknown role `{role}`; roles of stage `{}`: {}",
-                stage.name,
-                stage.roles.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        }
-    }
-    let hosts: Vec<String> = stage
-        .hosts_of(&args.roles)
-        .iter()
-        .map(|h| h.name.clone())
-        .collect();
+    let (stage, left_out) = chosen(&stage, &args.select)?;
+    note_left_out(cx, &left_out);
+    let hosts = names(&stage);
     let command = args.command.join(" ");
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
@@ -428,27 +451,7 @@ pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), C
         ops::run_script(&stage.deploy_to, h, &command, stage.command_timeout)
     }));
     rt.block_on(transport.close());
-    let mut failed = Vec::new();
-    for (host, result) in results {
-        match result {
-            Err(e) => {
-                let _ = writeln!(cx.stdout, "── {host}: {e}");
-                failed.push(host);
-            }
-            Ok(out) => {
-                let status = out.status.map_or("killed".to_owned(), |s| s.to_string());
-                let _ = writeln!(cx.stdout, "── {host} (exit {status})");
-                let _ = write!(cx.stdout, "{}", out.stdout);
-                if !out.stdout.is_empty() && !out.stdout.ends_with('\n') {
-                    let _ = writeln!(cx.stdout);
-                }
-                let _ = write!(cx.stdout, "{}", out.stderr);
-                if out.status != Some(0) {
-                    failed.push(host);
-                }
-            }
-        }
-    }
+    let failed = report_outputs(cx, &stage, args.format, results);
     if failed.is_empty() {
         Ok(())
     } else {
@@ -459,8 +462,67 @@ pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), C
     }
 }
 
+/// Prints each host's output of a command (`run`, `task`), grouped per host, or as JSON
+/// lines (a `host` object each with its exit status and output, then the `outcome`); the
+/// hosts where it failed.
+pub(crate) fn report_outputs(
+    cx: &mut Context,
+    stage: &ship_core::Stage,
+    format: Format,
+    results: Vec<(
+        String,
+        Result<ship_core::RunOutput, ship_core::TransportError>,
+    )>,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (host, result) in results {
+        let ok = matches!(&result, Ok(out) if out.status == Some(0));
+        if format == Format::Json {
+            let value = match &result {
+                Err(e) => serde_json::json!({
+                    "event": "host", "host": host, "ok": false, "status": null,
+                    "stdout": "", "stderr": "", "error": e.to_string(),
+                }),
+                Ok(out) => serde_json::json!({
+                    "event": "host", "host": host, "ok": ok, "status": out.status,
+                    "stdout": out.stdout, "stderr": out.stderr,
+                    "error": (!ok).then(|| failure(&result)).flatten(),
+                }),
+            };
+            emit(cx, &value);
+        } else {
+            match &result {
+                Err(e) => {
+                    let _ = writeln!(cx.stdout, "── {host}: {e}");
+                }
+                Ok(out) => {
+                    let status = out.status.map_or("killed".to_owned(), |s| s.to_string());
+                    let _ = writeln!(cx.stdout, "── {host} (exit {status})");
+                    let _ = write!(cx.stdout, "{}", out.stdout);
+                    if !out.stdout.is_empty() && !out.stdout.ends_with('\n') {
+                        let _ = writeln!(cx.stdout);
+                    }
+                    let _ = write!(cx.stdout, "{}", out.stderr);
+                }
+            }
+        }
+        if !ok {
+            failed.push(host);
+        }
+    }
+    if format == Format::Json {
+        emit(
+            cx,
+            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "failed": failed}),
+        );
+    }
+    failed
+}
+
 pub(crate) fn unlock(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let (stage, left_out) = chosen(&stage, &args.select)?;
+    note_left_out(cx, &left_out);
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
     let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
@@ -496,6 +558,9 @@ pub(crate) fn maintenance(
     cx: &mut Context,
 ) -> Result<(), CliError> {
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
+    let (stage, left_out) = chosen(&stage, &args.select)?;
+    note_left_out(cx, &left_out);
+    let json = args.format == Format::Json;
     let cfg = stage.maintenance.clone().ok_or_else(|| {
         CliError::Usage(format!(
             "stage `{}` has no maintenance page: add to Ship.toml\n  [{}.maintenance]\n  \
@@ -520,19 +585,50 @@ pub(crate) fn maintenance(
     rt.block_on(transport.close());
     let width = stage.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     let mut failed = Vec::new();
+    let state = if on { "on" } else { "off" };
     for (host, result) in &results {
-        match failure(result) {
-            None => {
-                let out = result.as_ref().expect("succeeded");
-                let _ = writeln!(cx.stdout, "  {host:<width$}  {}", first_line(&out.stdout));
-            }
-            Some(why) => {
-                let _ = writeln!(cx.stdout, "  {host:<width$}  FAILED: {why}");
-                failed.push(format!("{host}: {why}"));
+        let why = failure(result);
+        if json {
+            emit(
+                cx,
+                &serde_json::json!({
+                    "event": "host",
+                    "host": host,
+                    "ok": why.is_none(),
+                    "maintenance": why.is_none().then_some(state),
+                    "said": result.as_ref().ok().map(|o| first_line(&o.stdout)),
+                    "error": why,
+                }),
+            );
+        } else {
+            match &why {
+                None => {
+                    let out = result.as_ref().expect("succeeded");
+                    let _ = writeln!(cx.stdout, "  {host:<width$}  {}", first_line(&out.stdout));
+                }
+                Some(why) => {
+                    let _ = writeln!(cx.stdout, "  {host:<width$}  FAILED: {why}");
+                }
             }
         }
+        if let Some(why) = why {
+            failed.push(format!("{host}: {why}"));
+        }
     }
-    let state = if on { "on" } else { "off" };
+    if json {
+        emit(
+            cx,
+            &serde_json::json!({
+                "event": "outcome",
+                "ok": failed.is_empty(),
+                "stage": stage.name,
+                "maintenance": state,
+                "failed": failed.iter().map(|f| f.split(": ").next().unwrap_or(f)).collect::<Vec<_>>(),
+                "left_out": left_out_json(&left_out),
+            }),
+        );
+        cx.stdout = Box::new(std::io::sink());
+    }
     if failed.is_empty() {
         let _ = writeln!(
             cx.stdout,

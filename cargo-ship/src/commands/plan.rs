@@ -41,7 +41,8 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
     if let Some(id) = &args.release_id {
         check_release_id(id).map_err(|m| CliError::Usage(format!("--release-id: {m}")))?;
     }
-    let overrides = super::overrides(&args.set, args.app_version.as_deref())?;
+    let set = with_ref(ship, args, cx)?;
+    let overrides = super::overrides(&set, args.app_version.as_deref())?;
     let (project, mut stage, adapters) =
         super::resolve_with_adapters(ship, &args.stage, overrides, cx)?;
     fill_version(&project, &mut stage, args.release_id.is_some())?;
@@ -66,11 +67,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
     if let (Some(pushed_to), Some(commit)) = (&stage.require_pushed, &built.info.revision) {
         crate::git::check_pushed(&project.root, &stage.name, commit, pushed_to)?;
     }
-    let selection = ship_core::stage::Selection {
-        roles: args.select.roles.clone(),
-        hosts: args.select.hosts.clone(),
-        exclude: args.select.exclude.clone(),
-    };
+    let selection = super::selection(&args.select);
     let env = crate::secrets::render(&stage, &project.root, cx)?.map(|e| e.plan);
     let plan = assemble(
         &stage,
@@ -78,7 +75,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         release,
         built.info,
         extra_tasks,
-        args.set.clone(),
+        set,
         env,
     )?;
     Ok(Planned {
@@ -86,6 +83,43 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         project,
         stage,
     })
+}
+
+/// The `--set` flags with `--ref REF` as the `--set source.git="REF"` it stands for (so a
+/// saved plan records it, and `apply` reads the configuration again with it). Refused, with
+/// the stage's source named, when the stage does not deploy a git revision: a directory, an
+/// archive or a cargo binary has no revision to choose.
+fn with_ref(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Vec<String>, CliError> {
+    let mut set = args.set.clone();
+    let Some(git_ref) = &args.git_ref else {
+        return Ok(set);
+    };
+    if git_ref.trim().is_empty() || git_ref.starts_with('-') || git_ref.contains(['"', '\\']) {
+        return Err(CliError::Usage(format!(
+            "--ref {git_ref:?}: expected a git revision: a tag, a branch or a commit, e.g. --ref v1.4.2"
+        )));
+    }
+    if set
+        .iter()
+        .any(|s| s.starts_with("source.") || s.starts_with("source="))
+    {
+        return Err(CliError::Usage(format!(
+            "--ref {git_ref} and --set source...: give one of them (--ref {git_ref} is --set source.git={git_ref})"
+        )));
+    }
+    let overrides = super::overrides(&set, args.app_version.as_deref())?;
+    let (_, stage) = super::resolve(ship, &args.stage, overrides, cx)?;
+    if let (kind, value) = stage.source.parts()
+        && kind != "git"
+    {
+        return Err(CliError::Usage(format!(
+            "--ref {git_ref}: stage `{}` deploys source = {{ {kind} = {value:?} }}, not a git \
+             revision of the project; --ref needs source = {{ git = \"HEAD\" }} (the default)",
+            stage.name
+        )));
+    }
+    set.push(format!("source.git=\"{git_ref}\""));
+    Ok(set)
 }
 
 /// The plan of `stage` for the hosts `selection` chooses, from its inputs: what `plan` makes

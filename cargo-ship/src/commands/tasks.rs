@@ -2,13 +2,50 @@
 //! the order a deploy runs them, with where and when each runs. Builds nothing, reaches no
 //! host: the planner orders them with a stand-in artifact.
 
-use crate::cli::{Ship, TasksArgs};
+use crate::cli::{Format, Ship, TasksArgs};
 use crate::project::Project;
 use crate::{CliError, Context};
 use ship_core::load::Sources;
 use ship_core::plan::{Placement, StepKind};
 use ship_core::{ArtifactInfo, PlanInput, TaskSpec};
 use std::io::Write;
+
+/// Every task of `stage` (the user's, then the adapters'), and the plan a deploy to its
+/// hosts would be, made with a stand-in artifact: where and in which order each task runs,
+/// as the planner decides it (roles, `once`, `local`). What `tasks` lists and where `task`
+/// runs one.
+pub(crate) fn ordered(
+    stage: &ship_core::Stage,
+    adapters: &crate::adapters::Adapters,
+) -> Result<(ship_core::Plan, Vec<TaskSpec>), CliError> {
+    let extra: Vec<TaskSpec> = crate::adapters::tasks_unbuilt(adapters);
+    let specs: Vec<TaskSpec> = stage
+        .tasks
+        .iter()
+        .map(|(name, cfg)| TaskSpec::from_config(name, cfg))
+        .chain(extra.iter().cloned())
+        .collect();
+    let layout = super::layout(&stage.layout)?;
+    let plan = ship_core::plan(&PlanInput {
+        stage,
+        layout,
+        release: "0".to_owned(),
+        artifact: ArtifactInfo {
+            source: String::new(),
+            revision: None,
+            digest: "0".repeat(64),
+            bytes: 0,
+            entries: 0,
+            commands: Vec::new(),
+            promoted_from: None,
+            uncommitted: Vec::new(),
+        },
+        config_digest: String::new(),
+        extra_tasks: extra,
+        overrides: Vec::new(),
+    })?;
+    Ok((plan, specs))
+}
 
 pub(crate) fn run(ship: &Ship, args: &TasksArgs, cx: &mut Context) -> Result<(), CliError> {
     let stage_name = match &args.stage {
@@ -33,39 +70,29 @@ pub(crate) fn run(ship: &Ship, args: &TasksArgs, cx: &mut Context) -> Result<(),
     };
     let (_project, stage, adapters) =
         super::resolve_with_adapters(ship, &stage_name, Vec::new(), cx)?;
-    let extra: Vec<TaskSpec> = crate::adapters::tasks_unbuilt(&adapters);
-    let specs: Vec<TaskSpec> = stage
-        .tasks
-        .iter()
-        .map(|(name, cfg)| TaskSpec::from_config(name, cfg))
-        .chain(extra.iter().cloned())
-        .collect();
-    let layout = super::layout(&stage.layout)?;
-    let plan = ship_core::plan(&PlanInput {
-        stage: &stage,
-        layout,
-        release: "0".to_owned(),
-        artifact: ArtifactInfo {
-            source: String::new(),
-            revision: None,
-            digest: "0".repeat(64),
-            bytes: 0,
-            entries: 0,
-            commands: Vec::new(),
-            promoted_from: None,
-            uncommitted: Vec::new(),
-        },
-        config_digest: String::new(),
-        extra_tasks: extra,
-        overrides: Vec::new(),
-    })?;
+    let (plan, specs) = ordered(&stage, &adapters)?;
 
     let mut rows: Vec<[String; 4]> = Vec::new();
+    let mut listed = Vec::new();
     for step in plan.steps.iter().filter(|s| s.kind == StepKind::Task) {
         let spec = specs
             .iter()
             .find(|t| t.name == step.name)
             .expect("every task step comes from a spec");
+        listed.push(serde_json::json!({
+            "name": step.name,
+            "when": spec.hook(),
+            "roles": spec.roles,
+            "placement": match step.placement {
+                Placement::Local => "local",
+                Placement::Once => "once",
+                Placement::Hosts => "hosts",
+            },
+            "hosts": if step.placement == Placement::Local { Vec::new() } else { step.hosts.clone() },
+            "run": spec.run,
+            "description": spec.description,
+            "adapter": !stage.tasks.contains_key(&step.name),
+        }));
         let roles = if spec.roles.is_empty() {
             "every host".to_owned()
         } else {
@@ -78,6 +105,15 @@ pub(crate) fn run(ship: &Ship, args: &TasksArgs, cx: &mut Context) -> Result<(),
         };
         let what = spec.description.clone().unwrap_or_else(|| spec.run.clone());
         rows.push([step.name.clone(), spec.hook(), place, what]);
+    }
+    if args.format == Format::Json {
+        let doc = serde_json::json!({"app": stage.app, "stage": stage.name, "tasks": listed});
+        let _ = writeln!(
+            cx.stdout,
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON values serialize")
+        );
+        return Ok(());
     }
     let _ = writeln!(
         cx.stdout,
