@@ -81,6 +81,7 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
          API_TOKEN = {{ command = \"printf 'tok-c0mm%s' and-5e2b\" }}\n\
          MAIL_KEY = {{ dotenv = \"{}\" }}\nCERT = {{ file = \"{}\" }}\n\
          [default.tasks.uses-env]\nrun = \". ./.env && printf %s \\\"$DB_PASSWORD$API_TOKEN\\\" | sha256sum > /srv/app/shared/seen\"\nafter = \"switch\"\n\
+         [default.tasks.print-mode]\nrun = \"echo mode=${{APP_MODE:-unset}}\"\nafter = \"switch\"\n\
          [default.notify]\nwebhook = \"http://127.0.0.1:{port}/hook\"\n\
          [staging]\nhosts = [\"h1\", \"h2\"]\n",
         fleet.ssh_config().display(),
@@ -196,6 +197,11 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
             .read("h1", "/srv/app/shared/.env")
             .contains("DB_PASSWORD=\"rotated-91ab\"\n")
     );
+
+    // `cargo ship task` (and `ssh`) give a command the app's environment.
+    let task = f.ship_env(&["task", "staging", "print-mode"], &changed);
+    ok(&task);
+    assert!(task.stdout.contains("mode=production"), "{}", task.stdout);
 
     // A secret that cannot be read: named, with its source, and nothing is deployed.
     let missing = f.ship_env(&["plan", "staging"], &[("USER", "tester")]);

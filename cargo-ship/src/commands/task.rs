@@ -55,6 +55,12 @@ pub(crate) fn app_env(stage: &Stage, host: &Host, live: Option<&ReleaseRecord>) 
         names.push(name);
     }
     let _ = writeln!(s, "export {}", names.join(" "));
+    // The app's environment (`[env]`, `[secrets]`), as the app reads it.
+    if !stage.env.is_empty() || !stage.secrets.is_empty() {
+        s.push_str(
+            "if [ -r \"$SHIP_DEPLOY_TO/shared/.env\" ]; then set -a; . \"$SHIP_DEPLOY_TO/shared/.env\"; set +a; fi\n",
+        );
+    }
     s
 }
 
