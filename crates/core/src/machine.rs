@@ -406,6 +406,8 @@ struct HostRun {
     recovering: bool,
     /// Something to tell about it once its segment is taken in (a release it replaces).
     notice: Option<String>,
+    /// The steps that ended with status 0 on it.
+    completed: Vec<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1532,6 +1534,12 @@ impl<'a> Deploy<'a> {
         let mut state_update = None;
         {
             let run = self.runs.get_mut(host).expect("a run a host");
+            run.completed.extend(
+                t.ended
+                    .iter()
+                    .filter(|(_, rc)| **rc == 0)
+                    .map(|(id, _)| *id),
+            );
             if t.started.iter().any(|id| Some(*id) == prepare_id) {
                 run.prepare_started = true;
             }
@@ -1968,9 +1976,9 @@ impl<'a> Deploy<'a> {
         )
     }
 
-    /// The host's tasks hooked after `switch` (its restarts), run again once it is back on
-    /// the release it had, as a rollback runs them: a server the deploy reloaded serves the
-    /// release that is live again, not the one that failed. Each in the live release, its
+    /// The host's tasks hooked after `switch` (its restarts) that ran to the end, run again
+    /// once it is back on the release it had, as a rollback runs them: a server the deploy
+    /// reloaded serves the release that is live again, not the one that failed. Each in the live release, its
     /// output in `.ship/log/revert.<n>`, stopped at the segment's time limit; one that fails
     /// is reported on standard error, and the host is still back.
     fn restarts_after_revert(&self, h: &HostPlan, back_to: &str) -> String {
@@ -1983,6 +1991,10 @@ impl<'a> Deploy<'a> {
                     && s.phase == Phase::Switch
                     && s.placement == Placement::Hosts
                     && s.hosts.contains(&h.name)
+                    // Only a task that ran to the end restarted something onto the new release;
+                    // one that failed or hung (it may be what stopped the deploy) is not run
+                    // again, and one that never ran has nothing to undo.
+                    && self.runs[&h.name].completed.contains(&s.id)
             })
             .collect();
         if tasks.is_empty() {
