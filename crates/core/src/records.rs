@@ -201,8 +201,14 @@ pub fn read_history(state: &mut HostState, stdout: &str, nonce: &Nonce) {
 
 /// Fills in what `record` lacks (a revision, who deployed it, when) from the newest
 /// `revisions.log` line that deployed it, its directory's `REVISION`, and `time` (when its
-/// name says it, see `Layout::release_time`).
+/// name says it, see `Layout::release_time`), when it is a record made up for a release
+/// cargo ship did not deploy (no artifact digest: Capistrano's). A record of cargo ship's
+/// own says what it knows: a release deployed from a directory has no revision, though
+/// its `REVISION` holds the artifact's digest.
 pub fn fill_in(record: &mut ReleaseRecord, state: &HostState, time: Option<String>) {
+    if !record.digest.is_empty() {
+        return;
+    }
     let logged = state.history.iter().rev().find_map(|l| match l {
         Logged::Deployed { id, revision, user } if *id == record.id => Some((revision, user)),
         _ => None,
@@ -524,6 +530,7 @@ mod tests {
         );
         assert_eq!(state.revision_files.get("3"), None);
         let mut made_up = ReleaseRecord {
+            digest: String::new(),
             time: String::new(),
             user: String::new(),
             ..rec("2", ReleaseState::Good)
@@ -537,17 +544,11 @@ mod tests {
             ),
             (Some("abc"), "capuser", "then")
         );
-        // What a record says is kept.
+        // What a record of cargo ship's says is kept, even with no revision (deployed from
+        // a directory: REVISION holds the artifact's digest).
         let mut recorded = rec("2", ReleaseState::Good);
-        recorded.revision = Some("mine".into());
         fill_in(&mut recorded, &state, Some("then".into()));
-        assert_eq!(
-            recorded,
-            ReleaseRecord {
-                revision: Some("mine".into()),
-                ..rec("2", ReleaseState::Good)
-            }
-        );
+        assert_eq!(recorded, rec("2", ReleaseState::Good));
     }
 
     #[test]
