@@ -222,7 +222,8 @@ pub(crate) fn first_line(text: &str) -> String {
 pub(crate) use ship_core::rollback::session_failure as failure;
 
 /// Every host's state, read without taking the lock (one session per host): what
-/// `ops::observe` made of it, or why it could not be read.
+/// `ops::observe` made of it, with what `revisions.log` and the releases' `REVISION` say
+/// (`records::read_history`), or why it could not be read.
 pub(crate) async fn read_states<T: Transport>(
     transport: &T,
     stage: &Stage,
@@ -231,7 +232,11 @@ pub(crate) async fn read_states<T: Transport>(
     let layout = layout(&stage.layout);
     let nonce = ship_core::driver::nonce();
     on_hosts(transport, hosts, stage.parallel, |h| {
-        ship_core::ops::state_script(&stage.deploy_to, h, None, Some(&nonce))
+        format!(
+            "{}{}\n",
+            ship_core::ops::state_script(&stage.deploy_to, h, None, Some(&nonce)),
+            ship_core::records::history_probe()
+        )
     })
     .await
     .into_iter()
@@ -239,12 +244,13 @@ pub(crate) async fn read_states<T: Transport>(
         let observed = match (failure(&result), &layout) {
             (Some(why), _) => Err(format!("unreachable: {why}")),
             (None, Err(e)) => Err(e.to_string()),
-            (None, Ok(layout)) => ship_core::ops::observe(
-                *layout,
-                &stage.deploy_to,
-                &result.expect("succeeded").stdout,
-                &nonce,
-            ),
+            (None, Ok(layout)) => {
+                let stdout = &result.expect("succeeded").stdout;
+                ship_core::ops::observe(*layout, &stage.deploy_to, stdout, &nonce).map(|mut o| {
+                    ship_core::records::read_history(&mut o.state, stdout, &nonce);
+                    o
+                })
+            }
         };
         (host, observed)
     })

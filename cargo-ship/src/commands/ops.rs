@@ -11,7 +11,7 @@ use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs
 use crate::{CliError, Context};
 use ship_core::ops;
 use ship_core::rollback::Decision;
-use ship_core::{HostState, ReleaseState};
+use ship_core::{HostState, ReleaseRecord, ReleaseState};
 use std::io::Write;
 
 fn names(stage: &ship_core::Stage) -> Vec<String> {
@@ -215,20 +215,43 @@ struct Row {
     live: bool,
 }
 
-/// Directories on disk with their records; the records alone for a single-directory layout.
-fn rows(state: &HostState) -> Vec<Row> {
+/// Directories on disk with their records (made to agree with the directory: see
+/// `records::reconcile`), described from `revisions.log` and `REVISION` where the record
+/// lacks it or there is none (a release made by Capistrano); the records alone for a
+/// single-directory layout. Exactly one row is live when `current` points at a release:
+/// that one.
+fn rows(layout: &dyn ship_core::Layout, state: &HostState) -> Vec<Row> {
     let mut rows = Vec::new();
     for dir in &state.releases {
-        let r = state.record_of(dir);
         let live = state.live.as_deref() == Some(dir.as_str());
+        let mut record = state
+            .record_of(dir)
+            .cloned()
+            .unwrap_or_else(|| ReleaseRecord {
+                id: dir.clone(),
+                dir: dir.clone(),
+                revision: None,
+                digest: String::new(),
+                time: String::new(),
+                user: String::new(),
+                state: ReleaseState::Good,
+            });
+        let recorded = state.record_of(dir).is_some();
+        let time = layout.release_time(&record.id);
+        ship_core::records::fill_in(&mut record, state, time);
         rows.push(Row {
-            id: r.map_or(dir.clone(), |r| r.id.clone()),
-            state: r.map_or(if live { "live" } else { "-" }.to_owned(), |r| {
-                state_name(r.state).to_owned()
-            }),
-            time: r.map_or(String::new(), |r| r.time.clone()),
-            user: r.map_or(String::new(), |r| r.user.clone()),
-            revision: r.and_then(|r| r.revision.clone()),
+            state: if recorded {
+                state_name(record.state).to_owned()
+            } else {
+                // Made by another tool (Capistrano): as the directory and revisions.log say.
+                ship_core::records::unrecorded_state(state, dir)
+                    .map_or("-", state_name)
+                    .to_owned()
+            },
+            id: record.id,
+            time: record.time,
+            user: record.user,
+            revision: record.revision,
             live,
         });
     }
@@ -264,6 +287,7 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
     let (project, stage) = resolve(ship, &args.stage, overrides(&args.remote.set, None)?, cx)?;
     let (stage, left_out) = chosen(&stage, &args.select)?;
     note_left_out(cx, &left_out);
+    let layout = super::layout(&stage.layout)?;
     let json = args.format == Format::Json;
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
@@ -286,7 +310,11 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
                 continue;
             }
         };
-        let rows = rows(&observed.state);
+        // The directory says what is live and what is there, not records another tool (or a
+        // hand) made stale; where they disagreed, say so.
+        let (state, drift) = layout.reconcile(&observed.state);
+        let drift: Vec<String> = drift.iter().map(ToString::to_string).collect();
+        let rows = rows(layout, &state);
         if json {
             emit(
                 cx,
@@ -297,6 +325,7 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
                     "lock": observed.lock,
                     "live": rows.iter().find(|r| r.live).map(|r| r.id.clone()),
                     "releases": rows,
+                    "drift": drift,
                 }),
             );
             continue;
@@ -324,7 +353,14 @@ pub(crate) fn releases(ship: &Ship, args: &StageArgs, cx: &mut Context) -> Resul
                 r.state,
                 r.time,
                 r.user,
-                &rev[..rev.len().min(12)]
+                // Read from the host's files: cut at a character, never inside one.
+                rev.chars().take(12).collect::<String>()
+            );
+        }
+        for d in &drift {
+            let _ = writeln!(
+                cx.stdout,
+                "  ! {d} (changed outside cargo ship: shown as the directory is)"
             );
         }
     }

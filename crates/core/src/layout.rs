@@ -72,6 +72,16 @@ pub struct HostState {
     /// slot or a release id reused by the deploy that was killed).
     #[serde(default)]
     pub marked: Vec<String>,
+    /// The last lines of `revisions.log` that say who deployed what, or rolled back to it
+    /// (Capistrano's and cargo ship's alike), oldest first: what `releases` shows of a
+    /// release made by another tool, and the order releases went live in. Read by
+    /// `releases` and `rollback` (see [`crate::records::history_probe`]), not by a deploy.
+    #[serde(default)]
+    pub history: Vec<crate::records::Logged>,
+    /// The first line of each release directory's `REVISION` (directory → revision), as
+    /// Capistrano and cargo ship write it. Read with [`HostState::history`].
+    #[serde(default)]
+    pub revision_files: std::collections::BTreeMap<String, String>,
 }
 
 /// Orders release names as people read them: runs of digits by their value, so `1.9.0` comes
@@ -183,12 +193,21 @@ mod tests {
 }
 
 impl HostState {
-    /// The record of the release that is live, as `.ship/releases.json` says.
+    /// The record of the release that is live: the newest record of the directory `current`
+    /// points at, whatever state `.ship/releases.json` gives it (another tool, or a hand,
+    /// may have moved `current`); none when `current` points at no release directory or at
+    /// one with no record. For a layout without release directories (nothing under
+    /// `releases/`, no `current` link read), the record `.ship/releases.json` says is live.
     pub fn live_record(&self) -> Option<&ReleaseRecord> {
-        self.records
-            .iter()
-            .rev()
-            .find(|r| r.state == ReleaseState::Live)
+        match &self.live {
+            Some(dir) => self.record_of(dir),
+            None if self.releases.is_empty() => self
+                .records
+                .iter()
+                .rev()
+                .find(|r| r.state == ReleaseState::Live),
+            None => None,
+        }
     }
 
     /// The record of the release in directory `dir`: the newest one, as ab reuses directories.
@@ -197,7 +216,15 @@ impl HostState {
     }
 
     /// The directory of the newest good release other than the live one: where a rollback goes.
+    ///
+    /// With `revisions.log` read ([`HostState::history`]), "newest" is the order releases
+    /// went live in, whoever made them (Capistrano and cargo ship alike): the good release
+    /// that went live last before the live one did, recorded or not. Without it, the newest
+    /// good record, else the newest finished directory with no record older than the live one.
     pub fn previous_good(&self) -> Option<&str> {
+        if let Some(dir) = self.previous_in_history() {
+            return Some(dir);
+        }
         self.records
             .iter()
             .rev()
@@ -219,6 +246,28 @@ impl HostState {
                     .max_by(|a, b| release_order(a, b))
                     .map(String::as_str)
             })
+    }
+
+    /// [`HostState::previous_good`] by the order of `revisions.log`, when it was read and
+    /// names the live release.
+    fn previous_in_history(&self) -> Option<&str> {
+        let live = self.live.as_deref()?;
+        let id_of = |d: &str| self.record_of(d).map_or(d, |r| r.id.as_str()).to_owned();
+        let went_live = |d: &str| {
+            let id = id_of(d);
+            self.history.iter().rposition(|l| l.id() == id)
+        };
+        let now = went_live(live)?;
+        self.releases
+            .iter()
+            .filter(|d| d.as_str() != live && self.complete(d))
+            .filter(|d| match self.record_of(d) {
+                Some(r) => matches!(r.state, ReleaseState::Good | ReleaseState::Live),
+                None => crate::records::unrecorded_state(self, d) == Some(ReleaseState::Good),
+            })
+            .filter_map(|d| went_live(d).filter(|i| *i < now).map(|i| (i, d)))
+            .max_by_key(|(i, _)| *i)
+            .map(|(_, d)| d.as_str())
     }
 
     /// Whether directory `dir` is known not to hold a finished release: a deploy that did not
@@ -398,8 +447,29 @@ pub trait Layout: Send + Sync {
     }
     /// The record a rollback to `target` (what [`Layout::rollback_target`] returned) makes
     /// live: the newest one of that directory, or one made up for a directory with no record.
+    /// What the host's `revisions.log` and `REVISION` files say of it fills in what the
+    /// record lacks (a directory left by Capistrano has no record: its time, deployer and
+    /// revision come from there).
     fn rollback_record(&self, state: &HostState, target: &str) -> ReleaseRecord {
-        crate::ops::target_record(state, target)
+        let mut record = crate::ops::target_record(state, target);
+        let time = self.release_time(&record.id);
+        crate::records::fill_in(&mut record, state, time);
+        record
+    }
+    /// When release `id` was made, as RFC 3339 UTC, if its name says so (the timestamp
+    /// layout's names are UTC times): for releases with no record (Capistrano's).
+    fn release_time(&self, _id: &str) -> Option<String> {
+        None
+    }
+    /// `state` with its records made to agree with its directory (see
+    /// [`crate::records::reconcile`]), and where they disagreed; for a layout without
+    /// release directories, the records are the only account and stay as they are.
+    fn reconcile(&self, state: &HostState) -> (HostState, Vec<crate::records::Drift>) {
+        if self.keeps_directories() {
+            crate::records::reconcile(state)
+        } else {
+            (state.clone(), Vec::new())
+        }
     }
     /// The release directories cleanup removes: never the live one, the new one, or the
     /// previous good one; failed releases first, then the oldest, until `keep` remain.

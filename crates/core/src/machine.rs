@@ -1569,7 +1569,9 @@ impl<'a> Deploy<'a> {
         }
         if let Some(probe) = state_update {
             let state = match probe.state(self.layout, &self.plan.deploy_to) {
-                (state, None) => state,
+                // The records follow the directory: what `current` points at is live,
+                // whoever moved it (Capistrano, a hand), and records of releases gone go.
+                (state, None) => self.layout.reconcile(&state).0,
                 (_, Some(e)) => {
                     return fail(
                         Some("lock".to_owned()),
@@ -1946,10 +1948,7 @@ impl<'a> Deploy<'a> {
         ));
         let back_to = run
             .state
-            .records
-            .iter()
-            .rev()
-            .find(|r| r.state == ReleaseState::Live)
+            .live_record()
             .map(|r| r.id.clone())
             .or_else(|| run.state.live.clone())
             .unwrap_or_else(|| "none".to_owned());

@@ -114,9 +114,14 @@ pub fn session_failure(result: &Result<RunOutput, TransportError>) -> Option<Str
 }
 
 impl Rollback<'_> {
-    /// The first part on `host`: take the lock (naming this rollback), print the state.
+    /// The first part on `host`: take the lock (naming this rollback), print the state and
+    /// what `revisions.log` and the releases' `REVISION` say (for a release with no record).
     pub fn first(&self, host: &str, lock_info: &str) -> String {
-        ops::state_script(self.deploy_to, host, Some(lock_info), None)
+        format!(
+            "{}{}\n",
+            ops::state_script(self.deploy_to, host, Some(lock_info), None),
+            crate::records::history_probe()
+        )
     }
 
     /// Decides from what every host said under its lock (see [`Decision`]).
@@ -137,13 +142,19 @@ impl Rollback<'_> {
             let out = result.as_ref().expect("succeeded");
             match ops::observe(self.layout, self.deploy_to, &out.stdout, nonce) {
                 Err(e) => problems.push(format!("{host}: {e}")),
-                Ok(Observed { state, .. }) => match self.layout.rollback_target(&state, self.to) {
-                    Err(e) => problems.push(format!("{host}: {e}")),
-                    Ok(target) => {
-                        let id = self.layout.rollback_record(&state, &target).id;
-                        plans.insert(host.clone(), (state, target, id));
+                Ok(Observed { mut state, .. }) => {
+                    // The directory, not stale records, says what is live and what is there:
+                    // another tool (Capistrano) or a hand may have changed it.
+                    crate::records::read_history(&mut state, &out.stdout, nonce);
+                    let (state, _) = self.layout.reconcile(&state);
+                    match self.layout.rollback_target(&state, self.to) {
+                        Err(e) => problems.push(format!("{host}: {e}")),
+                        Ok(target) => {
+                            let id = self.layout.rollback_record(&state, &target).id;
+                            plans.insert(host.clone(), (state, target, id));
+                        }
                     }
-                },
+                }
             }
         }
         let ids: BTreeSet<&str> = plans.values().map(|(_, _, id)| id.as_str()).collect();

@@ -48,6 +48,8 @@
 //!     half_made: None,
 //!     deployed: vec![],
 //!     marked: vec![],
+//!     history: vec![],
+//!     revision_files: Default::default(),
 //! };
 //! // Deploying 20261104000000 with keep_releases = 2: the new one stays, and so does the
 //! // live one, which becomes the previous good one; the oldest go.

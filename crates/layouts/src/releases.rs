@@ -112,6 +112,19 @@ dir_per_release!(Timestamp, "timestamp", {
     fn about(&self) -> &'static str {
         "releases/<UTC time>, as Capistrano"
     }
+    fn release_time(&self, id: &str) -> Option<String> {
+        is_timestamp(id).then(|| {
+            format!(
+                "{}-{}-{}T{}:{}:{}Z",
+                &id[..4],
+                &id[4..6],
+                &id[6..8],
+                &id[8..10],
+                &id[10..12],
+                &id[12..]
+            )
+        })
+    }
     fn check_release_id(&self, id: &str) -> Result<(), String> {
         if is_timestamp(id) {
             Ok(())

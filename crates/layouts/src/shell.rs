@@ -109,5 +109,7 @@ pub(crate) fn parse_state(deploy_to: &str, current: Option<&str>, listing: &str)
         half_made: None,
         deployed: Vec::new(),
         marked: Vec::new(),
+        history: Vec::new(),
+        revision_files: Default::default(),
     }
 }

@@ -119,6 +119,8 @@ fn abort_and_revert_shell() {
         half_made: None,
         deployed: vec![],
         marked: vec![],
+        history: vec![],
+        revision_files: Default::default(),
     };
     for name in ["timestamp", "version", "ab"] {
         let l = layout_for(name).unwrap();
