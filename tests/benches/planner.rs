@@ -34,6 +34,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
             health: None,
             primary: false,
             vars: Default::default(),
+            ssh: None,
         });
     }
     let phases = ["link", "install", "switch", "verify"];

@@ -120,23 +120,49 @@ fn connect_network(pid: u32, ip: Ipv4Addr, outer: Ipv4Addr) {
 }
 
 impl Fleet {
-    /// The ssh master processes (`ssh -M`) running for this fleet, by their command lines.
+    /// The ssh master processes (`ssh -M`) running for this fleet, by their command lines:
+    /// those given its ssh_config, or (`-F`) a configuration that includes it.
     pub fn ssh_masters(&self) -> Vec<String> {
         let ps = Command::new("ps")
             .args(["-eo", "args"])
             .output()
             .expect("ps runs");
         let config = self.ssh_config().display().to_string();
+        let ours = |line: &str| {
+            if line.contains(&config) {
+                return true;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words.windows(2).any(|w| {
+                w[0] == "-F"
+                    && std::fs::read_to_string(w[1]).is_ok_and(|text| {
+                        text.lines()
+                            .filter_map(|l| l.trim().strip_prefix("Include "))
+                            .filter_map(|f| std::fs::read_to_string(f.trim_matches('"')).ok())
+                            .any(|inner| {
+                                inner.contains(&config)
+                                    || inner.contains(self.dir().to_str().unwrap_or("-"))
+                            })
+                    })
+            })
+        };
         String::from_utf8_lossy(&ps.stdout)
             .lines()
-            .filter(|l| l.contains(" -M ") && l.contains(&config))
+            .filter(|l| l.contains(" -M ") && ours(l))
             .map(str::to_owned)
             .collect()
     }
 
     /// Starts `n` hosts (at most 250) with a `tmpfs_size` (e.g. `"64m"`) filesystem at `/srv`.
     pub fn start_sized(n: usize, tmpfs_size: &str) -> Fleet {
-        Fleet::start_with(n, tmpfs_size, false)
+        Fleet::start_with(n, tmpfs_size, false, &|_, _| String::new())
+    }
+
+    /// Starts `n` hosts with 64 MiB each, each sshd's configuration beginning with what
+    /// `sshd_config` gives for the host's name and address (sshd keeps the first value of
+    /// a keyword: `LogLevel DEBUG1`, another `ListenAddress <ip>:2200`, ...).
+    pub fn start_configured(n: usize, sshd_config: &dyn Fn(&str, Ipv4Addr) -> String) -> Fleet {
+        Fleet::start_with(n, "64m", false, sshd_config)
     }
 
     /// Starts `n` hosts (at most 120), each with its own network namespace as well: its own
@@ -144,10 +170,15 @@ impl Fleet {
     /// machines. A host is reached on `10.X.Y.Z` through a veth pair. Dropping the fleet
     /// kills every process left on its hosts (they would keep the namespaces alive).
     pub fn start_isolated(n: usize, tmpfs_size: &str) -> Fleet {
-        Fleet::start_with(n, tmpfs_size, true)
+        Fleet::start_with(n, tmpfs_size, true, &|_, _| String::new())
     }
 
-    fn start_with(n: usize, tmpfs_size: &str, own_network: bool) -> Fleet {
+    fn start_with(
+        n: usize,
+        tmpfs_size: &str,
+        own_network: bool,
+        extra: &dyn Fn(&str, Ipv4Addr) -> String,
+    ) -> Fleet {
         assert!((1..=250).contains(&n));
         assert!(!own_network || n <= 120, "at most 120 isolated hosts");
         assert!(
@@ -188,10 +219,11 @@ impl Fleet {
             std::fs::write(
                 &cfg,
                 format!(
-                    "ListenAddress {ip}:2222\nHostKey {d}/host_ed25519\nAuthorizedKeysFile {d}/id_ed25519.pub\n\
+                    "{}ListenAddress {ip}:2222\nHostKey {d}/host_ed25519\nAuthorizedKeysFile {d}/id_ed25519.pub\n\
                      PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
                      StrictModes no\nUsePAM no\nMaxSessions 64\nMaxStartups 256\nPidFile none\nLogLevel VERBOSE\n\
                      Subsystem sftp internal-sftp\n",
+                    extra(&name, ip),
                     d = d.display()
                 ),
             )
@@ -439,6 +471,65 @@ impl Drop for KillOnDrop<'_> {
                     self.1
                 ),
             );
+        }
+    }
+}
+
+/// A user of this machine made for one test (the fleet's hosts share `/etc/passwd`), with
+/// a password if asked; deleted when dropped. The fleet's sshd takes its key for any user.
+pub struct TestUser {
+    /// Its login name.
+    pub name: String,
+}
+
+impl TestUser {
+    /// Makes a user named `ship<pid>_<tag>` (no home directory, `/bin/sh`).
+    pub fn create(tag: &str, password: Option<&str>) -> TestUser {
+        let name = format!("ship{}_{tag}", std::process::id());
+        let _ = Command::new("userdel").arg(&name).output();
+        // Tests run in parallel: useradd waits for nobody else's lock on /etc/passwd.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("useradd")
+                // `*`: no password, and not locked (sshd without PAM refuses a locked account).
+                .args(["-M", "-p", "*", "-s", "/bin/sh", &name])
+                .output()
+                .expect("useradd runs");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "useradd {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let user = TestUser { name };
+        if let Some(p) = password {
+            use std::io::Write;
+            let mut child = Command::new("chpasswd")
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("chpasswd runs");
+            writeln!(child.stdin.take().expect("piped"), "{}:{p}", user.name).expect("written");
+            assert!(child.wait().expect("chpasswd ends").success());
+        }
+        user
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let done = Command::new("userdel")
+                .arg(&self.name)
+                .output()
+                .is_ok_and(|o| o.status.success() || o.status.code() == Some(6));
+            if done {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

@@ -3,7 +3,7 @@
 
 mod fleet;
 pub mod load;
-pub use fleet::{Fleet, KillOnDrop, TestHost};
+pub use fleet::{Fleet, KillOnDrop, TestHost, TestUser};
 
 use cargo_ship::{Context, main_with};
 use std::path::{Path, PathBuf};

@@ -169,7 +169,30 @@ pub(crate) fn ssh(project: &Project, stage: &Stage, remote: &RemoteArgs) -> SshT
         connect_timeout: stage.connect_timeout,
         session_timeout: stage.command_timeout,
         keep_connections: stage.keep_connections,
+        hosts: connections(project, stage),
     })
+}
+
+/// How each host of `stage` is reached (as ship-core resolved it), an `identity` relative
+/// to the project root made absolute.
+pub(crate) fn connections(
+    project: &Project,
+    stage: &Stage,
+) -> std::collections::BTreeMap<String, ship_ssh::Connection> {
+    stage
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            let mut c = h.ssh.clone()?;
+            if let Some(i) = &c.identity
+                && !i.starts_with('~')
+                && std::path::Path::new(i).is_relative()
+            {
+                c.identity = Some(project.root.join(i).display().to_string());
+            }
+            Some((h.name.clone(), c))
+        })
+        .collect()
 }
 
 /// A runtime for the network work of one command.

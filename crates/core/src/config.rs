@@ -41,8 +41,15 @@ pub struct Settings {
     pub version: Option<String>,
     /// How many hosts a deploy works on at once.
     pub parallel: usize,
-    /// An ssh_config file to use instead of `~/.ssh/config` (relative to the project root).
+    /// An ssh_config file read before `~/.ssh/config` and `/etc/ssh/ssh_config` (relative
+    /// to the project root): they still apply to what it does not set.
     pub ssh_config: Option<String>,
+    /// How the stage's hosts are reached: `user`, `port`, `identity`, `jump`, `options`.
+    #[serde(default, skip_serializing_if = "SshConfig::is_empty")]
+    pub ssh: SshConfig,
+    /// Per-host `[ssh]` settings, by host (as listed), over the stage's and the roles'.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ssh_hosts: BTreeMap<String, SshConfig>,
     /// Keep each host's SSH connection open this long after a command (e.g. `"5m"`), so
     /// the next command reuses it instead of connecting again; off by default.
     pub keep_connections: Option<String>,
@@ -280,6 +287,61 @@ pub struct RoleConfig {
     pub health: Option<HealthConfig>,
     /// The host of this role that `once` tasks run on (default: the first listed).
     pub primary: Option<String>,
+    /// How this role's hosts are reached, over the stage's `[ssh]`.
+    #[serde(default, skip_serializing_if = "SshConfig::is_empty")]
+    pub ssh: SshConfig,
+}
+
+/// `[<stage>.ssh]`, `[<stage>.roles.<role>.ssh]`, `[<stage>.ssh_hosts."<host>"]`, or an
+/// inventory host's `"ssh"`: how hosts are reached (see [`crate::ssh`]). What is not set
+/// here, the ssh_config decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    /// The login user (`ssh -l`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The port (`ssh -p`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The only private key offered (`ssh -i`, with `IdentitiesOnly=yes`); relative to the
+    /// project root unless absolute or `~/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Jump hosts (bastions), the first reached directly: `"bastion"` or
+    /// `["deploy@outer:2200", "inner"]`; `[]` means none (over a wider setting).
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub jump: Option<Vec<String>>,
+    /// More ssh options, `{ ServerAliveInterval = "30" }` (`ssh -o Key=Value`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+impl SshConfig {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        *self == SshConfig::default()
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    match Raw::deserialize(d) {
+        Ok(Raw::One(s)) => Ok(Some(vec![s])),
+        Ok(Raw::Many(v)) => Ok(Some(v)),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a host or a list of hosts, e.g. jump = [\"bastion.example.com\"]",
+        )),
+    }
 }
 
 /// A user task: a shell command hooked before or after a phase or another task.

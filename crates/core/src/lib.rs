@@ -73,6 +73,7 @@ pub mod reuse;
 pub mod rollback;
 pub mod script;
 pub mod shell;
+pub mod ssh;
 pub mod stage;
 pub mod task;
 pub mod transport;

@@ -2,7 +2,7 @@
 
 use crate::config::{
     HealthConfig, LayoutName, MaintenanceConfig, RoleConfig, Rolling, Settings, SourceConfig,
-    TaskConfig,
+    SshConfig, TaskConfig,
 };
 use crate::load::{ConfigError, Loaded};
 use crate::phase::Phase;
@@ -32,6 +32,9 @@ pub struct Host {
     /// `SHIP_VAR_<NAME>`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// How it is reached, when ssh is given more than its name (see [`crate::ssh`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<crate::ssh::Connection>,
 }
 
 /// A health check with its timeout parsed.
@@ -81,6 +84,7 @@ fn host_entry<'h>(hosts: &'h mut Vec<Host>, name: &str, s: &Settings) -> &'h mut
                 health: None,
                 primary: false,
                 vars: BTreeMap::new(),
+                ssh: None,
             });
             hosts.last_mut().expect("just pushed")
         }
@@ -132,12 +136,16 @@ struct InventoryHost {
     vars: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     primary: bool,
+    /// How it is reached (the keys of `[ssh]`).
+    #[serde(default)]
+    ssh: SshConfig,
 }
 
 /// A host of the inventory, its variables as strings.
 struct Inventoried {
     name: String,
     roles: Vec<String>,
+    ssh: SshConfig,
     vars: BTreeMap<String, String>,
     primary: bool,
 }
@@ -200,7 +208,10 @@ fn inventory(command: &str, dir: &std::path::Path) -> Result<Vec<Inventoried>, S
                 };
                 vars.insert(k, text);
             }
+            crate::ssh::check_settings(&h.ssh)
+                .map_err(|(key, m)| format!("host {:?}: ssh.{key}: {m}", h.name))?;
             Ok(Inventoried {
+                ssh: h.ssh,
                 name: h.name,
                 roles: h.roles,
                 vars,
@@ -304,6 +315,7 @@ pub fn example() -> Stage {
         health: None,
         primary: false,
         vars: BTreeMap::new(),
+        ssh: None,
     };
     Stage {
         name: "production".to_owned(),
@@ -477,19 +489,63 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A host string is parsed once, here, with the parser the transport's data comes from:
+/// `deploy@web1:2222` is refused at `plan` if its port is not a port.
 fn check_host(host: &str) -> Result<(), String> {
-    if host.is_empty() {
-        return Err("a host name is empty".to_owned());
+    crate::ssh::Destination::parse(host).map(|_| ())
+}
+
+/// Each host's [`crate::ssh::Connection`]: the stage's `[ssh]`, under its roles', under
+/// `[ssh_hosts."<host>"]`, under its inventory entry's `ssh`, under its host string's own
+/// user and port. Every table is checked first, its errors naming the key.
+fn connections(
+    s: &Settings,
+    hosts: &mut [Host],
+    inventoried: &BTreeMap<String, SshConfig>,
+    err: &dyn Fn(&[&str], String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    use crate::ssh::{check_settings, connection, layer, merge_roles};
+    check_settings(&s.ssh).map_err(|(k, m)| err(&["ssh", k], m))?;
+    for (role, cfg) in &s.roles {
+        check_settings(&cfg.ssh).map_err(|(k, m)| err(&["roles", role, "ssh", k], m))?;
     }
-    if host.starts_with('-') {
-        return Err(format!(
-            "host {host:?} starts with `-`: ssh would read it as an option"
-        ));
+    for (name, cfg) in &s.ssh_hosts {
+        check_settings(cfg).map_err(|(k, m)| err(&["ssh_hosts", name, k], m))?;
+        if !hosts.iter().any(|h| &h.name == name) {
+            let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+            return Err(err(
+                &["ssh_hosts", name],
+                format!(
+                    "{name:?} is not a host of this stage ({})",
+                    names.join(", ")
+                ),
+            ));
+        }
     }
-    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "host {host:?} contains whitespace: expected an OpenSSH destination such as user@host or an alias from ~/.ssh/config"
-        ));
+    for host in hosts.iter_mut() {
+        let roles = host
+            .roles
+            .iter()
+            .filter_map(|r| s.roles.get(r).map(|c| (r.as_str(), &c.ssh)))
+            .filter(|(_, c)| !c.is_empty());
+        let by_roles = merge_roles(roles)
+            .map_err(|(k, m)| err(&["roles"], format!("host {:?}: ssh.{k}: {m}", host.name)))?;
+        let mut cfg = layer(&s.ssh, &by_roles);
+        if let Some(own) = s.ssh_hosts.get(&host.name) {
+            cfg = layer(&cfg, own);
+        }
+        if let Some(own) = inventoried.get(&host.name) {
+            cfg = layer(&cfg, own);
+        }
+        host.ssh = connection(&host.name, &cfg).map_err(|m| {
+            if s.ssh_hosts.contains_key(&host.name) {
+                err(&["ssh_hosts", &host.name], m)
+            } else if inventoried.contains_key(&host.name) {
+                err(&["inventory", "command"], m)
+            } else {
+                err(&["ssh"], m)
+            }
+        })?;
     }
     Ok(())
 }
@@ -615,6 +671,7 @@ impl Stage {
             check_host(h).map_err(|m| err(&["hosts"], m))?;
             host_entry(&mut hosts, h, &s);
         }
+        let mut inventoried = BTreeMap::new();
         if let Some(inv) = &s.inventory {
             let dir = loaded
                 .ship_toml()
@@ -627,6 +684,9 @@ impl Stage {
                 let host = host_entry(&mut hosts, &entry.name, &s);
                 host.primary |= entry.primary;
                 host.vars.extend(entry.vars);
+                if !entry.ssh.is_empty() {
+                    inventoried.insert(entry.name.clone(), entry.ssh);
+                }
                 for role in entry.roles {
                     if !is_name(&role) {
                         return Err(err(
@@ -654,6 +714,8 @@ impl Stage {
                 ),
             ));
         }
+
+        connections(&s, &mut hosts, &inventoried, &err)?;
 
         let role_names = || {
             let names: Vec<_> = roles.keys().map(|r| format!("`{r}`")).collect();

@@ -158,6 +158,7 @@ fn stage(s: &Scenario) -> Stage {
             health: None,
             primary: false,
             vars: Default::default(),
+            ssh: None,
         })
         .collect();
     Stage {

@@ -2,14 +2,26 @@
 //! [`LocalTransport`] for `local` tasks — implementing ship-core's
 //! [`Transport`](ship_core::Transport).
 //!
-//! [`SshTransport`] opens one connection per host for the whole run (the `openssh` crate's
-//! native multiplexing: one `ssh` master, every session a channel on it) and runs each
-//! script in one session with `sh -c`, whatever the remote login shell. The artifact is
-//! streamed on that session's standard input. Host keys are checked strictly unless the
-//! user asks otherwise: an unknown or changed key is an error before any command runs.
-//! `~/.ssh/config` applies as it does for `ssh` (or the file given as
-//! [`SshOptions::config_file`]). Every connection and session is counted, so a benchmark
-//! or a test can say how many sessions each host saw.
+//! [`SshTransport`] opens one connection per host for the whole run (one `ssh -M` master
+//! it starts itself, every session a channel on it through the `openssh` crate's native
+//! multiplexing) and runs each script in one session with `sh -c`, whatever the remote
+//! login shell. The artifact is streamed on that session's standard input. Every
+//! connection and session is counted, so a benchmark or a test can say how many sessions
+//! each host saw.
+//!
+//! Every ssh it starts gets its command line from one builder, [`ssh_args`], from the
+//! host's [`Connection`] (user, port, identity, options: ship-core's resolved settings).
+//! Configuration is read as `ssh` reads it, with cargo ship's defaults last: see
+//! [`config_text`]. Jump hosts get a master of their own, shared by every host behind them
+//! (one login, one prompt if they ask for one), and the hosts' masters reach their host
+//! through it (`ssh -W` on the jump host's master).
+//!
+//! A master lives as long as the transport: it runs in the foreground as a child of this
+//! process, ignores SIGINT (a Ctrl-C is the command's to handle) and, on Linux, gets
+//! SIGTERM when its parent dies (`PR_SET_PDEATHSIG`), so it does not outlive a cargo ship
+//! killed with SIGKILL. Elsewhere (macOS) a killed cargo ship leaves its masters to run
+//! until their connection drops. [`SshOptions::keep_connections`] asks for the contrary:
+//! the master goes to the background (`ssh -f`) and closes itself once idle that long.
 //!
 //! # Example
 //!
@@ -30,10 +42,12 @@
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
+pub use ship_core::ssh::Connection;
 use ship_core::transport::{BoxFuture, pump};
 use ship_core::{Input, RunOutput, Transport, TransportError};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,18 +64,20 @@ pub fn remote_command(script: &str) -> String {
 /// How host keys are checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HostKeys {
-    /// The key must be in known_hosts already (`StrictHostKeyChecking=yes`).
+    /// cargo ship's default: the key must be in known_hosts already
+    /// (`StrictHostKeyChecking yes`), unless an ssh_config says otherwise for the host.
     #[default]
     Strict,
     /// A host seen for the first time is trusted and its key added; a changed key is still
-    /// refused (`StrictHostKeyChecking=accept-new`).
+    /// refused (`-o StrictHostKeyChecking=accept-new`, asked for on the command line).
     AcceptNew,
 }
 
 /// Settings of the SSH transport.
 #[derive(Clone, Debug)]
 pub struct SshOptions {
-    /// An ssh_config file to use instead of `~/.ssh/config`.
+    /// An ssh_config file read before `~/.ssh/config` and `/etc/ssh/ssh_config` (which
+    /// still apply to what it does not set).
     pub config_file: Option<PathBuf>,
     /// Host-key checking.
     pub host_keys: HostKeys,
@@ -72,6 +88,9 @@ pub struct SshOptions {
     /// Keep each connection open this long after the last use (ssh's ControlPersist), for
     /// the next command to reuse; `None` closes them when done.
     pub keep_connections: Option<Duration>,
+    /// How each host is reached, by its name (as the stage lists it); a host not here is
+    /// given to ssh as it is named.
+    pub hosts: BTreeMap<String, Connection>,
 }
 
 impl Default for SshOptions {
@@ -82,12 +101,103 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(30 * 60),
             keep_connections: None,
+            hosts: BTreeMap::new(),
         }
     }
 }
 
-/// Where kept connections are registered: one file per host and ssh_config, naming the
-/// control socket of its ssh master.
+/// The ssh_config cargo ship gives every ssh it starts (`-F`): the user's configuration
+/// first — `config_file` (the stage's `ssh_config`), then `~/.ssh/config`, then
+/// `/etc/ssh/ssh_config` — and cargo ship's defaults after them. ssh keeps the first value
+/// it reads for each setting, so what the user set deliberately (`BatchMode no` for a
+/// bastion that asks for a second factor, `StrictHostKeyChecking`, `ServerAliveInterval`)
+/// wins over cargo ship's defaults: `BatchMode yes` (no prompt nobody could answer),
+/// `StrictHostKeyChecking yes`, `ServerAliveInterval 15` and the stage's connect timeout.
+pub fn config_text(config_file: Option<&Path>, connect_timeout: Duration) -> String {
+    let mut text = String::from(
+        "# Written by cargo ship: the user's configuration first (ssh keeps the first value\n\
+         # it reads for each setting), then cargo ship's defaults.\n",
+    );
+    if let Some(c) = config_file {
+        text.push_str(&format!("Include \"{}\"\n", c.display()));
+    }
+    text.push_str(
+        "Include ~/.ssh/config\nInclude /etc/ssh/ssh_config\nHost *\n  BatchMode yes\n  \
+         StrictHostKeyChecking yes\n  ServerAliveInterval 15\n",
+    );
+    text.push_str(&format!(
+        "  ConnectTimeout {}\n",
+        connect_timeout.as_secs().max(1)
+    ));
+    text
+}
+
+/// The arguments of every ssh cargo ship starts for `conn` (after `ssh` and before the
+/// destination, which is `conn.host`): the configuration ([`config_text`], written to
+/// `config`), the host-key choice made on the command line, then the host's own `-l`,
+/// `-p`, `-i` (with `IdentitiesOnly=yes`), `-o` options, and the proxy (a jump host's
+/// `ProxyCommand`) if any. The one builder of ssh command lines: a master, a jump
+/// host's master and the proxy through it all come from here.
+pub fn ssh_args(
+    conn: &Connection,
+    config: &Path,
+    host_keys: HostKeys,
+    proxy: Option<&str>,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["-F".into(), config.into()];
+    let opt = |args: &mut Vec<OsString>, o: String| {
+        args.push("-o".into());
+        args.push(o.into());
+    };
+    if host_keys == HostKeys::AcceptNew {
+        opt(&mut args, "StrictHostKeyChecking=accept-new".to_owned());
+    }
+    if let Some(u) = &conn.user {
+        args.extend(["-l".into(), u.into()]);
+    }
+    if let Some(p) = conn.port {
+        args.extend(["-p".into(), p.to_string().into()]);
+    }
+    if let Some(i) = &conn.identity {
+        opt(&mut args, "IdentitiesOnly=yes".to_owned());
+        args.extend(["-i".into(), i.into()]);
+    }
+    for (k, v) in &conn.options {
+        opt(&mut args, format!("{k}={v}"));
+    }
+    if let Some(p) = proxy {
+        opt(&mut args, format!("ProxyCommand={p}"));
+    }
+    args
+}
+
+/// The `ProxyCommand` that reaches `%h:%p` through the jump host `jump`'s master (its
+/// control socket `ctl`): a mux client, no login of its own.
+fn proxy_command(jump: &Connection, config: &Path, ctl: &Path, host_keys: HostKeys) -> String {
+    let mut words: Vec<String> = vec!["exec".into(), "ssh".into()];
+    let mut args = ssh_args(jump, config, host_keys, None);
+    args.extend(
+        [
+            "-S",
+            &ctl.display().to_string(),
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "BatchMode=yes",
+            "-W",
+        ]
+        .map(OsString::from),
+    );
+    for a in args {
+        words.push(quote(&a.to_string_lossy()).replace('%', "%%"));
+    }
+    words.push("'[%h]:%p'".into());
+    words.push(quote(&jump.host).replace('%', "%%"));
+    words.join(" ")
+}
+
+/// Where kept connections are registered: one file per connection, naming the control
+/// socket of its ssh master.
 fn kept_dir() -> PathBuf {
     let uid = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -112,14 +222,6 @@ fn prepare_kept_dir() -> bool {
     kept_dir_is_ours()
 }
 
-fn kept_entry(config: Option<&PathBuf>, host: &str) -> PathBuf {
-    let key = format!(
-        "{}\n{host}",
-        config.map(|c| c.display().to_string()).unwrap_or_default()
-    );
-    kept_dir().join(&ship_core::sha256_hex(key.as_bytes())[..24])
-}
-
 /// How many connections and sessions a host saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -131,12 +233,48 @@ pub struct Counts {
     pub reused: usize,
 }
 
+/// One ssh master and the multiplexed session on it.
+struct Master {
+    session: openssh::Session,
+    /// The master, when it runs in the foreground (not kept): stopped on close.
+    child: Option<tokio::process::Child>,
+    /// Its control socket, log and configuration; removed on close unless kept.
+    dir: Option<tempfile::TempDir>,
+    /// The configuration it was started with (a proxy through it uses it too).
+    config: PathBuf,
+}
+
+impl Master {
+    async fn close(mut self, keep: bool) {
+        if keep {
+            let _ = self.session.detach();
+            if let Some(dir) = self.dir.take() {
+                let _ = dir.keep();
+            }
+            return;
+        }
+        match self.child.take() {
+            Some(mut child) => {
+                // Its proxy (a jump host's `ssh -W`) sees its pipe close and ends; its
+                // socket goes with the directory.
+                let _ = child.kill().await;
+            }
+            None => {
+                let _ = self.session.close().await;
+            }
+        }
+    }
+}
+
 /// The transport over OpenSSH: one multiplexed connection per host.
 pub struct SshTransport {
     options: SshOptions,
-    sessions: tokio::sync::Mutex<BTreeMap<String, Arc<openssh::Session>>>,
+    sessions: tokio::sync::Mutex<BTreeMap<String, Arc<Master>>>,
+    /// Jump hosts' masters, by the chain that reaches them: held while one is opened, so
+    /// hosts behind one bastion share one login to it.
+    jumps: tokio::sync::Mutex<BTreeMap<String, Arc<Master>>>,
     /// Connections replaced because they no longer answered: closed with the others.
-    retired: tokio::sync::Mutex<Vec<Arc<openssh::Session>>>,
+    retired: tokio::sync::Mutex<Vec<Arc<Master>>>,
     counts: Mutex<BTreeMap<String, Counts>>,
 }
 
@@ -154,12 +292,65 @@ fn describe(e: &openssh::Error) -> String {
     text
 }
 
+/// What ssh said when it failed, as a connect or host-key error.
+fn connect_error(host: &str, message: String) -> TransportError {
+    let key = [
+        "Host key verification failed",
+        "HOST IDENTIFICATION HAS CHANGED",
+        "No ED25519 host key is known",
+        "host key is known",
+    ]
+    .iter()
+    .any(|m| message.contains(m));
+    if key {
+        TransportError::HostKey {
+            host: host.to_owned(),
+            message,
+        }
+    } else {
+        TransportError::Connect {
+            host: host.to_owned(),
+            message,
+        }
+    }
+}
+
+/// Makes the master a child that cannot outlive this process (Linux), and leaves SIGINT
+/// (a Ctrl-C at the terminal reaches the whole foreground group) to cargo ship.
+///
+/// The crate's one `unsafe` (the workspace forbids it elsewhere): `pre_exec` runs between
+/// fork and exec, and calls only async-signal-safe functions.
+#[allow(unsafe_code)]
+fn bind_to_parent(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (signal, prctl, getppid, _exit) between fork
+    // and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before prctl: nobody would stop this master.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
+            let _ = parent;
+            Ok(())
+        });
+    }
+}
+
 impl SshTransport {
     /// A transport with these settings; nothing is opened yet.
     pub fn new(options: SshOptions) -> SshTransport {
         SshTransport {
             options,
             sessions: tokio::sync::Mutex::new(BTreeMap::new()),
+            jumps: tokio::sync::Mutex::new(BTreeMap::new()),
             retired: tokio::sync::Mutex::new(Vec::new()),
             counts: Mutex::new(BTreeMap::new()),
         }
@@ -179,12 +370,24 @@ impl SshTransport {
             .or_default());
     }
 
-    async fn session(&self, host: &str) -> Result<Arc<openssh::Session>, TransportError> {
+    /// How `host` is reached.
+    fn connection(&self, host: &str) -> Connection {
+        self.options
+            .hosts
+            .get(host)
+            .cloned()
+            .unwrap_or_else(|| Connection {
+                host: host.to_owned(),
+                ..Connection::default()
+            })
+    }
+
+    async fn session(&self, host: &str) -> Result<Arc<Master>, TransportError> {
         let cached = self.sessions.lock().await.get(host).cloned();
         if let Some(s) = cached {
             // A connection that dropped (its master is gone) is opened again, once: recovery
             // after a lost connection can still reach the host. The check is local.
-            if s.check().await.is_ok() {
+            if s.session.check().await.is_ok() {
                 return Ok(s);
             }
             // Its master may still run (a slow check): close it with the others.
@@ -205,46 +408,251 @@ impl SshTransport {
     }
 
     /// Closes every connection (or, with `keep_connections`, leaves each to close itself
-    /// once idle that long).
+    /// once idle that long): the hosts' first, then the jump hosts' they went through.
     pub async fn close(&self) {
-        for s in std::mem::take(&mut *self.retired.lock().await) {
-            if let Ok(s) = Arc::try_unwrap(s) {
-                let _ = s.close().await;
-            }
-        }
-        let sessions = std::mem::take(&mut *self.sessions.lock().await);
-        for (_, s) in sessions {
-            if let Ok(s) = Arc::try_unwrap(s) {
-                if self.options.keep_connections.is_some() {
-                    let _ = s.detach();
-                } else {
-                    let _ = s.close().await;
-                }
+        let keep = self.options.keep_connections.is_some();
+        let retired = std::mem::take(&mut *self.retired.lock().await);
+        let hosts = std::mem::take(&mut *self.sessions.lock().await).into_values();
+        let jumps = std::mem::take(&mut *self.jumps.lock().await)
+            .into_values()
+            .rev();
+        for (m, keep) in retired
+            .into_iter()
+            .map(|m| (m, false))
+            .chain(hosts.map(|m| (m, keep)))
+            .chain(jumps.map(|m| (m, keep)))
+        {
+            if let Ok(m) = Arc::try_unwrap(m) {
+                let keep = keep && m.child.is_none();
+                m.close(keep).await;
             }
         }
     }
 
+    /// The registry entry of a kept connection.
+    fn kept_entry(&self, conn: &Connection, proxy: Option<&str>) -> PathBuf {
+        let key = format!(
+            "{}\n{conn:?}\n{proxy:?}",
+            self.options
+                .config_file
+                .as_ref()
+                .map(|c| c.display().to_string())
+                .unwrap_or_default(),
+        );
+        kept_dir().join(&ship_core::sha256_hex(key.as_bytes())[..24])
+    }
+
     /// A connection kept by an earlier command, if its master still answers.
-    async fn kept(&self, host: &str) -> Option<openssh::Session> {
+    async fn kept(&self, conn: &Connection, proxy: Option<&str>) -> Option<Master> {
         self.options.keep_connections?;
         if !kept_dir_is_ours() {
             return None;
         }
-        let entry = kept_entry(self.options.config_file.as_ref(), host);
-        let ctl = std::fs::read_to_string(&entry).ok()?;
-        let ctl = PathBuf::from(ctl.trim());
+        let entry = self.kept_entry(conn, proxy);
+        let ctl = PathBuf::from(std::fs::read_to_string(&entry).ok()?.trim());
         if !ctl.exists() {
             let _ = std::fs::remove_file(&entry);
             return None;
         }
+        let config = ctl.with_file_name("config");
         let session = openssh::Session::resume_mux(ctl.into_boxed_path(), None);
         if session.check().await.is_ok() {
-            Some(session)
+            Some(Master {
+                session,
+                child: None,
+                dir: None,
+                config,
+            })
         } else {
             let _ = std::fs::remove_file(&entry);
             let _ = session.detach();
             None
         }
+    }
+
+    /// Starts an ssh master for `conn` (through `proxy`, a jump host's, if any) and waits
+    /// until it is logged in; errors are `host`'s.
+    async fn launch(
+        &self,
+        host: &str,
+        conn: &Connection,
+        proxy: Option<&str>,
+    ) -> Result<Master, TransportError> {
+        let io = |what: &str, e: std::io::Error| TransportError::Connect {
+            host: host.to_owned(),
+            message: format!("{what}: {e}"),
+        };
+        let keep = self.options.keep_connections.filter(|_| prepare_kept_dir());
+        let base = if keep.is_some() {
+            kept_dir()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(".ship-ssh-")
+            .tempdir_in(&base)
+            .map_err(|e| io("a directory for the ssh master", e))?;
+        let config = dir.path().join("config");
+        let ctl = dir.path().join("master");
+        let log = dir.path().join("log");
+        std::fs::write(
+            &config,
+            config_text(
+                self.options.config_file.as_deref(),
+                self.options.connect_timeout,
+            ),
+        )
+        .map_err(|e| io("the ssh configuration", e))?;
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.arg("-E")
+            .arg(&log)
+            .arg("-S")
+            .arg(&ctl)
+            .args(["-M", "-N"]);
+        match keep {
+            Some(k) => {
+                cmd.arg("-f")
+                    .arg("-o")
+                    .arg(format!("ControlPersist={}s", k.as_secs().max(1)));
+            }
+            None => {
+                // In the foreground, bound to this process: no persistence of its own.
+                cmd.args(["-o", "ControlPersist=no"]);
+                bind_to_parent(&mut cmd);
+                cmd.kill_on_drop(true);
+            }
+        }
+        cmd.args(ssh_args(conn, &config, self.options.host_keys, proxy))
+            .arg(&conn.host)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| io("ssh could not start", e))?;
+        let failed = |log: &Path| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let text = text.trim();
+            connect_error(
+                host,
+                if text.is_empty() {
+                    "ssh exited before it was connected".to_owned()
+                } else {
+                    text.to_owned()
+                },
+            )
+        };
+        // A person may be answering a prompt (a bastion's second factor) on this terminal.
+        let limit = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            Duration::from_secs(300)
+        } else {
+            self.options.connect_timeout + Duration::from_secs(5)
+        };
+        let ready = async {
+            if keep.is_some() {
+                // `ssh -f` goes to the background once logged in.
+                let status = child.wait().await.map_err(|e| io("ssh", e))?;
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(failed(&log))
+                };
+            }
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Err(failed(&log));
+                }
+                if ctl.exists()
+                    && openssh::Session::resume_mux(ctl.clone().into_boxed_path(), None)
+                        .check()
+                        .await
+                        .is_ok()
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        match tokio::time::timeout(limit, ready).await {
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(TransportError::Timeout {
+                    host: host.to_owned(),
+                    after: limit,
+                });
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(())) => {}
+        }
+        Ok(Master {
+            session: openssh::Session::resume_mux(ctl.into_boxed_path(), None),
+            child: keep.is_none().then_some(child),
+            dir: Some(dir),
+            config,
+        })
+    }
+
+    /// A kept master for `conn`, or a new one (registered if connections are kept).
+    async fn master(
+        &self,
+        host: &str,
+        conn: &Connection,
+        proxy: Option<&str>,
+    ) -> Result<(Master, bool), TransportError> {
+        if let Some(m) = self.kept(conn, proxy).await {
+            return Ok((m, true));
+        }
+        let m = self.launch(host, conn, proxy).await?;
+        if self.options.keep_connections.is_some() && kept_dir_is_ours() {
+            let entry = self.kept_entry(conn, proxy);
+            let _ = std::fs::write(&entry, m.session.control_socket().display().to_string());
+        }
+        Ok((m, false))
+    }
+
+    /// The `ProxyCommand` through `conn`'s jump hosts, opening (once per transport) a
+    /// master on each in turn, each reached through the one before.
+    async fn proxy(&self, host: &str, conn: &Connection) -> Result<Option<String>, TransportError> {
+        if conn.jump.is_empty() {
+            return Ok(None);
+        }
+        let mut jumps = self.jumps.lock().await;
+        let mut proxy: Option<String> = None;
+        let mut chain = String::new();
+        for j in &conn.jump {
+            chain.push_str(&format!("{j} > "));
+            let jc = Connection::to_jump(j);
+            let alive = match jumps.get(&chain) {
+                Some(m) => m.session.check().await.is_ok(),
+                None => false,
+            };
+            if !alive {
+                if let Some(old) = jumps.remove(&chain) {
+                    self.retired.lock().await.push(old);
+                }
+                let (m, _) =
+                    self.master(host, &jc, proxy.as_deref())
+                        .await
+                        .map_err(|e| match e {
+                            TransportError::Connect { host, message } => TransportError::Connect {
+                                host,
+                                message: format!("jump host {j}: {message}"),
+                            },
+                            TransportError::HostKey { host, message } => TransportError::HostKey {
+                                host,
+                                message: format!("jump host {j}: {message}"),
+                            },
+                            other => other,
+                        })?;
+                jumps.insert(chain.clone(), Arc::new(m));
+            }
+            let m = &jumps[&chain];
+            proxy = Some(proxy_command(
+                &jc,
+                &m.config,
+                m.session.control_socket(),
+                self.options.host_keys,
+            ));
+        }
+        Ok(proxy)
     }
 }
 
@@ -292,82 +700,24 @@ impl SshTransport {
         if self.sessions.lock().await.contains_key(host) {
             return Ok(());
         }
-        if let Some(session) = self.kept(host).await {
-            self.count(host, |c| c.reused += 1);
-            let mut sessions = self.sessions.lock().await;
-            sessions.entry(host.to_owned()).or_insert(Arc::new(session));
-            return Ok(());
-        }
-        let mut builder = openssh::SessionBuilder::default();
-        if let Some(keep) = self.options.keep_connections.filter(|_| prepare_kept_dir()) {
-            let secs = std::num::NonZeroUsize::new(keep.as_secs().max(1) as usize)
-                .expect("at least one second");
-            builder
-                .control_persist(openssh::ControlPersist::IdleFor(secs))
-                .control_directory(kept_dir());
-        } else {
-            // A master outlives its last session by a minute at most, even when cargo ship
-            // is killed (SIGKILL) and cannot close it.
-            let secs = std::num::NonZeroUsize::new(60).expect("not zero");
-            builder
-                .control_persist(openssh::ControlPersist::IdleFor(secs))
-                .control_directory(std::env::temp_dir());
-        }
-        builder
-            .known_hosts_check(match self.options.host_keys {
-                HostKeys::Strict => openssh::KnownHosts::Strict,
-                HostKeys::AcceptNew => openssh::KnownHosts::Add,
-            })
-            .connect_timeout(self.options.connect_timeout)
-            .server_alive_interval(Duration::from_secs(15));
-        if let Some(config) = &self.options.config_file {
-            builder.config_file(config);
-        }
-        let limit = self.options.connect_timeout + Duration::from_secs(5);
-        let session = match tokio::time::timeout(limit, builder.connect_mux(host)).await {
-            Err(_) => {
-                return Err(TransportError::Timeout {
-                    host: host.to_owned(),
-                    after: limit,
-                });
+        let conn = self.connection(host);
+        let proxy = self.proxy(host, &conn).await?;
+        let (master, reused) = self.master(host, &conn, proxy.as_deref()).await?;
+        self.count(host, |c| {
+            if reused {
+                c.reused += 1
+            } else {
+                c.connections += 1
             }
-            Ok(Err(e)) => {
-                let message = describe(&e);
-                let key = [
-                    "Host key verification failed",
-                    "HOST IDENTIFICATION HAS CHANGED",
-                    "No ED25519 host key is known",
-                    "host key is known",
-                ]
-                .iter()
-                .any(|m| message.contains(m));
-                return Err(if key {
-                    TransportError::HostKey {
-                        host: host.to_owned(),
-                        message,
-                    }
-                } else {
-                    TransportError::Connect {
-                        host: host.to_owned(),
-                        message,
-                    }
-                });
-            }
-            Ok(Ok(s)) => s,
-        };
-        self.count(host, |c| c.connections += 1);
-        if self.options.keep_connections.is_some() && kept_dir_is_ours() {
-            let entry = kept_entry(self.options.config_file.as_ref(), host);
-            let _ = std::fs::write(&entry, session.control_socket().display().to_string());
-        }
+        });
         let mut sessions = self.sessions.lock().await;
         if sessions.contains_key(host) {
             // Another caller connected meanwhile: keep one connection.
             drop(sessions);
-            let _ = session.close().await;
+            master.close(reused).await;
             return Ok(());
         }
-        sessions.insert(host.to_owned(), Arc::new(session));
+        sessions.insert(host.to_owned(), Arc::new(master));
         Ok(())
     }
 
@@ -378,13 +728,13 @@ impl SshTransport {
         input: UnboundedReceiver<Input>,
         lines: UnboundedSender<String>,
     ) -> Result<RunOutput, TransportError> {
-        let session = self.session(host).await?;
+        let master = self.session(host).await?;
         self.count(host, |c| c.sessions += 1);
         let err = |message: String| TransportError::Session {
             host: host.to_owned(),
             message,
         };
-        let mut cmd = session.raw_command(remote_command(script));
+        let mut cmd = master.session.raw_command(remote_command(script));
         cmd.stdin(openssh::Stdio::piped())
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::piped());
