@@ -91,31 +91,50 @@ pub(crate) fn run(ship: &Ship, args: &SshArgs, cx: &mut Context) -> Result<(), C
         script.push_str(&format!("exec sh -c {}\n", quote(&args.command.join(" "))));
     }
 
+    // The same ssh command line as every other command's (ship_ssh::ssh_args): the user's
+    // configuration before cargo ship's defaults, the host's user, port, key, options, and
+    // its jump hosts (here as ProxyJump: an interactive login of its own).
+    let conn = super::connections(&project, &stage)
+        .remove(&host.name)
+        .unwrap_or_else(|| ship_ssh::Connection {
+            host: host.name.clone(),
+            ..Default::default()
+        });
+    let config = std::env::temp_dir().join(format!("cargo-ship-ssh-{}.config", std::process::id()));
+    let text = ship_ssh::config_text(
+        stage
+            .ssh_config
+            .as_ref()
+            .map(|c| project.root.join(c))
+            .as_deref(),
+        stage.connect_timeout,
+    );
+    std::fs::write(&config, text).map_err(|e| CliError::Io {
+        path: config.display().to_string(),
+        source: e,
+    })?;
+    let host_keys = if args.remote.accept_new_host_keys {
+        ship_ssh::HostKeys::AcceptNew
+    } else {
+        ship_ssh::HostKeys::Strict
+    };
     let mut cmd = std::process::Command::new("ssh");
     cmd.arg("-t");
-    if let Some(config) = &stage.ssh_config {
-        cmd.arg("-F").arg(project.root.join(config));
+    cmd.args(ship_ssh::ssh_args(&conn, &config, host_keys, None));
+    if !conn.jump.is_empty() {
+        let hops: Vec<String> = conn.jump.iter().map(ToString::to_string).collect();
+        cmd.arg("-J").arg(hops.join(","));
     }
-    cmd.arg("-o").arg(format!(
-        "StrictHostKeyChecking={}",
-        if args.remote.accept_new_host_keys {
-            "accept-new"
-        } else {
-            "yes"
-        }
-    ));
-    cmd.arg("-o").arg(format!(
-        "ConnectTimeout={}",
-        stage.connect_timeout.as_secs().max(1)
-    ));
     cmd.arg("--")
-        .arg(&host.name)
+        .arg(&conn.host)
         .arg(ship_ssh::remote_command(&script));
     cmd.current_dir(&cx.cwd)
         .env_clear()
         .envs(cx.env.iter().cloned());
     let _ = cx.stderr.flush();
-    let status = cmd.status().map_err(|e| {
+    let status = cmd.status();
+    let _ = std::fs::remove_file(&config);
+    let status = status.map_err(|e| {
         CliError::Project(format!(
             "cannot run ssh (OpenSSH's client is needed for `cargo ship ssh`): {e}"
         ))
