@@ -12,17 +12,13 @@ pub(crate) fn deployer(cx: &Context) -> String {
         .map(str::to_owned)
         .or_else(user_from_passwd)
         .unwrap_or_else(|| "unknown".to_owned());
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned());
+    let machine = ship_ssh::hostname().unwrap_or_else(|| "unknown".to_owned());
     format!("{user}@{machine}")
 }
 
 /// The name of this process's user in /etc/passwd (when USER is not set, as under cron or CI).
 fn user_from_passwd() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let uid = ship_ssh::uid().to_string();
     std::fs::read_to_string("/etc/passwd")
         .ok()?
         .lines()

@@ -199,18 +199,28 @@ fn proxy_command(jump: &Connection, config: &Path, ctl: &Path, host_keys: HostKe
 /// Where kept connections are registered: one file per connection, naming the control
 /// socket of its ssh master.
 fn kept_dir() -> PathBuf {
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(0);
-    std::env::temp_dir().join(format!("cargo-ship-{uid}"))
+    std::env::temp_dir().join(format!("cargo-ship-{}", uid()))
+}
+
+/// This process's user id (`getuid`: no `/proc`, which macOS has not).
+pub fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// This machine's name (`uname`'s node name), or `None`.
+pub fn hostname() -> Option<String> {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    (!name.is_empty()).then_some(name)
 }
 
 /// The registry is trusted only if this user owns it and nobody else can enter it.
 fn kept_dir_is_ours() -> bool {
     use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX);
+    let uid = uid();
     std::fs::symlink_metadata(kept_dir())
         .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
 }
