@@ -174,7 +174,8 @@ pub fn ssh_args(
 /// The `ProxyCommand` that reaches `%h:%p` through the jump host `jump`'s master (its
 /// control socket `ctl`): a mux client, no login of its own.
 fn proxy_command(jump: &Connection, config: &Path, ctl: &Path, host_keys: HostKeys) -> String {
-    let mut words: Vec<String> = vec!["exec".into(), "ssh".into()];
+    // ssh runs it with `exec` itself.
+    let mut words: Vec<String> = vec!["ssh".into()];
     let mut args = ssh_args(jump, config, host_keys, None);
     args.extend(
         [
