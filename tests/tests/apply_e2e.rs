@@ -991,6 +991,11 @@ fn a_host_lost_mid_deploy_is_named_unknown_and_the_others_are_put_back() {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // What the deploy leaves running on h2 (its loop, which nothing can reach once the
+        // host is gone) is stopped when the test ends, found by h2's filesystem through a
+        // marker process started there now.
+        let (_, marker, _) = fleet.try_sh("h2", "sleep 600 </dev/null >/dev/null 2>&1 & echo $!");
+        let _leftovers = StopNamespaceOf(marker.trim().to_owned());
         // The whole sshd goes: its connections, then the listener. The host is gone.
         fleet.drop_connections("h2");
         fleet.stop("h2");
@@ -1013,4 +1018,29 @@ fn a_host_lost_mid_deploy_is_named_unknown_and_the_others_are_put_back() {
             .try_sh("h1", "test -e /srv/app/releases/20261101000002")
             .0
     );
+}
+
+/// Kills, when dropped, every process in the mount namespace of process `.0` (a `sleep 600`
+/// started on a test host): a host whose sshd a test stopped keeps what ran there. Never
+/// this machine's own namespace, nor a pid that is no longer the marker.
+struct StopNamespaceOf(String);
+
+impl Drop for StopNamespaceOf {
+    fn drop(&mut self) {
+        let pid = &self.0;
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return;
+        }
+        let script = format!(
+            r#"case "$(cat /proc/{pid}/cmdline 2>/dev/null | tr '\0' ' ')" in "sleep 600 ") ;; *) exit 0 ;; esac
+ns=$(readlink /proc/{pid}/ns/mnt) || exit 0
+[ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || exit 0
+for p in /proc/[0-9]*; do [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$ns" ] && kill -9 "${{p#/proc/}}" 2>/dev/null; done
+exit 0"#
+        );
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status();
+    }
 }
