@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// How many bytes of one step's output on one host are kept to show if it fails (the host
-/// relays at most `ship_core::protocol::RELAYED_BYTES` of a step that did not run live).
-pub(crate) const KEPT_BYTES: usize = 256 * 1024;
+/// How many bytes of one step's output on one host are kept to show if it fails: what the
+/// host relays of a step that did not run live.
+pub(crate) const KEPT_BYTES: usize = ship_core::protocol::RELAYED_BYTES as usize;
 
 /// One deploy's log file and the output of its steps in flight.
 pub(crate) struct HostOutput {

@@ -78,13 +78,14 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
          ssh_config = \"{}\"\n\
          [default.env]\nAPP_MODE = \"production\"\n\
          [default.secrets]\nDB_PASSWORD = {{ env = \"TEST_DB_PASSWORD\" }}\n\
-         API_TOKEN = {{ command = \"printf 'tok-c0mm%s' and-5e2b\" }}\n\
+         API_TOKEN = {{ command = \"echo read >> {}; printf 'tok-c0mm%s' and-5e2b\" }}\n\
          MAIL_KEY = {{ dotenv = \"{}\" }}\nCERT = {{ file = \"{}\" }}\n\
          [default.tasks.uses-env]\nrun = \". ./.env && printf %s \\\"$DB_PASSWORD$API_TOKEN\\\" | sha256sum > /srv/app/shared/seen\"\nafter = \"switch\"\n\
          [default.tasks.print-mode]\nrun = \"echo mode=${{APP_MODE:-unset}}\"\nafter = \"switch\"\n\
          [default.notify]\nwebhook = \"http://127.0.0.1:{port}/hook\"\n\
          [staging]\nhosts = [\"h1\", \"h2\"]\n",
         fleet.ssh_config().display(),
+        outside.path().join("reads").display(),
         outside.path().join("team.env").display(),
         outside.path().join("cert.txt").display(),
     );
@@ -115,6 +116,15 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
     let out = f.ship_env(&["apply", "-v"], &env);
     ok(&out);
     said.push_str(&format!("{}{}", out.stdout, out.stderr));
+    // A secret's command runs once per plan, and once per apply (plan and apply in one go
+    // included): a `pass` or `op` prompt is not asked twice.
+    let reads = || {
+        std::fs::read_to_string(outside.path().join("reads"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = reads();
     let out = f.ship_env(
         &[
             "apply",
@@ -127,6 +137,7 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
         &env,
     );
     ok(&out);
+    assert_eq!(reads() - before, 1, "the secret was read more than once");
     said.push_str(&format!("{}{}", out.stdout, out.stderr));
 
     for h in ["h1", "h2"] {

@@ -46,7 +46,7 @@ fn verify(
     plan: &Plan,
     path: &Path,
     cx: &Context,
-) -> Result<(Project, Stage), CliError> {
+) -> Result<(Project, Stage, Option<String>), CliError> {
     let overrides: Vec<String> = plan.overrides.clone();
     let (project, mut stage, adapters) =
         super::resolve_with_adapters(ship, &plan.stage, super::overrides(&overrides, None)?, cx)?;
@@ -146,16 +146,16 @@ fn verify(
         None => Vec::new(),
     };
     drop(opened);
-    let env = crate::secrets::render(&stage, &project.root, cx)?.map(|e| e.plan);
+    let env = crate::secrets::render(&stage, &project.root, cx)?;
     rederive(
         plan,
         &stage,
         artifact,
         extra_tasks,
-        env,
+        env.as_ref().map(|e| e.plan.clone()),
         &project.show(path),
     )?;
-    Ok((project, stage))
+    Ok((project, stage, env.map(|e| e.content)))
 }
 
 /// The plan is a record to check, not a program to trust: the plan its inputs give now (the
@@ -355,12 +355,12 @@ pub(crate) fn run(
                 .to_owned(),
         ));
     }
-    let (plan, project, stage) = match &args.target {
+    let (plan, project, stage, env) = match &args.target {
         Some(t) if is_file(t) => {
             let path = cx.cwd.join(t);
             let plan = read_plan(&path)?;
-            let (project, stage) = verify(ship, &plan, &path, cx)?;
-            (plan, project, stage)
+            let (project, stage, env) = verify(ship, &plan, &path, cx)?;
+            (plan, project, stage, env)
         }
         Some(stage) => {
             let planned: Planned = make(
@@ -379,7 +379,7 @@ pub(crate) fn run(
                 cx,
             )?;
             save(&planned.project, &planned.plan)?;
-            (planned.plan, planned.project, planned.stage)
+            (planned.plan, planned.project, planned.stage, planned.env)
         }
         None => {
             let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
@@ -391,8 +391,8 @@ pub(crate) fn run(
             })?;
             let path = project.ship_dir.join(format!("{}.plan.json", last.trim()));
             let plan = read_plan(&path)?;
-            let (project, stage) = verify(ship, &plan, &path, cx)?;
-            (plan, project, stage)
+            let (project, stage, env) = verify(ship, &plan, &path, cx)?;
+            (plan, project, stage, env)
         }
     };
     let options = Execution {
@@ -401,12 +401,16 @@ pub(crate) fn run(
         remote: &args.remote,
         action: "deploy",
         progress: cx.terminal && !ship.quiet && args.format == Format::Text,
+        env,
     };
     execute(&plan, &project, &stage, &options, cx, color)
 }
 
-/// How to run a plan: the flags that shape the output, and what to call it.
+/// How to run a plan: the flags that shape the output, what to call it, and the app's
+/// environment file its digest was checked against (read once, when it was planned or
+/// verified).
 pub(crate) struct Execution<'a> {
+    pub(crate) env: Option<String>,
     pub(crate) verbose: bool,
     pub(crate) format: Format,
     pub(crate) remote: &'a crate::cli::RemoteArgs,
@@ -510,23 +514,8 @@ fn run_plan(
     );
     let verbose = args.verbose;
     let json = args.format == Format::Json;
-    // The app's environment, read now: the plan's digest says which it was made with.
-    let env_content = match &plan.env {
-        None => None,
-        Some(planned) => {
-            let env = crate::secrets::render(stage, &project.root, cx)?;
-            match env {
-                Some(env) if env.plan.digest == planned.digest => Some(env.content),
-                _ => {
-                    return Err(CliError::Usage(
-                        "the app's environment ([env] or a secret) changed since the plan was made: \
-                         run `cargo ship plan` again"
-                            .to_owned(),
-                    ));
-                }
-            }
-        }
-    };
+    // The app's environment, as the plan's digest was checked against (None: it has none).
+    let env_content = args.env.clone();
     let deployer = super::deployer(cx);
     // SIGINT and SIGTERM stop the deploy at the next sync point and put every host back; a
     // second signal (or SIGTERM not obeyed within TERM_GRACE) stops it now.

@@ -13,6 +13,9 @@ pub(crate) struct Planned {
     pub(crate) plan: ship_core::Plan,
     pub(crate) project: Project,
     pub(crate) stage: ship_core::Stage,
+    /// The app's environment file the plan's digest was made from (`Plan::env`), for an
+    /// apply that follows: the secrets are read once.
+    pub(crate) env: Option<String>,
 }
 
 /// The version of a layout that names releases by it (`version`): configured, or read from
@@ -68,7 +71,7 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         crate::git::check_pushed(&project.root, &stage.name, commit, pushed_to)?;
     }
     let selection = super::selection(&args.select);
-    let env = crate::secrets::render(&stage, &project.root, cx)?.map(|e| e.plan);
+    let env = crate::secrets::render(&stage, &project.root, cx)?;
     let plan = assemble(
         &stage,
         &selection,
@@ -76,12 +79,13 @@ pub(crate) fn make(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Planned
         built.info,
         extra_tasks,
         set,
-        env,
+        env.as_ref().map(|e| e.plan.clone()),
     )?;
     Ok(Planned {
         plan,
         project,
         stage,
+        env: env.map(|e| e.content),
     })
 }
 
@@ -294,6 +298,7 @@ pub(crate) fn run(ship: &Ship, args: &PlanArgs, cx: &mut Context) -> Result<(), 
         plan,
         project,
         stage,
+        ..
     } = make(ship, args, cx)?;
     let json = plan.to_json();
     let saved = save(&project, &plan)?;

@@ -179,8 +179,9 @@ pub(crate) fn run(
     })?;
     // The target stage's own environment and secrets, as a deploy to it writes them.
     let mut plan = plan;
-    if let Some(env) = crate::secrets::render(&to, &project.root, cx)? {
-        plan.env = Some(env.plan);
+    let env = crate::secrets::render(&to, &project.root, cx)?;
+    if let Some(env) = &env {
+        plan.env = Some(env.plan.clone());
         plan = plan.sealed();
     }
     let saved = save(&project, &plan)?;
@@ -212,6 +213,7 @@ pub(crate) fn run(
             remote: &args.remote,
             action: "promote",
             progress: cx.terminal && !ship.quiet && args.format == Format::Text,
+            env: env.map(|e| e.content),
         },
         cx,
         color,

@@ -1799,8 +1799,7 @@ impl<'a> Deploy<'a> {
                 continue;
             }
             let revert = after_switch && (run.switched || run.uncertain || run.finished);
-            if revert && self.stop_timer.is_some() && !self.restarts_after_revert(&h, "").is_empty()
-            {
+            if revert && self.stop_timer.is_some() && !self.restart_tasks(&h).is_empty() {
                 out.push(Action::Event(Event::Notice {
                     host: h.name.clone(),
                     message: "stopped now: its restart tasks are not run again after the revert \
@@ -1981,21 +1980,7 @@ impl<'a> Deploy<'a> {
     /// output in `.ship/log/revert.<n>`, stopped at the segment's time limit; one that fails
     /// is reported on standard error, and the host is still back.
     fn restarts_after_revert(&self, h: &HostPlan, back_to: &str) -> String {
-        let tasks: Vec<&crate::plan::Step> = self
-            .plan
-            .steps
-            .iter()
-            .filter(|s| {
-                s.kind == StepKind::Task
-                    && s.phase == Phase::Switch
-                    && s.placement == Placement::Hosts
-                    && s.hosts.contains(&h.name)
-                    // Only a task that ran to the end restarted something onto the new release;
-                    // one that failed or hung (it may be what stopped the deploy) is not run
-                    // again, and one that never ran has nothing to undo.
-                    && self.runs[&h.name].completed.contains(&s.id)
-            })
-            .collect();
+        let tasks = self.restart_tasks(h);
         if tasks.is_empty() {
             return String::new();
         }
@@ -2014,6 +1999,25 @@ impl<'a> Deploy<'a> {
         }
         s.push_str(")\n");
         s
+    }
+
+    /// The host's tasks hooked after `switch` that ran to the end there: what a revert runs
+    /// again.
+    fn restart_tasks(&self, h: &HostPlan) -> Vec<&crate::plan::Step> {
+        self.plan
+            .steps
+            .iter()
+            .filter(|s| {
+                s.kind == StepKind::Task
+                    && s.phase == Phase::Switch
+                    && s.placement == Placement::Hosts
+                    && s.hosts.contains(&h.name)
+                    // Only a task that ran to the end restarted something onto the new release;
+                    // one that failed or hung (it may be what stopped the deploy) is not run
+                    // again, and one that never ran has nothing to undo.
+                    && self.runs[&h.name].completed.contains(&s.id)
+            })
+            .collect()
     }
 
     fn outcome(&self) -> Outcome {

@@ -347,25 +347,20 @@ fn page(cfg: &crate::config::MaintenanceConfig, on: bool, label: &str, fallback:
 /// artifact ships at that path is the release's own.
 fn page_down_if_ours(cfg: &crate::config::MaintenanceConfig) -> String {
     let mut s = format!("ship_file={}\n", quote(&cfg.file));
-    let ours = match &cfg.page {
-        Some(page) => format!(
-            "[ -L \"$ship_file\" ] && [ \"$(readlink \"$ship_file\")\" = \"$(pwd -P)/\"{} ]",
-            quote(page)
-        ),
-        None => format!(
-            "[ -f \"$ship_file\" ] && [ ! -L \"$ship_file\" ] && [ \"$(cat \"$ship_file\")\" = {} ]",
-            quote(MAINTENANCE_PAGE.trim_end())
-        ),
-    };
-    // The built-in page is also what stands in for a configured page a release lacks.
-    let builtin = format!(
-        "[ -f \"$ship_file\" ] && [ ! -L \"$ship_file\" ] && [ \"$(cat \"$ship_file\")\" = {} ]",
+    // The built-in page (also what stands in for a configured page a release lacks), or
+    // the link to the configured page.
+    let mut ours = format!(
+        "{{ [ -f \"$ship_file\" ] && [ ! -L \"$ship_file\" ] && [ \"$(cat \"$ship_file\")\" = {} ]; }}",
         quote(MAINTENANCE_PAGE.trim_end())
     );
-    let _ = writeln!(
-        s,
-        "if {{ {ours}; }} || {{ {builtin}; }}; then rm -f \"$ship_file\"; fi"
-    );
+    if let Some(page) = &cfg.page {
+        let _ = write!(
+            ours,
+            " || {{ [ -L \"$ship_file\" ] && [ \"$(readlink \"$ship_file\")\" = \"$(pwd -P)/\"{} ]; }}",
+            quote(page)
+        );
+    }
+    let _ = writeln!(s, "if {ours}; then rm -f \"$ship_file\"; fi");
     s
 }
 
