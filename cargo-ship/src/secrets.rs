@@ -39,17 +39,9 @@ pub(crate) fn render(
     let mut content = String::new();
     for (name, value) in &values {
         content.push_str(name);
-        content.push_str("=\"");
-        for c in value.chars() {
-            match c {
-                '\\' => content.push_str("\\\\"),
-                '"' => content.push_str("\\\""),
-                '\n' => content.push_str("\\n"),
-                '$' => content.push_str("\\$"),
-                c => content.push(c),
-            }
-        }
-        content.push_str("\"\n");
+        content.push('=');
+        content.push_str(&dotenv_quoted(value));
+        content.push('\n');
     }
     let digest = ship_core::sha256_hex(format!("cargo-ship env v1\n{content}").as_bytes());
     Ok(Some(EnvFile {
@@ -60,6 +52,28 @@ pub(crate) fn render(
         },
         content,
     }))
+}
+
+/// A value as `.env` readers agree on it: in single quotes (taken as written by `sh`,
+/// python-dotenv, node's dotenv and systemd: no `$` expansion, no escapes) unless it holds a
+/// `'` or a newline; then in double quotes with `\\`, `"`, `$` and `` ` `` escaped and
+/// newlines as they are (as `sh` reads them; dotenv readers differ on escapes there).
+fn dotenv_quoted(value: &str) -> String {
+    if !value.contains(['\'', '\n']) {
+        return format!("'{value}'");
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' | '"' | '$' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// One secret's value. Errors name the secret and the source, never a value.
@@ -137,6 +151,25 @@ fn dotenv_value(text: &str, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_are_quoted_as_sh_and_dotenv_read_them() {
+        assert_eq!(super::dotenv_quoted("p@$s \\ \"x\""), "'p@$s \\ \"x\"'");
+        assert_eq!(super::dotenv_quoted("it's"), "\"it's\"");
+        assert_eq!(super::dotenv_quoted("a$b`c\\\nd"), "\"a\\$b\\`c\\\\\nd\"");
+        // What sh makes of them is the value.
+        for value in ["p@$s \\ \"x\"", "it's $HOME", "two\nlines `x`"] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "V={}; printf %s \"$V\"",
+                    super::dotenv_quoted(value)
+                ))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value);
+        }
+    }
+
     #[test]
     fn dotenv_values_as_teams_write_them() {
         let text = "# db\nexport DB_PASSWORD=\"p@ss \\\"w\\\"\"\nTOKEN='abc=def'\nPLAIN=x # note\n";

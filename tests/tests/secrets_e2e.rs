@@ -152,12 +152,9 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
             .iter()
             .zip(SECRETS)
         {
-            assert!(
-                file.contains(&format!("{name}=\"{value}\"\n")),
-                "{h}: {file}"
-            );
+            assert!(file.contains(&format!("{name}='{value}'\n")), "{h}: {file}");
         }
-        assert!(file.contains("APP_MODE=\"production\"\n"), "{file}");
+        assert!(file.contains("APP_MODE='production'\n"), "{file}");
         // The app reads it as a shell (or dotenv) would.
         let seen = fleet.read(h, "/srv/app/shared/seen");
         let (_, want, _) = fleet.try_sh(
@@ -206,7 +203,7 @@ fn secrets_reach_the_hosts_env_file_and_nothing_else() {
     assert!(
         fleet
             .read("h1", "/srv/app/shared/.env")
-            .contains("DB_PASSWORD=\"rotated-91ab\"\n")
+            .contains("DB_PASSWORD='rotated-91ab'\n")
     );
 
     // `cargo ship task` (and `ssh`) give a command the app's environment.
