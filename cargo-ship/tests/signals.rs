@@ -32,6 +32,15 @@ fn start(f: &Fixture, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Waits (20 s at most, else fails saying `never`) until `done` holds on h1 and h2.
+fn every_host(never: &str, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !["h1", "h2"].iter().all(|h| done(h)) {
+        assert!(Instant::now() < deadline, "{never}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
     let (fleet, f) = slow_project("link");
     for h in ["h1", "h2"] {
@@ -51,18 +60,11 @@ fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
     f.write("app/index.html", "v2\n");
     let child = apply("20261101000002");
     // Wait until both hosts are in the slow task (the new release is unpacked), then signal.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !["h1", "h2"].iter().all(|h| {
+    every_host("the deploy never reached the slow task", |h| {
         fleet
             .try_sh(h, "test -e /srv/app/releases/20261101000002/index.html")
             .0
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "the deploy never reached the slow task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     let kill = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
@@ -128,18 +130,11 @@ fn sigkill_leaves_a_stale_lock_that_unlock_clears_and_cleanup_removes_the_half_m
     }
     f.write("app/index.html", "v2\n");
     let mut child = ship_cmd(&["apply", "staging", "--release-id", "20261101000002"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !["h1", "h2"].iter().all(|h| {
+    every_host("the deploy never reached the slow task", |h| {
         fleet
             .try_sh(h, "test -e /srv/app/releases/20261101000002/index.html")
             .0
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "the deploy never reached the slow task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     child.kill().unwrap(); // SIGKILL: nothing is put back
     child.wait().unwrap();
     for h in ["h1", "h2"] {
@@ -190,14 +185,9 @@ fn sigkill_leaves_a_stale_lock_that_unlock_clears_and_cleanup_removes_the_half_m
 fn a_signal_after_every_host_switched_lets_the_deploy_complete_and_says_so() {
     let (fleet, f) = slow_project("switch");
     let child = start(&f, &["apply", "staging", "--release-id", "20261101000001"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !["h1", "h2"]
-        .iter()
-        .all(|h| fleet.try_sh(h, "test -L /srv/app/current").0)
-    {
-        assert!(Instant::now() < deadline, "the hosts never switched");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    every_host("the hosts never switched", |h| {
+        fleet.try_sh(h, "test -L /srv/app/current").0
+    });
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -252,14 +242,7 @@ fn a_step_that_never_ends_is_cut(after: &str, signals: &[&str], code: i32) {
                 .0
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !["h1", "h2"].iter().all(|h| in_step(h)) {
-        assert!(
-            Instant::now() < deadline,
-            "the deploy never reached the step"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    every_host("the deploy never reached the step", in_step);
     std::thread::sleep(Duration::from_millis(300));
     let mut last = Instant::now();
     for (i, signal) in signals.iter().enumerate() {
