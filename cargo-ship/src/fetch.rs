@@ -13,27 +13,22 @@ use std::io::Read;
 /// How long a fetch may take.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Fetches the stage's archive, if it is a URL; says what it did, or why it could not.
-pub(crate) fn archive(
-    project: &Project,
-    source: &SourceConfig,
-) -> Result<Option<String>, CliError> {
+/// Fetches the stage's archive, if it is a URL; the error says why it could not.
+pub(crate) fn archive(project: &Project, source: &SourceConfig) -> Result<(), CliError> {
     let SourceConfig::Archive(url, sha256) = source else {
-        return Ok(None);
+        return Ok(());
     };
     if !is_url(url) {
-        return Ok(None);
+        return Ok(());
     }
     let path = download_path(&project.ship_dir, url);
     if let (Some(expected), Ok(bytes)) = (sha256, std::fs::read(&path))
         && &ship_core::sha256_hex(&bytes) == expected
     {
-        return Ok(Some(format!(
-            "{url}: kept from an earlier fetch (sha256 {})",
-            &expected[..12]
-        )));
+        return Ok(());
     }
-    let failed = |reason: String| CliError::Build(format!("source.archive {url}: {reason}"));
+    let shown = ship_core::artifact::without_credentials(url);
+    let failed = |reason: String| CliError::Build(format!("source.archive {shown}: {reason}"));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(true)
@@ -67,9 +62,5 @@ pub(crate) fn archive(
         .and_then(|()| std::fs::write(&part, &bytes))
         .and_then(|()| std::fs::rename(&part, &path))
         .map_err(|e| failed(format!("cannot keep it in {}: {e}", dir.display())))?;
-    Ok(Some(format!(
-        "{url}: fetched, {} bytes, sha256 {}",
-        bytes.len(),
-        &got[..12]
-    )))
+    Ok(())
 }

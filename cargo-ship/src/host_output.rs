@@ -11,6 +11,24 @@ use std::path::{Path, PathBuf};
 /// host relays of a step that did not run live.
 pub(crate) const KEPT_BYTES: usize = ship_core::protocol::RELAYED_BYTES as usize;
 
+/// `line` as it may be shown on a terminal: a host's control characters (escape sequences
+/// that recolour, retitle or erase, `\r`) are shown escaped, never obeyed. The log file keeps
+/// the bytes as they came.
+pub(crate) fn visible(line: &str) -> String {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return line.to_owned();
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// One deploy's log file and the output of its steps in flight.
 pub(crate) struct HostOutput {
     path: PathBuf,
@@ -96,6 +114,15 @@ impl HostOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hosts_control_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            visible("A\u{1b}[31mRED\u{1b}]0;t\u{7}\rFAKE\tok"),
+            "A\\u{1b}[31mRED\\u{1b}]0;t\\u{7}\\rFAKE\tok"
+        );
+        assert_eq!(visible("plain"), "plain");
+    }
 
     #[test]
     fn a_step_keeps_its_last_lines_and_the_file_every_line() {

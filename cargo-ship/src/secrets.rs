@@ -105,17 +105,20 @@ fn read(name: &str, source: &SecretSource, root: &Path, cx: &Context) -> Result<
                 .output()
                 .map_err(|e| fail(format!("cannot run `{command}`: {e}")))?;
             if !out.status.success() {
-                // Its standard error is the command's own words, not the secret.
-                let said = String::from_utf8_lossy(&out.stderr);
+                // Not its output: a tool may print the secret on standard error too.
                 return Err(fail(format!(
-                    "`{command}` failed ({}): {}",
-                    out.status,
-                    said.trim()
+                    "`{command}` failed ({}); run it here to see why (its output is not shown: \
+                     it may hold the secret)",
+                    out.status
                 )));
             }
-            String::from_utf8(out.stdout)
+            let value = String::from_utf8(out.stdout)
                 .map(trimmed)
-                .map_err(|_| fail(format!("`{command}` printed something that is not UTF-8")))
+                .map_err(|_| fail(format!("`{command}` printed something that is not UTF-8")))?;
+            if value.is_empty() {
+                return Err(fail(format!("`{command}` printed nothing")));
+            }
+            Ok(value)
         }
         SecretSource::Dotenv(p) => {
             let text = std::fs::read_to_string(path(p))

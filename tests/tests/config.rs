@@ -533,3 +533,15 @@ fn a_dir_source_of_the_project_root_does_not_pack_target() {
     let first = digest("20261122235800");
     assert_eq!(digest("20261122235801"), first, "target/ship was packed");
 }
+
+/// A host name ssh itself would refuse (`;`, `#`, a backquote, ...) is refused at plan.
+#[test]
+fn host_names_ssh_refuses_are_refused_at_plan() {
+    for host in ["web1;id", "web1#x", "web1`id`", "web1|x"] {
+        let toml = format!("{BASE}[staging]\nhosts = [{host:?}]\n");
+        let f = project(&toml);
+        let (code, err) = plan_error(&f, &["staging", "--release-id", "20261122235800"]);
+        assert_eq!(code, 2, "{host}: {err}");
+        assert!(err.contains("staging.hosts"), "{host}: {err}");
+    }
+}

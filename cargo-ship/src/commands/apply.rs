@@ -621,7 +621,11 @@ fn run_plan(
                     // Followed live (-v): each line as it comes, after its host, as Fabric
                     // prints them.
                     if verbose {
-                        lines.push(format!("  {} | {line}", host.as_deref().unwrap_or("local")));
+                        lines.push(format!(
+                            "  {} | {}",
+                            host.as_deref().unwrap_or("local"),
+                            crate::host_output::visible(&line)
+                        ));
                     }
                 }
                 Event::Notice { host, message } => {
@@ -634,7 +638,8 @@ fn run_plan(
                     ..
                 } => {
                     lines.push(format!(
-                        "  {bold}!{reset} {host}  {name} left running, holding its output: {processes}; they run on (the deploy did not wait for them). Send a daemon's output elsewhere: `cmd >log 2>&1 &`"
+                        "  {bold}!{reset} {host}  {name} left running, holding its output: {}; they run on (the deploy did not wait for them). Send a daemon's output elsewhere: `cmd >log 2>&1 &`",
+                        crate::host_output::visible(&processes)
                     ));
                 }
                 Event::Step {
@@ -655,7 +660,7 @@ fn run_plan(
                         // was just shown live.
                         if !verbose {
                             for line in &kept {
-                                lines.push(format!("      {line}"));
+                                lines.push(format!("      {}", crate::host_output::visible(line)));
                             }
                         }
                         if let Some(path) = &log_path {
@@ -666,7 +671,7 @@ fn run_plan(
                         if !verbose {
                             // A local step's last lines (a build's summary).
                             for line in output.iter().rev().take(20).rev() {
-                                lines.push(format!("      {line}"));
+                                lines.push(format!("      {}", crate::host_output::visible(line)));
                             }
                         }
                     }
@@ -677,9 +682,10 @@ fn run_plan(
                     message,
                 } => {
                     lines.push(format!(
-                        "  {red}failed{reset} on {}{}: {message}",
+                        "  {red}failed{reset} on {}{}: {}",
                         host.as_deref().unwrap_or("this machine"),
-                        step.map(|s| format!(" at `{s}`")).unwrap_or_default()
+                        step.map(|s| format!(" at `{s}`")).unwrap_or_default(),
+                        crate::host_output::visible(&message)
                     ));
                     lines.push("  putting every host back…".to_owned());
                 }

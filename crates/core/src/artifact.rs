@@ -380,6 +380,24 @@ pub fn run_commands(root: &Path, commands: &[String]) -> Result<(), ArtifactErro
     Ok(())
 }
 
+/// `url` without the `user:password@` of its authority, if it has one.
+///
+/// ```
+/// use ship_core::artifact::without_credentials;
+/// assert_eq!(without_credentials("https://ci:tok3n@ci.example.com/a.tgz"), "https://***@ci.example.com/a.tgz");
+/// assert_eq!(without_credentials("app.tar.gz"), "app.tar.gz");
+/// ```
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether an `archive` source names a URL (fetched by the caller) rather than a file.
 pub fn is_url(archive: &str) -> bool {
     archive.starts_with("https://") || archive.starts_with("http://")
@@ -401,7 +419,9 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
     let (mut entries, revision, label) = match packing.content {
         Content::Source(source) => {
             let (kind, value) = source.parts();
-            let label = format!("{kind} {value}");
+            // A URL's user and password (CI artifact links often carry a token) never reach
+            // the plan.
+            let label = format!("{kind} {}", without_credentials(value));
             match source {
                 SourceConfig::Git(rev) => match packing.tree {
                     Some(tree) => {
@@ -440,7 +460,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                     };
                     let bytes = std::fs::read(&path).map_err(|e| match is_url(file) {
                         true => ArtifactError::Archive {
-                            archive: file.clone(),
+                            archive: without_credentials(file),
                             reason: format!(
                                 "not fetched ({}: {e}); `cargo ship plan` fetches it",
                                 path.display()
@@ -452,7 +472,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                         let got = crate::sha256_hex(&bytes);
                         if &got != expected {
                             return Err(ArtifactError::Archive {
-                                archive: file.clone(),
+                                archive: without_credentials(file),
                                 reason: format!(
                                     "its sha256 is {got}, not the {expected} that `source.sha256` says: \
                                      nothing was deployed"
@@ -461,10 +481,17 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                         }
                     }
                     let entries = if bytes.starts_with(&[0x1f, 0x8b]) {
-                        read_tar(flate2::read::GzDecoder::new(&bytes[..]))?
+                        read_tar(flate2::read::GzDecoder::new(&bytes[..]))
                     } else {
-                        read_tar(&bytes[..])?
-                    };
+                        read_tar(&bytes[..])
+                    }
+                    .map_err(|e| match e {
+                        ArtifactError::Unsafe { .. } => e,
+                        e => ArtifactError::Archive {
+                            archive: without_credentials(file),
+                            reason: format!("not a readable tar or tar.gz archive ({e})"),
+                        },
+                    })?;
                     (entries, None, label)
                 }
             }

@@ -29,8 +29,10 @@ pub struct Destination {
     pub port: Option<u16>,
 }
 
+/// What ssh itself refuses in a host name (OpenSSH's `valid_hostname`): refused at plan
+/// instead of at connect time.
 fn bad_char(c: char) -> bool {
-    c.is_whitespace() || c.is_control()
+    c.is_whitespace() || c.is_control() || "'`\"$\\;&<>|(){}#".contains(c)
 }
 
 /// Checks a user name: not empty, no whitespace, nothing ssh or a shell would read as

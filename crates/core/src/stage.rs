@@ -964,7 +964,7 @@ impl Stage {
                 return Err(err(
                     &[field, name],
                     format!(
-                        "{name:?}: expected an environment variable's name (letters, digits, `_`), \
+                        "{name:?}: expected an environment variable's name (letters, digits, `_`, not a digit first), \
                          not starting with SHIP_ (cargo ship's own)"
                     ),
                 ));
