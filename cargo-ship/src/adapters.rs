@@ -6,7 +6,8 @@ use crate::CliError;
 use crate::project::Project;
 use ship_core::adapter::{Adapter, Configured, Here};
 use ship_core::artifact::{self, Built, Content, Extra, Packing};
-use ship_core::load::{ConfigError, Loaded};
+use ship_core::diagnostic::{closest, list};
+use ship_core::load::{ConfigError, Loaded, Mark};
 use ship_core::{Stage, TaskSpec};
 use std::path::{Path, PathBuf};
 
@@ -44,11 +45,14 @@ pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigErr
         let configured = adapter.read(value, stage).map_err(|p| {
             let mut path = vec![table];
             path.extend(p.key.iter().map(String::as_str));
-            ConfigError::Invalid {
-                location: loaded.location_of(&stage.name, &path),
-                key: loaded.key_of(&stage.name, &path),
-                message: p.message,
+            let shown = *p.shown;
+            if let Some(valid) = &shown.unknown_key {
+                return loaded.unknown_key(&stage.name, &path, valid);
             }
+            let mark = shown.item.as_deref().map_or(Mark::Value, Mark::Item);
+            loaded
+                .invalid(&stage.name, &path, mark, &shown.label, p.message)
+                .with_hint(shown.hint)
         })?;
         out.configured.push((table, configured));
     }
@@ -67,18 +71,30 @@ pub(crate) fn read(loaded: &Loaded, stage: &Stage) -> Result<Adapters, ConfigErr
                 || adapter_tasks.contains(target);
             if !known {
                 let path = ["tasks", name.as_str(), field];
-                return Err(ConfigError::Invalid {
-                    location: loaded.location_of(&stage.name, &path),
-                    key: loaded.key_of(&stage.name, &path),
-                    message: format!(
-                        "unknown phase or task `{target}`; the adapters' tasks here: {}",
-                        if adapter_tasks.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            adapter_tasks.join(", ")
-                        }
-                    ),
-                });
+                let phases = ship_core::Phase::ALL.iter().map(|p| p.name());
+                let tasks = stage.tasks.keys().filter(|t| *t != name);
+                let choices: Vec<&str> = phases
+                    .chain(tasks.map(String::as_str))
+                    .chain(adapter_tasks.iter().map(String::as_str))
+                    .collect();
+                let help = closest(target, choices).map(|c| format!("did you mean `{c}`?"));
+                let note = format!(
+                    "the adapters' tasks here: {}",
+                    if adapter_tasks.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        list(&adapter_tasks)
+                    }
+                );
+                return Err(loaded
+                    .invalid(
+                        &stage.name,
+                        &path,
+                        Mark::Value,
+                        "no phase or task of this name",
+                        format!("unknown phase or task `{target}`"),
+                    )
+                    .with_hint((help, Some(note))));
             }
         }
     }

@@ -175,7 +175,7 @@ pub fn main_with(cx: &mut Context) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            report::print(&e, color, &mut cx.stderr);
+            report::print(&e, color, &cx.cwd, &mut cx.stderr);
             exit_code(&e)
         }
     }

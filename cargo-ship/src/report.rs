@@ -1,6 +1,7 @@
 //! Errors at the binary's edge: one enum, a readable report, stable exit codes.
 
 use ship_core::artifact::ArtifactError;
+use ship_core::diagnostic::Diagnostic;
 use ship_core::load::ConfigError;
 use ship_core::planner::PlanError;
 use std::io::Write;
@@ -24,6 +25,9 @@ pub enum CliError {
     /// A flag's value is wrong.
     #[error("{0}")]
     Usage(String),
+    /// A flag's value is wrong, said with a did-you-mean (`--roles wbe`).
+    #[error("{0}")]
+    UsageHint(Diagnostic),
     /// The project could not be found or read.
     #[error("{0}")]
     Project(String),
@@ -66,7 +70,11 @@ pub enum CliError {
 /// | 130, 143 | a deploy was interrupted by SIGINT or SIGTERM; hosts were put back |
 pub fn exit_code(e: &CliError) -> i32 {
     match e {
-        CliError::Config(_) | CliError::Plan(_) | CliError::Usage(_) | CliError::Project(_) => 2,
+        CliError::Config(_)
+        | CliError::Plan(_)
+        | CliError::Usage(_)
+        | CliError::UsageHint(_)
+        | CliError::Project(_) => 2,
         CliError::Artifact(_) | CliError::Build(_) | CliError::Io { .. } => 1,
         CliError::DeployFailed(_) | CliError::Remote(_) => 3,
         CliError::HostsUnknown(_) => 4,
@@ -74,11 +82,15 @@ pub fn exit_code(e: &CliError) -> i32 {
     }
 }
 
-pub(crate) fn print(e: &CliError, color: bool, out: &mut dyn Write) {
-    let prefix = if color {
-        "\x1b[1;31merror\x1b[0m"
-    } else {
-        "error"
+/// Writes `e` as rustc writes an error: a configuration error with its file's line and a
+/// caret under the key or value, and a did-you-mean; every error through the same renderer.
+/// `color` is the one switch of its styles (the caller decides it from `--color`); paths
+/// under `cwd` are shown relative to it.
+pub(crate) fn print(e: &CliError, color: bool, cwd: &std::path::Path, out: &mut dyn Write) {
+    let diagnostic = match e {
+        CliError::Config(config) => config.diagnostic(),
+        CliError::UsageHint(d) => d.clone(),
+        other => Diagnostic::new(other.to_string()),
     };
-    let _ = writeln!(out, "{prefix}: {e}");
+    let _ = write!(out, "{}", diagnostic.relative_to(cwd).render(color));
 }

@@ -29,15 +29,25 @@ fn check_error(ship_toml: &str, stage: &str, expected: &[&str]) {
 
 #[test]
 fn configuration_errors_name_the_file_the_key_and_the_choices() {
-    // An unknown key: the line, the key, and the valid keys.
+    // An unknown key: the line, the key, and the valid key it may be.
     check_error(
         &format!("{BASE}kep_releases = 3\n[production]\nhosts = [\"a\"]\n"),
         "production",
         &[
-            "[project]/Ship.toml:5",
-            "`default.kep_releases`",
-            "keep_releases",
-            "deploy_to",
+            "--> Ship.toml:5:1",
+            "unknown key `kep_releases` in `[default]`",
+            "help: did you mean `keep_releases`?",
+        ],
+    );
+    // An unknown key like no valid one: the valid keys.
+    check_error(
+        &format!("{BASE}colour = 3\n[production]\nhosts = [\"a\"]\n"),
+        "production",
+        &[
+            "--> Ship.toml:5:1",
+            "unknown key `colour` in `[default]`",
+            "note: valid keys here: `app`, `deploy_to`",
+            "`python` and `node`",
         ],
     );
     // An unknown key in a stage's role.
@@ -45,9 +55,9 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
         &format!("{BASE}[production.roles.web]\nhosts = [\"a\"]\nlinked_file = [\"x\"]\n"),
         "production",
         &[
-            "Ship.toml:7",
-            "production.roles.web.linked_file",
-            "linked_files",
+            "--> Ship.toml:7:1",
+            "unknown key `linked_file` in `[production.roles.web]`",
+            "did you mean `linked_files`?",
         ],
     );
     // A wrong type.
@@ -55,10 +65,8 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
         &format!("{BASE}[production]\nhosts = [\"a\"]\nkeep_releases = \"five\"\n"),
         "production",
         &[
-            "Ship.toml:7",
-            "production.keep_releases",
-            "expected",
-            "string",
+            "--> Ship.toml:7:17",
+            "`production.keep_releases`: expected a whole number, found string \"five\"",
         ],
     );
     // An unknown layout: the choices.
@@ -66,19 +74,19 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
         &format!("{BASE}layout = \"blue-green\"\n[production]\nhosts = [\"a\"]\n"),
         "production",
         &[
-            "Ship.toml:5",
-            "layout",
-            "timestamp",
-            "version",
-            "ab",
-            "single",
+            "--> Ship.toml:5:10",
+            "`default.layout`: unknown layout `blue-green`",
+            "layouts: `timestamp`, `version`, `ab` and `single`",
         ],
     );
     // An unknown stage: the stages there are.
     check_error(
         &format!("{BASE}[staging]\nhosts = [\"a\"]\n[production]\nhosts = [\"b\"]\n"),
         "prod",
-        &["unknown stage `prod`", "`staging`", "`production`"],
+        &[
+            "unknown stage `prod`",
+            "note: stages of Ship.toml: `staging` and `production`",
+        ],
     );
     // An unknown role in a task: the roles there are.
     check_error(
@@ -88,11 +96,9 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
         ),
         "production",
         &[
-            "Ship.toml:8",
-            "default.tasks.migrate.roles",
-            "unknown role `db`",
-            "`web`",
-            "`worker`",
+            "--> Ship.toml:8:10",
+            "`default.tasks.migrate.roles`: unknown role `db`",
+            "roles of stage `production`: `web` and `worker`",
         ],
     );
     // An unknown hook target: the phases and tasks there are.
@@ -101,7 +107,23 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
             "{BASE}[default.tasks.t]\nrun = \"true\"\nafter = \"instal\"\n[production]\nhosts = [\"a\"]\n"
         ),
         "production",
-        &["default.tasks.t.after", "`instal`", "install", "switch"],
+        &[
+            "`default.tasks.t.after`: unknown phase or task `instal`",
+            "--> Ship.toml:7:9",
+            "help: did you mean `install`?",
+        ],
+    );
+    // One like none: the phases and tasks there are.
+    check_error(
+        &format!(
+            "{BASE}[default.tasks.t]\nrun = \"true\"\nafter = \"deploy\"\n[production]\nhosts = [\"a\"]\n"
+        ),
+        "production",
+        &[
+            "unknown phase or task `deploy`",
+            "note: phases and tasks: `build`, `lock`",
+            "`switch`",
+        ],
     );
     // A source with two kinds.
     check_error(
@@ -109,19 +131,22 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
             "{BASE}[production]\nhosts = [\"a\"]\nsource = {{ git = \"HEAD\", dir = \"x\" }}\n"
         ),
         "production",
-        &["production.source", "exactly one of"],
+        &[
+            "`production.source`: expected exactly one of",
+            "--> Ship.toml:7:10",
+        ],
     );
     // A linked file escaping shared/.
     check_error(
         &format!("{BASE}linked_files = [\"../../etc/passwd\"]\n[production]\nhosts = [\"a\"]\n"),
         "production",
-        &["Ship.toml:5", "linked_files", "`..`"],
+        &["--> Ship.toml:5:16", "`default.linked_files`", "`..`"],
     );
     // Shell metacharacters where a name is expected, an absolute linked file, a host with a space.
     check_error(
         "[default]\napp = \"web;$(id)\"\ndeploy_to = \"/srv/x\"\n[production]\nhosts = [\"a\"]\n",
         "production",
-        &["Ship.toml:2", "default.app", "expected letters"],
+        &["--> Ship.toml:2:7", "`default.app`", "expected letters"],
     );
     check_error(
         &format!("{BASE}linked_files = [\"/etc/passwd\"]\n[production]\nhosts = [\"a\"]\n"),
@@ -137,7 +162,7 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
     check_error(
         "[default]\napp = \"demo\"\ndeploy_to = \"srv/demo\"\n[production]\nhosts = [\"a\"]\n",
         "production",
-        &["Ship.toml:3", "deploy_to", "absolute"],
+        &["--> Ship.toml:3:13", "`default.deploy_to`", "absolute"],
     );
     // No hosts.
     check_error(
@@ -155,7 +180,11 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
     check_error(
         "[default]\napp = \n",
         "production",
-        &["Ship.toml", "line 2"],
+        &[
+            "error: string values must be quoted",
+            "--> Ship.toml:2:7",
+            "2 | app = \n  |       ^\n",
+        ],
     );
     // An environment variable with a wrong value names the variable.
     let f = project(&format!("{BASE}[production]\nhosts = [\"a\"]\n"));
@@ -410,9 +439,9 @@ fn a_hook_to_a_misspelt_adapter_task_names_its_line() {
     let out = f.ship(&["plan", "staging"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains("Ship.toml:11: key `default.tasks.backup.before`")
-            && out.stderr.contains("django.migrate"),
+        out.stderr.contains("--> Ship.toml:11:10")
+            && out.stderr.contains("`default.tasks.backup.before`")
+            && out.stderr.contains("did you mean `django.migrate`?"),
         "{}",
         out.stderr
     );

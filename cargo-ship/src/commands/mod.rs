@@ -138,7 +138,7 @@ pub(crate) fn chosen(
     if selection.is_empty() {
         return Ok((stage.clone(), Vec::new()));
     }
-    stage.select(&selection).map_err(CliError::Usage)
+    stage.select(&selection).map_err(CliError::UsageHint)
 }
 
 /// `h2 (--exclude h2), h3 (not in roles web)`: the hosts a filter left out.

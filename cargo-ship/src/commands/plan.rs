@@ -143,7 +143,7 @@ pub(crate) fn assemble(
     let (chosen, left_out) = if selection.is_empty() {
         (stage.clone(), Vec::new())
     } else {
-        stage.select(selection).map_err(CliError::Usage)?
+        stage.select(selection).map_err(CliError::UsageHint)?
     };
     let mut plan = ship_core::plan(&PlanInput {
         stage: &chosen,

@@ -91,8 +91,8 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
             format!("stage `{}` has no task `{}`", stage.name, args.name)
         };
         let names: Vec<&str> = stage.tasks.keys().map(String::as_str).collect();
-        return Err(CliError::Usage(format!(
-            "{why}; tasks of Ship.toml for `{}`: {} (`cargo ship tasks {}` lists them)",
+        let note = format!(
+            "tasks of Ship.toml for `{}`: {} (`cargo ship tasks {}` lists them)",
             stage.name,
             if names.is_empty() {
                 "none".to_owned()
@@ -100,7 +100,14 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
                 names.join(", ")
             },
             stage.name
-        )));
+        );
+        return Err(CliError::UsageHint(ship_core::diagnostic::Diagnostic {
+            message: why,
+            notes: vec![note],
+            help: ship_core::diagnostic::closest(&args.name, names)
+                .map(|c| format!("did you mean `{c}`?")),
+            ..Default::default()
+        }));
     };
     let command = cfg.run.clone();
     let (stage, left_out) = chosen(&stage, &args.select)?;

@@ -228,13 +228,21 @@ impl Here<'_> {
 pub fn check_roles(stage: &Stage, key: &[&str], roles: &[String]) -> Result<(), TableError> {
     match roles.iter().find(|r| !stage.roles.contains_key(*r)) {
         None => Ok(()),
-        Some(role) => Err(TableError::at(
-            key,
-            format!(
-                "no role `{role}` in stage `{}`; its roles: {}",
-                stage.name,
-                stage.roles.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )),
+        Some(role) => {
+            let roles: Vec<&String> = stage.roles.keys().collect();
+            Err(TableError {
+                shown: Box::new(crate::config::Shown {
+                    item: Some(role.clone()),
+                    label: "unknown role".to_owned(),
+                    hint: crate::diagnostic::suggest(
+                        role,
+                        &roles,
+                        &format!("roles of stage `{}`", stage.name),
+                    ),
+                    ..Default::default()
+                }),
+                ..TableError::at(key, format!("no role `{role}` in stage `{}`", stage.name))
+            })
+        }
     }
 }

@@ -505,7 +505,8 @@ impl<'de> Deserialize<'de> for Once {
 }
 
 /// An adapter's table (such as `[python]`) that cannot be used, with the key at fault
-/// inside it; the caller turns it into a [`crate::load::ConfigError`] naming file and line.
+/// inside it; the caller turns it into a [`crate::load::ConfigError`] naming file and line,
+/// with a caret under the key or value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TableError {
@@ -513,6 +514,22 @@ pub struct TableError {
     pub key: Vec<String>,
     /// What was expected.
     pub message: String,
+    /// How to show it.
+    pub shown: Box<Shown>,
+}
+
+/// How a [`TableError`] is shown besides its message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shown {
+    /// When the key itself is unknown: the valid keys where it is (its caret goes under
+    /// the key, not the value).
+    pub unknown_key: Option<Vec<String>>,
+    /// The item of the key's list at fault (an unknown role in `roles`), to mark it.
+    pub item: Option<String>,
+    /// What the caret under the value says.
+    pub label: String,
+    /// The likely fix and what else helps, as [`crate::diagnostic::suggest`] gives them.
+    pub hint: (Option<String>, Option<String>),
 }
 
 impl TableError {
@@ -521,15 +538,43 @@ impl TableError {
         TableError {
             key: key.iter().map(|k| (*k).to_owned()).collect(),
             message: message.into(),
+            shown: Box::default(),
         }
     }
 }
 
 /// Reads an adapter's table (as [`crate::Stage::adapters`] holds it) into `T`; unknown keys
-/// and wrong types come back with their path.
+/// and wrong types come back with their path, said as for the rest of the configuration.
 pub fn read_table<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, TableError> {
-    value.deserialize().map_err(|e| TableError {
-        key: e.path.clone(),
-        message: e.kind.to_string(),
+    use figment::error::Kind;
+    value.deserialize().map_err(|e| {
+        let mut error = TableError {
+            key: e.path.clone(),
+            ..TableError::at(&[], String::new())
+        };
+        match &e.kind {
+            Kind::UnknownField(found, expected) => {
+                error.message = format!("unknown key `{found}`");
+                if error.key.last() != Some(found) {
+                    error.key.push(found.clone());
+                }
+                error.shown.unknown_key = Some(expected.iter().map(|k| (*k).to_owned()).collect());
+            }
+            Kind::UnknownVariant(found, expected) => {
+                error.message = format!("unknown value `{found}`");
+                error.shown.label = "unknown value".to_owned();
+                error.shown.hint = crate::diagnostic::suggest(found, expected, "expected one of");
+            }
+            Kind::InvalidType(actual, expected) => {
+                let expected = crate::load::in_words(expected);
+                error.message = format!(
+                    "expected {expected}, found {}",
+                    crate::load::found_words(actual)
+                );
+                error.shown.label = format!("expected {expected}");
+            }
+            other => error.message = other.to_string(),
+        }
+        error
     })
 }

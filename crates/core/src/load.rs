@@ -8,6 +8,7 @@
 //! `Ship.toml`), the key, and what was expected.
 
 use crate::config::{Settings, defaults};
+use crate::diagnostic::{Diagnostic, Snippet, closest, suggest};
 use figment::error::Kind;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -35,6 +36,9 @@ pub struct Sources {
 }
 
 /// A configuration error: it names where, which key, and what was expected.
+///
+/// `Display` gives one line; [`ConfigError::diagnostic`] the form rustc's errors have: the
+/// line of the file with a caret under the key or value, and a did-you-mean.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -45,15 +49,19 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// A file could not be read or parsed.
-    #[error("{file}: {message}")]
+    #[error("{}: {message}", snippet.as_ref().map_or_else(|| file.clone(), |s| s.location()))]
     File {
         /// The file.
         file: String,
-        /// What went wrong, with line and column when the parser gives them.
+        /// What went wrong.
         message: String,
+        /// Where in the file, when the parser says.
+        snippet: Option<Box<Snippet>>,
     },
     /// The stage is not defined.
-    #[error("unknown stage `{stage}`: {file} defines {}", list_or_none(choices))]
+    #[error("unknown stage `{stage}`: {file} defines {}{}", list_or_none(choices),
+        closest(stage, choices.iter().map(String::as_str))
+            .map(|c| format!("; did you mean `{c}`?")).unwrap_or_default())]
     UnknownStage {
         /// The stage asked for.
         stage: String,
@@ -63,15 +71,97 @@ pub enum ConfigError {
         choices: Vec<String>,
     },
     /// A key has a wrong value.
-    #[error("{location}: key `{key}`: {message}")]
+    #[error("{location}: key `{key}`: {message}{}{}",
+        detail.notes.iter().map(|n| format!("; {n}")).collect::<String>(),
+        detail.help.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
     Invalid {
         /// Where the value came from: `Ship.toml:12`, `environment variable SHIP_X`, ...
         location: String,
-        /// The full key, e.g. `production.roles.web.hosts`.
+        /// The full key as the user wrote it, e.g. `production.roles.web.hosts`.
         key: String,
         /// What was wrong and what was expected.
         message: String,
+        /// The marked line, the choices, the likely fix.
+        detail: Box<Detail>,
     },
+}
+
+/// What a [`ConfigError::Invalid`] shows besides its message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Detail {
+    /// The line of the file with the key or value marked, when a file has it.
+    pub snippet: Option<Snippet>,
+    /// What else helps: the valid choices.
+    pub notes: Vec<String>,
+    /// The likely fix: ``did you mean `keep_releases`?``.
+    pub help: Option<String>,
+}
+
+impl ConfigError {
+    /// Adds a help and a note, as [`crate::diagnostic::suggest`] gives them (to
+    /// [`ConfigError::Invalid`] only).
+    pub fn with_hint(mut self, hint: (Option<String>, Option<String>)) -> ConfigError {
+        if let ConfigError::Invalid { detail, .. } = &mut self {
+            detail.help = hint.0.or(detail.help.take());
+            detail.notes.extend(hint.1);
+        }
+        self
+    }
+
+    /// The error as rustc would show it.
+    pub fn diagnostic(&self) -> Diagnostic {
+        match self {
+            ConfigError::Invalid {
+                location,
+                key,
+                message,
+                detail,
+            } => {
+                // A message that names its key already (`unknown key `x``) needs no prefix.
+                let last = key.rsplit('.').next().unwrap_or(key);
+                let message = if message.contains(&format!("`{last}`")) {
+                    message.clone()
+                } else {
+                    format!("`{key}`: {message}")
+                };
+                Diagnostic {
+                    message,
+                    origin: detail.snippet.is_none().then(|| location.clone()),
+                    snippet: detail.snippet.clone().map(Box::new),
+                    notes: detail.notes.clone(),
+                    help: detail.help.clone(),
+                }
+            }
+            ConfigError::UnknownStage {
+                stage,
+                file,
+                choices,
+            } => {
+                let (help, note) = suggest(stage, choices, &format!("stages of {file}"));
+                Diagnostic {
+                    message: format!("unknown stage `{stage}`"),
+                    notes: if choices.is_empty() {
+                        vec![list_or_none(choices)]
+                    } else {
+                        note.into_iter().collect()
+                    },
+                    help,
+                    ..Diagnostic::default()
+                }
+            }
+            ConfigError::File {
+                file,
+                message,
+                snippet,
+            } => Diagnostic {
+                message: message.clone(),
+                origin: Some(file.clone()),
+                snippet: snippet.clone(),
+                ..Diagnostic::default()
+            },
+            other => Diagnostic::new(other.to_string()),
+        }
+    }
 }
 
 fn list_or_none(choices: &[String]) -> String {
@@ -89,6 +179,17 @@ fn list_or_none(choices: &[String]) -> String {
     }
 }
 
+/// What of a key a diagnostic marks with its caret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark<'a> {
+    /// The key itself (an unknown key).
+    Key,
+    /// Its value (a wrong type or value); a table's key when the value is a table.
+    Value,
+    /// The item of its list (or its value) equal to this (an unknown role in `roles`).
+    Item(&'a str),
+}
+
 /// A loaded `Ship.toml`: its stages, and the merged figment ready to select one.
 #[derive(Debug)]
 pub struct Loaded {
@@ -98,6 +199,8 @@ pub struct Loaded {
     adapter_tables: Vec<String>,
     ship_toml: PathBuf,
     text: String,
+    /// The Cargo.toml of `[workspace.metadata.ship]` and its text, when it could be read.
+    cargo: Option<(PathBuf, String)>,
     stages: Vec<String>,
 }
 
@@ -214,12 +317,14 @@ impl Sources {
                 return Err(ConfigError::File {
                     file,
                     message: e.to_string(),
+                    snippet: None,
                 });
             }
         };
         let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
             file: file.clone(),
-            message: e.to_string().trim_end().to_owned(),
+            message: e.message().trim_end().to_owned(),
+            snippet: e.span().map(|r| Box::new(Snippet::of(&file, &text, r, ""))),
         })?;
 
         let mut figment = Merging {
@@ -242,6 +347,7 @@ impl Sources {
             let dict = to_dict(value).map_err(|message| ConfigError::File {
                 file: name.clone(),
                 message,
+                snippet: None,
             })?;
             figment.merge(name, Some(manifest.clone()), Profile::Default, dict);
         }
@@ -251,11 +357,14 @@ impl Sources {
             let profile = match key.as_str() {
                 "default" => Profile::Default,
                 "global" => {
-                    return Err(ConfigError::Invalid {
-                        location: locate(&file, &text, &[key]),
-                        key: key.clone(),
-                        message: "`global` is reserved: name the stage differently".to_owned(),
-                    });
+                    return Err(invalid_in(
+                        &file,
+                        &text,
+                        &[key],
+                        Mark::Key,
+                        "reserved",
+                        "`global` is reserved: name the stage differently".to_owned(),
+                    ));
                 }
                 stage => {
                     stages.push(stage.to_owned());
@@ -263,18 +372,22 @@ impl Sources {
                 }
             };
             let toml::Value::Table(_) = value else {
-                return Err(ConfigError::Invalid {
-                    location: locate(&file, &text, &[key]),
-                    key: key.clone(),
-                    message: format!(
+                return Err(invalid_in(
+                    &file,
+                    &text,
+                    &[key],
+                    Mark::Key,
+                    "expected a table",
+                    format!(
                         "expected a table ([default] or a stage such as [{key}]), found a {}",
                         value.type_str()
                     ),
-                });
+                ));
             };
             let dict = to_dict(value).map_err(|message| ConfigError::File {
                 file: file.clone(),
                 message,
+                snippet: None,
             })?;
             figment.merge(
                 self.ship_toml.display().to_string(),
@@ -333,6 +446,9 @@ impl Sources {
             adapter_tables: self.adapter_tables.clone(),
             ship_toml: self.ship_toml.clone(),
             text,
+            cargo: self.cargo_metadata.as_ref().and_then(|(manifest, _)| {
+                Some((manifest.clone(), std::fs::read_to_string(manifest).ok()?))
+            }),
             stages,
         })
     }
@@ -407,84 +523,151 @@ impl Loaded {
     }
 
     /// Where a key of the selected stage was set: `Ship.toml:12` (stage table first, then
-    /// `[default]`), or the name of the layer that set it.
+    /// `[default]`), `Cargo.toml:9`, or the name of the layer that set it.
     pub fn location_of(&self, stage: &str, path: &[&str]) -> String {
-        let file = self.ship_toml.display().to_string();
-        let key = path.join(".");
-        let meta = [&self.figment, &self.adapters]
-            .into_iter()
-            .find_map(|f| f.clone().select(stage).find_metadata(&key).cloned());
-        match meta {
-            Some(m) if m.source.as_ref().and_then(|s| s.file_path()) == Some(&self.ship_toml) => {
-                self.ship_toml_location(stage, path)
-                    .unwrap_or_else(|| file.clone())
-            }
-            Some(m) => m.name.to_string(),
-            None => self.ship_toml_location(stage, path).unwrap_or(file),
-        }
+        self.place(stage, path, Mark::Key, "").0
     }
 
     /// The full key name as a user would look for it: `production.roles.web.hosts` when the
-    /// stage table sets it, `default.…` when `[default]` does, the bare key otherwise.
+    /// stage table sets it, `default.…` when `[default]` does, `workspace.metadata.ship.…`
+    /// in Cargo.toml, the bare key otherwise.
     pub fn key_of(&self, stage: &str, path: &[&str]) -> String {
-        let set_elsewhere = self
-            .figment
-            .clone()
-            .select(stage)
-            .find_metadata(&path.join("."))
-            .is_some_and(|m| {
-                m.source.as_ref().and_then(|s| s.file_path()) != Some(&self.ship_toml)
-            });
-        if set_elsewhere {
-            // An environment variable or a flag: Ship.toml's line is not where it was set.
-            return path.join(".");
-        }
-        for profile in [stage, "default"] {
-            let mut full = vec![profile];
-            full.extend_from_slice(path);
-            if line_of(&self.text, &full).is_some() {
-                return full.join(".");
-            }
-        }
-        path.join(".")
+        self.place(stage, path, Mark::Key, "").1
     }
 
-    fn ship_toml_location(&self, stage: &str, path: &[&str]) -> Option<String> {
-        for profile in [stage, "default"] {
-            let mut full = vec![profile];
-            full.extend_from_slice(path);
-            if let Some(line) = line_of(&self.text, &full) {
-                return Some(format!("{}:{line}", self.ship_toml.display()));
+    /// An error at the key `path` of `stage` (as [`Settings`] has it): where it was set,
+    /// the key as written there, and the line with `mark` under its key or value.
+    pub fn invalid(
+        &self,
+        stage: &str,
+        path: &[&str],
+        mark: Mark<'_>,
+        label: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (location, key, snippet) = self.place(stage, path, mark, label);
+        ConfigError::Invalid {
+            location,
+            key,
+            message: message.into(),
+            detail: Box::new(Detail {
+                snippet,
+                ..Detail::default()
+            }),
+        }
+    }
+
+    /// The key `path` of `stage` is none of `choices` (the keys valid where it is): the key
+    /// marked, the table it is in, and the closest valid key or the list of them.
+    pub fn unknown_key<S: AsRef<str>>(
+        &self,
+        stage: &str,
+        path: &[&str],
+        choices: &[S],
+    ) -> ConfigError {
+        let found = path.last().copied().unwrap_or_default();
+        let (location, key, snippet) = self.place(stage, path, Mark::Key, "unknown key");
+        let message = match key.rsplit_once('.') {
+            Some((table, _)) => format!("unknown key `{found}` in `[{table}]`"),
+            None => format!("unknown key `{found}`"),
+        };
+        ConfigError::Invalid {
+            location,
+            key,
+            message,
+            detail: Box::new(Detail {
+                snippet,
+                ..Detail::default()
+            }),
+        }
+        .with_hint(suggest(found, choices, "valid keys here"))
+    }
+
+    /// Where `path` of `stage` was set: (location, key as written, the marked line).
+    fn place(
+        &self,
+        stage: &str,
+        path: &[&str],
+        mark: Mark<'_>,
+        label: &str,
+    ) -> (String, String, Option<Snippet>) {
+        let meta = [&self.figment, &self.adapters].into_iter().find_map(|f| {
+            f.clone()
+                .select(stage)
+                .find_metadata(&path.join("."))
+                .cloned()
+        });
+        let file = meta
+            .as_ref()
+            .and_then(|m| m.source.as_ref())
+            .and_then(|s| s.file_path());
+        match (&meta, file) {
+            (Some(m), Some(f)) if self.cargo.as_ref().is_some_and(|(c, _)| c == f) => {
+                let (manifest, text) = self.cargo.as_ref().expect("checked");
+                let shown = manifest.display().to_string();
+                for table in [
+                    ["workspace", "metadata", "ship"],
+                    ["package", "metadata", "ship"],
+                ] {
+                    let mut full = table.to_vec();
+                    full.extend_from_slice(path);
+                    if let Some(snippet) = marked(&shown, text, &full, mark, label) {
+                        let location = format!("{shown}:{}", snippet.line);
+                        return (location, full.join("."), Some(snippet));
+                    }
+                }
+                (m.name.to_string(), path.join("."), None)
+            }
+            // Set by no file (built-in defaults, an environment variable, --set): named.
+            (Some(m), f) if f != Some(self.ship_toml.as_path()) => {
+                (m.name.to_string(), path.join("."), None)
+            }
+            _ => {
+                let shown = self.ship_toml.display().to_string();
+                for profile in [stage, "default"] {
+                    let mut full = vec![profile];
+                    full.extend_from_slice(path);
+                    if let Some(snippet) = marked(&shown, &self.text, &full, mark, label) {
+                        let location = format!("{shown}:{}", snippet.line);
+                        return (location, full.join("."), Some(snippet));
+                    }
+                }
+                (shown, path.join("."), None)
             }
         }
-        None
     }
 
     fn explain(&self, stage: &str, error: figment::Error) -> ConfigError {
         let path: Vec<&str> = error.path.iter().map(String::as_str).collect();
-        let message = match &error.kind {
+        match &error.kind {
             Kind::UnknownField(found, expected) => {
                 // At the top of a stage, the adapters' tables are valid keys too.
                 let top = path.len() <= 1;
                 let tables = self.adapter_tables.iter().filter(|_| top);
-                format!(
-                    "unknown key `{found}`; valid keys here: {}",
-                    expected
-                        .iter()
-                        .copied()
-                        .chain(tables.map(String::as_str))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let choices: Vec<&str> = expected
+                    .iter()
+                    .copied()
+                    .chain(tables.map(String::as_str))
+                    .collect();
+                let mut path = path.clone();
+                if path.last() != Some(&found.as_str()) {
+                    path.push(found);
+                }
+                self.unknown_key(stage, &path, &choices)
             }
-            Kind::UnknownVariant(found, expected) => format!(
-                "unknown value `{found}`; expected one of: {}",
-                expected.join(", ")
-            ),
+            Kind::UnknownVariant(found, expected) => self
+                .invalid(
+                    stage,
+                    &path,
+                    Mark::Value,
+                    "unknown value",
+                    format!("unknown value `{found}`"),
+                )
+                .with_hint(suggest(found, expected, "expected one of")),
             Kind::MissingField(field) => {
                 let mut full = path.clone();
                 full.push(field);
-                return ConfigError::Invalid {
+                ConfigError::Invalid {
                     location: self.ship_toml.display().to_string(),
                     key: format!("{stage}.{}", full.join(".")),
                     message: format!(
@@ -495,62 +678,116 @@ impl Loaded {
                             format!(" under `{}`", path.join("."))
                         }
                     ),
-                };
+                    detail: Box::default(),
+                }
             }
             Kind::InvalidType(actual, expected) => {
-                format!("expected {expected}, found {actual}")
+                let expected = in_words(expected);
+                self.invalid(
+                    stage,
+                    &path,
+                    Mark::Value,
+                    &format!("expected {expected}"),
+                    format!("expected {expected}, found {}", found_words(actual)),
+                )
             }
-            other => other.to_string(),
-        };
-        let from_ship_toml = error
-            .metadata
-            .as_ref()
-            .and_then(|m| m.source.as_ref())
-            .and_then(|s| s.file_path())
-            == Some(self.ship_toml.as_path());
-        let (location, key) = match &error.metadata {
-            Some(_) if from_ship_toml => (
-                self.ship_toml_location(stage, &path)
-                    .unwrap_or_else(|| self.ship_toml.display().to_string()),
-                self.key_of(stage, &path),
-            ),
-            Some(meta) => (meta.name.to_string(), path.join(".")),
-            None => (
-                self.ship_toml.display().to_string(),
-                self.key_of(stage, &path),
-            ),
-        };
-        ConfigError::Invalid {
-            location,
-            key,
-            message,
+            other => self.invalid(stage, &path, Mark::Value, "", other.to_string()),
         }
     }
 }
 
-/// The 1-based line of the deepest key of `path` found in the TOML `text`.
-fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+/// What serde expected, as a `Ship.toml` writer says it.
+pub(crate) fn in_words(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => {
+            "a whole number".to_owned()
+        }
+        "a boolean" => "`true` or `false`".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        "a map" => "a table".to_owned(),
+        s if s.starts_with("struct ") => "a table".to_owned(),
+        s => s.to_owned(),
+    }
+}
+
+/// What was found, as a `Ship.toml` writer says it.
+pub(crate) fn found_words(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(b) => format!("`{b}`"),
+        Actual::Unsigned(n) => format!("the number {n}"),
+        Actual::Signed(n) => format!("the number {n}"),
+        Actual::Float(n) => format!("the number {n}"),
+        Actual::Str(s) => format!("string {s:?}"),
+        Actual::Seq => "a list".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The byte range of the key (or value, or item) at `path` in the TOML `text`; a key
+/// path ending early at a value that is not a table marks that value's key.
+fn span_of(text: &str, path: &[&str], mark: Mark<'_>) -> Option<std::ops::Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let doc = DeTable::parse(text).ok()?;
     let mut table = doc.get_ref();
-    let mut span = None;
     for (i, part) in path.iter().enumerate() {
         let (key, value) = table.iter().find(|(k, _)| k.get_ref() == part)?;
-        span = Some(key.span());
         match value.get_ref() {
-            DeValue::Table(inner) => table = inner,
-            _ if i + 1 == path.len() => {}
-            _ => break,
+            DeValue::Table(inner) if i + 1 < path.len() => table = inner,
+            found => {
+                // A `[table]` is marked at its key (its span is more than a line); an inline
+                // `{ … }` table at its value.
+                let inline = text.get(value.span()).is_some_and(|v| v.starts_with('{'));
+                let value_span = match found {
+                    DeValue::Table(_) if !inline => key.span(),
+                    _ => value.span(),
+                };
+                return Some(match (mark, found) {
+                    (Mark::Key, _) => key.span(),
+                    (_, _) if i + 1 < path.len() => key.span(),
+                    (Mark::Item(item), DeValue::Array(items)) => items
+                        .iter()
+                        .find(|v| matches!(v.get_ref(), DeValue::String(s) if s == item))
+                        .map_or(value_span, |v| v.span()),
+                    _ => value_span,
+                });
+            }
         }
     }
-    let start = span?.start;
-    Some(text[..start].matches('\n').count() + 1)
+    None
 }
 
-fn locate(file: &str, text: &str, path: &[&str]) -> String {
-    match line_of(text, path) {
-        Some(line) => format!("{file}:{line}"),
-        None => file.to_owned(),
+/// The line of `path` in the TOML `text` of `file`, marked.
+fn marked(file: &str, text: &str, path: &[&str], mark: Mark<'_>, label: &str) -> Option<Snippet> {
+    span_of(text, path, mark).map(|range| Snippet::of(file, text, range, label))
+}
+
+/// The 1-based line of the key `path` in the TOML `text`.
+fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    span_of(text, path, Mark::Key).map(|r| text[..r.start].matches('\n').count() + 1)
+}
+
+/// An error at the key `path` of the file `file` holding `text`.
+fn invalid_in(
+    file: &str,
+    text: &str,
+    path: &[&str],
+    mark: Mark<'_>,
+    label: &str,
+    message: String,
+) -> ConfigError {
+    let snippet = marked(file, text, path, mark, label);
+    ConfigError::Invalid {
+        location: snippet
+            .as_ref()
+            .map_or_else(|| file.to_owned(), |s| format!("{file}:{}", s.line)),
+        key: path.join("."),
+        message,
+        detail: Box::new(Detail {
+            snippet,
+            ..Detail::default()
+        }),
     }
 }
 

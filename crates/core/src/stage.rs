@@ -4,7 +4,8 @@ use crate::config::{
     HealthConfig, LayoutName, MaintenanceConfig, RoleConfig, Rolling, Settings, SourceConfig,
     SshConfig, TaskConfig,
 };
-use crate::load::{ConfigError, Loaded};
+use crate::diagnostic::{Diagnostic, closest, list, suggest};
+use crate::load::{ConfigError, Loaded, Mark};
 use crate::phase::Phase;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -449,12 +450,9 @@ pub struct Stage {
     pub adapters: BTreeMap<String, figment::value::Value>,
 }
 
+/// An error about the value of `path` (marked under the value).
 fn invalid(loaded: &Loaded, stage: &str, path: &[&str], message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        location: loaded.location_of(stage, path),
-        key: loaded.key_of(stage, path),
-        message: message.into(),
-    }
+    loaded.invalid(stage, path, Mark::Value, "", message)
 }
 
 fn is_name(s: &str) -> bool {
@@ -515,11 +513,9 @@ fn connections(
             let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
             return Err(err(
                 &["ssh_hosts", name],
-                format!(
-                    "{name:?} is not a host of this stage ({})",
-                    names.join(", ")
-                ),
-            ));
+                format!("{name:?} is not a host of this stage"),
+            )
+            .with_hint(suggest(name, &names, "hosts of this stage")));
         }
     }
     for host in hosts.iter_mut() {
@@ -560,14 +556,15 @@ impl Stage {
         let err = |path: &[&str], msg: String| invalid(loaded, stage, path, msg);
 
         if !layouts.contains(&s.layout.name()) {
-            return Err(err(
-                &["layout"],
-                format!(
-                    "unknown value `{}`; expected one of: {}",
-                    s.layout,
-                    layouts.join(", ")
-                ),
-            ));
+            return Err(loaded
+                .invalid(
+                    stage,
+                    &["layout"],
+                    Mark::Value,
+                    "unknown layout",
+                    format!("unknown layout `{}`", s.layout),
+                )
+                .with_hint(suggest(s.layout.name(), layouts, "layouts")));
         }
 
         let app = s.app.clone().ok_or_else(|| {
@@ -627,8 +624,11 @@ impl Stage {
         let mut roles = BTreeMap::new();
         for (role, cfg) in &s.roles {
             if !is_name(role) {
-                return Err(err(
+                return Err(loaded.invalid(
+                    stage,
                     &["roles", role],
+                    Mark::Key,
+                    "not a role name",
                     format!("role name {role:?}: expected letters, digits, `.`, `_` or `-`"),
                 ));
             }
@@ -657,13 +657,15 @@ impl Stage {
                 && s.inventory.is_none()
                 && !names.contains(p)
             {
-                return Err(err(
-                    &["roles", role, "primary"],
-                    format!(
-                        "{p:?} is not one of this role's hosts ({})",
-                        names.join(", ")
-                    ),
-                ));
+                return Err(loaded
+                    .invalid(
+                        stage,
+                        &["roles", role, "primary"],
+                        Mark::Value,
+                        "not a host of this role",
+                        format!("{p:?} is not one of this role's hosts"),
+                    )
+                    .with_hint(suggest(p, &names, &format!("hosts of role `{role}`"))));
             }
             roles.insert(role.clone(), names);
         }
@@ -718,11 +720,10 @@ impl Stage {
         connections(&s, &mut hosts, &inventoried, &err)?;
 
         let role_names = || {
-            let names: Vec<_> = roles.keys().map(|r| format!("`{r}`")).collect();
-            if names.is_empty() {
+            if roles.is_empty() {
                 "none: the stage defines no roles".to_owned()
             } else {
-                names.join(", ")
+                list(&roles.keys().collect::<Vec<_>>())
             }
         };
         // A task (from [default], usually) for roles this stage does not have, but another
@@ -793,8 +794,11 @@ impl Stage {
         }
         for (name, task) in &tasks {
             if !is_name(name) || Phase::from_name(name).is_some() {
-                return Err(err(
+                return Err(loaded.invalid(
+                    stage,
                     &["tasks", name],
+                    Mark::Key,
+                    "not a task name",
                     format!(
                         "task name {name:?}: expected letters, digits, `.`, `_` or `-`, and not a phase name ({})",
                         Phase::names()
@@ -809,13 +813,24 @@ impl Stage {
             }
             for role in &task.roles {
                 if !roles.contains_key(role) {
-                    return Err(err(
-                        &["tasks", name, "roles"],
-                        format!(
-                            "unknown role `{role}`: no stage has it; roles of stage `{stage}`: {}",
-                            role_names()
-                        ),
-                    ));
+                    let known: Vec<&str> = roles
+                        .keys()
+                        .chain(&other_roles)
+                        .map(String::as_str)
+                        .collect();
+                    let help = closest(role, known).map(|c| format!("did you mean `{c}`?"));
+                    return Err(loaded
+                        .invalid(
+                            stage,
+                            &["tasks", name, "roles"],
+                            Mark::Item(role),
+                            "unknown role",
+                            format!("unknown role `{role}`: no stage has it"),
+                        )
+                        .with_hint((
+                            help,
+                            Some(format!("roles of stage `{stage}`: {}", role_names())),
+                        )));
                 }
             }
             if task.once.is_once() && task.local {
@@ -826,8 +841,11 @@ impl Stage {
                 ));
             }
             if task.before.is_none() && task.after.is_none() {
-                return Err(err(
+                return Err(loaded.invalid(
+                    stage,
                     &["tasks", name],
+                    Mark::Key,
+                    "runs when?",
                     format!(
                         "set `before` or `after`: a phase ({}) or another task",
                         Phase::names()
@@ -847,13 +865,15 @@ impl Stage {
                     let mut choices: Vec<String> =
                         Phase::ALL.iter().map(|p| p.name().to_owned()).collect();
                     choices.extend(s.tasks.keys().filter(|t| *t != name).cloned());
-                    return Err(err(
-                        &["tasks", name, field],
-                        format!(
-                            "unknown phase or task `{target}`; expected one of: {}",
-                            choices.join(", ")
-                        ),
-                    ));
+                    return Err(loaded
+                        .invalid(
+                            stage,
+                            &["tasks", name, field],
+                            Mark::Value,
+                            "no phase or task of this name",
+                            format!("unknown phase or task `{target}`"),
+                        )
+                        .with_hint(suggest(target, &choices, "phases and tasks")));
                 }
                 if target == name {
                     return Err(err(
@@ -1062,7 +1082,7 @@ impl Stage {
     /// assert_eq!(left_out, [("web2".to_owned(), "--exclude web2".to_owned()),
     ///                       ("job1".to_owned(), "not in roles web".to_owned())]);
     /// ```
-    pub fn select(&self, sel: &Selection) -> Result<(Stage, Vec<(String, String)>), String> {
+    pub fn select(&self, sel: &Selection) -> Result<(Stage, Vec<(String, String)>), Diagnostic> {
         let compile = |flag: &str, patterns: &[String]| {
             patterns
                 .iter()
@@ -1077,25 +1097,30 @@ impl Stage {
         let exclude = compile("--exclude", &sel.exclude)?;
         for role in &sel.roles {
             if !self.roles.contains_key(role) {
-                return Err(format!(
-                    "--roles: unknown role `{role}`; roles of stage `{}`: {}",
-                    self.name,
-                    self.roles.keys().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                let roles: Vec<&String> = self.roles.keys().collect();
+                let (help, note) =
+                    suggest(role, &roles, &format!("roles of stage `{}`", self.name));
+                return Err(Diagnostic {
+                    message: format!("--roles: unknown role `{role}`"),
+                    notes: note.into_iter().collect(),
+                    help,
+                    ..Diagnostic::default()
+                });
             }
         }
         for (flag, list) in [("--hosts", &hosts), ("--exclude", &exclude)] {
             for (text, g) in list {
                 if !self.hosts.iter().any(|h| g.matches(&h.name)) {
-                    return Err(format!(
-                        "{flag} {text}: matches no host of stage `{}` ({})",
-                        self.name,
-                        self.hosts
-                            .iter()
-                            .map(|h| h.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
+                    let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+                    return Err(Diagnostic {
+                        message: format!(
+                            "{flag} {text}: matches no host of stage `{}` ({})",
+                            self.name,
+                            names.join(", ")
+                        ),
+                        help: closest(text, names).map(|c| format!("did you mean `{c}`?")),
+                        ..Diagnostic::default()
+                    });
                 }
             }
         }
@@ -1120,7 +1145,7 @@ impl Stage {
             }
         });
         if chosen.hosts.is_empty() {
-            return Err(format!(
+            return Err(Diagnostic::new(format!(
                 "no host of stage `{}` is left: {}",
                 self.name,
                 left_out
@@ -1128,7 +1153,7 @@ impl Stage {
                     .map(|(h, why)| format!("{h} ({why})"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
+            )));
         }
         let kept: Vec<String> = chosen.hosts.iter().map(|h| h.name.clone()).collect();
         for members in chosen.roles.values_mut() {
