@@ -129,6 +129,17 @@ fn an_unknown_task_on_the_command_line_names_the_close_one() {
     );
 }
 
+#[test]
+fn an_unknown_host_names_the_close_one() {
+    let f = project(&format!(
+        "{BASE}[staging]\nhosts = [\"web1\", \"web2\", \"job1\"]\n"
+    ));
+    insta::assert_snapshot!(
+        "unknown_host_ssh",
+        fails(&f, &["ssh", "staging", "wbe1"], 2)
+    );
+}
+
 fn python(extra: &str) -> Fixture {
     Fixture::new(&[
         ("requirements.txt", "\n"),

@@ -26,16 +26,22 @@ pub(crate) fn run(ship: &Ship, args: &SshArgs, cx: &mut Context) -> Result<(), C
             .iter()
             .find(|h| &h.name == name)
             .ok_or_else(|| {
-                CliError::Usage(format!(
-                    "host `{name}`: not a host of stage `{}`{}; its hosts: {}",
-                    stage.name,
-                    if chosen.hosts.len() < stage.hosts.len() {
-                        " chosen by --roles/--hosts/--exclude"
-                    } else {
-                        ""
-                    },
-                    names()
-                ))
+                let hosts = chosen.hosts.iter().map(|h| h.name.as_str());
+                CliError::UsageHint(ship_core::diagnostic::Diagnostic {
+                    message: format!(
+                        "host `{name}`: not a host of stage `{}`{}; its hosts: {}",
+                        stage.name,
+                        if chosen.hosts.len() < stage.hosts.len() {
+                            " chosen by --roles/--hosts/--exclude"
+                        } else {
+                            ""
+                        },
+                        names()
+                    ),
+                    help: ship_core::diagnostic::closest(name, hosts)
+                        .map(|c| format!("did you mean `{c}`?")),
+                    ..Default::default()
+                })
             })?,
         None if chosen.hosts.len() == 1 => &chosen.hosts[0],
         None => {
