@@ -5,7 +5,9 @@
 //! `[<stage>]`, `SHIP_*` environment variables, and `--set key=value` flags. Stages are
 //! figment profiles; the environment and the flags are figment's global profile, so
 //! they win over every stage. Every error names the file (and line, when the key is in
-//! `Ship.toml`), the key, and what was expected.
+//! `Ship.toml` or Cargo.toml: then it keeps that line, marked under the key or value, from
+//! toml's spans), the key, and what was expected, with a did-you-mean when a valid name
+//! is close ([`crate::diagnostic`]).
 
 use crate::config::{Settings, defaults};
 use crate::diagnostic::{Diagnostic, Snippet, closest, suggest};
