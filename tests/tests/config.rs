@@ -140,7 +140,7 @@ fn configuration_errors_name_the_file_the_key_and_the_choices() {
     check_error(
         &format!("{BASE}linked_files = [\"../../etc/passwd\"]\n[production]\nhosts = [\"a\"]\n"),
         "production",
-        &["--> Ship.toml:5:16", "`default.linked_files`", "`..`"],
+        &["--> Ship.toml:5:17", "`default.linked_files`", "`..`"],
     );
     // Shell metacharacters where a name is expected, an absolute linked file, a host with a space.
     check_error(

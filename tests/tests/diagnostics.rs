@@ -65,6 +65,24 @@ fn a_wrong_type_is_marked_under_the_value() {
 }
 
 #[test]
+fn a_misspelt_adapter_table_is_a_misspelt_key() {
+    let err = plan_fails(
+        &format!("{BASE}[default.pyton]\nwheelhouse = false\n[production]\nhosts = [\"a\"]\n"),
+        "production",
+    );
+    insta::assert_snapshot!("misspelt_adapter_table", err);
+}
+
+#[test]
+fn a_bad_item_of_a_list_is_marked_alone() {
+    let err = plan_fails(
+        &format!("{BASE}[production]\nhosts = [\"web1\", \"web2 ; rm -rf /\"]\n"),
+        "production",
+    );
+    insta::assert_snapshot!("bad_host_item", err);
+}
+
+#[test]
 fn a_bad_value_is_marked_under_the_value() {
     let err = plan_fails(
         &format!("{BASE}layout = \"timestamps\"\n[production]\nhosts = [\"a\"]\n"),

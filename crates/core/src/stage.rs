@@ -554,6 +554,10 @@ impl Stage {
     pub fn resolve(loaded: &Loaded, stage: &str, layouts: &[&str]) -> Result<Stage, ConfigError> {
         let s: Settings = loaded.settings(stage)?;
         let err = |path: &[&str], msg: String| invalid(loaded, stage, path, msg);
+        // An error about one item of a list: the caret under it.
+        let at_item = |path: &[&str], item: &str, msg: String| {
+            loaded.invalid(stage, path, Mark::Item(item), "", msg)
+        };
 
         if !layouts.contains(&s.layout.name()) {
             return Err(loaded
@@ -605,14 +609,16 @@ impl Stage {
             return Err(err(&["parallel"], "expected at least 1".to_owned()));
         }
         for (i, f) in s.linked_files.iter().enumerate() {
-            check_relative_path(f).map_err(|m| err(&["linked_files"], format!("item {i}: {m}")))?;
+            check_relative_path(f)
+                .map_err(|m| at_item(&["linked_files"], f, format!("item {i}: {m}")))?;
         }
         for (i, f) in s.include.iter().enumerate() {
             check_relative_path(f.trim_end_matches('/'))
-                .map_err(|m| err(&["include"], format!("item {i}: {m}")))?;
+                .map_err(|m| at_item(&["include"], f, format!("item {i}: {m}")))?;
         }
         for (i, f) in s.linked_dirs.iter().enumerate() {
-            check_relative_path(f).map_err(|m| err(&["linked_dirs"], format!("item {i}: {m}")))?;
+            check_relative_path(f)
+                .map_err(|m| at_item(&["linked_dirs"], f, format!("item {i}: {m}")))?;
         }
         let adapters = s.adapters.clone();
         if let Some(version) = &s.version {
@@ -633,16 +639,22 @@ impl Stage {
                 ));
             }
             for (i, f) in cfg.linked_files.iter().enumerate() {
-                check_relative_path(f)
-                    .map_err(|m| err(&["roles", role, "linked_files"], format!("item {i}: {m}")))?;
+                check_relative_path(f).map_err(|m| {
+                    at_item(
+                        &["roles", role, "linked_files"],
+                        f,
+                        format!("item {i}: {m}"),
+                    )
+                })?;
             }
             for (i, f) in cfg.linked_dirs.iter().enumerate() {
-                check_relative_path(f)
-                    .map_err(|m| err(&["roles", role, "linked_dirs"], format!("item {i}: {m}")))?;
+                check_relative_path(f).map_err(|m| {
+                    at_item(&["roles", role, "linked_dirs"], f, format!("item {i}: {m}"))
+                })?;
             }
             let mut names = Vec::new();
             for h in &cfg.hosts {
-                check_host(h).map_err(|m| err(&["roles", role, "hosts"], m))?;
+                check_host(h).map_err(|m| at_item(&["roles", role, "hosts"], h, m))?;
                 if names.contains(h) {
                     return Err(err(
                         &["roles", role, "hosts"],
@@ -670,7 +682,7 @@ impl Stage {
             roles.insert(role.clone(), names);
         }
         for h in &s.hosts {
-            check_host(h).map_err(|m| err(&["hosts"], m))?;
+            check_host(h).map_err(|m| at_item(&["hosts"], h, m))?;
             host_entry(&mut hosts, h, &s);
         }
         let mut inventoried = BTreeMap::new();
