@@ -94,6 +94,11 @@ fn a_bad_value_is_marked_under_the_value() {
         "production",
     );
     insta::assert_snapshot!("relative_deploy_to", err);
+    let err = plan_fails(
+        &format!("{BASE}[production]\nhosts = [\"a\"]\nsource = {{ gti = \"HEAD\" }}\n"),
+        "production",
+    );
+    insta::assert_snapshot!("unknown_source", err);
 }
 
 #[test]

@@ -190,7 +190,10 @@ impl SourceConfig {
             "archive" => Ok(SourceConfig::Archive(value, None)),
             "cargo" => Ok(SourceConfig::Cargo(value)),
             other => Err(format!(
-                "unknown source `{other}`, expected one of `git`, `dir`, `archive`, `cargo`"
+                "unknown source `{other}`, expected one of `git`, `dir`, `archive`, `cargo`{}",
+                crate::diagnostic::closest(other, ["git", "dir", "archive", "cargo"])
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default()
             )),
         }
     }
