@@ -74,11 +74,15 @@ pub fn exit_code(e: &CliError) -> i32 {
     }
 }
 
+/// Writes `error: …` to `out`, the prefix styled when `color` (a stream that strips styles
+/// may be given `true`).
 pub(crate) fn print(e: &CliError, color: bool, out: &mut dyn Write) {
-    let prefix = if color {
-        "\x1b[1;31merror\x1b[0m"
+    let style = if color {
+        anstyle::Style::new()
+            .fg_color(Some(anstyle::AnsiColor::Red.into()))
+            .bold()
     } else {
-        "error"
+        anstyle::Style::new()
     };
-    let _ = writeln!(out, "{prefix}: {e}");
+    let _ = writeln!(out, "{style}error{style:#}: {e}");
 }
