@@ -84,10 +84,12 @@ fn bash_completes_cargo_ship_commands_flags_and_stage_names_in_file_order() {
          complete_line cargo ship plan beta --form\n\
          complete_line cargo ship plan beta --format ''\n\
          complete_line cargo ship --col\n\
-         complete_line cargo ship -v rollback ''\n",
+         complete_line cargo ship -v rollback ''\n\
+         complete_line cargo ship plan beta --format = j\n\
+         complete_line cargo ship --color =\n",
     );
     let r = replies(&out);
-    assert_eq!(r.len(), 8, "{out}");
+    assert_eq!(r.len(), 10, "{out}");
     assert_eq!(r[0], ["plan"], "cargo ship pl<TAB>: {out}");
     assert_eq!(
         r[1],
@@ -104,6 +106,9 @@ fn bash_completes_cargo_ship_commands_flags_and_stage_names_in_file_order() {
         ["staging", "production", "beta"],
         "a global flag before the command: {out}"
     );
+    // `--format=j`, as bash splits it at `=`: bash replaces the word `j`, then `=`.
+    assert_eq!(r[8], ["json"], "{out}");
+    assert_eq!(r[9], ["=auto", "=always", "=never"], "{out}");
 }
 
 #[test]
@@ -209,4 +214,48 @@ fn zsh_and_fish_scripts_wrap_cargo_and_ask_cargo_ship_for_the_words() {
             );
         }
     }
+}
+
+#[test]
+fn fish_completes_cargo_ship_when_fish_is_installed() {
+    // fish is not installed by .ci/run: this runs where it is (skipped, and said, elsewhere).
+    if Command::new("fish").arg("--version").output().is_err() {
+        eprintln!("fish is not installed: not run");
+        return;
+    }
+    let dir = project();
+    let bin = Path::new(env!("CARGO_BIN_EXE_cargo-ship"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let complete = |line: &str| {
+        let out = Command::new("fish")
+            .args(["--no-config", "-c"])
+            .arg(format!(
+                "cargo-ship completions fish | source; complete -C '{line}'"
+            ))
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let stages = complete("cargo ship plan ");
+    let found: Vec<&String> = stages
+        .iter()
+        .filter(|s| ["staging", "production", "beta"].contains(&s.as_str()))
+        .collect();
+    assert_eq!(found, ["staging", "production", "beta"], "{stages:?}");
+    assert!(complete("cargo ship pl").contains(&"plan".to_owned()));
 }

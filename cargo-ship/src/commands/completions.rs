@@ -139,8 +139,24 @@ const BASH: &str = r#"# Completion of `cargo ship …` for bash (from `cargo shi
 # Words after `cargo ship` are completed by cargo-ship; every other `cargo …` line by
 # cargo's own completion (_cargo) when it is installed.
 _cargo_ship_words() {
+    # bash splits `--format=js` at `=` (COMP_WORDBREAKS): join the parts again for cargo-ship,
+    # then give bash only what replaces its current word.
+    local words=() cword=0 i w
+    for (( i = 0; i < ${#COMP_WORDS[@]}; i++ )); do
+        w=${COMP_WORDS[i]}
+        if (( i > 1 )) && [[ $w == = || ${COMP_WORDS[i-1]} == = ]]; then
+            words[${#words[@]}-1]+=$w
+        else
+            words+=("$w")
+        fi
+        (( i == COMP_CWORD )) && cword=$(( ${#words[@]} - 1 ))
+    done
     local IFS=$'\n'
-    COMPREPLY=( $(cargo-ship __complete --shell bash --index "$COMP_CWORD" -- "${COMP_WORDS[@]}" 2>/dev/null) )
+    COMPREPLY=( $(cargo-ship __complete --shell bash --index "$cword" -- "${words[@]}" 2>/dev/null) )
+    local cur=${COMP_WORDS[COMP_CWORD]} full=${words[cword]}
+    if [[ $full != "$cur" ]]; then
+        COMPREPLY=( "${COMPREPLY[@]#"${full%"$cur"}"}" )
+    fi
 }
 _cargo_ship_cargo() {
     if [[ $COMP_CWORD -ge 2 && ${COMP_WORDS[1]} == ship ]]; then
@@ -186,6 +202,6 @@ function __cargo_ship_words
     set -l words (commandline -opc) (commandline -ct)
     cargo-ship __complete --shell fish --index (math (count $words) - 1) -- $words 2>/dev/null
 end
-complete -c cargo -n '__fish_seen_subcommand_from ship' -f -a '(__cargo_ship_words)'
-complete -c cargo-ship -f -a '(__cargo_ship_words)'
+complete -c cargo -n '__fish_seen_subcommand_from ship' --keep-order -f -a '(__cargo_ship_words)'
+complete -c cargo-ship --keep-order -f -a '(__cargo_ship_words)'
 "#;
