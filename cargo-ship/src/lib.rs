@@ -155,10 +155,21 @@ pub fn main_with(cx: &mut Context) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let styled = e.render();
-            let color = match color_from_env(cx) {
-                Ok(Some(choice)) => resolve_color(cx, choice),
-                _ => resolve_color(cx, cli::ColorChoice::Auto),
-            };
+            // The flags were not parsed: `--color` as written, else CARGO_TERM_COLOR.
+            let flag = args.iter().enumerate().find_map(|(i, a)| {
+                let a = a.to_str()?;
+                match a.strip_prefix("--color=") {
+                    Some(v) => Some(v.to_owned()),
+                    None if a == "--color" => args.get(i + 1).map(|v| v.to_string_lossy().into()),
+                    None => None,
+                }
+            });
+            let flag =
+                flag.and_then(|v| <cli::ColorChoice as clap::ValueEnum>::from_str(&v, true).ok());
+            let choice = flag
+                .or(color_from_env(cx).ok().flatten())
+                .unwrap_or(cli::ColorChoice::Auto);
+            let color = resolve_color(cx, choice);
             let text = if color {
                 styled.ansi().to_string()
             } else {

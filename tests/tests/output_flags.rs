@@ -61,6 +61,12 @@ fn colour_follows_the_flag_then_cargo_term_color_and_a_piped_run_has_none_by_def
     // Before the command, as cargo takes it, too.
     let before = f.ship(&["--color", "always", "plan", "nowhere"]);
     assert!(coloured(&before.stderr), "{:?}", before.stderr);
+    // A usage error clap reports follows the flag too.
+    let usage = f.ship(&["plan", "--no-such-flag", "--color=always"]);
+    assert_eq!(usage.code, 2);
+    assert!(coloured(&usage.stderr), "{:?}", usage.stderr);
+    let usage = f.ship(&["plan", "--no-such-flag"]);
+    assert!(!coloured(&usage.stderr), "{:?}", usage.stderr);
     let bad = f.ship_env(&["plan", "staging"], &[("CARGO_TERM_COLOR", "sometimes")]);
     assert_eq!(bad.code, 2);
     assert!(
