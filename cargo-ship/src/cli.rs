@@ -56,13 +56,23 @@ pub struct Ship {
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
 
-    /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
+    /// When to use colour: auto (when stdout and stderr are terminals, unless NO_COLOR is
+    /// set or TERM=dumb), always, never [default: $CARGO_TERM_COLOR, else auto]. JSON output
+    /// is never coloured.
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
 
-    /// Quiet: print results and errors only, no progress or notes on stderr.
+    /// Quiet: errors and the final result only; no progress, notes or warnings on stderr
+    /// [default: $CARGO_TERM_QUIET=true].
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Verbose: -v follows every host's output live (apply, promote), prints each host's
+    /// scripts (plan) and warns about SHIP_* variables that are not configuration and so are
+    /// ignored; -vv also says where the project, its Ship.toml and cargo ship's files
+    /// (target/ship) were found [default: $CARGO_TERM_VERBOSE=true is -v].
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// The command.
     #[command(subcommand)]
@@ -218,12 +228,23 @@ SHIP_MAINTENANCE=on|off. The page lives in the live release: the next deploy tak
     )]
     Maintenance(MaintenanceArgs),
 
-    /// Print a shell completion script for `cargo-ship` (cargo's own completion, which it
-    /// would replace, completes `cargo ship`'s name only).
+    /// Print a shell completion script for `cargo ship …` (and `cargo-ship …`): commands,
+    /// flags, their values, and the stage names of the Ship.toml where you are.
     #[command(
-        after_long_help = "Examples:\n  cargo ship completions bash > /etc/bash_completion.d/cargo-ship\n  cargo ship completions zsh > \"${fpath[1]}/_cargo-ship\"\n  cargo ship completions fish > ~/.config/fish/completions/cargo-ship.fish"
+        long_about = "Print a shell completion script that completes `cargo ship …` (and \
+`cargo-ship …`): commands, flags, their values, and the stage names of the Ship.toml found from \
+the current directory (in file order). For bash and zsh every other `cargo …` line is handed to \
+cargo's own completion (`_cargo`) when the shell has it; fish adds these to cargo's. The script \
+asks `cargo-ship` for the words as you type, so it follows the installed version. elvish and \
+powershell get a static script for `cargo-ship` only.",
+        after_long_help = "Examples:\n  echo 'source <(cargo ship completions bash)' >> ~/.bashrc\n  cargo ship completions zsh > \"${fpath[1]}/_cargo-ship\"   (then compinit)\n  cargo ship completions fish > ~/.config/fish/conf.d/cargo-ship.fish"
     )]
     Completions(CompletionsArgs),
+
+    /// The completion candidates for the word at INDEX of WORDS (what the completion
+    /// scripts call).
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
 
     /// Write a commented Ship.toml suited to the project in the current directory.
     #[command(
@@ -265,8 +286,8 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Also print each host's exact shell scripts.
-    #[arg(short, long)]
+    /// Also print each host's exact shell scripts: the global `-v`.
+    #[arg(skip)]
     pub verbose: bool,
 
     /// Also read every host now (no lock taken, nothing changed) and show what the deploy
@@ -332,9 +353,9 @@ pub struct ApplyArgs {
     pub select: SelectArgs,
 
     /// Follow every host's output live, each line after its host (`web1 | ...`), and
-    /// every step as it ends. Without it, only a failed step's output is shown (whole).
-    /// Either way every line goes to target/ship/logs/<stage>-<release>.log.
-    #[arg(short, long)]
+    /// every step as it ends: the global `-v`. Without it, only a failed step's output is
+    /// shown (whole). Either way every line goes to target/ship/logs/<stage>-<release>.log.
+    #[arg(skip)]
     pub verbose: bool,
 
     /// Output format: `json` prints one JSON object per line on stdout — every event as it
@@ -424,6 +445,23 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// `cargo ship __complete`.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// How to print the candidates: `bash` one per line, `zsh` `value:help`, `fish`
+    /// `value<TAB>help`.
+    #[arg(long, value_enum)]
+    pub shell: clap_complete::Shell,
+
+    /// The index in WORDS of the word being completed.
+    #[arg(long)]
+    pub index: usize,
+
+    /// The command line's words, from `cargo` (or `cargo-ship`) on, after `--`.
+    #[arg(last = true, value_name = "WORDS")]
+    pub words: Vec<std::ffi::OsString>,
+}
+
 /// `cargo ship init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -450,9 +488,9 @@ pub struct PromoteArgs {
     pub plan_only: bool,
 
     /// Follow every host's output live, each line after its host (`web1 | ...`), and
-    /// every step as it ends. Without it, only a failed step's output is shown (whole).
-    /// Either way every line goes to target/ship/logs/<stage>-<release>.log.
-    #[arg(short, long)]
+    /// every step as it ends: the global `-v`. Without it, only a failed step's output is
+    /// shown (whole). Either way every line goes to target/ship/logs/<stage>-<release>.log.
+    #[arg(skip)]
     pub verbose: bool,
 
     /// Output format: `json` prints the apply's events, one JSON object per line.

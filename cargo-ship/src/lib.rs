@@ -51,6 +51,13 @@ pub struct Context {
     pub stderr: Box<dyn Write + Send>,
     /// Whether stdout and stderr are terminals.
     pub terminal: bool,
+    /// Whether cargo ship colours what it writes: `--color`, else `CARGO_TERM_COLOR`, else
+    /// auto (both streams terminals, `NO_COLOR` unset, `TERM` not `dumb`). Set by
+    /// [`main_with`] before the command runs; `stderr` is then written through an anstream
+    /// stream that strips styles when this is false.
+    pub color: bool,
+    /// How verbose: -1 quiet (`-q`), 0 the default, 1 `-v`, 2 `-vv` (and more).
+    pub verbosity: i8,
     captured: Option<(SharedBuf, SharedBuf)>,
 }
 
@@ -85,6 +92,8 @@ impl Context {
             terminal: std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
             stdout: Box::new(std::io::stdout()),
             stderr: Box::new(std::io::stderr()),
+            color: false,
+            verbosity: 0,
             captured: None,
         }
     }
@@ -104,6 +113,8 @@ impl Context {
             stdout: Box::new(out.clone()),
             stderr: Box::new(err.clone()),
             terminal: false,
+            color: false,
+            verbosity: 0,
             captured: Some((out, err)),
         }
     }
@@ -140,11 +151,26 @@ pub fn main_with(cx: &mut Context) -> i32 {
     if args.get(1).is_none_or(|a| a != "ship") {
         args.insert(1.min(args.len()), OsString::from("ship"));
     }
-    let cli::Cargo::Ship(ship) = match cli::Cargo::try_parse_from(&args) {
+    let cli::Cargo::Ship(mut ship) = match cli::Cargo::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
             let styled = e.render();
-            let text = if cx.terminal {
+            // The flags were not parsed: `--color` as written, else CARGO_TERM_COLOR.
+            let flag = args.iter().enumerate().find_map(|(i, a)| {
+                let a = a.to_str()?;
+                match a.strip_prefix("--color=") {
+                    Some(v) => Some(v.to_owned()),
+                    None if a == "--color" => args.get(i + 1).map(|v| v.to_string_lossy().into()),
+                    None => None,
+                }
+            });
+            let flag =
+                flag.and_then(|v| <cli::ColorChoice as clap::ValueEnum>::from_str(&v, true).ok());
+            let choice = flag
+                .or(color_from_env(cx).ok().flatten())
+                .unwrap_or(cli::ColorChoice::Auto);
+            let color = resolve_color(cx, choice);
+            let text = if color {
                 styled.ansi().to_string()
             } else {
                 styled.to_string()
@@ -159,24 +185,146 @@ pub fn main_with(cx: &mut Context) -> i32 {
             return code;
         }
     };
-    let color = match ship.color {
-        cli::ColorChoice::Always => true,
-        cli::ColorChoice::Never => false,
-        cli::ColorChoice::Auto => cx.terminal && cx.var("NO_COLOR").is_none_or(str::is_empty),
+    let settings = color_from_env(cx).and_then(|from_env| {
+        let choice = ship.color.or(from_env).unwrap_or(cli::ColorChoice::Auto);
+        Ok((choice, verbosity(&ship, cx)?))
+    });
+    let (choice, verbosity) = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            report::print(&e, false, &cx.cwd, &mut cx.stderr);
+            return exit_code(&e);
+        }
     };
-    let result = if ship.quiet {
+    cx.color = resolve_color(cx, choice);
+    cx.verbosity = verbosity;
+    // Every style written to stderr goes through this stream: kept or stripped as decided.
+    let stderr = std::mem::replace(&mut cx.stderr, Box::new(std::io::sink()));
+    cx.stderr = Box::new(anstream::AutoStream::new(stderr, stream_choice(cx.color)));
+    // The global -v is what the per-command `--verbose` flags were.
+    match &mut ship.command {
+        cli::Command::Plan(a) => a.verbose = verbosity > 0,
+        cli::Command::Apply(a) => a.verbose = verbosity > 0,
+        cli::Command::Promote(a) => a.verbose = verbosity > 0,
+        _ => {}
+    }
+    if verbosity > 0 && !matches!(ship.command, cli::Command::Complete(_)) {
+        notes(&ship, cx);
+    }
+    let result = if verbosity < 0 {
         let stderr = std::mem::replace(&mut cx.stderr, Box::new(std::io::sink()));
-        let result = commands::run(&ship, cx, color);
+        let result = commands::run(&ship, cx);
         cx.stderr = stderr;
         result
     } else {
-        commands::run(&ship, cx, color)
+        commands::run(&ship, cx)
     };
     match result {
         Ok(()) => 0,
         Err(e) => {
-            report::print(&e, color, &cx.cwd, &mut cx.stderr);
+            report::print(&e, cx.color, &cx.cwd, &mut cx.stderr);
             exit_code(&e)
         }
+    }
+}
+
+/// `CARGO_TERM_COLOR`, as cargo reads it (unset or empty: no choice).
+fn color_from_env(cx: &Context) -> Result<Option<cli::ColorChoice>, CliError> {
+    use clap::ValueEnum;
+    match cx.var("CARGO_TERM_COLOR") {
+        None | Some("") => Ok(None),
+        Some(v) => cli::ColorChoice::from_str(v, true).map(Some).map_err(|_| {
+            CliError::Usage(format!(
+                "CARGO_TERM_COLOR={v}: expected one of auto, always, never"
+            ))
+        }),
+    }
+}
+
+/// Whether to colour, for this choice: auto colours when both streams are terminals,
+/// `NO_COLOR` is unset or empty and `TERM` is not `dumb`.
+fn resolve_color(cx: &Context, choice: cli::ColorChoice) -> bool {
+    match choice {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => {
+            cx.terminal
+                && cx.var("NO_COLOR").is_none_or(str::is_empty)
+                && cx.var("TERM") != Some("dumb")
+        }
+    }
+}
+
+/// The anstream choice that keeps (true) or strips (false) styles.
+pub(crate) fn stream_choice(color: bool) -> anstream::ColorChoice {
+    if color {
+        anstream::ColorChoice::Always
+    } else {
+        anstream::ColorChoice::Never
+    }
+}
+
+/// -q, -v/-vv, else `CARGO_TERM_QUIET` / `CARGO_TERM_VERBOSE` (`true`), as cargo: both at
+/// once is a usage error.
+fn verbosity(ship: &cli::Ship, cx: &Context) -> Result<i8, CliError> {
+    let both = || CliError::Usage("cannot set both --verbose and --quiet".to_owned());
+    match (ship.quiet, ship.verbose) {
+        (true, 0) => return Ok(-1),
+        (true, _) => return Err(both()),
+        (false, n @ 1..) => return Ok(n.min(i8::MAX as u8) as i8),
+        (false, 0) => {}
+    }
+    let on = |name: &str| -> Result<bool, CliError> {
+        match cx.var(name) {
+            None | Some("") | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(CliError::Usage(format!(
+                "{name}={v}: expected true or false"
+            ))),
+        }
+    };
+    match (on("CARGO_TERM_QUIET")?, on("CARGO_TERM_VERBOSE")?) {
+        (true, true) => Err(both()),
+        (true, false) => Ok(-1),
+        (false, true) => Ok(1),
+        (false, false) => Ok(0),
+    }
+}
+
+/// What -v and -vv add before a command: the `SHIP_*` variables ignored (-v), where the
+/// project was found (-vv).
+fn notes(ship: &cli::Ship, cx: &mut Context) {
+    let warning = anstyle::Style::new()
+        .fg_color(Some(anstyle::AnsiColor::Yellow.into()))
+        .bold();
+    let sources = ship_core::load::Sources {
+        env: cx.env.clone(),
+        adapter_tables: adapters::table_names(),
+        ..Default::default()
+    };
+    for var in sources.ignored_variables() {
+        let _ = writeln!(
+            cx.stderr,
+            "{warning}warning{warning:#}: ignoring the environment variable {var}: \
+             cargo ship has no configuration key `{}`",
+            var["SHIP_".len()..].to_ascii_lowercase()
+        );
+    }
+    if cx.verbosity > 1
+        && !matches!(
+            ship.command,
+            cli::Command::Init(_) | cli::Command::Completions(_)
+        )
+        && let Ok(p) =
+            project::Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))
+    {
+        let note = anstyle::Style::new().bold();
+        let _ = writeln!(
+            cx.stderr,
+            "{note}note{note:#}: project {}, configuration {}, cargo ship's files in {}",
+            p.root.display(),
+            p.ship_toml.display(),
+            p.ship_dir.display()
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Progress on a terminal while a plan runs: one spinner line per host (its last finished
 //! step and elapsed time), or one bar for the whole fleet when there are many hosts.
-//! Never used when stderr is not a terminal, with `--format json`, or with `-q`.
+//! Never used when stderr is not a terminal, with `--format json`, or with `-q`. Styled
+//! only when the run is coloured (`Context::color`): indicatif draws on the terminal itself,
+//! so the lines printed above the bars are stripped of styles here when it is not.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ship_core::Plan;
@@ -15,18 +17,24 @@ pub(crate) struct Progress {
     multi: MultiProgress,
     hosts: BTreeMap<String, ProgressBar>,
     fleet: Option<ProgressBar>,
+    color: bool,
 }
 
 impl Progress {
-    /// Bars for `plan`'s hosts, drawn on stderr.
-    pub(crate) fn new(plan: &Plan) -> Progress {
+    /// Bars for `plan`'s hosts, drawn on stderr; a cyan spinner when `color`.
+    pub(crate) fn new(plan: &Plan, color: bool) -> Progress {
+        let spinner = if color {
+            "{spinner:.cyan}"
+        } else {
+            "{spinner}"
+        };
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4);
         let mut hosts = BTreeMap::new();
         let mut fleet = None;
         if plan.hosts.len() <= LINES_UP_TO {
             let style = ProgressStyle::with_template(&format!(
-                "  {{spinner:.cyan}} {{prefix:<{width}}} {{elapsed:>4}}  {{msg}}"
+                "  {spinner} {{prefix:<{width}}} {{elapsed:>4}}  {{msg}}"
             ))
             .expect("a valid template");
             for h in &plan.hosts {
@@ -41,9 +49,9 @@ impl Progress {
             let steps: usize = plan.hosts.iter().map(|h| h.steps.len()).sum();
             let bar = multi.add(ProgressBar::new(steps as u64));
             bar.set_style(
-                ProgressStyle::with_template(
-                    "  {spinner:.cyan} [{bar:30}] {pos}/{len} host steps {elapsed:>4}  {msg}",
-                )
+                ProgressStyle::with_template(&format!(
+                    "  {spinner} [{{bar:30}}] {{pos}}/{{len}} host steps {{elapsed:>4}}  {{msg}}"
+                ))
                 .expect("a valid template")
                 .progress_chars("=> "),
             );
@@ -55,6 +63,7 @@ impl Progress {
             multi,
             hosts,
             fleet,
+            color,
         }
     }
 
@@ -73,7 +82,13 @@ impl Progress {
 
     /// Prints a line above the bars.
     pub(crate) fn println(&self, line: &str) {
-        let _ = self.multi.println(line);
+        if self.color {
+            let _ = self.multi.println(line);
+        } else {
+            let _ = self
+                .multi
+                .println(anstream::adapter::strip_str(line).to_string());
+        }
     }
 
     /// Removes the bars: the summary follows.

@@ -248,11 +248,38 @@ fn help_explains_every_flag_with_examples() {
 fn completions_are_generated_for_the_cargo_subcommand() {
     let f = Fixture::new(&[]);
     for shell in ["bash", "zsh", "fish"] {
+        // The script wraps `cargo` and asks cargo-ship for the words (cargo-ship/tests/
+        // completions.rs runs it in bash); the words come from the command line itself.
         let out = f.ship(&["completions", shell]);
         assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
-        assert!(out.stdout.contains("rollback"), "{shell}");
-        assert!(out.stdout.contains("accept-new-host-keys"), "{shell}");
+        assert!(
+            out.stdout.contains("cargo-ship __complete --shell"),
+            "{shell}"
+        );
+        let words = |line: &[&str]| {
+            let index = (line.len() - 1).to_string();
+            let mut args = vec!["__complete", "--shell", shell, "--index", &index, "--"];
+            args.extend_from_slice(line);
+            let out = f.ship(&args);
+            assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+            out.stdout
+        };
+        assert!(
+            words(&["cargo", "ship", "rol"]).starts_with("rollback"),
+            "{shell}"
+        );
+        assert!(
+            words(&["cargo", "ship", "check", "x", "--acc"]).starts_with("--accept-new-host-keys"),
+            "{shell}"
+        );
     }
+    // elvish and powershell: clap's static script for `cargo-ship`.
+    let out = f.ship(&["completions", "elvish"]);
+    assert!(
+        out.stdout.contains("accept-new-host-keys"),
+        "{}",
+        out.stdout
+    );
     let out = f.ship(&["completions", "tcsh"]);
     assert_eq!(out.code, 2);
 }

@@ -6,6 +6,7 @@ use crate::cli::{ApplyArgs, Format, PlanArgs, Ship};
 use crate::host_output::HostOutput;
 use crate::project::Project;
 use crate::{CliError, Context};
+use anstyle::{AnsiColor, Style};
 use ship_core::driver::{ApplyOptions, Driver, StopRequest};
 use ship_core::machine::{BatchResult, Event, HostEnd};
 use ship_core::planner::{config_digest, config_keys};
@@ -332,12 +333,7 @@ fn describe(end: &HostEnd) -> String {
     }
 }
 
-pub(crate) fn run(
-    ship: &Ship,
-    args: &ApplyArgs,
-    cx: &mut Context,
-    color: bool,
-) -> Result<(), CliError> {
+pub(crate) fn run(ship: &Ship, args: &ApplyArgs, cx: &mut Context) -> Result<(), CliError> {
     let is_file = |t: &str| t.ends_with(".json") || cx.cwd.join(t).is_file();
     let plans_here = matches!(&args.target, Some(t) if !is_file(t));
     let selecting = !(args.select.roles.is_empty()
@@ -400,10 +396,10 @@ pub(crate) fn run(
         format: args.format,
         remote: &args.remote,
         action: "deploy",
-        progress: cx.terminal && !ship.quiet && args.format == Format::Text,
+        progress: cx.terminal && cx.verbosity >= 0 && args.format == Format::Text,
         env,
     };
-    execute(&plan, &project, &stage, &options, cx, color)
+    execute(&plan, &project, &stage, &options, cx)
 }
 
 /// How to run a plan: the flags that shape the output, what to call it, and the app's
@@ -427,11 +423,10 @@ pub(crate) fn execute(
     stage: &Stage,
     options: &Execution<'_>,
     cx: &mut Context,
-    color: bool,
 ) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let mut hosts = Vec::new();
-    let result = run_plan(plan, project, stage, options, cx, color, &mut hosts);
+    let result = run_plan(plan, project, stage, options, cx, &mut hosts);
     if result.is_ok()
         && let (Some(template), Some(commit)) = (&stage.tag, &plan.artifact.revision)
     {
@@ -474,14 +469,12 @@ pub(crate) fn execute(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_plan(
     plan: &Plan,
     project: &Project,
     stage: &Stage,
     args: &Execution<'_>,
     cx: &mut Context,
-    color: bool,
     host_summary: &mut Vec<serde_json::Value>,
 ) -> Result<(), CliError> {
     let layout = super::layout(&plan.layout)?;
@@ -497,14 +490,13 @@ fn run_plan(
     session_stage.command_timeout = stage.command_timeout * (parts + 1);
     let ssh = super::ssh(project, &session_stage, args.remote);
     let local = LocalTransport::new(&project.root);
-    let (bold, red, green, reset) = if color {
-        ("\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m")
-    } else {
-        ("", "", "", "")
-    };
+    // Styles, kept or stripped by the stream they are written to (`Context::color`).
+    let bold = Style::new().bold();
+    let red = Style::new().fg_color(Some(AnsiColor::Red.into()));
+    let green = Style::new().fg_color(Some(AnsiColor::Green.into()));
     let _ = writeln!(
         cx.stderr,
-        "{bold}Deploying {} release {} to {}{reset}: {} host{}, {} at a time",
+        "{bold}Deploying {} release {} to {}{bold:#}: {} host{}, {} at a time",
         plan.app,
         plan.release,
         plan.stage,
@@ -532,7 +524,9 @@ fn run_plan(
     let started = std::time::Instant::now();
     let took: Mutex<std::collections::BTreeMap<String, std::time::Duration>> =
         Mutex::new(std::collections::BTreeMap::new());
-    let progress = args.progress.then(|| crate::progress::Progress::new(plan));
+    let progress = args
+        .progress
+        .then(|| crate::progress::Progress::new(plan, cx.color));
     let outcome = {
         let err = Mutex::new(&mut cx.stderr);
         let events_out = Mutex::new(&mut cx.stdout);
@@ -629,7 +623,7 @@ fn run_plan(
                     }
                 }
                 Event::Notice { host, message } => {
-                    lines.push(format!("  {bold}!{reset} {host}  {message}"));
+                    lines.push(format!("  {bold}!{bold:#} {host}  {message}"));
                 }
                 Event::Held {
                     host,
@@ -638,7 +632,7 @@ fn run_plan(
                     ..
                 } => {
                     lines.push(format!(
-                        "  {bold}!{reset} {host}  {name} left running, holding its output: {}; they run on (the deploy did not wait for them). Send a daemon's output elsewhere: `cmd >log 2>&1 &`",
+                        "  {bold}!{bold:#} {host}  {name} left running, holding its output: {}; they run on (the deploy did not wait for them). Send a daemon's output elsewhere: `cmd >log 2>&1 &`",
                         crate::host_output::visible(&processes)
                     ));
                 }
@@ -655,7 +649,7 @@ fn run_plan(
                         p.update(&host, &format!("{mark} {name}"), true);
                     }
                     if status != 0 {
-                        lines.push(format!("  {red}✗{reset} {host}  {name} (exit {status})"));
+                        lines.push(format!("  {red}✗{red:#} {host}  {name} (exit {status})"));
                         // A failed step is shown whole (as far as it was kept), unless it
                         // was just shown live.
                         if !verbose {
@@ -667,7 +661,7 @@ fn run_plan(
                             lines.push(format!("      (every host's output: {path})"));
                         }
                     } else if verbose || host == "local" {
-                        lines.push(format!("  {green}✓{reset} {host}  {name}"));
+                        lines.push(format!("  {green}✓{green:#} {host}  {name}"));
                         if !verbose {
                             // A local step's last lines (a build's summary).
                             for line in output.iter().rev().take(20).rev() {
@@ -682,7 +676,7 @@ fn run_plan(
                     message,
                 } => {
                     lines.push(format!(
-                        "  {red}failed{reset} on {}{}: {}",
+                        "  {red}failed{red:#} on {}{}: {}",
                         host.as_deref().unwrap_or("this machine"),
                         step.map(|s| format!(" at `{s}`")).unwrap_or_default(),
                         crate::host_output::visible(&message)
@@ -707,7 +701,7 @@ fn run_plan(
                         }
                     }
                     lines.push(format!(
-                        "{bold}batch {batch} of {of}{reset}: {}",
+                        "{bold}batch {batch} of {of}{bold:#}: {}",
                         hosts.join(", ")
                     ));
                 }
@@ -779,13 +773,18 @@ fn run_plan(
         }
         let _ = writeln!(cx.stdout, "{line}");
     }
-    if json {
-        cx.stdout = Box::new(std::io::sink());
+    let stdout = std::mem::replace(&mut cx.stdout, Box::new(std::io::sink()));
+    if !json {
+        // What follows on stdout is for people: its styles kept or stripped by this stream.
+        cx.stdout = Box::new(anstream::AutoStream::new(
+            stdout,
+            crate::stream_choice(cx.color),
+        ));
     }
     if outcome.ok() {
         let _ = writeln!(
             cx.stdout,
-            "{green}Deployed{reset} {} release {} to {}: {} host{}{}, {} SSH session{} per host at most{}.",
+            "{green}Deployed{green:#} {} release {} to {}: {} host{}{}, {} SSH session{} per host at most{}.",
             plan.app,
             plan.release,
             plan.stage,
@@ -809,7 +808,6 @@ fn run_plan(
             plan,
             &outcome.hosts,
             &took.lock().expect("not poisoned"),
-            color,
         );
         if let Some(signal) = interrupted {
             // The signal came when every host had already switched: there was no sync point
@@ -827,9 +825,9 @@ fn run_plan(
     let mut failure = outcome.failure.clone().expect("not ok");
     failure.message = super::with_lock_age(&failure.message);
     if outcome.batches.is_empty() {
-        let _ = writeln!(cx.stdout, "{red}Deploy failed{reset}. Each host:");
+        let _ = writeln!(cx.stdout, "{red}Deploy failed{red:#}. Each host:");
     } else {
-        let _ = writeln!(cx.stdout, "{red}Rolling deploy stopped{reset}. Each batch:");
+        let _ = writeln!(cx.stdout, "{red}Rolling deploy stopped{red:#}. Each batch:");
         for b in &outcome.batches {
             let what = match b.result {
                 BatchResult::Deployed => format!("on release {}", plan.release),
@@ -850,7 +848,6 @@ fn run_plan(
         plan,
         &outcome.hosts,
         &took.lock().expect("not poisoned"),
-        color,
     );
     let unknown: Vec<&str> = outcome
         .hosts
@@ -955,15 +952,8 @@ fn summary_table(
     plan: &Plan,
     hosts: &[(String, HostEnd)],
     took: &std::collections::BTreeMap<String, std::time::Duration>,
-    color: bool,
 ) {
-    let paint = |code: &str, text: String| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text
-        }
-    };
+    let paint = |style: Style, text: String| format!("{style}{text}{style:#}");
     let rows: Vec<[String; 4]> = hosts
         .iter()
         .map(|(host, end)| {
@@ -1006,9 +996,17 @@ fn summary_table(
     for r in rows {
         let result = format!("{:<w2$}", r[2], w2 = w[2]);
         let result = match () {
-            () if r[2] == "deployed" => paint("32", result),
-            () if r[2].starts_with("UNKNOWN") => paint("1;31", result),
-            () => paint("33", result),
+            () if r[2] == "deployed" => {
+                paint(Style::new().fg_color(Some(AnsiColor::Green.into())), result)
+            }
+            () if r[2].starts_with("UNKNOWN") => paint(
+                Style::new().fg_color(Some(AnsiColor::Red.into())).bold(),
+                result,
+            ),
+            () => paint(
+                Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+                result,
+            ),
         };
         let _ = writeln!(
             cx.stdout,

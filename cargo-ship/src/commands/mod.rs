@@ -3,6 +3,7 @@
 //! host) is here.
 
 mod apply;
+mod completions;
 mod init;
 mod ops;
 mod plan;
@@ -21,32 +22,23 @@ use ship_ssh::{HostKeys, SshOptions, SshTransport};
 use std::io::Write;
 
 /// Runs the subcommand.
-pub fn run(ship: &Ship, cx: &mut Context, color: bool) -> Result<(), CliError> {
+pub fn run(ship: &Ship, cx: &mut Context) -> Result<(), CliError> {
     match &ship.command {
         Command::Plan(args) => plan::run(ship, args, cx),
-        Command::Apply(args) => apply::run(ship, args, cx, color),
+        Command::Apply(args) => apply::run(ship, args, cx),
         Command::Rollback(args) => ops::rollback(ship, args, cx),
         Command::Releases(args) => ops::releases(ship, args, cx),
         Command::Check(args) => ops::check(ship, args, cx),
         Command::Run(args) => ops::run(ship, args, cx),
         Command::Unlock(args) => ops::unlock(ship, args, cx),
         Command::Init(args) => init::run(ship, args, cx),
-        Command::Promote(args) => promote::run(ship, args, cx, color),
+        Command::Promote(args) => promote::run(ship, args, cx),
         Command::Tasks(args) => tasks::run(ship, args, cx),
         Command::Task(args) => task::run(ship, args, cx),
         Command::Ssh(args) => ssh::run(ship, args, cx),
         Command::Maintenance(args) => ops::maintenance(ship, args, cx),
-        Command::Completions(args) => {
-            use clap::CommandFactory;
-            // For `cargo-ship …`: generating for `cargo` would replace cargo's own completion.
-            let mut cmd = crate::cli::Cargo::command()
-                .find_subcommand("ship")
-                .cloned()
-                .expect("the ship subcommand")
-                .name("cargo-ship");
-            clap_complete::generate(args.shell, &mut cmd, "cargo-ship", &mut cx.stdout);
-            Ok(())
-        }
+        Command::Completions(args) => completions::script(args, cx),
+        Command::Complete(args) => completions::candidates(args, cx),
     }
 }
 

@@ -20,12 +20,7 @@ struct Live {
     host: String,
 }
 
-pub(crate) fn run(
-    ship: &Ship,
-    args: &PromoteArgs,
-    cx: &mut Context,
-    color: bool,
-) -> Result<(), CliError> {
+pub(crate) fn run(ship: &Ship, args: &PromoteArgs, cx: &mut Context) -> Result<(), CliError> {
     if args.from == args.to {
         return Err(CliError::Usage(format!(
             "promote {0} {0}: name two stages, e.g. `cargo ship promote staging production`",
@@ -212,10 +207,9 @@ pub(crate) fn run(
             format: args.format,
             remote: &args.remote,
             action: "promote",
-            progress: cx.terminal && !ship.quiet && args.format == Format::Text,
+            progress: cx.terminal && cx.verbosity >= 0 && args.format == Format::Text,
             env: env.map(|e| e.content),
         },
         cx,
-        color,
     )
 }

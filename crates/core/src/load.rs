@@ -404,21 +404,9 @@ impl Sources {
         stages.sort_by_cached_key(|s| line_of(&text, &[s.as_str()]).unwrap_or(usize::MAX));
 
         for (var, raw) in &self.env {
-            let Some(rest) = var.strip_prefix("SHIP_") else {
+            let Some(key) = self.env_key(var) else {
                 continue;
             };
-            // What cargo ship gives the tasks it runs is never configuration: a cargo ship a task
-            // starts would read the deploy's own values (its `deploy_to`) as its own.
-            if crate::protocol::is_task_variable(var) || rest.is_empty() {
-                continue;
-            }
-            let key = rest.to_ascii_lowercase();
-            // Only a key of the configuration (or an adapter's table): CI systems set
-            // `SHIP_*` variables of their own (`SHIP_TOKEN`), which are not ours to read.
-            let top = key.split("__").next().unwrap_or_default();
-            if !settings_keys().contains(&top) && !self.adapter_tables.iter().any(|t| t == top) {
-                continue;
-            }
             let path: Vec<&str> = key.split("__").collect();
             let mut dict = Dict::new();
             insert_path(&mut dict, &path, parse_value(raw));
@@ -453,6 +441,38 @@ impl Sources {
             }),
             stages,
         })
+    }
+}
+
+impl Sources {
+    /// The configuration key a `SHIP_*` variable sets, lowercase (`None`: not configuration).
+    fn env_key(&self, var: &str) -> Option<String> {
+        let rest = var.strip_prefix("SHIP_")?;
+        // What cargo ship gives the tasks it runs is never configuration: a cargo ship a task
+        // starts would read the deploy's own values (its `deploy_to`) as its own.
+        if crate::protocol::is_task_variable(var) || rest.is_empty() {
+            return None;
+        }
+        let key = rest.to_ascii_lowercase();
+        // Only a key of the configuration (or an adapter's table): CI systems set
+        // `SHIP_*` variables of their own (`SHIP_TOKEN`), which are not ours to read.
+        let top = key.split("__").next().unwrap_or_default();
+        (settings_keys().contains(&top) || self.adapter_tables.iter().any(|t| t == top))
+            .then_some(key)
+    }
+
+    /// The `SHIP_*` variables of [`Sources::env`] that are ignored because they name no
+    /// configuration key (the variables cargo ship gives tasks are not among them).
+    pub fn ignored_variables(&self) -> Vec<&str> {
+        self.env
+            .iter()
+            .map(|(var, _)| var.as_str())
+            .filter(|var| {
+                var.starts_with("SHIP_")
+                    && !crate::protocol::is_task_variable(var)
+                    && self.env_key(var).is_none()
+            })
+            .collect()
     }
 }
 
