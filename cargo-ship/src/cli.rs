@@ -343,6 +343,12 @@ pub struct ApplyArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
+    /// Write an HTML report of when each host's steps ran, as bars on one time axis, to
+    /// target/ship/timings/<stage>-<release>.html (and latest.html), as `cargo build
+    /// --timings`.
+    #[arg(long)]
+    pub timings: bool,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub remote: RemoteArgs,

@@ -213,6 +213,7 @@ pub(crate) fn run(
             remote: &args.remote,
             action: "promote",
             progress: cx.terminal && !ship.quiet && args.format == Format::Text,
+            timings: false,
             env: env.map(|e| e.content),
         },
         cx,
