@@ -89,6 +89,19 @@ pub enum Format {
     Json,
 }
 
+/// `plan`'s output format: also the step graph, for docs and reviews.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// For people.
+    Text,
+    /// The plan as it is saved, for CI and scripts.
+    Json,
+    /// The step graph and its sync points, in Graphviz's dot (`| dot -Tsvg > plan.svg`).
+    Dot,
+    /// The step graph and its sync points, as a Mermaid flowchart (for Markdown).
+    Mermaid,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -262,8 +275,8 @@ pub struct PlanArgs {
     pub git_ref: Option<String>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
 
     /// Also print each host's exact shell scripts.
     #[arg(short, long)]

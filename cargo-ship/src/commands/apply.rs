@@ -371,7 +371,7 @@ pub(crate) fn run(
                     app_version: args.app_version.clone(),
                     set: args.remote.set.clone(),
                     git_ref: args.git_ref.clone(),
-                    format: Format::Text,
+                    format: crate::cli::PlanFormat::Text,
                     verbose: false,
                     refresh: false,
                     select: args.select.clone(),

@@ -59,6 +59,7 @@ pub mod adapter;
 pub mod artifact;
 pub mod config;
 pub mod driver;
+pub mod graph;
 pub mod layout;
 pub mod load;
 pub mod machine;
