@@ -1,6 +1,7 @@
 //! `cargo ship plan --format dot|mermaid`: the step graph with its sync points, as insta
 //! snapshots (a stage with roles, `once`, local and role-only tasks; a rolling stage), the
-//! same bytes twice, and the dot accepted by Graphviz's `dot` when it is installed.
+//! same bytes twice, and the dot accepted by Graphviz's `dot` (missing, it fails unless
+//! `SHIP_SKIP_GRAPHVIZ=1` says to skip that check; `.ci/run` installs it).
 
 use ship_tests::Fixture;
 use std::io::Write;
@@ -74,10 +75,10 @@ fn graphviz_accepts(dot: &str) {
         .spawn()
     else {
         assert!(
-            std::env::var_os("CI").is_none(),
-            "graphviz's dot is not installed (CI installs it)"
+            std::env::var_os("SHIP_SKIP_GRAPHVIZ").is_some(),
+            "graphviz's dot is not installed: `apt-get install graphviz` (or set SHIP_SKIP_GRAPHVIZ=1 to skip its check)"
         );
-        eprintln!("graphviz's dot is not installed: its check of the dot output is skipped");
+        eprintln!("skipped: graphviz's dot is not installed and SHIP_SKIP_GRAPHVIZ is set");
         return;
     };
     child

@@ -195,4 +195,43 @@ fn apply_timings_writes_a_page_a_browser_draws_with_one_bar_per_host_step() {
     if let Some(keep) = std::env::var_os("SHIP_TIMINGS_SCREENSHOT") {
         std::fs::copy(&shot, keep).expect("the screenshot is copied");
     }
+
+    // A deploy that fails after the switch on one host gets its page too: the failed step
+    // is the one bar drawn failed.
+    f.write(
+        "Ship.toml",
+        &ship.replace(
+            "[staging]",
+            &format!("[default.tasks.check]\nrun = \"[ $SHIP_HOST != {slow} ]\"\nafter = \"restart\"\n\n[staging]"),
+        ),
+    );
+    f.write("app/index.html", "v2\n");
+    let failed = "20260101000002";
+    let out = f.ship(&["apply", "staging", "--release-id", failed, "--timings"]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "Timing report saved to file://[project]/target/ship/timings/staging-{failed}.html"
+        )),
+        "{}",
+        out.stderr
+    );
+    let page = f.join(&format!("target/ship/timings/staging-{failed}.html"));
+    let html = std::fs::read_to_string(&page).expect("the report");
+    assert!(html.contains("failed: every host put back"), "{html}");
+    let dom = browse(
+        chromium,
+        &page,
+        &[
+            "--virtual-time-budget=5000".to_owned(),
+            "--dump-dom".to_owned(),
+        ],
+    );
+    assert_eq!(dom.matches("class=\"bar failed\"").count(), 1, "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "class=\"bar failed\" data-host=\"{slow}\" data-step=\"check\""
+        )),
+        "{dom}"
+    );
 }
