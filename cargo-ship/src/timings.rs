@@ -254,6 +254,8 @@ table.hosts td, table.hosts th { border-bottom: 1px solid #ddd; padding: 2px 10p
 #chart .sync-label { fill: #c00; font-size: 11px; }
 #chart .failed { stroke: #c00; stroke-width: 2; }
 #chart .connect { fill: #ccc; }
+#chart .batch { stroke: #333; }
+#chart .batch-label { font-size: 11px; }
 p.note { color: #555; font-size: 12px; }
 #legend span { display: inline-block; margin-right: 1em; }
 #legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
@@ -271,7 +273,7 @@ p.note { color: #555; font-size: 12px; }
 <div id="chart"><noscript>The bars are drawn by this page's script.</noscript></div>
 <p class="note">Each row is a host (<code>local</code>: this machine); each bar a step, from its
 <code>start</code> to its <code>end</code> as the host reported them; the thin grey line, the
-time to connect. A dashed red line is a sync point: no host started the steps after it before
+time to connect. A grey line starts a rolling batch; a dashed red line is a sync point: no host started the steps after it before
 every host had finished the steps before it. Hover a bar for its times.</p>
 <table class="hosts">
 <tr><th>host</th><th>steps</th><th>time in its steps</th><th>last step ended</th></tr>
@@ -292,7 +294,7 @@ every host had finished the steps before it. Hover a bar for its times.</p>
   var width = Math.max(600, Math.min(1400, window.innerWidth - 60));
   var total = Math.max(data.total, 0.001);
   var scale = (width - left - right) / total;
-  var height = top + row * data.hosts.length + 10;
+  var height = top + row * data.hosts.length + (data.batches.length ? 22 : 10);
   function el(name, attrs, parent) {
     var e = document.createElementNS(NS, name);
     Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -334,6 +336,12 @@ every host had finished the steps before it. Hover a bar for its times.</p>
       "class": "connect"
     }, svg);
     el("title", {}, r).textContent = c.host + ": connected at " + c.t.toFixed(3) + " s";
+  });
+  data.batches.forEach(function (b) {
+    var x = left + b.t * scale;
+    el("line", { x1: x, x2: x, y1: top - 4, y2: height - 10, "class": "batch" }, svg);
+    el("text", { x: x + 3, y: height - 1, "class": "batch-label" }, svg).textContent =
+      "batch " + b.batch;
   });
   data.syncs.forEach(function (s, i) {
     var x = left + s.t * scale;

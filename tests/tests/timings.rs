@@ -235,3 +235,57 @@ fn apply_timings_writes_a_page_a_browser_draws_with_one_bar_per_host_step() {
         "{dom}"
     );
 }
+
+#[test]
+fn a_rolling_deploy_has_each_batch_and_its_sync_points_drawn() {
+    let Some(chromium) = chromium() else {
+        if std::env::var_os("SHIP_SKIP_BROWSER").is_some() {
+            eprintln!("skipped: chromium is not installed and SHIP_SKIP_BROWSER is set");
+            return;
+        }
+        panic!(
+            "chromium is not installed: `apt-get install chromium` (or set SHIP_SKIP_BROWSER=1 to skip this test)"
+        );
+    };
+    let fleet = Fleet::start(4);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n\n[staging]\nhosts = [{}]\nrolling = 2\n",
+        fleet.ssh_config().display(),
+        fleet.toml_hosts(0..4)
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    let release = "20260101000001";
+    ok(&f.ship(&["apply", "staging", "--release-id", release, "--timings"]));
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.join("target/ship/staging.plan.json")).expect("the plan"),
+    )
+    .expect("JSON");
+    let host_steps: usize = plan["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| h["steps"].as_array().expect("steps").len())
+        .sum();
+    let segments = plan["hosts"][0]["scripts"]
+        .as_array()
+        .expect("scripts")
+        .len();
+    let page = f.join(&format!("target/ship/timings/staging-{release}.html"));
+    let dom = browse(
+        chromium,
+        &page,
+        &[
+            "--virtual-time-budget=5000".to_owned(),
+            "--dump-dom".to_owned(),
+        ],
+    );
+    assert_eq!(dom.matches("class=\"bar\"").count(), host_steps, "{dom}");
+    assert_eq!(dom.matches("class=\"batch\"").count(), 2, "{dom}");
+    // Each batch passes every sync point of its own.
+    assert_eq!(
+        dom.matches("class=\"sync\"").count(),
+        2 * (segments - 1),
+        "{dom}"
+    );
+}
