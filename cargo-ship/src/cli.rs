@@ -99,6 +99,19 @@ pub enum Format {
     Json,
 }
 
+/// `plan`'s output format: also the step graph, for docs and reviews.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// For people.
+    Text,
+    /// The plan as it is saved, for CI and scripts.
+    Json,
+    /// The step graph and its sync points, in Graphviz's dot (`| dot -Tsvg > plan.svg`).
+    Dot,
+    /// The step graph and its sync points, as a Mermaid flowchart (for Markdown).
+    Mermaid,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -283,8 +296,8 @@ pub struct PlanArgs {
     pub git_ref: Option<String>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
 
     /// Also print each host's exact shell scripts: the global `-v`.
     #[arg(skip)]
@@ -363,6 +376,12 @@ pub struct ApplyArgs {
     /// then the `outcome`.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Write an HTML report of when each host's steps ran, as bars on one time axis, to
+    /// target/ship/timings/<stage>-<release>.html (and latest.html), as `cargo build
+    /// --timings`.
+    #[arg(long)]
+    pub timings: bool,
 
     #[command(flatten)]
     #[allow(missing_docs)]

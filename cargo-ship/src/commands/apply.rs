@@ -367,7 +367,7 @@ pub(crate) fn run(ship: &Ship, args: &ApplyArgs, cx: &mut Context) -> Result<(),
                     app_version: args.app_version.clone(),
                     set: args.remote.set.clone(),
                     git_ref: args.git_ref.clone(),
-                    format: Format::Text,
+                    format: crate::cli::PlanFormat::Text,
                     verbose: false,
                     refresh: false,
                     select: args.select.clone(),
@@ -397,6 +397,7 @@ pub(crate) fn run(ship: &Ship, args: &ApplyArgs, cx: &mut Context) -> Result<(),
         remote: &args.remote,
         action: "deploy",
         progress: cx.terminal && cx.verbosity >= 0 && args.format == Format::Text,
+        timings: args.timings,
         env,
     };
     execute(&plan, &project, &stage, &options, cx)
@@ -414,6 +415,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) action: &'static str,
     /// Draw progress bars on the terminal.
     pub(crate) progress: bool,
+    /// Write the HTML timings report (`--timings`).
+    pub(crate) timings: bool,
 }
 
 /// Runs `plan`, reports, then (whatever the result) tags a successful deploy and notifies.
@@ -426,7 +429,15 @@ pub(crate) fn execute(
 ) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let mut hosts = Vec::new();
-    let result = run_plan(plan, project, stage, options, cx, &mut hosts);
+    let mut timings = None;
+    let result = run_plan(
+        plan,
+        project,
+        stage,
+        options,
+        cx,
+        (&mut hosts, &mut timings),
+    );
     if result.is_ok()
         && let (Some(template), Some(commit)) = (&stage.tag, &plan.artifact.revision)
     {
@@ -466,6 +477,19 @@ pub(crate) fn execute(
             "hosts": hosts,
         }),
     );
+    match timings {
+        Some(Ok(path)) => {
+            let _ = writeln!(
+                cx.stderr,
+                "Timing report saved to file://{}",
+                path.display()
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(cx.stderr, "warning: the timing report was not saved: {e}");
+        }
+        None => {}
+    }
     result
 }
 
@@ -475,7 +499,10 @@ fn run_plan(
     stage: &Stage,
     args: &Execution<'_>,
     cx: &mut Context,
-    host_summary: &mut Vec<serde_json::Value>,
+    (host_summary, timings_saved): (
+        &mut Vec<serde_json::Value>,
+        &mut Option<std::io::Result<PathBuf>>,
+    ),
 ) -> Result<(), CliError> {
     let layout = super::layout(&plan.layout)?;
     // A host's one session carries all its scripts: each is bounded by command_timeout
@@ -527,17 +554,29 @@ fn run_plan(
     let progress = args
         .progress
         .then(|| crate::progress::Progress::new(plan, cx.color));
+    let timings = args
+        .timings
+        .then(|| Mutex::new(crate::timings::Timings::default()));
     let outcome = {
         let err = Mutex::new(&mut cx.stderr);
         let events_out = Mutex::new(&mut cx.stdout);
         let on_event = |event: Event| {
+            if let Some(t) = &timings {
+                t.lock()
+                    .expect("not poisoned")
+                    .event(&event, started.elapsed());
+            }
+            if let Event::Started { .. } = event {
+                // For the timings only: not in the log, the terminal or the JSON stream.
+                return;
+            }
             let host = match &event {
                 Event::Connected { host }
                 | Event::Recovered { host, .. }
                 | Event::Held { host, .. }
                 | Event::Notice { host, .. } => Some(host.clone()),
                 Event::Step { host, .. } | Event::Failed { host, .. } => host.clone(),
-                Event::Batch { .. } | Event::Output { .. } => None,
+                Event::Batch { .. } | Event::Output { .. } | Event::Started { .. } => None,
             };
             // Every line, to the log first (whatever the format).
             let kept = {
@@ -592,7 +631,9 @@ fn run_plan(
                         log.note(host, message);
                         Vec::new()
                     }
-                    Event::Connected { .. } | Event::Batch { .. } => Vec::new(),
+                    Event::Connected { .. } | Event::Batch { .. } | Event::Started { .. } => {
+                        Vec::new()
+                    }
                 }
             };
             if let Some(host) = host {
@@ -694,6 +735,7 @@ fn run_plan(
                         p.update(&host, "connected", false);
                     }
                 }
+                Event::Started { .. } => {}
                 Event::Batch { batch, of, hosts } => {
                     if let Some(p) = &progress {
                         for h in &hosts {
@@ -746,6 +788,18 @@ fn run_plan(
         p.finish();
     }
     let interrupted = stop_tx.borrow().clone().map(|r| r.reason);
+    if let Some(t) = timings {
+        let mut t = t.into_inner().expect("not poisoned");
+        let total = started.elapsed();
+        t.finish(total);
+        let end = match (&interrupted, outcome.ok()) {
+            (Some(signal), _) => format!("interrupted by {signal}"),
+            (None, true) => "deployed to every host".to_owned(),
+            (None, false) => "failed: every host put back, or named unknown".to_owned(),
+        };
+        let page = t.html(plan, total.as_secs_f64(), &end);
+        *timings_saved = Some(crate::timings::save(&project.ship_dir, plan, &page));
+    }
     log.lock().expect("not poisoned").flush();
 
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);

@@ -1,6 +1,6 @@
 //! `cargo ship plan <stage>`: configuration → artifact → plan → text or JSON, saved.
 
-use crate::cli::{Format, PlanArgs, Ship};
+use crate::cli::{PlanArgs, PlanFormat, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
 use ship_core::PlanInput;
@@ -287,9 +287,9 @@ fn refresh(
 }
 
 pub(crate) fn run(ship: &Ship, args: &PlanArgs, cx: &mut Context) -> Result<(), CliError> {
-    if args.refresh && args.format == Format::Json {
+    if args.refresh && args.format != PlanFormat::Text {
         return Err(CliError::Usage(
-            "--refresh adds a section for people to read; use it without --format json \
+            "--refresh adds a section for people to read; use it without --format \
              (`cargo ship releases <stage> --format json` gives the hosts' state as JSON)"
                 .to_owned(),
         ));
@@ -303,8 +303,10 @@ pub(crate) fn run(ship: &Ship, args: &PlanArgs, cx: &mut Context) -> Result<(), 
     let json = plan.to_json();
     let saved = save(&project, &plan)?;
     let out = match args.format {
-        Format::Json => json,
-        Format::Text => text(
+        PlanFormat::Json => json,
+        PlanFormat::Dot => ship_core::graph::dot(&plan),
+        PlanFormat::Mermaid => ship_core::graph::mermaid(&plan),
+        PlanFormat::Text => text(
             &plan,
             TextOptions {
                 verbose: args.verbose,

@@ -208,6 +208,7 @@ pub(crate) fn run(ship: &Ship, args: &PromoteArgs, cx: &mut Context) -> Result<(
             remote: &args.remote,
             action: "promote",
             progress: cx.terminal && cx.verbosity >= 0 && args.format == Format::Text,
+            timings: false,
             env: env.map(|e| e.content),
         },
         cx,

@@ -60,6 +60,7 @@ pub mod artifact;
 pub mod config;
 pub mod diagnostic;
 pub mod driver;
+pub mod graph;
 pub mod layout;
 pub mod load;
 pub mod machine;

@@ -73,6 +73,16 @@ pub enum Event {
         /// The host.
         host: String,
     },
+    /// A step started on a host (`host` is `None` for local steps): its host printed
+    /// `start <id>`, or the local step was handed to the driver. For timings.
+    Started {
+        /// The host.
+        host: Option<String>,
+        /// The step's id.
+        id: usize,
+        /// The step's name.
+        name: String,
+    },
     /// A step ended on a host (`host` is `None` for local steps).
     Step {
         /// The host.
@@ -1090,6 +1100,11 @@ impl<'a> Deploy<'a> {
                     i,
                     unit: UnitState::Local,
                 };
+                out.push(Action::Event(Event::Started {
+                    host: None,
+                    id,
+                    name: step.name.clone(),
+                }));
                 out.push(Action::RunLocal { id, script });
                 // A local step has the same time limit as a host's segment.
                 self.timers += 1;
@@ -1217,6 +1232,14 @@ impl<'a> Deploy<'a> {
                 id,
                 line: text,
             })),
+            Some(protocol::Control::Start { id }) => {
+                let name = self.plan.step(id).map_or("?", |s| s.name.as_str());
+                out.push(Action::Event(Event::Started {
+                    host: Some(host.to_owned()),
+                    id,
+                    name: name.to_owned(),
+                }));
+            }
             Some(protocol::Control::Held { id, processes }) => {
                 let name = self.plan.step(id).map_or("?", |s| s.name.as_str());
                 out.push(Action::Event(Event::Held {
