@@ -99,7 +99,7 @@ fn bash_completes_cargo_ship_commands_flags_and_stage_names_in_file_order() {
     assert_eq!(r[2], ["staging", "production", "beta"], "{out}");
     assert_eq!(r[3], ["production"], "{out}");
     assert_eq!(r[4], ["--format"], "{out}");
-    assert_eq!(r[5], ["text", "json"], "{out}");
+    assert_eq!(r[5], ["text", "json", "dot", "mermaid"], "{out}");
     assert_eq!(r[6], ["--color"], "{out}");
     assert_eq!(
         r[7],

@@ -38,7 +38,7 @@ fn colour_follows_the_flag_then_cargo_term_color_and_a_piped_run_has_none_by_def
     assert!(
         always
             .stderr
-            .contains("\u{1b}[1m\u{1b}[31merror\u{1b}[0m: unknown stage"),
+            .contains("\u{1b}[1;31merror\u{1b}[0m\u{1b}[1m: unknown stage"),
         "{:?}",
         always.stderr
     );
