@@ -28,6 +28,7 @@ mod progress;
 pub mod project;
 mod report;
 mod secrets;
+mod store;
 mod who;
 
 pub use report::{CliError, exit_code};
