@@ -401,3 +401,125 @@ fn a_store_hosts_cannot_download_from_is_refused_at_plan() {
     assert!(out.stderr.contains("credentials"), "{}", out.stderr);
     assert!(!out.stderr.contains("SECRET"), "{}", out.stderr);
 }
+
+/// Runs the `upload` step of a stage with a store in a real `sh`, as a host does, sent
+/// `line`, with `PATH` set to `path`.
+fn upload_step(dir: &Path, line: &str, path: &str) -> (i32, String) {
+    use std::io::Write;
+    std::fs::create_dir_all(dir.join("srv/.ship/artifacts")).unwrap();
+    let digest = "0".repeat(64);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "set -eu\n{}",
+            ship_core::protocol::upload_step_via_store()
+        ))
+        .env_clear()
+        .env("PATH", path)
+        .env("SHIP_HOST", "web1")
+        .env("SHIP_DIGEST", &digest)
+        .env("SHIP_DEPLOY_TO", dir.join("srv"))
+        .env(
+            "SHIP_ARTIFACT",
+            dir.join(format!("srv/.ship/artifacts/{digest}.tar.zst")),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    writeln!(input, "{line}").unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_failed_download_names_the_url_without_its_signature_which_no_command_line_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/ship/a.tar.zst");
+    let line = format!("url {url}?X-Amz-Signature=sekrit");
+
+    // curl, through a wrapper that records the command line it is given.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let argv = dir.path().join("argv");
+    std::fs::write(
+        bin.join("curl"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec /usr/bin/curl \"$@\"\n",
+            argv.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(bin.join("curl"))
+        .status()
+        .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let (code, text) = upload_step(dir.path(), &line, &path);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("web1: could not download the artifact from {url}")),
+        "{text}"
+    );
+    assert!(!text.contains("sekrit"), "{text}");
+    let args = std::fs::read_to_string(&argv).unwrap();
+    assert!(
+        args.contains("-K -"),
+        "curl reads the URL from its input: {args}"
+    );
+    assert!(
+        !args.contains("sekrit") && !args.contains("127.0.0.1"),
+        "{args}"
+    );
+
+    // No curl: wget, given the URL on its input too.
+    if Path::new("/usr/bin/wget").exists() {
+        let only = dir.path().join("only");
+        std::fs::create_dir_all(&only).unwrap();
+        for tool in [
+            "wget",
+            "zstd",
+            "sha256sum",
+            "cut",
+            "rm",
+            "mv",
+            "wc",
+            "head",
+            "cat",
+        ] {
+            if let Ok(p) = which(tool) {
+                std::os::unix::fs::symlink(p, only.join(tool)).unwrap();
+            }
+        }
+        let (code, text) = upload_step(dir.path(), &line, &only.display().to_string());
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains(&format!("web1: could not download the artifact from {url}")),
+            "{text}"
+        );
+        assert!(!text.contains("sekrit"), "{text}");
+    }
+}
+
+fn which(tool: &str) -> Result<PathBuf, ()> {
+    ["/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .ok_or(())
+}
