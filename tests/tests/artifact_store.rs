@@ -179,13 +179,14 @@ fn the_artifact_goes_through_object_storage_once_and_each_host_fetches_it() {
         "the test hosts download with curl: apt-get install curl"
     );
     let moto = Moto::start();
-    let fleet = Fleet::start_sized(3, "128m");
+    let fleet = Fleet::start_sized(4, "128m");
     let ship = format!(
         "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
          ssh_config = \"{}\"\nartifact_store = \"s3://{BUCKET}/artifacts\"\n\
-         [staging]\nhosts = [{}]\n",
+         [staging]\nhosts = [{}]\n[production]\nhosts = [{}]\n",
         fleet.ssh_config().display(),
-        fleet.toml_hosts(0..3)
+        fleet.toml_hosts(0..3),
+        fleet.toml_hosts(3..4)
     );
     let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
     let blob = random_bytes(4 << 20);
@@ -287,6 +288,27 @@ fn the_artifact_goes_through_object_storage_once_and_each_host_fetches_it() {
     for h in ["h1", "h2", "h3"] {
         assert_eq!(live(&fleet, h), "20260101000002");
     }
+
+    // Promoted to another stage's host, which lacks it: it downloads it, nothing is uploaded.
+    let out = f.ship_env(&["promote", "staging", "production"], &env);
+    ok(&out);
+    no_signature("promote's output", &format!("{}{}", out.stdout, out.stderr));
+    assert!(
+        out.stderr.contains("there already, not uploaded"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(moto.requests("PUT", &key), 1, "no upload for the promote");
+    assert_eq!(moto.requests("GET", &key), 4, "h4 downloaded it");
+    assert_eq!(live(&fleet, "h4"), "20260101000002");
+    assert_eq!(
+        fleet
+            .sh("h4", "sha256sum /srv/app/current/blob.bin")
+            .split_whitespace()
+            .next()
+            .unwrap(),
+        want
+    );
 
     // A new artifact whose object in the store is not it (the same size, other bytes):
     // every host refuses it by its sha256, the deploy fails naming the host and the URL
