@@ -44,10 +44,7 @@ fn settings<K: std::str::FromStr>(env: &[(String, String)], prefix: &str) -> Vec
 /// Opens the store of `object` (`s3://bucket/prefix/<digest>.tar.zst`, as the plan records
 /// it) with the credentials and endpoint of `env`: the store, its signer and the object's
 /// path in it.
-fn open(
-    object: &str,
-    env: &[(String, String)],
-) -> Result<Opened, String> {
+fn open(object: &str, env: &[(String, String)]) -> Result<Opened, String> {
     use object_store::{aws, azure, gcp};
     let (scheme, rest) = object
         .split_once("://")
