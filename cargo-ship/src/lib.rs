@@ -28,6 +28,7 @@ mod progress;
 pub mod project;
 mod report;
 mod secrets;
+mod store;
 mod timings;
 mod who;
 

@@ -31,6 +31,10 @@ pub enum CliError {
     /// The project could not be found or read.
     #[error("{0}")]
     Project(String),
+    /// The artifact could not be put in, or signed from, the stage's `artifact_store`:
+    /// nothing was done on any host.
+    #[error("artifact_store: {0}")]
+    Store(String),
     /// A deploy failed; every host is back on what it had (see the summary printed before).
     #[error("{0}")]
     DeployFailed(String),
@@ -75,7 +79,7 @@ pub fn exit_code(e: &CliError) -> i32 {
         | CliError::Usage(_)
         | CliError::UsageHint(_)
         | CliError::Project(_) => 2,
-        CliError::Artifact(_) | CliError::Build(_) | CliError::Io { .. } => 1,
+        CliError::Artifact(_) | CliError::Build(_) | CliError::Store(_) | CliError::Io { .. } => 1,
         CliError::DeployFailed(_) | CliError::Remote(_) => 3,
         CliError::HostsUnknown(_) => 4,
         CliError::Interrupted { code, .. } => *code,

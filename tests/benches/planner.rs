@@ -67,6 +67,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         layout: LayoutName::from("timestamp"),
         keep_releases: 5,
         parallel: 10,
+        artifact_store: None,
         source: SourceConfig::Dir("dist".to_owned()),
         build: vec![],
         include: vec![],

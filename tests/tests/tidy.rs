@@ -326,6 +326,7 @@ const PURE: &[&str] = &[
     "crates/core/src/ops.rs",
     "crates/core/src/phase.rs",
     "crates/core/src/render.rs",
+    "crates/core/src/store.rs",
     "crates/layouts/src",
 ];
 

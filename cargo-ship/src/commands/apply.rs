@@ -315,6 +315,35 @@ fn artifact_path(project: &Project, plan: &Plan) -> PathBuf {
         .join(format!("{}.tar.zst", plan.artifact.digest))
 }
 
+/// With an `artifact_store`: the artifact uploaded (once: kept when there) before any host
+/// is reached, and the presigned URL the hosts that lack it are sent. Said on stderr without
+/// the URL's signature.
+fn store_artifact(
+    plan: &Plan,
+    project: &Project,
+    cx: &mut Context,
+) -> Result<Option<ship_core::store::Presigned>, CliError> {
+    let Some(object) = &plan.artifact_store else {
+        return Ok(None);
+    };
+    let file = artifact_path(project, plan);
+    let rt = super::runtime()?;
+    let published = rt
+        .block_on(crate::store::publish(object, &file, &cx.env))
+        .map_err(CliError::Store)?;
+    let _ = writeln!(
+        cx.stderr,
+        "artifact_store: {object}: {}; hosts that lack it download it (URL valid {} min)",
+        if published.uploaded == 0 {
+            "there already, not uploaded".to_owned()
+        } else {
+            format!("uploaded {} bytes", published.uploaded)
+        },
+        crate::store::URL_EXPIRY.as_secs() / 60
+    );
+    Ok(Some(published.url))
+}
+
 fn describe(end: &HostEnd) -> String {
     match end {
         HostEnd::Deployed => "deployed".to_owned(),
@@ -531,6 +560,7 @@ fn run_plan(
         if plan.hosts.len() == 1 { "" } else { "s" },
         plan.parallel
     );
+    let artifact_url = store_artifact(plan, project, cx)?;
     let verbose = args.verbose;
     let json = args.format == Format::Json;
     // The app's environment, as the plan's digest was checked against (None: it has none).
@@ -770,6 +800,7 @@ fn run_plan(
                 segment_timeout: stage.command_timeout,
                 live: verbose && !json,
                 env: env_content,
+                artifact_url,
             },
             events: &on_event,
             stop: Some(stop_rx),

@@ -41,6 +41,9 @@ pub struct Settings {
     pub version: Option<String>,
     /// How many hosts a deploy works on at once.
     pub parallel: usize,
+    /// Object storage the artifact goes through (`"s3://bucket/prefix"`): uploaded once by
+    /// this machine, downloaded by each host that lacks it from a presigned URL.
+    pub artifact_store: Option<String>,
     /// An ssh_config file read before `~/.ssh/config` and `/etc/ssh/ssh_config` (relative
     /// to the project root): they still apply to what it does not set.
     pub ssh_config: Option<String>,

@@ -31,6 +31,10 @@ pub struct ApplyOptions {
     pub live: bool,
     /// The app's environment file, when the plan writes one (see `Plan::env`).
     pub env: Option<String>,
+    /// The presigned URL of the plan's `artifact_store` object, made at apply time: hosts
+    /// with zstd that lack the artifact are sent it instead of the bytes (see
+    /// [`crate::store`]).
+    pub artifact_url: Option<crate::store::Presigned>,
 }
 
 /// Why and how to stop a deploy, as the signals' watch says it.
@@ -192,6 +196,13 @@ impl<'d> Io<'d, '_> {
         handle
     }
 
+    /// The presigned URL a host is sent instead of the artifact: only with an
+    /// `artifact_store`, and only to a host with zstd (the store holds the `.tar.zst`).
+    fn via_store(&self, zstd: bool) -> Option<&'d crate::store::Presigned> {
+        let url = self.driver.options.artifact_url.as_ref();
+        url.filter(|_| zstd && self.driver.plan.artifact_store.is_some())
+    }
+
     fn send(&self, host: &str, item: transport::Input) {
         if let Some(input) = self.inputs.get(host) {
             let _ = input.send(item);
@@ -231,6 +242,10 @@ impl<'d> Io<'d, '_> {
                 self.aborts.insert(key, handle);
             }
             Action::Send { host, line } => self.send(&host, transport::Input::Line(line)),
+            Action::SendArtifact { host, zstd } if self.via_store(zstd).is_some() => {
+                let line = self.via_store(zstd).map(protocol::artifact_url_line);
+                self.send(&host, transport::Input::Line(line.unwrap_or_default()));
+            }
             Action::SendArtifact { host, zstd } => {
                 let zst = &self.driver.options.artifact;
                 let path = if zstd {

@@ -77,6 +77,7 @@ pub mod script;
 pub mod shell;
 pub mod ssh;
 pub mod stage;
+pub mod store;
 pub mod task;
 pub mod transport;
 

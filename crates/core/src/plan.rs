@@ -192,6 +192,10 @@ pub struct Plan {
     pub parallel: usize,
     /// The artifact.
     pub artifact: ArtifactInfo,
+    /// The artifact's object in the stage's `artifact_store` (no credentials, never a
+    /// presigned URL): hosts that lack the artifact download it from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_store: Option<String>,
     /// The sha256 of the resolved configuration: a saved plan whose configuration changed
     /// since is refused.
     pub config_digest: String,

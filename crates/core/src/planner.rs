@@ -315,6 +315,10 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         keep_releases: stage.keep_releases,
         parallel: stage.parallel,
         artifact: input.artifact.clone(),
+        artifact_store: stage
+            .artifact_store
+            .as_deref()
+            .map(|store| crate::store::object_url(store, &input.artifact.digest)),
         config_digest: input.config_digest.clone(),
         overrides: input.overrides.clone(),
         config_keys: config_keys(stage),

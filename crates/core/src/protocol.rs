@@ -611,6 +611,62 @@ fi"#
     .to_owned()
 }
 
+/// The `upload` step of a stage with an `artifact_store` ([`crate::store`]): as
+/// [`upload_step`], but the line may also be `url <presigned URL>`: the host downloads the
+/// store's `.tar.zst` itself (curl, else wget; the URL, a bearer token, goes to them on
+/// standard input, never on a command line), and keeps it only if it has the plan's sha256.
+/// Errors name the URL without its query.
+pub fn upload_step_via_store() -> String {
+    r#"if [ ! -s "$SHIP_ARTIFACT" ]; then
+  # cargo ship sends `url <presigned URL>` (hosts with zstd), or `gz <bytes>` or
+  # `zst <bytes>` then the bytes
+  IFS=' ' read -r ship_enc ship_bytes
+  case "$ship_enc" in
+    url) ship_unz="zstd -dcq" ;;
+    zst) ship_unz="zstd -dcq" ;;
+    gz) ship_unz="gzip -dc" ;;
+    *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
+  esac
+  if [ "$ship_enc" = url ]; then
+    ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst"
+    ship_from=${ship_bytes%%\?*}
+    if command -v curl >/dev/null 2>&1; then
+      printf 'url = "%s"
+' "$ship_bytes" | curl -fsS --retry 3 -K - -o "$ship_to.part"
+    elif command -v wget >/dev/null 2>&1; then
+      printf '%s
+' "$ship_bytes" | wget -q -t 3 -O "$ship_to.part" -i -
+    else
+      echo "cargo-ship: $SHIP_HOST: neither curl nor wget here to download the artifact from $ship_from" >&2
+      exit 1
+    fi || {
+      rm -f "$ship_to.part"
+      echo "cargo-ship: $SHIP_HOST: could not download the artifact from $ship_from" >&2
+      exit 1
+    }
+    echo "downloaded $(wc -c < "$ship_to.part") bytes from $ship_from"
+  else
+    ship_from="cargo ship"
+    ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
+    head -c "$ship_bytes" > "$ship_to.part"
+  fi
+  ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
+  if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
+    rm -f "$ship_to.part"
+    echo "cargo-ship: $SHIP_HOST: the artifact from $ship_from arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
+    exit 1
+  fi
+  mv -f "$ship_to.part" "$ship_to"
+fi"#
+    .to_owned()
+}
+
+/// The line a host's [`upload_step_via_store`] reads instead of the artifact's header and
+/// bytes: the presigned URL it downloads from.
+pub fn artifact_url_line(url: &crate::store::Presigned) -> String {
+    format!("url {}", url.expose())
+}
+
 /// The `cleanup` step: the release directories in `$SHIP_CLEANUP`, then every artifact and
 /// step log that no release in `$SHIP_RECORDS` (the new releases.json) came from.
 pub fn cleanup_step() -> String {

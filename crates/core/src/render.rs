@@ -149,6 +149,12 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         uncommitted_note(&a.uncommitted),
         a.digest
     );
+    if let Some(object) = &plan.artifact_store {
+        let _ = writeln!(
+            s,
+            "  store      {object}: uploaded once; hosts with zstd that lack it download it (presigned URL, sha256 checked)"
+        );
+    }
     if let Some(r) = &plan.rolling {
         let _ = writeln!(
             s,

@@ -254,6 +254,9 @@ pub fn phase_command(
             input.artifact.source
         ),
         Phase::Lock => crate::protocol::lock_step(),
+        Phase::Upload if input.stage.artifact_store.is_some() => {
+            crate::protocol::upload_step_via_store()
+        }
         Phase::Upload => crate::protocol::upload_step(),
         Phase::Prepare => format!(
             "# a deploy killed from here on leaves this mark for the next one's cleanup\n{}\n{}",

@@ -325,6 +325,7 @@ pub fn example() -> Stage {
         layout: LayoutName::from("timestamp"),
         keep_releases: 5,
         parallel: 10,
+        artifact_store: None,
         source: SourceConfig::Dir("dist".to_owned()),
         build: Vec::new(),
         include: Vec::new(),
@@ -386,6 +387,9 @@ pub struct Stage {
     pub keep_releases: usize,
     /// Hosts worked on at once.
     pub parallel: usize,
+    /// Object storage the artifact goes through, checked by [`crate::store::check`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_store: Option<String>,
     /// Where the artifact comes from.
     pub source: SourceConfig,
     /// Build commands run before packing.
@@ -1038,6 +1042,9 @@ impl Stage {
             }
             _ => {}
         }
+        if let Some(url) = &s.artifact_store {
+            crate::store::check(url).map_err(|m| err(&["artifact_store"], m))?;
+        }
         if s.max_fail == 0 {
             return Err(err(
                 &["max_fail"],
@@ -1066,6 +1073,7 @@ impl Stage {
             layout: s.layout.clone(),
             keep_releases: s.keep_releases,
             parallel: s.parallel,
+            artifact_store: s.artifact_store.clone(),
             source: s.source.clone(),
             build: s.build.clone(),
             include: s.include.clone(),

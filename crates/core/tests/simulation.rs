@@ -168,6 +168,7 @@ fn stage(s: &Scenario) -> Stage {
         layout: LayoutName::from("timestamp"),
         keep_releases: 3,
         parallel: s.parallel,
+        artifact_store: None,
         source: SourceConfig::Dir("dist".to_owned()),
         build: vec![],
         include: vec![],
