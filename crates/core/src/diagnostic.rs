@@ -25,6 +25,34 @@ pub struct Snippet {
     pub label: String,
 }
 
+/// `line` with what a URL in it may carry as a bearer secret — the `user:password@` before
+/// its host and its `?query` — replaced by `*`, one for each character, so a snippet never
+/// quotes a credential (an `artifact_store`, `archive` or webhook URL) while its marks stay
+/// under the same columns.
+pub fn redact_urls(line: &str) -> String {
+    let mut out: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while let Some(at) = find(&out, i, &['/', '/']).filter(|&k| k > 0 && out[k - 1] == ':') {
+        // The URL runs to the first character that cannot be in one as written in TOML.
+        let end = (at + 2..out.len())
+            .find(|&k| out[k].is_whitespace() || matches!(out[k], '"' | '\'' | ',' | '}' | ']'))
+            .unwrap_or(out.len());
+        let authority_end = (at + 2..end).find(|&k| out[k] == '/').unwrap_or(end);
+        if let Some(userinfo) = (at + 2..authority_end).rev().find(|&k| out[k] == '@') {
+            out[at + 2..userinfo].iter_mut().for_each(|c| *c = '*');
+        }
+        if let Some(query) = (at + 2..end).find(|&k| out[k] == '?') {
+            out[query + 1..end].iter_mut().for_each(|c| *c = '*');
+        }
+        i = end.max(at + 2);
+    }
+    out.into_iter().collect()
+}
+
+fn find(chars: &[char], from: usize, what: &[char]) -> Option<usize> {
+    (from..chars.len().saturating_sub(what.len() - 1)).find(|&k| chars[k..k + what.len()] == *what)
+}
+
 impl Snippet {
     /// The snippet of `range` (bytes) of `text`: its first line, marked to the end of the
     /// range or of that line, whichever comes first.
@@ -39,7 +67,7 @@ impl Snippet {
             file: file.to_owned(),
             line: text[..start].matches('\n').count() + 1,
             column: before.chars().count() + 1,
-            source: source.to_owned(),
+            source: redact_urls(source),
             width: text[start..end].chars().count().max(1),
             label: label.into(),
         }
@@ -307,6 +335,17 @@ mod tests {
         let s = Snippet::of("f", text, start..start + 4, "here");
         assert_eq!((s.line, s.column, s.width), (2, 8, 3));
         assert_eq!(s.source, "name = \"é\" # x");
+        let s = Snippet::of(
+            "Ship.toml",
+            "store = \"s3://KEY:SECRET@b/p?X-Amz-Signature=abc\" # é",
+            8..49,
+            "",
+        );
+        assert_eq!(
+            s.source,
+            "store = \"s3://**********@b/p?*******************\" # é"
+        );
+        assert_eq!(redact_urls("a = \"http://h/x\""), "a = \"http://h/x\"");
         // A range across lines is marked to the end of its first line.
         let s = Snippet::of("f", text, 0..text.len(), "");
         assert_eq!((s.line, s.width, s.source.as_str()), (1, 3, "[a]"));
