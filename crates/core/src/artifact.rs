@@ -601,7 +601,11 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
 /// re-plan's time. Returns the file and its size.
 pub fn store(cache: &Path, digest: &str, tar: &[u8]) -> Result<(PathBuf, u64), ArtifactError> {
     let path = cache.join(format!("{digest}.tar.zst"));
-    let bytes = keep_or_write(&path, || zstd::bulk::compress(tar, ZSTD_LEVEL))?;
+    let bytes = keep_or_write(&path, || {
+        let mut out = Vec::new();
+        compress(&mut &tar[..], tar.len() as u64, &mut out)?;
+        Ok(out)
+    })?;
     Ok((path, bytes))
 }
 
@@ -614,16 +618,31 @@ fn store_from(cache: &Path, digest: &str, tar: &Path) -> Result<(PathBuf, u64), 
     {
         return Ok((path, meta.len()));
     }
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
     let tmp = cache.join(format!(".{digest}.tar.zst.part"));
-    let compress = || -> std::io::Result<()> {
-        let from = std::fs::File::open(tar)?;
-        let to = std::fs::File::create(&tmp)?;
-        zstd::stream::copy_encode(from, to, ZSTD_LEVEL)
+    let compress_file = || -> std::io::Result<()> {
+        let mut from = std::fs::File::open(tar)?;
+        let size = from.metadata()?.len();
+        let mut to = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        compress(&mut from, size, &mut to)?;
+        to.flush()
     };
-    compress().map_err(io(&tmp))?;
+    compress_file().map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     let bytes = std::fs::metadata(&path).map_err(io(&path))?.len();
     Ok((path, bytes))
+}
+
+/// zstd of the `size` bytes `from` reads, to `to`: one way for a tar in memory ([`store`])
+/// and one in a file ([`store_from`]), so the stored file, and the size a plan shows, do
+/// not depend on which made it.
+fn compress(from: &mut dyn Read, size: u64, to: &mut dyn Write) -> std::io::Result<()> {
+    let mut encoder = zstd::stream::Encoder::new(to, ZSTD_LEVEL)?;
+    encoder.set_pledged_src_size(Some(size))?;
+    encoder.include_contentsize(true)?;
+    std::io::copy(from, &mut encoder)?;
+    encoder.finish()?;
+    Ok(())
 }
 
 /// A writer that hashes what it passes on.
@@ -1406,5 +1425,22 @@ mod tests {
         std::fs::write(b.path().join("d/x"), "changed").unwrap();
         let dc = build(b.path(), &src, &[], cache.path()).unwrap();
         assert_ne!(da.info.digest, dc.info.digest);
+    }
+
+    #[test]
+    fn a_streamed_tar_is_stored_as_the_same_bytes_as_one_in_memory() {
+        // Any bytes: a megabyte that compresses some, not all.
+        let tar: Vec<u8> = (0..262_144u32)
+            .flat_map(|i| (i.wrapping_mul(2_654_435_761) % 1000).to_le_bytes())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.tar");
+        std::fs::write(&file, &tar).unwrap();
+        let (bulk, _) = store(&dir.path().join("bulk"), "d", &tar).unwrap();
+        let (streamed, _) = store_from(&dir.path().join("streamed"), "d", &file).unwrap();
+        assert_eq!(
+            std::fs::read(bulk).unwrap(),
+            std::fs::read(streamed).unwrap()
+        );
     }
 }
