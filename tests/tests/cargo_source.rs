@@ -105,3 +105,109 @@ fn a_cargo_binary_is_deployed_with_its_files_and_runs_on_the_host() {
         out.stderr
     );
 }
+
+/// This machine's target triple (installed, so `--target` can build for it).
+fn host_triple() -> String {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
+}
+
+#[test]
+fn target_features_and_profile_are_built_and_the_binary_is_found_from_cargos_messages() {
+    let fleet = Fleet::start(1);
+    let triple = host_triple();
+    let ship = |features: &str| {
+        format!(
+            "[default]\napp = \"hello\"\ndeploy_to = \"/srv/hello\"\nlayout = \"version\"\n\
+             source = {{ cargo = \"hello-server\" }}\n\
+             cargo = {{ target = \"{triple}\", features = [{features}], profile = \"dist\" }}\n\
+             ssh_config = \"{}\"\n[staging]\nhosts = [{}]\n",
+            fleet.ssh_config().display(),
+            fleet.toml_hosts(0..1)
+        )
+    };
+    let f = Fixture::new(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"hello-server\"\nversion = \"0.4.0\"\nedition = \"2021\"\n\n\
+             [features]\nloud = []\n\n\
+             [profile.dist]\ninherits = \"release\"\ndebug-assertions = true\n\n[workspace]\n",
+        ),
+        (
+            "src/main.rs",
+            "fn main() {\n    let greeting = if cfg!(feature = \"loud\") { \"HELLO\" } else { \"hello\" };\n    \
+             println!(\"{greeting} debug_assertions={}\", cfg!(debug_assertions));\n}\n",
+        ),
+        ("Ship.toml", &ship("\"loud\"")),
+    ]);
+    let lock = std::process::Command::new("cargo")
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(f.path())
+        .output()
+        .unwrap();
+    assert!(lock.status.success());
+    f.commit("hello 0.4.0");
+
+    let plan = f.ship(&["plan", "staging", "--format", "json"]);
+    ok(&plan);
+    let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let commands = v["artifact"]["commands"].to_string();
+    for arg in [
+        "--profile=dist".to_owned(),
+        format!("--target={triple}"),
+        "--features=loud".to_owned(),
+    ] {
+        assert!(commands.contains(&arg), "{arg} in {commands}");
+    }
+    let text = f.ship(&["plan", "staging"]);
+    ok(&text);
+    assert!(
+        text.stdout.contains("--features=loud") && text.stdout.contains("--profile=dist"),
+        "the plan shows how the binary is built:\n{}",
+        text.stdout
+    );
+    // Where cargo put it, not where a plain release build would.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| f.join("target"));
+    assert!(target_dir.join(&triple).join("dist/hello-server").is_file());
+    assert!(!target_dir.join("release/hello-server").exists());
+
+    ok(&f.ship(&["apply", "staging"]));
+    let out = f.ship(&["run", "staging", "--", "bin/hello-server"]);
+    ok(&out);
+    assert!(
+        out.stdout.contains("HELLO debug_assertions=true"),
+        "the feature and the profile were built: {}",
+        out.stdout
+    );
+
+    // Without the feature: another configuration digest and another binary.
+    f.write("Ship.toml", &ship(""));
+    let quiet = f.ship(&["plan", "staging", "--format", "json"]);
+    ok(&quiet);
+    let q: serde_json::Value = serde_json::from_str(&quiet.stdout).unwrap();
+    assert_ne!(q["config_digest"], v["config_digest"]);
+    assert_ne!(q["artifact"]["digest"], v["artifact"]["digest"]);
+
+    // The keys belong to a cargo source only.
+    f.write(
+        "Ship.toml",
+        &ship("\"loud\"").replace("{ cargo = \"hello-server\" }", "{ dir = \"src\" }"),
+    );
+    let out = f.ship(&["plan", "staging"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("key `default.cargo`: applies to a `source = { cargo"),
+        "{}",
+        out.stderr
+    );
+}
