@@ -211,3 +211,117 @@ fn target_features_and_profile_are_built_and_the_binary_is_found_from_cargos_mes
         out.stderr
     );
 }
+
+fn lockfile(f: &Fixture) {
+    let lock = std::process::Command::new("cargo")
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(f.path())
+        .output()
+        .unwrap();
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
+}
+
+const MAIN: &str = "fn main() {\n    println!(\"hi\");\n}\n";
+
+#[test]
+fn init_in_a_cargo_package_ships_its_binary_under_its_name() {
+    let f = Fixture::new(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"hello-server\"\nversion = \"0.3.1\"\nedition = \"2021\"\n\n[workspace]\n",
+        ),
+        ("src/main.rs", MAIN),
+    ]);
+    lockfile(&f);
+    let out = f.ship(&["init"]);
+    ok(&out);
+    assert!(
+        out.stdout.contains("a Cargo package with a binary"),
+        "{}",
+        out.stdout
+    );
+    let text = std::fs::read_to_string(f.join("Ship.toml")).unwrap();
+    assert!(text.contains("\napp = \"hello-server\"\n"), "{text}");
+    assert!(
+        text.contains("\nsource = { cargo = \"hello-server\" }\n"),
+        "{text}"
+    );
+    // What init wrote plans as it is: the binary built and shipped.
+    let plan = f.ship(&["plan", "staging", "--format", "json"]);
+    ok(&plan);
+    let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(v["app"], "hello-server");
+    assert_eq!(v["artifact"]["source"], "cargo hello-server");
+}
+
+#[test]
+fn a_workspace_member_has_its_own_ship_toml_and_the_nearest_one_wins() {
+    let member = |name: &str, version: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n")
+    };
+    let f = Fixture::new(&[
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"api\", \"worker\"]\nresolver = \"2\"\n",
+        ),
+        ("api/Cargo.toml", &member("api-server", "2.0.0")),
+        ("api/src/main.rs", MAIN),
+        ("worker/Cargo.toml", &member("worker", "1.0.0")),
+        ("worker/src/main.rs", MAIN),
+        (
+            "Ship.toml",
+            "[default]\napp = \"jobs\"\ndeploy_to = \"/srv/jobs\"\nlayout = \"version\"\n\
+             source = { cargo = \"worker\" }\nversion = \"1.0.0\"\n[staging]\nhosts = [\"w1\"]\n",
+        ),
+    ]);
+    lockfile(&f);
+    // init in the member: the Ship.toml goes beside its Cargo.toml, named after it.
+    let out = f.ship_in("api", &["init"], &[]);
+    ok(&out);
+    let text = std::fs::read_to_string(f.join("api/Ship.toml")).unwrap();
+    assert!(text.contains("\napp = \"api-server\"\n"), "{text}");
+    assert!(
+        text.contains("source = { cargo = \"api-server\" }"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_to_string(f.join("Ship.toml"))
+            .unwrap()
+            .contains("app = \"jobs\""),
+        "the workspace's Ship.toml is left as it was"
+    );
+    f.write(
+        "api/Ship.toml",
+        &text.replace("layout = \"timestamp\"", "layout = \"version\""),
+    );
+
+    // In the member (and below it): its own Ship.toml, its own version and binary.
+    for dir in ["api", "api/src"] {
+        let plan = f.ship_in(dir, &["plan", "staging", "--format", "json"], &[]);
+        ok(&plan);
+        let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        assert_eq!(v["app"], "api-server", "from {dir}");
+        assert_eq!(v["release"], "2.0.0", "the member's version, from {dir}");
+        assert_eq!(v["artifact"]["source"], "cargo api-server");
+    }
+    // Its plans are kept apart from the workspace's.
+    assert!(
+        f.join("target/ship/members/api/staging.plan.json")
+            .is_file()
+    );
+    assert!(!f.join("target/ship/staging.plan.json").exists());
+
+    // In a member without one, and at the root: the workspace's.
+    for dir in ["worker", ""] {
+        let plan = f.ship_in(dir, &["plan", "staging", "--format", "json"], &[]);
+        ok(&plan);
+        let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        assert_eq!(v["app"], "jobs", "from {dir:?}");
+        assert_eq!(v["artifact"]["source"], "cargo worker");
+    }
+    assert!(f.join("target/ship/staging.plan.json").is_file());
+}

@@ -456,12 +456,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                     // Never what cargo ship writes (`target/`, where plans, artifacts and logs
                     // go: `dir = "."` packed each artifact into the next) nor `.git`; nor
                     // what `.gitignore` or `.shipignore` files say.
-                    let target = cache.parent().and_then(Path::parent).map(Path::to_path_buf);
-                    (
-                        walk_source(&root.join(dir), target.as_deref())?,
-                        None,
-                        label,
-                    )
+                    (walk_source(&root.join(dir), cache)?, None, label)
                 }
                 SourceConfig::Cargo(_) => (Vec::new(), None, label),
                 SourceConfig::Archive(file, sha256) => {
@@ -1114,11 +1109,12 @@ fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>,
 
 /// The entries of a `dir` source: every file under `dir`, hidden ones too (`.env.example`,
 /// `.well-known/`), but not what a `.gitignore` (in a git repository or not) or a
-/// `.shipignore` (the same syntax) in `dir` or below ignores, nor `.git`, nor `target`
-/// (cargo ship's own output). Only the ignore files inside `dir` count: none above it and
-/// no user-wide excludes, so the same tree gives the same artifact on every machine.
+/// `.shipignore` (the same syntax) in `dir` or below ignores, nor `.git`, nor the
+/// directory under `dir` that holds cargo ship's own output, `cache` (`target/`). Only the
+/// ignore files inside `dir` count: none above it and no user-wide excludes, so the same
+/// tree gives the same artifact on every machine.
 /// Files are left on disk ([`Entry::OnDisk`]).
-fn walk_source(dir: &Path, target: Option<&Path>) -> Result<Vec<(String, Entry)>, ArtifactError> {
+fn walk_source(dir: &Path, cache: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
     let meta = std::fs::metadata(dir).map_err(io(dir))?;
     if !meta.is_dir() {
         return Err(ArtifactError::Io {
@@ -1127,7 +1123,7 @@ fn walk_source(dir: &Path, target: Option<&Path>) -> Result<Vec<(String, Entry)>
         });
     }
     let root = dir.to_owned();
-    let target = target.map(Path::to_path_buf);
+    let cache = cache.to_path_buf();
     let walker = ignore::WalkBuilder::new(dir)
         .standard_filters(false)
         .hidden(false)
@@ -1140,7 +1136,7 @@ fn walk_source(dir: &Path, target: Option<&Path>) -> Result<Vec<(String, Entry)>
         .follow_links(false)
         .filter_entry(move |item| {
             let rel = item.path().strip_prefix(&root).unwrap_or(item.path());
-            rel != Path::new(".git") && target.as_deref() != Some(item.path())
+            rel != Path::new(".git") && (item.depth() == 0 || !cache.starts_with(item.path()))
         })
         .build();
     let mut out = Vec::new();
