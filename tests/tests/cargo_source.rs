@@ -206,7 +206,8 @@ fn target_features_and_profile_are_built_and_the_binary_is_found_from_cargos_mes
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("key `default.cargo`: applies to a `source = { cargo"),
+            .contains("`default.cargo`: applies to a `source = { cargo")
+            && out.stderr.contains("Ship.toml:6"),
         "{}",
         out.stderr
     );
