@@ -163,9 +163,64 @@ fn uncommitted_record(project: &Project, stage: &Stage) -> PathBuf {
         .with_extension("uncommitted")
 }
 
+/// The arguments of the `cargo` that builds the binary of a `cargo` source: the stage's
+/// `cargo` keys, and JSON messages on stdout (the binary's path is read from them).
+fn cargo_args(bin: &str, cargo: &ship_core::CargoBuild) -> Vec<String> {
+    let mut args = cargo.args(bin);
+    args.push("--message-format=json-render-diagnostics".to_owned());
+    args
+}
+
 /// The command that builds the binary of a `cargo` source, as the plan records it.
-pub(crate) fn cargo_command(bin: &str) -> String {
-    format!("cargo build --release --locked --bin {bin}")
+pub(crate) fn cargo_command(bin: &str, cargo: &ship_core::CargoBuild) -> String {
+    format!("cargo {}", cargo_args(bin, cargo).join(" "))
+}
+
+/// Where `plan` records the path of the binary cargo built (from its JSON messages), for
+/// packing, and for `apply` to pack again: `target/ship/build/<stage>.cargo-bin`.
+fn cargo_bin_record(project: &Project, stage: &Stage) -> PathBuf {
+    here(project, stage, None)
+        .stage_dir("build")
+        .with_extension("cargo-bin")
+}
+
+/// Runs cargo's build of `bin` and returns the path of the executable it made, as its
+/// `compiler-artifact` message says (`target/<triple>/<profile>/<bin>`, whatever the
+/// target, profile or target directory).
+fn cargo_build(project: &Project, stage: &Stage, bin: &str) -> Result<PathBuf, CliError> {
+    let command = cargo_command(bin, &stage.cargo);
+    let mut child = std::process::Command::new(&project.cargo)
+        .args(cargo_args(bin, &stage.cargo))
+        .current_dir(&project.root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::Build(format!("`{command}`: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut executable = None;
+    for message in cargo_metadata::Message::parse_stream(std::io::BufReader::new(stdout)) {
+        let message = message.map_err(|e| CliError::Build(format!("`{command}`: {e}")))?;
+        if let cargo_metadata::Message::CompilerArtifact(artifact) = message
+            && artifact.target.name == bin
+            && artifact.target.is_bin()
+            && let Some(path) = artifact.executable
+        {
+            executable = Some(PathBuf::from(path));
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| CliError::Build(format!("`{command}`: {e}")))?;
+    if !status.success() {
+        return Err(CliError::Build(format!(
+            "`{command}` failed ({status}); source = {{ cargo = \"{bin}\" }} needs a binary \
+             target of that name in the workspace"
+        )));
+    }
+    executable.ok_or_else(|| {
+        CliError::Build(format!(
+            "`{command}` named no executable for the binary `{bin}` in its messages"
+        ))
+    })
 }
 
 /// The build phase: the adapters' local work, then the artifact; returns it with the tasks
@@ -205,20 +260,17 @@ pub(crate) fn build(
     // (the requirements, say).
     artifact::run_commands(here.tree, &commands)?;
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
-        let command = cargo_command(bin);
-        let status = std::process::Command::new(&project.cargo)
-            .args(["build", "--release", "--locked", "--bin", bin])
-            .current_dir(root)
-            .stdout(std::process::Stdio::from(std::io::stderr()))
-            .status()
-            .map_err(|e| CliError::Build(format!("`{command}`: {e}")))?;
-        if !status.success() {
-            return Err(CliError::Build(format!(
-                "`{command}` failed ({status}); source = {{ cargo = \"{bin}\" }} needs a binary \
-                 target of that name in the workspace"
-            )));
-        }
-        commands.push(command);
+        let executable = cargo_build(project, stage, bin)?;
+        let record = cargo_bin_record(project, stage);
+        let written = record
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&record, executable.to_string_lossy().as_bytes()));
+        written.map_err(|e| CliError::Io {
+            path: project.show(&record),
+            source: e,
+        })?;
+        commands.push(cargo_command(bin, &stage.cargo));
     }
     for (table, adapter) in &adapters.configured {
         tasks.extend(adapter.build(&here).map_err(|e| failed(table, e))?);
@@ -247,9 +299,16 @@ fn pack(
 ) -> Result<Built, CliError> {
     let mut extras: Vec<Extra> = Vec::new();
     if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
-        let target = project.ship_dir.parent().unwrap_or(&project.root);
+        // Where cargo said it wrote the binary when the plan was made.
+        let record = cargo_bin_record(project, stage);
+        let from = std::fs::read_to_string(&record).map_err(|_| {
+            CliError::Build(format!(
+                "the binary `{bin}` was not built ({} is missing): make the plan again",
+                project.show(&record)
+            ))
+        })?;
         extras.push(Extra {
-            from: target.join("release").join(bin),
+            from: PathBuf::from(from),
             to: format!("bin/{bin}"),
         });
     }

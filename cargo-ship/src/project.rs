@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 /// A project found from a directory.
 #[derive(Clone, Debug)]
 pub struct Project {
-    /// The directory holding `Ship.toml` (the Cargo workspace root for a Cargo project).
+    /// The directory holding `Ship.toml`: for a Cargo project the nearest one from the
+    /// current directory up to the workspace root (a member may have its own).
     pub root: PathBuf,
     /// `<root>/Ship.toml`.
     pub ship_toml: PathBuf,
@@ -20,6 +21,20 @@ pub struct Project {
     pub cargo_version: Option<String>,
     /// The cargo to build with (`$CARGO` when cargo runs us, else `cargo`).
     pub cargo: String,
+    /// The Cargo package whose directory is `root`, if one is.
+    pub package: Option<Package>,
+    /// The Cargo package the current directory (or `--manifest-path`) is in, with its
+    /// directory: where `init` writes a Ship.toml.
+    pub here: Option<(PathBuf, Package)>,
+}
+
+/// A Cargo package, as `init` names the app and its binary after it.
+#[derive(Clone, Debug)]
+pub struct Package {
+    /// Its name.
+    pub name: String,
+    /// Its binary targets, in Cargo.toml's order.
+    pub bins: Vec<String>,
 }
 
 fn ancestors_with(start: &Path, file: &str) -> Option<PathBuf> {
@@ -73,28 +88,75 @@ impl Project {
                     manifest.display()
                 ))
             })?;
-            let root: PathBuf = meta.workspace_root.clone().into();
-            let root_package = meta.root_package();
+            let workspace_root: PathBuf = meta.workspace_root.clone().into();
+            let manifest_dir = manifest.parent().unwrap_or(&manifest).to_owned();
+            let package_in = |dir: &Path| {
+                meta.workspace_packages()
+                    .into_iter()
+                    .find(|p| p.manifest_path.parent().map(|d| d.as_std_path()) == Some(dir))
+            };
+            // The nearest Ship.toml from here up to the workspace root wins: a member of a
+            // workspace may have its own. Without one, it goes beside the Cargo.toml of the
+            // member we are in (where `init` writes it), else at the workspace root.
+            let from = if manifest_path.is_some() {
+                &manifest_dir
+            } else {
+                cwd
+            };
+            let root = from
+                .ancestors()
+                .take_while(|d| d.starts_with(&workspace_root))
+                .find(|d| d.join("Ship.toml").is_file())
+                .map(Path::to_owned)
+                .or_else(|| package_in(&manifest_dir).map(|_| manifest_dir.clone()))
+                .unwrap_or_else(|| workspace_root.clone());
+            let package = package_in(&root);
             let ws_ship = meta.workspace_metadata.get("ship").cloned();
-            let pkg_ship = root_package.and_then(|p| p.metadata.get("ship").cloned());
+            let pkg_ship = package.and_then(|p| p.metadata.get("ship").cloned());
             let cargo_metadata = match (ws_ship, pkg_ship) {
-                (Some(v), _) | (None, Some(v)) => Some((root.join("Cargo.toml"), v)),
+                (Some(v), _) => Some((workspace_root.join("Cargo.toml"), v)),
+                (None, Some(v)) => Some((root.join("Cargo.toml"), v)),
                 (None, None) => None,
             };
-            let cargo_version = root_package.map(|p| p.version.to_string()).or_else(|| {
-                // A virtual workspace: the version of its only member, if it has one.
-                match meta.workspace_packages().as_slice() {
-                    [only] => Some(only.version.to_string()),
-                    _ => None,
-                }
-            });
+            let root_package = meta.root_package();
+            let cargo_version = package
+                .or(root_package)
+                .map(|p| p.version.to_string())
+                .or_else(|| {
+                    // A virtual workspace: the version of its only member, if it has one.
+                    match meta.workspace_packages().as_slice() {
+                        [only] => Some(only.version.to_string()),
+                        _ => None,
+                    }
+                });
+            // A member's own plans, artifacts and logs apart from the workspace's:
+            // `<target>/ship/members/<its path in the workspace>`.
+            let mut ship_dir = PathBuf::from(meta.target_directory.clone()).join("ship");
+            if let Ok(rel) = root.strip_prefix(&workspace_root)
+                && !rel.as_os_str().is_empty()
+            {
+                ship_dir = ship_dir.join("members").join(rel);
+            }
+            let info = |p: &cargo_metadata::Package| Package {
+                name: p.name.to_string(),
+                bins: p
+                    .targets
+                    .iter()
+                    .filter(|t| t.is_bin())
+                    .map(|t| t.name.clone())
+                    .collect(),
+            };
+            let here = package_in(&manifest_dir).map(|p| (manifest_dir.clone(), info(p)));
+            let package = package.map(info);
             return Ok(Project {
                 ship_toml: root.join("Ship.toml"),
-                ship_dir: PathBuf::from(meta.target_directory.clone()).join("ship"),
+                ship_dir,
                 root,
                 cargo_metadata,
                 cargo_version,
                 cargo: cargo.unwrap_or("cargo").to_owned(),
+                package,
+                here,
             });
         }
         let root = ship_dir.unwrap_or_else(|| cwd.to_owned());
@@ -105,6 +167,8 @@ impl Project {
             cargo_metadata: None,
             cargo_version: None,
             cargo: cargo.unwrap_or("cargo").to_owned(),
+            package: None,
+            here: None,
         })
     }
 

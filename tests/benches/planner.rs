@@ -71,6 +71,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         source: SourceConfig::Dir("dist".to_owned()),
         build: vec![],
         include: vec![],
+        cargo: Default::default(),
         version: None,
         linked_files: vec!["config/settings.py".to_owned()],
         linked_dirs: vec!["log".to_owned()],

@@ -170,9 +170,15 @@ impl Fixture {
 
     /// Runs `cargo ship ARGS` in the project, with these environment variables only.
     pub fn ship_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.ship_in("", args, env)
+    }
+
+    /// Runs `cargo ship ARGS` in the directory `dir` of the project (`""`: its root), with
+    /// these environment variables only.
+    pub fn ship_in(&self, dir: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut argv = vec!["cargo-ship", "ship"];
         argv.extend_from_slice(args);
-        let mut cx = Context::new(self.dir.path(), argv);
+        let mut cx = Context::new(&self.dir.path().join(dir), argv);
         cx.env = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -131,7 +131,9 @@ fn verify(
             let mut artifact = now.info;
             artifact.commands = crate::adapters::commands(&project, &stage, &adapters)?;
             if let ship_core::SourceConfig::Cargo(bin) = &stage.source {
-                artifact.commands.push(crate::adapters::cargo_command(bin));
+                artifact
+                    .commands
+                    .push(crate::adapters::cargo_command(bin, &stage.cargo));
             }
             // The adapters' steps are keyed from the files of the artifact that ships.
             let opened = if adapters.is_empty() {

@@ -1,7 +1,7 @@
 //! `cargo ship init`: a commented Ship.toml suited to the project found here.
 
 use crate::cli::{InitArgs, Ship};
-use crate::project::Project;
+use crate::project::{Package, Project};
 use crate::{CliError, Context};
 use ship_core::adapter::Init;
 use std::fmt::Write as _;
@@ -12,14 +12,24 @@ use std::path::Path;
 #[derive(Debug, Default)]
 struct Kind {
     cargo: bool,
+    /// The binary a `cargo` source builds: the package's own binary, else its first.
+    bin: Option<String>,
     /// The adapters that recognise the project, with their part of Ship.toml.
     adapters: Vec<Init>,
     git: bool,
 }
 
-fn detect(root: &Path) -> Kind {
+fn detect(root: &Path, package: Option<&Package>) -> Kind {
+    let bin = package.and_then(|p| {
+        p.bins
+            .iter()
+            .find(|b| **b == p.name)
+            .or(p.bins.first())
+            .cloned()
+    });
     Kind {
         cargo: root.join("Cargo.toml").is_file(),
+        bin,
         adapters: crate::adapters::ADAPTERS
             .iter()
             .filter_map(|a| a.init(root))
@@ -82,7 +92,16 @@ fn template(app: &str, kind: &Kind) -> String {
     );
     s.push_str("keep_releases = 5\n");
     s.push_str("# How many hosts are worked on at once.\nparallel = 10\n");
-    if kind.git {
+    if let Some(bin) = &kind.bin {
+        s.push_str(
+            "# What ships: this package's binary, built here, as bin/<name> (or { git = \"HEAD\" },\n\
+             # { dir = \".\" }); `include = [\"static\"]` adds files beside it.\n",
+        );
+        let _ = writeln!(s, "source = {{ cargo = \"{bin}\" }}");
+        s.push_str(
+            "# How it is built: cargo = { target = \"x86_64-unknown-linux-musl\", features = [], profile = \"release\" }\n",
+        );
+    } else if kind.git {
         s.push_str("# What ships: a `git archive` of this commit (or { dir = \"dist\" }, { archive = \"app.tar.gz\" }).\n");
         s.push_str("source = { git = \"HEAD\" }\n");
     } else {
@@ -155,27 +174,41 @@ fn template(app: &str, kind: &Kind) -> String {
 
 pub(crate) fn run(ship: &Ship, args: &InitArgs, cx: &mut Context) -> Result<(), CliError> {
     let project = Project::find(&cx.cwd, ship.manifest_path.as_deref(), cx.var("CARGO"))?;
-    if project.ship_toml.exists() && !args.force {
+    // In a Cargo package (a workspace member too): beside its Cargo.toml.
+    let (root, package) = match &project.here {
+        Some((dir, package)) => (dir.clone(), Some(package)),
+        None => (project.root.clone(), project.package.as_ref()),
+    };
+    let ship_toml = root.join("Ship.toml");
+    if ship_toml.exists() && !args.force {
         return Err(CliError::Usage(format!(
             "{} exists already: edit it, or pass --force to replace it",
-            project.ship_toml.display()
+            ship_toml.display()
         )));
     }
-    let kind = detect(&project.root);
-    let text = template(&app_name(&project.root), &kind);
-    std::fs::write(&project.ship_toml, text).map_err(|source| CliError::Io {
-        path: project.ship_toml.display().to_string(),
+    let kind = detect(&root, package);
+    // A Cargo package's app is named after it (it may be a workspace member in a directory
+    // of another name).
+    let app = match package {
+        Some(p) => p.name.clone(),
+        None => app_name(&root),
+    };
+    let text = template(&app, &kind);
+    std::fs::write(&ship_toml, text).map_err(|source| CliError::Io {
+        path: ship_toml.display().to_string(),
         source,
     })?;
     let mut found = Vec::new();
-    if kind.cargo {
+    if kind.bin.is_some() {
+        found.push("a Cargo package with a binary");
+    } else if kind.cargo {
         found.push("a Cargo project");
     }
     found.extend(kind.adapters.iter().map(|a| a.found));
     let _ = writeln!(
         cx.stdout,
         "wrote {} for {}.\nNext: set deploy_to and the hosts, then run `cargo ship plan staging`.",
-        project.ship_toml.display(),
+        ship_toml.display(),
         if found.is_empty() {
             "this directory".to_owned()
         } else {

@@ -105,7 +105,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Entry {
     Dir,
-    File { data: Vec<u8>, executable: bool },
+    File {
+        data: Vec<u8>,
+        executable: bool,
+    },
+    /// A regular file of a `dir` source, left on disk: its bytes are streamed into the tar
+    /// when it is written, never read into memory whole.
+    OnDisk {
+        path: PathBuf,
+        size: u64,
+        executable: bool,
+    },
     Symlink(String),
 }
 
@@ -242,6 +252,10 @@ pub fn export(root: &Path, rev: &str, tree: &Path) -> Result<String, ArtifactErr
                     std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
                         .map_err(io(&to))?;
                 }
+            }
+            // A git archive's entries are read into memory; a file on disk is copied.
+            Entry::OnDisk { path: from, .. } => {
+                std::fs::copy(from, &to).map_err(io(&to))?;
             }
             Entry::Symlink(target) => {
                 #[cfg(unix)]
@@ -440,16 +454,9 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                 },
                 SourceConfig::Dir(dir) => {
                     // Never what cargo ship writes (`target/`, where plans, artifacts and logs
-                    // go: `dir = "."` packed each artifact into the next) nor `.git`.
-                    let from = root.join(dir);
-                    let target = cache.parent().and_then(Path::parent).map(Path::to_path_buf);
-                    let keep = |rel: &str| {
-                        let path = from.join(rel);
-                        rel != ".git"
-                            && !rel.starts_with(".git/")
-                            && target.as_deref().is_none_or(|t| path != t)
-                    };
-                    (walk(&from, &keep)?, None, label)
+                    // go: `dir = "."` packed each artifact into the next) nor `.git`; nor
+                    // what `.gitignore` or `.shipignore` files say.
+                    (walk_source(&root.join(dir), cache)?, None, label)
                 }
                 SourceConfig::Cargo(_) => (Vec::new(), None, label),
                 SourceConfig::Archive(file, sha256) => {
@@ -546,9 +553,27 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
     // Extras may add links (or entries under links) next to the content's: check them all.
     check_links(&entries)?;
     let count = entries.len() as u64;
-    let tar = write_tar(&entries)?;
-    let digest = format!("{:x}", Sha256::digest(&tar));
-    let (path, bytes) = store(cache, &digest, &tar)?;
+    // The tar goes to a file as it is written (hashed on the way) and is compressed from
+    // it: a large file of a `dir` source is never held in memory whole.
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
+    let scratch = cache.join(format!(".packing-{}.tar", std::process::id()));
+    let written = (|| {
+        let file = std::fs::File::create(&scratch).map_err(io(&scratch))?;
+        let hashing = Hashing {
+            inner: std::io::BufWriter::new(file),
+            hasher: Sha256::new(),
+        };
+        let hashing = write_tar(&entries, hashing)?;
+        let digest = format!("{:x}", hashing.hasher.finalize());
+        hashing
+            .inner
+            .into_inner()
+            .map_err(|e| io(&scratch)(e.into_error()))?;
+        let (path, bytes) = store_from(cache, &digest, &scratch)?;
+        Ok::<_, ArtifactError>((digest, path, bytes))
+    })();
+    let _ = std::fs::remove_file(&scratch);
+    let (digest, path, bytes) = written?;
     Ok(Built {
         info: ArtifactInfo {
             source: label,
@@ -571,8 +596,65 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
 /// re-plan's time. Returns the file and its size.
 pub fn store(cache: &Path, digest: &str, tar: &[u8]) -> Result<(PathBuf, u64), ArtifactError> {
     let path = cache.join(format!("{digest}.tar.zst"));
-    let bytes = keep_or_write(&path, || zstd::bulk::compress(tar, ZSTD_LEVEL))?;
+    let bytes = keep_or_write(&path, || {
+        let mut out = Vec::new();
+        compress(&mut &tar[..], tar.len() as u64, &mut out)?;
+        Ok(out)
+    })?;
     Ok((path, bytes))
+}
+
+/// [`store`] of the tar in the file `tar`, compressed as it is read.
+fn store_from(cache: &Path, digest: &str, tar: &Path) -> Result<(PathBuf, u64), ArtifactError> {
+    let path = cache.join(format!("{digest}.tar.zst"));
+    if let Ok(meta) = std::fs::metadata(&path)
+        && meta.is_file()
+        && meta.len() > 0
+    {
+        return Ok((path, meta.len()));
+    }
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
+    let tmp = cache.join(format!(".{digest}.tar.zst.part"));
+    let compress_file = || -> std::io::Result<()> {
+        let mut from = std::fs::File::open(tar)?;
+        let size = from.metadata()?.len();
+        let mut to = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        compress(&mut from, size, &mut to)?;
+        to.flush()
+    };
+    compress_file().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    let bytes = std::fs::metadata(&path).map_err(io(&path))?.len();
+    Ok((path, bytes))
+}
+
+/// zstd of the `size` bytes `from` reads, to `to`: one way for a tar in memory ([`store`])
+/// and one in a file ([`store_from`]), so the stored file, and the size a plan shows, do
+/// not depend on which made it.
+fn compress(from: &mut dyn Read, size: u64, to: &mut dyn Write) -> std::io::Result<()> {
+    let mut encoder = zstd::stream::Encoder::new(to, ZSTD_LEVEL)?;
+    encoder.set_pledged_src_size(Some(size))?;
+    encoder.include_contentsize(true)?;
+    std::io::copy(from, &mut encoder)?;
+    encoder.finish()?;
+    Ok(())
+}
+
+/// A writer that hashes what it passes on.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The `.tar.gz` of a stored `.tar.zst` (made beside it the first time), for hosts
@@ -960,17 +1042,10 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
 /// A regular file as an entry: its bytes, and whether anyone may execute it.
 fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<Entry, ArtifactError> {
     let data = std::fs::read(path).map_err(io(path))?;
-    #[cfg(unix)]
-    let executable = {
-        use std::os::unix::fs::PermissionsExt;
-        meta.permissions().mode() & 0o111 != 0
-    };
-    #[cfg(not(unix))]
-    let executable = {
-        let _ = meta;
-        false
-    };
-    Ok(Entry::File { data, executable })
+    Ok(Entry::File {
+        data,
+        executable: is_executable(meta),
+    })
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
@@ -1032,11 +1107,119 @@ fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>,
     Ok(out)
 }
 
-fn write_tar(entries: &[(String, Entry)]) -> Result<Vec<u8>, ArtifactError> {
+/// The entries of a `dir` source: every file under `dir`, hidden ones too (`.env.example`,
+/// `.well-known/`), but not what a `.gitignore` (in a git repository or not) or a
+/// `.shipignore` (the same syntax) in `dir` or below ignores, nor `.git`, nor the
+/// directory under `dir` that holds cargo ship's own output, `cache` (`target/`). Only the
+/// ignore files inside `dir` count: none above it and no user-wide excludes, so the same
+/// tree gives the same artifact on every machine.
+/// Files are left on disk ([`Entry::OnDisk`]).
+fn walk_source(dir: &Path, cache: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    if !meta.is_dir() {
+        return Err(ArtifactError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other("not a directory"),
+        });
+    }
+    let root = dir.to_owned();
+    let cache = cache.to_path_buf();
+    let walker = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .hidden(false)
+        .parents(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .require_git(false)
+        .add_custom_ignore_filename(SHIPIGNORE)
+        .follow_links(false)
+        .filter_entry(move |item| {
+            let rel = item.path().strip_prefix(&root).unwrap_or(item.path());
+            rel != Path::new(".git") && (item.depth() == 0 || !cache.starts_with(item.path()))
+        })
+        .build();
+    let mut out = Vec::new();
+    for item in walker {
+        let item = item.map_err(|e| ArtifactError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        if item.depth() == 0 {
+            continue;
+        }
+        let rel = item
+            .path()
+            .strip_prefix(dir)
+            .expect("the walk stays under its root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let Some(ft) = item.file_type() else {
+            continue;
+        };
+        let e = if ft.is_dir() {
+            Entry::Dir
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(item.path()).map_err(io(item.path()))?;
+            let target = target.to_string_lossy().into_owned();
+            check_link(&rel, &target)?;
+            Entry::Symlink(target)
+        } else if ft.is_file() {
+            let meta = std::fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
+            Entry::OnDisk {
+                path: item.path().to_owned(),
+                size: meta.len(),
+                executable: is_executable(&meta),
+            }
+        } else {
+            return Err(ArtifactError::Unsafe {
+                entry: rel,
+                reason: "not a file, directory or symlink".to_owned(),
+            });
+        };
+        out.push((rel, e));
+    }
+    Ok(out)
+}
+
+/// The file, beside `.gitignore`, whose patterns (gitignore syntax) a `dir` source leaves
+/// out of the artifact.
+pub const SHIPIGNORE: &str = ".shipignore";
+
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
+
+/// A reader that counts what it gave.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes the entries, sorted by path, as the reproducible tar to `out`; files left on
+/// disk are streamed from it.
+fn write_tar<W: Write>(entries: &[(String, Entry)], out: W) -> Result<W, ArtifactError> {
     let mut sorted: Vec<&(String, Entry)> = entries.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     sorted.dedup_by(|a, b| a.0 == b.0);
-    let mut builder = tar::Builder::new(Vec::new());
+    let mut builder = tar::Builder::new(out);
     let here = Path::new("artifact");
     for (path, entry) in sorted {
         let mut header = tar::Header::new_gnu();
@@ -1061,6 +1244,29 @@ fn write_tar(entries: &[(String, Entry)]) -> Result<Vec<u8>, ArtifactError> {
                 builder
                     .append_data(&mut header, path, &data[..])
                     .map_err(io(here))?;
+            }
+            Entry::OnDisk {
+                path: from,
+                size,
+                executable,
+            } => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(if *executable { 0o755 } else { 0o644 });
+                header.set_size(*size);
+                let file = std::fs::File::open(from).map_err(io(from))?;
+                let mut reader = Counted {
+                    inner: file.take(*size),
+                    read: 0,
+                };
+                builder
+                    .append_data(&mut header, path, &mut reader)
+                    .map_err(io(from))?;
+                if reader.read != *size {
+                    return Err(ArtifactError::Io {
+                        path: from.clone(),
+                        source: std::io::Error::other("it changed while it was packed: plan again"),
+                    });
+                }
             }
             Entry::Symlink(target) => {
                 header.set_entry_type(tar::EntryType::Symlink);
@@ -1215,5 +1421,22 @@ mod tests {
         std::fs::write(b.path().join("d/x"), "changed").unwrap();
         let dc = build(b.path(), &src, &[], cache.path()).unwrap();
         assert_ne!(da.info.digest, dc.info.digest);
+    }
+
+    #[test]
+    fn a_streamed_tar_is_stored_as_the_same_bytes_as_one_in_memory() {
+        // Any bytes: a megabyte that compresses some, not all.
+        let tar: Vec<u8> = (0..262_144u32)
+            .flat_map(|i| (i.wrapping_mul(2_654_435_761) % 1000).to_le_bytes())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.tar");
+        std::fs::write(&file, &tar).unwrap();
+        let (bulk, _) = store(&dir.path().join("bulk"), "d", &tar).unwrap();
+        let (streamed, _) = store_from(&dir.path().join("streamed"), "d", &file).unwrap();
+        assert_eq!(
+            std::fs::read(bulk).unwrap(),
+            std::fs::read(streamed).unwrap()
+        );
     }
 }

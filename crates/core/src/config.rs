@@ -34,6 +34,9 @@ pub struct Settings {
     /// source (e.g. `["static", "config/defaults.toml"]` beside a cargo binary).
     #[serde(default)]
     pub include: Vec<String>,
+    /// How a `cargo` source's binary is built: its target, features and profile.
+    #[serde(default, skip_serializing_if = "CargoBuild::is_empty")]
+    pub cargo: CargoBuild,
     /// Commands run once, on the deploying machine, before the artifact is packed.
     #[serde(default)]
     pub build: Vec<String>,
@@ -173,6 +176,53 @@ pub enum SourceConfig {
     /// shipped as `bin/<name>` (with the paths of `include`). ship-core packs nothing for
     /// it by itself: the caller builds the binary and adds it as an extra (cargo-ship does).
     Cargo(String),
+}
+
+/// How the binary of a `source = { cargo = "<bin>" }` is built:
+/// `cargo = { target = "x86_64-unknown-linux-musl", features = ["metrics"],
+/// no_default_features = true, profile = "dist" }`. Unset, it is `cargo build --release`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoBuild {
+    /// `--target`: the binary is then `target/<triple>/<profile>/<bin>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `--features`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// `--no-default-features`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_default_features: bool,
+    /// `--profile` (`release` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl CargoBuild {
+    /// Nothing set: `cargo build --release`.
+    pub fn is_empty(&self) -> bool {
+        *self == CargoBuild::default()
+    }
+
+    /// The arguments of `cargo build` for `bin`, as run and as the plan shows them.
+    pub fn args(&self, bin: &str) -> Vec<String> {
+        let mut args = vec!["build".to_owned()];
+        match self.profile.as_deref() {
+            None | Some("release") => args.push("--release".to_owned()),
+            Some(p) => args.push(format!("--profile={p}")),
+        }
+        args.extend(["--locked".to_owned(), "--bin".to_owned(), bin.to_owned()]);
+        if let Some(t) = &self.target {
+            args.push(format!("--target={t}"));
+        }
+        if !self.features.is_empty() {
+            args.push(format!("--features={}", self.features.join(",")));
+        }
+        if self.no_default_features {
+            args.push("--no-default-features".to_owned());
+        }
+        args
+    }
 }
 
 impl SourceConfig {

@@ -81,7 +81,7 @@ pub mod store;
 pub mod task;
 pub mod transport;
 
-pub use config::{LayoutName, Settings, SourceConfig};
+pub use config::{CargoBuild, LayoutName, Settings, SourceConfig};
 pub use layout::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState};
 pub use phase::Phase;
 pub use plan::{ArtifactInfo, Plan, Promotion, Step};

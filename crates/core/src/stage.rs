@@ -329,6 +329,7 @@ pub fn example() -> Stage {
         source: SourceConfig::Dir("dist".to_owned()),
         build: Vec::new(),
         include: Vec::new(),
+        cargo: Default::default(),
         version: None,
         linked_files: Vec::new(),
         linked_dirs: Vec::new(),
@@ -397,6 +398,9 @@ pub struct Stage {
     /// More paths packed into the artifact.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
+    /// How a `cargo` source's binary is built (in the configuration digest).
+    #[serde(default, skip_serializing_if = "crate::config::CargoBuild::is_empty")]
+    pub cargo: crate::config::CargoBuild,
     /// The configured version, if any.
     pub version: Option<String>,
     /// Files linked from `shared/` on every host (roles may add more: see [`Host`]).
@@ -611,6 +615,12 @@ impl Stage {
         }
         if s.parallel == 0 {
             return Err(err(&["parallel"], "expected at least 1".to_owned()));
+        }
+        if !s.cargo.is_empty() && !matches!(s.source, SourceConfig::Cargo(_)) {
+            return Err(err(
+                &["cargo"],
+                "applies to a `source = { cargo = \"<bin>\" }` only".to_owned(),
+            ));
         }
         for (i, f) in s.linked_files.iter().enumerate() {
             check_relative_path(f)
@@ -1077,6 +1087,7 @@ impl Stage {
             source: s.source.clone(),
             build: s.build.clone(),
             include: s.include.clone(),
+            cargo: s.cargo.clone(),
             version: s.version.clone(),
             linked_files: s.linked_files.clone(),
             linked_dirs: s.linked_dirs.clone(),

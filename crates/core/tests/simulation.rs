@@ -172,6 +172,7 @@ fn stage(s: &Scenario) -> Stage {
         source: SourceConfig::Dir("dist".to_owned()),
         build: vec![],
         include: vec![],
+        cargo: Default::default(),
         version: None,
         linked_files: vec![],
         linked_dirs: vec![],
