@@ -576,7 +576,11 @@ impl<'a> Machine<'a> {
         let Some(rolling) = self.plan.rolling.clone() else {
             if self.batch == 0 {
                 self.batch = 1;
-                self.start(self.plan.clone(), out);
+                // The deploy takes the scripts; the machine keeps the rest (names, steps):
+                // one copy of every host's scripts, not two.
+                let mut kept = self.plan.clone_without_scripts();
+                std::mem::swap(&mut kept, &mut self.plan);
+                self.start(kept, out);
             } else {
                 self.finish(out);
             }
@@ -942,8 +946,9 @@ impl<'a> Deploy<'a> {
                     if self.options.live {
                         nonce.push_str(" live");
                     }
-                    for h in self.plan.hosts.clone() {
-                        let script = self.conversation(&h);
+                    for i in 0..self.plan.hosts.len() {
+                        let h = &self.plan.hosts[i];
+                        let script = self.conversation(h);
                         out.push(Action::Open {
                             host: h.name.clone(),
                             script,
@@ -965,7 +970,8 @@ impl<'a> Deploy<'a> {
                                 line: env[..env.len() - 1].to_owned(),
                             });
                         }
-                        self.runs.get_mut(&h.name).expect("a run a host").open = true;
+                        let name = h.name.clone();
+                        self.runs.get_mut(&name).expect("a run a host").open = true;
                     }
                     self.stage = Stage::Units {
                         i: 0,

@@ -74,15 +74,92 @@ impl Plan {
     /// The part of this plan that `hosts` run: their scripts and steps; local steps only
     /// when `with_local` (a rolling deploy runs them with its first batch).
     pub fn subset(&self, hosts: &[String], with_local: bool) -> Plan {
-        let mut sub = self.clone();
-        sub.hosts.retain(|h| hosts.contains(&h.name));
+        // A set: a batch of thousands of hosts is looked up once per host and step.
+        let hosts: std::collections::HashSet<&str> = hosts.iter().map(String::as_str).collect();
+        let mut sub = self.clone_without_scripts();
+        sub.hosts = self
+            .hosts
+            .iter()
+            .filter(|h| hosts.contains(h.name.as_str()))
+            .cloned()
+            .collect();
         sub.steps
             .retain(|s| with_local || s.placement != Placement::Local);
         for step in &mut sub.steps {
-            step.hosts.retain(|h| hosts.contains(h));
+            step.hosts.retain(|h| hosts.contains(h.as_str()));
         }
         sub.rolling = None;
         sub
+    }
+
+    /// A copy with every host's scripts left out (their names, roles and steps kept):
+    /// for what needs the plan's shape, not the shell sent to each host.
+    pub fn clone_without_scripts(&self) -> Plan {
+        Plan {
+            hosts: self
+                .hosts
+                .iter()
+                .map(|h| HostPlan {
+                    name: h.name.clone(),
+                    roles: h.roles.clone(),
+                    steps: h.steps.clone(),
+                    scripts: Vec::new(),
+                })
+                .collect(),
+            ..self.clone_shallow()
+        }
+    }
+
+    /// Everything but the hosts.
+    fn clone_shallow(&self) -> Plan {
+        let Plan {
+            format,
+            app,
+            stage,
+            release,
+            layout,
+            release_dir,
+            atomic_switch,
+            deploy_to,
+            keep_releases,
+            parallel,
+            artifact,
+            config_digest,
+            overrides,
+            config_keys,
+            apply_time,
+            selection,
+            skipped,
+            env,
+            rolling,
+            steps,
+            hosts: _,
+            digest,
+        } = self;
+        Plan {
+            format: *format,
+            app: app.clone(),
+            stage: stage.clone(),
+            release: release.clone(),
+            layout: layout.clone(),
+            release_dir: release_dir.clone(),
+            atomic_switch: *atomic_switch,
+            deploy_to: deploy_to.clone(),
+            keep_releases: *keep_releases,
+            parallel: *parallel,
+            artifact: artifact.clone(),
+            config_digest: config_digest.clone(),
+            overrides: overrides.clone(),
+            config_keys: config_keys.clone(),
+            apply_time: apply_time.clone(),
+            selection: selection.clone(),
+            skipped: skipped.clone(),
+            env: env.clone(),
+            rolling: rolling.clone(),
+            steps: steps.clone(),
+            hosts: Vec::new(),
+            digest: digest.clone(),
+        }
     }
 }
 
@@ -239,23 +316,16 @@ impl Plan {
 
     /// The plan with its [`Plan::digest`] computed.
     pub fn sealed(mut self) -> Plan {
-        self.digest = self.content_digest();
+        self.digest = String::new();
+        self.digest = bare_digest(&self);
         self
-    }
-
-    fn content_digest(&self) -> String {
-        let mut bare = self.clone();
-        bare.digest = String::new();
-        crate::sha256_hex(
-            serde_json::to_string(&bare)
-                .expect("a plan always serializes")
-                .as_bytes(),
-        )
     }
 
     /// Whether the plan is as it was made: its digest matches its content.
     pub fn intact(&self) -> bool {
-        self.digest == self.content_digest()
+        let mut bare = self.clone();
+        bare.digest = String::new();
+        self.digest == bare_digest(&bare)
     }
 
     /// Reads a plan saved by [`Plan::to_json`].
@@ -268,4 +338,25 @@ impl Plan {
         // Not by position: a rolling batch's subset drops local steps.
         self.steps.iter().find(|s| s.id == id)
     }
+}
+
+/// The sha256 of `plan`'s JSON (its digest field empty), the JSON streamed into the hash:
+/// a plan of 10,000 hosts is not written out whole to be hashed.
+fn bare_digest(plan: &Plan) -> String {
+    use sha2::Digest;
+    struct Hashing(sha2::Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    debug_assert!(plan.digest.is_empty());
+    let mut h = Hashing(sha2::Sha256::new());
+    serde_json::to_writer(std::io::BufWriter::with_capacity(64 << 10, &mut h), plan)
+        .expect("a plan always serializes");
+    format!("{:x}", h.0.finalize())
 }

@@ -287,7 +287,15 @@ pub struct SshTransport {
     /// Connections replaced because they no longer answered: closed with the others.
     retired: tokio::sync::Mutex<Vec<Arc<Master>>>,
     counts: Mutex<BTreeMap<String, Counts>>,
+    /// Logins in progress at once (see [`HANDSHAKES`]).
+    handshakes: tokio::sync::Semaphore,
 }
+
+/// At most this many ssh masters log in at once. Hundreds started together queue their
+/// key exchanges on this machine's cores (and, on a fleet of one machine, the hosts'
+/// too), so each one's time limit ran out waiting for the others (at 200 hosts on 2 cores:
+/// "no answer within 15s"); with a bound, a master's limit counts its own login.
+pub const HANDSHAKES: usize = 48;
 
 fn describe(e: &openssh::Error) -> String {
     let mut text = e.to_string();
@@ -355,15 +363,38 @@ fn bind_to_parent(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// Raises this process's soft limit of open files to its hard limit (once). A host's
+/// session holds about six descriptors here (the master's control connection, the
+/// session's three pipes, ...): 300 hosts need about 1,900, past the usual soft limit
+/// of 1,024, while the hard limit is commonly 4,096 or more (`ulimit -Hn`).
+pub fn raise_fd_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            let _ = setrlimit(
+                Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: limit.maximum,
+                    maximum: limit.maximum,
+                },
+            );
+        }
+    });
+}
+
 impl SshTransport {
     /// A transport with these settings; nothing is opened yet.
     pub fn new(options: SshOptions) -> SshTransport {
+        raise_fd_limit();
         SshTransport {
             options,
             sessions: tokio::sync::Mutex::new(BTreeMap::new()),
             jumps: tokio::sync::Mutex::new(BTreeMap::new()),
             retired: tokio::sync::Mutex::new(Vec::new()),
             counts: Mutex::new(BTreeMap::new()),
+            handshakes: tokio::sync::Semaphore::new(HANDSHAKES),
         }
     }
 
@@ -493,6 +524,12 @@ impl SshTransport {
             host: host.to_owned(),
             message: format!("{what}: {e}"),
         };
+        // Held until this master is logged in (or gave up): see HANDSHAKES.
+        let _login = self
+            .handshakes
+            .acquire()
+            .await
+            .map_err(|e| io("a login slot", std::io::Error::other(e)))?;
         let keep = self.options.keep_connections.filter(|_| prepare_kept_dir());
         let base = if keep.is_some() {
             kept_dir()
@@ -844,5 +881,26 @@ impl Drop for GroupGuard {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_transport_raises_the_open_files_limit_to_the_hard_limit() {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let hard = getrlimit(Resource::Nofile).maximum;
+        let low = Some(hard.map_or(256, |h| h.min(256)));
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: low,
+                maximum: hard,
+            },
+        )
+        .expect("lowering the soft limit is always allowed");
+        let _ = super::SshTransport::new(super::SshOptions::default());
+        let after = getrlimit(Resource::Nofile);
+        assert_eq!(after.current, hard.or(low));
     }
 }
