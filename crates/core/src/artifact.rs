@@ -1032,6 +1032,12 @@ fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>,
     Ok(out)
 }
 
+/// The reproducible tar of a directory's files, as an artifact packs them (for tests).
+#[cfg(test)]
+pub(crate) fn tar_of_dir(dir: &Path) -> Result<Vec<u8>, ArtifactError> {
+    write_tar(&read_dir(dir)?)
+}
+
 fn write_tar(entries: &[(String, Entry)]) -> Result<Vec<u8>, ArtifactError> {
     let mut sorted: Vec<&(String, Entry)> = entries.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));

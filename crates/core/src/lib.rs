@@ -58,6 +58,7 @@
 pub mod adapter;
 pub mod artifact;
 pub mod config;
+pub mod delta;
 pub mod driver;
 pub mod layout;
 pub mod load;

@@ -188,6 +188,9 @@ pub struct Plan {
     pub deploy_to: String,
     /// Releases kept by cleanup.
     pub keep_releases: usize,
+    /// Whether hosts are sent only the files they lack (`delta = true`, see `crate::delta`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
     /// Hosts worked on at once.
     pub parallel: usize,
     /// The artifact.

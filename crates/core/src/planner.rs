@@ -313,6 +313,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         atomic_switch: input.layout.atomic(),
         deploy_to: stage.deploy_to.clone(),
         keep_releases: stage.keep_releases,
+        delta: stage.delta,
         parallel: stage.parallel,
         artifact: input.artifact.clone(),
         config_digest: input.config_digest.clone(),

@@ -323,6 +323,7 @@ pub fn example() -> Stage {
         deploy_to: "/srv/demo".to_owned(),
         layout: LayoutName::from("timestamp"),
         keep_releases: 5,
+        delta: false,
         parallel: 10,
         source: SourceConfig::Dir("dist".to_owned()),
         build: Vec::new(),
@@ -383,6 +384,8 @@ pub struct Stage {
     pub layout: LayoutName,
     /// Releases kept by cleanup.
     pub keep_releases: usize,
+    /// Whether hosts are sent only the files they lack (see `crate::delta`).
+    pub delta: bool,
     /// Hosts worked on at once.
     pub parallel: usize,
     /// Where the artifact comes from.
@@ -1033,6 +1036,7 @@ impl Stage {
             deploy_to,
             layout: s.layout.clone(),
             keep_releases: s.keep_releases,
+            delta: s.delta,
             parallel: s.parallel,
             source: s.source.clone(),
             build: s.build.clone(),

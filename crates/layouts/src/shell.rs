@@ -22,6 +22,19 @@ fi"#
     )
 }
 
+/// Makes the release from the host's object store (`delta = true`, see
+/// `ship_core::delta`): `<base>.skel.tar` unpacked in the deploy directory with the
+/// release's path put before every name, so each file is a hard link to its object in
+/// `.ship/objects/` (checked by the `upload` step just before: each object that came by its
+/// sha256, each one kept unchanged since it came) and directories and symlinks are made as
+/// the artifact has them. Only GNU tar's `--transform` does this in one program.
+pub(crate) fn link_objects(base: &str) -> String {
+    format!(
+        r#"  ship_rel=${{SHIP_RELEASE_PATH#"$SHIP_DEPLOY_TO"/}}
+  tar -xf {base}.skel.tar -C "$SHIP_DEPLOY_TO" --transform "s,^,$ship_rel/,rSH""#
+    )
+}
+
 /// Refuses (exit 1) to go on when the artifact `base` (a shell word, as for [`extract`]) kept
 /// on the host does not unpack to the tar of sha256 `digest` (a shell word): a cache that
 /// was changed since it was checked on arrival. For what unpacks a kept artifact outside a
@@ -45,10 +58,16 @@ pub(crate) fn unpack() -> String {
 fi
 if [ -e "$SHIP_RELEASE_PATH" ] || [ -L "$SHIP_RELEASE_PATH" ]; then rm -rf "$SHIP_RELEASE_PATH"; fi
 mkdir -p "$SHIP_RELEASE_PATH"
+if [ -s {received}.tar.zst ] || [ -s {received}.tar.gz ]; then
 {}
+else
+{}
+fi
 {}"#,
         extract(RECEIVED),
-        write_revision()
+        link_objects(RECEIVED),
+        write_revision(),
+        received = RECEIVED
     )
 }
 
@@ -59,6 +78,9 @@ pub(crate) fn write_revision() -> String {
   echo "cargo-ship: the artifact has REVISION as a symlink: refusing to write the revision through it" >&2
   exit 1
 fi
+# A REVISION the artifact has may be a hard link to the object store: replaced, never
+# written through.
+if [ -e "$SHIP_RELEASE_PATH/REVISION" ]; then rm -f "$SHIP_RELEASE_PATH/REVISION"; fi
 printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
         .to_owned()
 }
