@@ -233,6 +233,92 @@ mod tests {
         );
     }
 
+    /// Runs the real `upload` step of a delta plan in `sh` on a deploy directory, with
+    /// `bundle` on its standard input.
+    fn upload(deploy_to: &Path, digest: &str, bundle: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("set -eu\n{}", crate::protocol::delta_upload_step()))
+            .env("SHIP_DEPLOY_TO", deploy_to)
+            .env("SHIP_DIGEST", digest)
+            .env("SHIP_HOST", "h1")
+            .env(
+                "SHIP_ARTIFACT",
+                deploy_to.join(format!(".ship/artifacts/{digest}.tar.gz")),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("store {}\n", bundle.len()).as_bytes())
+            .unwrap();
+        stdin.write_all(bundle).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// The bundle with one object's bytes changed (damaged on the way, or on the disk
+    /// between its arrival and its check).
+    fn damaged(bundle: &Bundle) -> Vec<u8> {
+        let mut out = tar::Builder::new(Vec::new());
+        for (path, mut data) in members(bundle) {
+            if path.starts_with("objects/") {
+                data[0] ^= 1;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            out.append_data(&mut h, &path, &data[..]).unwrap();
+        }
+        zstd::bulk::compress(&out.into_inner().unwrap(), 3).unwrap()
+    }
+
+    #[test]
+    fn the_host_refuses_an_object_without_its_sha256_and_links_nothing() {
+        if std::process::Command::new("zstd")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return; // the host's side needs zstd, as a host sent bundles has it
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (p, d) = artifact(dir.path(), &[("a.txt", b"hello"), ("b/c.txt", b"world")]);
+        let b = bundle(&p, &d, dir.path(), &[]).unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir_all(host.join(".ship/artifacts")).unwrap();
+
+        let out = upload(&host, &d, &damaged(&b));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("do not have their sha256"), "{err}");
+        // Nothing is left to be linked: no object, no skeleton, no manifest.
+        assert_eq!(
+            std::fs::read_dir(host.join(".ship/objects"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(!host.join(format!(".ship/artifacts/{d}.sums")).exists());
+        assert!(!host.join(format!(".ship/artifacts/{d}.skel.tar")).exists());
+
+        // The same bundle undamaged is taken: its objects kept, the manifest checked.
+        let out = upload(&host, &d, &b.bytes);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(
+            std::fs::read_dir(host.join(".ship/objects"))
+                .unwrap()
+                .count(),
+            2
+        );
+        assert!(host.join(format!(".ship/artifacts/{d}.sums")).exists());
+        assert!(!host.join(format!(".ship/artifacts/{d}.new")).exists());
+    }
+
     #[test]
     fn an_unknown_or_malformed_base_counts_for_nothing() {
         let dir = tempfile::tempdir().unwrap();

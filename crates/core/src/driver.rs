@@ -198,7 +198,8 @@ impl<'d> Io<'d, '_> {
 
     /// Sends `host` the delta bundle for the artifacts it has ([`crate::delta::bundle`]),
     /// made once per set of artifacts and kept beside the artifact
-    /// (`<digest>.delta-<key>.tar.zst`); the whole `.tar.zst` when it cannot be made.
+    /// (`<digest>.delta-<key>.tar.zst`, written aside and renamed, used again by a later
+    /// apply); the whole `.tar.zst` when it cannot be made.
     fn send_bundle(&mut self, host: &str, mut have: Vec<String>) {
         have.sort();
         have.dedup();
@@ -206,10 +207,18 @@ impl<'d> Io<'d, '_> {
         let made = self.bundles.entry(have.clone()).or_insert_with(|| {
             let cache = artifact.parent()?;
             let digest = artifact.file_name()?.to_str()?.strip_suffix(".tar.zst")?;
-            let bundle = crate::delta::bundle(&artifact, digest, cache, &have).ok()?;
             let key = &crate::sha256_hex(have.join(" ").as_bytes())[..16];
             let path = cache.join(format!("{digest}.delta-{key}.tar.zst"));
-            std::fs::write(&path, &bundle.bytes).ok()?;
+            // The same artifact and the same artifacts had: the same bytes (made before).
+            if let Ok(meta) = std::fs::metadata(&path)
+                && meta.len() > 0
+            {
+                return Some((path, meta.len()));
+            }
+            let bundle = crate::delta::bundle(&artifact, digest, cache, &have).ok()?;
+            let part = path.with_extension("part");
+            std::fs::write(&part, &bundle.bytes).ok()?;
+            std::fs::rename(&part, &path).ok()?;
             Some((path, bundle.bytes.len() as u64))
         });
         match made.clone() {

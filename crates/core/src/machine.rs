@@ -761,6 +761,7 @@ impl<'a> Deploy<'a> {
         LayoutContext {
             deploy_to: &self.plan.deploy_to,
             release: &self.plan.release,
+            delta: self.plan.delta,
         }
     }
 

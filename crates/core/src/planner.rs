@@ -154,6 +154,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let cx = LayoutContext {
         deploy_to: &stage.deploy_to,
         release: &input.release,
+        delta: stage.delta,
     };
     let all_hosts: Vec<String> = stage.hosts.iter().map(|h| h.name.clone()).collect();
     let mut steps: Vec<Step> = Vec::new();

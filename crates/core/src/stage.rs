@@ -385,6 +385,7 @@ pub struct Stage {
     /// Releases kept by cleanup.
     pub keep_releases: usize,
     /// Whether hosts are sent only the files they lack (see `crate::delta`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delta: bool,
     /// Hosts worked on at once.
     pub parallel: usize,
