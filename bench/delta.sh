@@ -5,7 +5,9 @@
 # host at once (one connection, one session, `cat > /dev/null`: the host writes nothing, so
 # the floor is if anything too fast). Prints, for each fleet size, the floor's wall time,
 # cargo ship's first deploy (every file sent) and its redeploy (wall time and bytes sent
-# per host, from the ssh transport's count), and their ratios to the floor, all from one run.
+# per host, from the ssh transport's count), a redeploy of the same artifact (nothing sent:
+# cargo ship's own cost) and the time `plan` takes to pack the directory, with ratios to the
+# floor, all from one run.
 #
 #   bench/delta.sh [HOSTS...]      default: 10 30; needs root and openssh-server
 #
@@ -23,7 +25,14 @@ ship=$root/target/release/cargo-ship
 export TESTBED_NET=${TESTBED_NET:-127.0.77} TESTBED_PREFIX=${TESTBED_PREFIX:-d}
 tb=$(mktemp -d /tmp/ship-delta.XXXXXX)
 "$testbed" up "$max" "$tb" 400m >/dev/null
-trap '"$testbed" down "$tb" >/dev/null 2>&1 || true; rm -rf "$tb"' EXIT
+# Stopped by the pids hosts.tsv lists (testbed.sh down stops at the first listener that has
+# no connection left: its `pkill -P` fails under `set -e`).
+stop() {
+  "$testbed" down "$tb" >/dev/null 2>&1 || true
+  cut -f4 "$tb/hosts.tsv" 2>/dev/null | while read -r p; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tb"
+}
+trap stop EXIT
 
 python3 "$root/bench/make-artifact.py" "$tb/app.tar.gz" 1.0.0 100
 mkdir -p "$tb/project/app"
@@ -59,8 +68,8 @@ delta = true
 [bench]
 hosts = [$(echo "$hosts" | sed 's/.*/"&"/' | paste -sd, -)]
 TOML
-  for run in "first deploy (every file)" "redeploy, one 10 KB change"; do
-    change
+  for run in "first deploy (every file)" "redeploy, one 10 KB change" "redeploy, nothing changed"; do
+    [ "$run" = "redeploy, nothing changed" ] || change
     id=$((id + 1))
     t0=$(now)
     apply "$id"
@@ -69,4 +78,8 @@ TOML
     printf '%-6s %-28s %8.2fs %7.2fx %16.0f %8.2f%%\n' "$n" "$run" "$wall" \
       "$(echo "$wall / $floor" | bc -l)" "$bytes" "$(echo "100 * $bytes / $full" | bc -l)"
   done
+  # What packing the 100 MB directory alone costs (apply does it too): no host is reached.
+  t0=$(now)
+  (cd "$tb/project" && "$ship" ship plan bench > /dev/null 2>&1)
+  printf '%-6s %-28s %8.2fs\n' "$n" "of which packing (plan)" "$(echo "$(now) - $t0" | bc -l)"
 done

@@ -65,6 +65,33 @@ fn objects_of(tar: &[u8], path: &Path) -> Result<BTreeSet<String>, DeltaError> {
     Ok(names)
 }
 
+/// The object names of the artifact `digest` kept in `cache`, from its list
+/// `<digest>.objects` (written the first time: an artifact is the same bytes forever, so
+/// a later deploy does not unpack and hash it again); none when it is not kept here.
+fn kept_objects(cache: &Path, digest: &str) -> Result<BTreeSet<String>, DeltaError> {
+    let list = cache.join(format!("{digest}.objects"));
+    if let Ok(text) = std::fs::read_to_string(&list) {
+        return Ok(text.lines().map(str::to_owned).collect());
+    }
+    let base = cache.join(format!("{digest}.tar.zst"));
+    if !base.is_file() {
+        return Ok(BTreeSet::new());
+    }
+    let names = objects_of(&read_tar(&base)?, &base)?;
+    write_list(&list, &names);
+    Ok(names)
+}
+
+/// Writes an artifact's object list aside and renames it (a list is only a cache: a
+/// failure to write it is not one of the deploy's).
+fn write_list<'a>(list: &Path, names: impl IntoIterator<Item = &'a String>) {
+    let text: String = names.into_iter().map(|n| format!("{n}\n")).collect();
+    let part = list.with_extension("objects-part");
+    if std::fs::write(&part, text).is_ok() {
+        let _ = std::fs::rename(&part, list);
+    }
+}
+
 /// What a bundle holds, for the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bundle {
@@ -91,10 +118,7 @@ pub fn bundle(
         if d == digest || d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
-        let base = cache.join(format!("{d}.tar.zst"));
-        if base.is_file() {
-            present.extend(objects_of(&read_tar(&base)?, &base)?);
-        }
+        present.extend(kept_objects(cache, d)?);
     }
     let mut skel = tar::Builder::new(Vec::new());
     let mut objects: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -128,6 +152,7 @@ pub fn bundle(
         }
     }
     let skel = skel.into_inner().map_err(err(artifact))?;
+    write_list(&cache.join(format!("{digest}.objects")), objects.keys());
     let skel_line = format!(
         "{}  ../artifacts/{digest}.skel.tar\n",
         crate::sha256_hex(&skel)
