@@ -66,6 +66,7 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
         deploy_to: "/srv/app".to_owned(),
         layout: LayoutName::from("timestamp"),
         keep_releases: 5,
+        delta: false,
         parallel: 10,
         artifact_store: None,
         source: SourceConfig::Dir("dist".to_owned()),

@@ -838,9 +838,12 @@ fn run_plan(
     let sessions = ssh.counts().values().map(|c| c.sessions).max().unwrap_or(0);
     let reused = ssh.counts().values().filter(|c| c.reused > 0).count();
     // Each host's end, as the JSON outcome and the webhook both give it.
+    let counts = ssh.counts();
     host_summary.extend(outcome.hosts.iter().map(|(host, end)| {
         let mut v = serde_json::to_value(end).expect("serializes");
         v["host"] = serde_json::Value::from(host.as_str());
+        // Bytes this deploy wrote to the host's session (the artifact or delta included).
+        v["sent_bytes"] = serde_json::Value::from(counts.get(host).map_or(0, |c| c.sent));
         v
     }));
     if json {

@@ -1213,6 +1213,12 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// The reproducible tar of a directory's files, as an artifact packs them (for tests).
+#[cfg(test)]
+pub(crate) fn tar_of_dir(dir: &Path) -> Result<Vec<u8>, ArtifactError> {
+    write_tar(&read_dir(dir)?, Vec::new())
+}
+
 /// Writes the entries, sorted by path, as the reproducible tar to `out`; files left on
 /// disk are streamed from it.
 fn write_tar<W: Write>(entries: &[(String, Entry)], out: W) -> Result<W, ArtifactError> {

@@ -22,6 +22,11 @@ pub struct Settings {
     pub layout: LayoutName,
     /// How many releases cleanup keeps on each host (the live one always stays).
     pub keep_releases: usize,
+    /// Send hosts only the files they lack: each host keeps a content-addressed store of
+    /// files (`.ship/objects/`) and a release is made of hard links to it (layouts that keep
+    /// `releases/`, hosts with zstd; see `crate::delta`). Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
     /// Files linked into each release from `shared/` (relative paths).
     #[serde(default)]
     pub linked_files: Vec<String>,

@@ -135,6 +135,7 @@ impl Driver<'_> {
             aborts: BTreeMap::new(),
             queue: VecDeque::from([Input::Start]),
             outcome: None,
+            bundles: BTreeMap::new(),
         };
         let mut stop = self.stop.clone();
         // What the stop watch said so far: nothing, a stop (`false`), a stop now (`true`).
@@ -187,6 +188,9 @@ struct Io<'d, 'a> {
     aborts: BTreeMap<String, AbortHandle>,
     queue: VecDeque<Input>,
     outcome: Option<Outcome>,
+    /// The delta bundles made, by the artifacts the hosts have: a file and its size, or
+    /// `None` when it could not be made (those hosts are sent the whole artifact).
+    bundles: BTreeMap<Vec<String>, Option<(PathBuf, u64)>>,
 }
 
 impl<'d> Io<'d, '_> {
@@ -194,6 +198,47 @@ impl<'d> Io<'d, '_> {
         let (handle, registration) = AbortHandle::new_pair();
         self.tasks.push(Abortable::new(work, registration));
         handle
+    }
+
+    /// Sends `host` the delta bundle for the artifacts it has ([`crate::delta::bundle`]),
+    /// made once per set of artifacts and kept beside the artifact
+    /// (`<digest>.delta-<key>.tar.zst`, written aside and renamed, used again by a later
+    /// apply); the whole `.tar.zst` when it cannot be made.
+    fn send_bundle(&mut self, host: &str, mut have: Vec<String>) {
+        have.sort();
+        have.dedup();
+        let artifact = self.driver.options.artifact.clone();
+        let made = self.bundles.entry(have.clone()).or_insert_with(|| {
+            let cache = artifact.parent()?;
+            let digest = artifact.file_name()?.to_str()?.strip_suffix(".tar.zst")?;
+            let key = &crate::sha256_hex(have.join(" ").as_bytes())[..16];
+            let path = cache.join(format!("{digest}.delta-{key}.tar.zst"));
+            // The same artifact and the same artifacts had: the same bytes (made before).
+            if let Ok(meta) = std::fs::metadata(&path)
+                && meta.len() > 0
+            {
+                return Some((path, meta.len()));
+            }
+            let bundle = crate::delta::bundle(&artifact, digest, cache, &have).ok()?;
+            let part = path.with_extension("part");
+            std::fs::write(&part, &bundle.bytes).ok()?;
+            std::fs::rename(&part, &path).ok()?;
+            Some((path, bundle.bytes.len() as u64))
+        });
+        match made.clone() {
+            Some((path, size)) => {
+                self.send(host, transport::Input::Line(protocol::bundle_header(size)));
+                self.send(host, transport::Input::File(path));
+            }
+            None => {
+                let size = std::fs::metadata(&artifact).map_or(0, |m| m.len());
+                self.send(
+                    host,
+                    transport::Input::Line(protocol::artifact_header(true, size)),
+                );
+                self.send(host, transport::Input::File(artifact));
+            }
+        }
     }
 
     /// The presigned URL a host is sent instead of the artifact: only with an
@@ -260,6 +305,7 @@ impl<'d> Io<'d, '_> {
                 );
                 self.send(&host, transport::Input::File(path));
             }
+            Action::SendBundle { host, have } => self.send_bundle(&host, have),
             Action::Close { host } => {
                 self.inputs.remove(&host);
             }

@@ -15,6 +15,9 @@ pub struct LayoutContext<'a> {
     pub deploy_to: &'a str,
     /// The new release's id.
     pub release: &'a str,
+    /// Whether the plan has `delta = true`: a release may be made of hard links to the
+    /// host's object store (see `crate::delta`) rather than unpacked from the artifact.
+    pub delta: bool,
 }
 
 /// The state of a release in `.ship/releases.json`.

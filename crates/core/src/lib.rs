@@ -58,6 +58,7 @@
 pub mod adapter;
 pub mod artifact;
 pub mod config;
+pub mod delta;
 pub mod diagnostic;
 pub mod driver;
 pub mod graph;

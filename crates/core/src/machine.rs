@@ -343,6 +343,16 @@ pub enum Action {
         /// When.
         after: Duration,
     },
+    /// Write a delta bundle's header line and bytes to a host's conversation (`delta = true`,
+    /// a host with zstd, a layout that keeps `releases/`): the files of the artifact that
+    /// the artifacts the host has (`have`) lack, and the release's skeleton
+    /// ([`crate::delta::bundle`]).
+    SendBundle {
+        /// The host.
+        host: String,
+        /// The artifacts (digests) whose objects the host has.
+        have: Vec<String>,
+    },
     /// Make the artifact's `.tar.gz` (for hosts without zstd), then say [`Input::GzMade`].
     MakeGz,
     /// Run a local step's script on this machine, then say [`Input::LocalDone`].
@@ -399,6 +409,8 @@ struct HostRun {
     state: HostState,
     artifact_present: bool,
     zstd: bool,
+    /// The artifacts whose objects the host has (`delta = true`).
+    have: Vec<String>,
     new_dir: String,
     cleanup: Vec<String>,
     prepare_started: bool,
@@ -763,6 +775,7 @@ impl<'a> Deploy<'a> {
         LayoutContext {
             deploy_to: &self.plan.deploy_to,
             release: &self.plan.release,
+            delta: self.plan.delta,
         }
     }
 
@@ -1168,6 +1181,12 @@ impl<'a> Deploy<'a> {
         self.dispatch(k, out);
     }
 
+    /// Whether a host is sent a delta bundle rather than the artifact: the plan says
+    /// `delta = true`, the host has zstd, and the layout makes a directory per release.
+    fn sends_bundle(&self, run: &HostRun) -> bool {
+        self.plan.delta && run.zstd && self.layout.keeps_directories()
+    }
+
     /// Sends `go` to queued hosts while fewer than `parallel` run and nothing stops us.
     fn dispatch(&mut self, k: usize, out: &mut Vec<Action>) {
         let upload = self.segment_of(Phase::Upload) == Some(k);
@@ -1204,7 +1223,12 @@ impl<'a> Deploy<'a> {
                     line,
                 });
             }
-            if upload && !run.artifact_present {
+            if upload && !run.artifact_present && self.sends_bundle(run) {
+                out.push(Action::SendBundle {
+                    host: name.clone(),
+                    have: run.have.clone(),
+                });
+            } else if upload && !run.artifact_present {
                 out.push(Action::SendArtifact {
                     host: name.clone(),
                     zstd: run.zstd,
@@ -1644,6 +1668,7 @@ impl<'a> Deploy<'a> {
             let run = self.runs.get_mut(host).expect("a run a host");
             run.artifact_present = probe.artifact_present;
             run.zstd = probe.zstd;
+            run.have = probe.have.clone();
             run.new_dir = new_dir;
             run.cleanup = cleanup;
             run.state = state;

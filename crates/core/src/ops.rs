@@ -132,6 +132,7 @@ pub fn rollback_script(
     let cx = LayoutContext {
         deploy_to,
         release: &record.id,
+        delta: false,
     };
     let mut s = prelude(deploy_to, host);
     let _ = writeln!(

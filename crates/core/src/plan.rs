@@ -124,6 +124,8 @@ impl Plan {
             keep_releases,
             parallel,
             artifact,
+            delta,
+            artifact_store,
             config_digest,
             overrides,
             config_keys,
@@ -148,6 +150,8 @@ impl Plan {
             keep_releases: *keep_releases,
             parallel: *parallel,
             artifact: artifact.clone(),
+            delta: *delta,
+            artifact_store: artifact_store.clone(),
             config_digest: config_digest.clone(),
             overrides: overrides.clone(),
             config_keys: config_keys.clone(),
@@ -265,6 +269,9 @@ pub struct Plan {
     pub deploy_to: String,
     /// Releases kept by cleanup.
     pub keep_releases: usize,
+    /// Whether hosts are sent only the files they lack (`delta = true`, see `crate::delta`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
     /// Hosts worked on at once.
     pub parallel: usize,
     /// The artifact.

@@ -154,6 +154,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let cx = LayoutContext {
         deploy_to: &stage.deploy_to,
         release: &input.release,
+        delta: stage.delta,
     };
     let all_hosts: Vec<String> = stage.hosts.iter().map(|h| h.name.clone()).collect();
     let mut steps: Vec<Step> = Vec::new();
@@ -313,6 +314,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         atomic_switch: input.layout.atomic(),
         deploy_to: stage.deploy_to.clone(),
         keep_releases: stage.keep_releases,
+        delta: stage.delta,
         parallel: stage.parallel,
         artifact: input.artifact.clone(),
         artifact_store: stage

@@ -440,6 +440,47 @@ true"#,
     )
 }
 
+/// What the `lock` step of a plan with `delta = true` adds: the objects whose inode
+/// changed since the last deploy's cleanup (`-cnewer .ship/objects.checked`; all of them
+/// when there is no such stamp) are hashed, and those written since they came (a task
+/// wrote a release's file in place) are removed, named on standard error; then a `state have <digest>` line for
+/// each artifact whose objects are all in `.ship/objects` (the artifacts of the others are
+/// forgotten), and `state artifact present` when that is this plan's.
+pub fn delta_probe() -> String {
+    format!(
+        r#"if [ -d "$SHIP_DEPLOY_TO/.ship/objects" ]; then
+  # Objects whose inode changed since the last deploy's cleanup (a write, even with its
+  # mtime put back, changes the ctime) are hashed; a wrong one is removed and sent again.
+  if [ -e "$SHIP_DEPLOY_TO/.ship/objects.checked" ]; then
+    find "$SHIP_DEPLOY_TO/.ship/objects" -type f -cnewer "$SHIP_DEPLOY_TO/.ship/objects.checked" -print
+  else
+    find "$SHIP_DEPLOY_TO/.ship/objects" -type f -print
+  fi | xargs -r sha256sum | while read -r ship_h ship_o; do
+    ship_k=${{ship_o##*/}}
+    if [ "$ship_h" != "${{ship_k%%.*}}" ]; then
+      rm -f -- "$ship_o"
+      echo "cargo-ship: $SHIP_HOST: the object $ship_k was written since it came (a release's file changed in place?): removed, it is sent again" >&2
+    fi
+  done
+  for ship_s in "$SHIP_DEPLOY_TO"/.ship/artifacts/*.sums; do
+    [ -f "$ship_s" ] || continue
+    ship_d=${{ship_s##*/}}; ship_d=${{ship_d%.sums}}
+    ship_ok=1
+    while read -r ship_h ship_o; do
+      [ -e "$SHIP_DEPLOY_TO/.ship/objects/$ship_o" ] || {{ ship_ok=; break; }}
+    done < "$ship_s"
+    if [ -n "$ship_ok" ]; then
+      printf '%s state have %s\n' "${n}" "$ship_d"
+      if [ "$ship_d" = "$SHIP_DIGEST" ]; then printf '%s state artifact present\n' "${n}"; fi
+    else
+      rm -f -- "$ship_s" "${{ship_s%.sums}}.skel.tar" "${{ship_s%.sums}}.new"
+    fi
+  done
+fi"#,
+        n = NONCE_VAR
+    )
+}
+
 /// Prints `current`, the `releases/` listing, the lock's holder and `.ship/releases.json`
 /// as state lines, with the shell's builtins only (but `readlink` and `cat` of the lock).
 pub fn probe() -> String {
@@ -587,6 +628,77 @@ pub fn release_lock() -> String {
     format!("rm -rf \"{PREPARING}/${{SHIP_RELEASE_PATH##*/}}\" \"$SHIP_DEPLOY_TO/.ship/lock\"")
 }
 
+/// The `upload` step of a plan with `delta = true`: as [`upload_step`], and also reads
+/// `store <bytes>` then a bundle ([`crate::delta`]) unpacked in `.ship/`; then, when the
+/// release is to be made from objects, checks the sha256 of every object that came and of
+/// the skeleton, and that every object the release uses is there (an object kept from an
+/// earlier deploy and written since was removed by the `lock` step, so is sent again).
+/// On a mismatch the objects that came are removed with the skeleton and the manifest,
+/// and the step fails: nothing is linked.
+pub fn delta_upload_step() -> String {
+    r#"ship_obj="$SHIP_DEPLOY_TO/.ship/objects"
+ship_sums="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.sums"
+ship_forget() {
+  if [ -f "${ship_sums%.sums}.new" ]; then
+    while read -r ship_h ship_o; do
+      case "$ship_o" in ../*) ;; *) rm -f -- "$ship_obj/$ship_o" ;; esac
+    done < "${ship_sums%.sums}.new"
+  fi
+  rm -f -- "$ship_sums" "${ship_sums%.sums}.new" "${ship_sums%.sums}.skel.tar"
+}
+if [ ! -s "$SHIP_ARTIFACT" ] && [ ! -s "$ship_sums" ]; then
+  # cargo ship sends a line, `store <bytes>`, `gz <bytes>` or `zst <bytes>`, then the bytes
+  IFS=' ' read -r ship_enc ship_bytes
+  if [ "$ship_enc" = store ]; then
+    [ -d "$ship_obj" ] || mkdir -p "$ship_obj"
+    head -c "$ship_bytes" > "$ship_sums.part"
+    if ! zstd -dcq "$ship_sums.part" | tar -xf - -C "$SHIP_DEPLOY_TO/.ship"; then
+      rm -f "$ship_sums.part"; ship_forget
+      echo "cargo-ship: the delta arrived damaged (it does not unpack)" >&2
+      exit 1
+    fi
+    rm -f "$ship_sums.part"
+  else
+    case "$ship_enc" in
+      zst) ship_unz="zstd -dcq" ;;
+      gz) ship_unz="gzip -dc" ;;
+      *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
+    esac
+    ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
+    head -c "$ship_bytes" > "$ship_to.part"
+    ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
+    if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
+      rm -f "$ship_to.part"
+      echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
+      exit 1
+    fi
+    mv -f "$ship_to.part" "$ship_to"
+  fi
+fi
+if [ ! -s "$SHIP_ARTIFACT" ] && [ -s "$ship_sums" ]; then
+  # The release is made of hard links to objects: each one that came, and the skeleton,
+  # checked by sha256 before anything is linked; the others must be there (unchanged
+  # since they came: the lock step removed any that was written since).
+  # Nothing came (the host had every object): only the skeleton is checked here.
+  ship_check="${ship_sums%.sums}.new"
+  [ -f "$ship_check" ] || grep ' \.\./artifacts/' "$ship_sums" > "$ship_check" || true
+  if ! ship_bad=$(cd "$ship_obj" && sha256sum -c --quiet --strict "$ship_check" 2>&1); then
+    ship_forget
+    echo "cargo-ship: $SHIP_HOST: objects do not have their sha256, nothing was linked: $ship_bad" >&2
+    exit 1
+  fi
+  while read -r ship_h ship_o; do
+    if [ ! -e "$ship_obj/$ship_o" ]; then
+      rm -f -- "$ship_sums" "${ship_sums%.sums}.new" "${ship_sums%.sums}.skel.tar"
+      echo "cargo-ship: $SHIP_HOST: the object $ship_o the release needs is missing, nothing was linked" >&2
+      exit 1
+    fi
+  done < "$ship_sums"
+  rm -f "${ship_sums%.sums}.new"
+fi"#
+    .to_owned()
+}
+
 /// The `upload` step: reads `zst <bytes>` or `gz <bytes>`, then the bytes, and keeps them
 /// only if what they unpack to has the plan's sha256.
 pub fn upload_step() -> String {
@@ -696,6 +808,20 @@ if [ -n "$ship_old" ]; then (cd "$SHIP_DEPLOY_TO/.ship/log" && rm -f -- $ship_ol
         .to_owned()
 }
 
+/// What the `cleanup` step of a plan with `delta = true` adds: the objects no release links
+/// to (a link count of 1: only the store's name is left), then the stamp the next `lock`
+/// step compares objects' ctimes to (`.ship/objects.checked`). (The skeletons and manifests of
+/// the artifacts no release came from go with them in [`cleanup_step`].)
+pub fn delta_cleanup() -> String {
+    r#"if [ -d "$SHIP_DEPLOY_TO/.ship/objects" ]; then
+  ship_n_old=$(find "$SHIP_DEPLOY_TO/.ship/objects" -type f -links 1 -print -delete | wc -l)
+  [ "$ship_n_old" = 0 ] || echo "removed $ship_n_old objects no release uses"
+  # Every object is as it came: the next lock step hashes only those changed after this.
+  touch "$SHIP_DEPLOY_TO/.ship/objects.checked"
+fi"#
+    .to_owned()
+}
+
 /// The `unlock` step: the new records (`$SHIP_RECORDS`), a line in `revisions.log` as
 /// Capistrano writes it, and the lock released.
 pub fn unlock_step(branch: &str) -> String {
@@ -748,6 +874,11 @@ pub fn artifact_header(zstd: bool, bytes: u64) -> String {
     format!("{} {bytes}", if zstd { "zst" } else { "gz" })
 }
 
+/// The line before a delta bundle's bytes ([`crate::delta`]): its size.
+pub fn bundle_header(bytes: u64) -> String {
+    format!("store {bytes}")
+}
+
 /// `first`, then a [`Control::Ready`] line and a wait for a second script on standard input
 /// (its length in bytes on one line, then the script), run in the same session: a two-part
 /// operation (read under the lock, then act on what every host said) costs one session per
@@ -771,6 +902,8 @@ pub struct Probe {
     pub artifact_present: bool,
     /// Whether the host has `zstd`, to be sent the artifact zstd-compressed.
     pub zstd: bool,
+    /// The artifacts whose objects the host has (`delta = true`: `state have <digest>`).
+    pub have: Vec<String>,
     /// Every release directory marked as being prepared by a deploy that did not finish.
     pub marked: Vec<String>,
     /// `.ship/releases.json`, if there is one.
@@ -808,6 +941,8 @@ impl Probe {
             self.deployed.push(id.to_owned());
         } else if let Some(holder) = rest.strip_prefix("lock ") {
             self.lock = Some(holder.to_owned());
+        } else if let Some(digest) = rest.strip_prefix("have ") {
+            self.have.push(digest.to_owned());
         } else if rest == "artifact present" {
             self.artifact_present = true;
         } else if rest == "zstd" {

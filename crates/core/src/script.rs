@@ -253,10 +253,16 @@ pub fn phase_command(
             "# done on this machine when the plan was made: {}",
             input.artifact.source
         ),
+        Phase::Lock if input.stage.delta => format!(
+            "{}\n{}",
+            crate::protocol::lock_step(),
+            crate::protocol::delta_probe()
+        ),
         Phase::Lock => crate::protocol::lock_step(),
         Phase::Upload if input.stage.artifact_store.is_some() => {
             crate::protocol::upload_step_via_store()
         }
+        Phase::Upload if input.stage.delta => crate::protocol::delta_upload_step(),
         Phase::Upload => crate::protocol::upload_step(),
         Phase::Prepare => format!(
             "# a deploy killed from here on leaves this mark for the next one's cleanup\n{}\n{}",
@@ -294,6 +300,11 @@ pub fn phase_command(
         },
         // Artifacts no kept release was unpacked from go too: `$SHIP_RECORDS` (the new
         // releases.json) names the digest of every release kept.
+        Phase::Cleanup if input.stage.delta => format!(
+            "{}\n{}",
+            crate::protocol::cleanup_step(),
+            crate::protocol::delta_cleanup()
+        ),
         Phase::Cleanup => crate::protocol::cleanup_step(),
         Phase::Unlock => {
             let branch = match &input.stage.source {

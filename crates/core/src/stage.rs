@@ -324,6 +324,7 @@ pub fn example() -> Stage {
         deploy_to: "/srv/demo".to_owned(),
         layout: LayoutName::from("timestamp"),
         keep_releases: 5,
+        delta: false,
         parallel: 10,
         artifact_store: None,
         source: SourceConfig::Dir("dist".to_owned()),
@@ -386,6 +387,9 @@ pub struct Stage {
     pub layout: LayoutName,
     /// Releases kept by cleanup.
     pub keep_releases: usize,
+    /// Whether hosts are sent only the files they lack (see `crate::delta`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
     /// Hosts worked on at once.
     pub parallel: usize,
     /// Object storage the artifact goes through, checked by [`crate::store::check`].
@@ -1054,6 +1058,16 @@ impl Stage {
         }
         if let Some(url) = &s.artifact_store {
             crate::store::check(url).map_err(|m| err(&["artifact_store"], m))?;
+            // Two routes for the bytes, not yet one: hosts download the whole artifact from
+            // the store, or are sent the files they lack; not both.
+            if s.delta {
+                return Err(err(
+                    &["delta"],
+                    "`delta = true` and `artifact_store` cannot be used together yet: \
+                     choose one"
+                        .to_owned(),
+                ));
+            }
         }
         if s.max_fail == 0 {
             return Err(err(
@@ -1082,6 +1096,7 @@ impl Stage {
             deploy_to,
             layout: s.layout.clone(),
             keep_releases: s.keep_releases,
+            delta: s.delta,
             parallel: s.parallel,
             artifact_store: s.artifact_store.clone(),
             source: s.source.clone(),

@@ -167,6 +167,7 @@ fn stage(s: &Scenario) -> Stage {
         deploy_to: DEPLOY_TO.to_owned(),
         layout: LayoutName::from("timestamp"),
         keep_releases: 3,
+        delta: false,
         parallel: s.parallel,
         artifact_store: None,
         source: SourceConfig::Dir("dist".to_owned()),
@@ -1163,6 +1164,7 @@ fn simulate(
                         hosts[index[&host]].send(&line);
                     }
                     Action::SendArtifact { host, zstd } => hosts[index[&host]].send_artifact(zstd),
+                    Action::SendBundle { host, .. } => hosts[index[&host]].send_artifact(true),
                     Action::Close { host } => hosts[index[&host]].close(),
                     Action::Kill { host } => match index.get(&host) {
                         Some(i) => hosts[*i].kill(),

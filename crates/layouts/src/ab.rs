@@ -28,8 +28,8 @@ impl Layout for Ab {
 esac"#
             .to_owned()
     }
-    fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
-        unpack()
+    fn prepare(&self, cx: &LayoutContext<'_>) -> String {
+        unpack(cx.delta)
     }
     fn switch(&self, _cx: &LayoutContext<'_>) -> String {
         link_current("\"$SHIP_RELEASE_PATH\"")

@@ -79,8 +79,8 @@ macro_rules! dir_per_release {
             fn locate(&self, _cx: &LayoutContext<'_>) -> String {
                 locate()
             }
-            fn prepare(&self, _cx: &LayoutContext<'_>) -> String {
-                unpack()
+            fn prepare(&self, cx: &LayoutContext<'_>) -> String {
+                unpack(cx.delta)
             }
             fn switch(&self, _cx: &LayoutContext<'_>) -> String {
                 link_current("\"$SHIP_RELEASE_PATH\"")

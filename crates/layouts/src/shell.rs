@@ -22,6 +22,19 @@ fi"#
     )
 }
 
+/// Makes the release from the host's object store (`delta = true`, see
+/// `ship_core::delta`): `<base>.skel.tar` unpacked in the deploy directory with the
+/// release's path put before every name, so each file is a hard link to its object in
+/// `.ship/objects/` (checked by the `upload` step just before: each object that came by its
+/// sha256, each one kept unchanged since it came) and directories and symlinks are made as
+/// the artifact has them. Only GNU tar's `--transform` does this in one program.
+pub(crate) fn link_objects(base: &str) -> String {
+    format!(
+        r#"  ship_rel=${{SHIP_RELEASE_PATH#"$SHIP_DEPLOY_TO"/}}
+  tar -xf {base}.skel.tar -C "$SHIP_DEPLOY_TO" --transform "s,^,$ship_rel/,rSH""#
+    )
+}
+
 /// Refuses (exit 1) to go on when the artifact `base` (a shell word, as for [`extract`]) kept
 /// on the host does not unpack to the tar of sha256 `digest` (a shell word): a cache that
 /// was changed since it was checked on arrival. For what unpacks a kept artifact outside a
@@ -37,7 +50,20 @@ fi"#
 }
 
 /// Unpacks the artifact into a new `$SHIP_RELEASE_PATH`, refusing to touch the live release.
-pub(crate) fn unpack() -> String {
+/// With `delta` (the plan's `delta = true`), a host that was sent a delta bundle, so keeps
+/// no `.tar.zst`/`.tar.gz` of it, makes the release from its object store instead
+/// ([`link_objects`]).
+pub(crate) fn unpack(delta: bool) -> String {
+    let make = if delta {
+        format!(
+            "if [ -s {r}.tar.zst ] || [ -s {r}.tar.gz ]; then\n{}\nelse\n{}\nfi",
+            extract(RECEIVED),
+            link_objects(RECEIVED),
+            r = RECEIVED
+        )
+    } else {
+        extract(RECEIVED)
+    };
     format!(
         r#"if [ "$SHIP_DEPLOY_TO/current" -ef "$SHIP_RELEASE_PATH" ]; then
   echo "cargo-ship: $SHIP_RELEASE_PATH is the live release; refusing to unpack over it" >&2
@@ -45,22 +71,29 @@ pub(crate) fn unpack() -> String {
 fi
 if [ -e "$SHIP_RELEASE_PATH" ] || [ -L "$SHIP_RELEASE_PATH" ]; then rm -rf "$SHIP_RELEASE_PATH"; fi
 mkdir -p "$SHIP_RELEASE_PATH"
-{}
+{make}
 {}"#,
-        extract(RECEIVED),
-        write_revision()
+        write_revision(delta)
     )
 }
 
 /// Writes `REVISION` in the unpacked release, refusing (exit 1) when the artifact has it as a
-/// symlink: the revision is never written through a link the artifact provided.
-pub(crate) fn write_revision() -> String {
-    r#"if [ -L "$SHIP_RELEASE_PATH/REVISION" ]; then
+/// symlink: the revision is never written through a link the artifact provided. With
+/// `delta`, a REVISION the artifact has may be a hard link to the object store: it is
+/// removed first, never written through.
+pub(crate) fn write_revision(delta: bool) -> String {
+    let replace = if delta {
+        "\nif [ -e \"$SHIP_RELEASE_PATH/REVISION\" ]; then rm -f \"$SHIP_RELEASE_PATH/REVISION\"; fi"
+    } else {
+        ""
+    };
+    format!(
+        r#"if [ -L "$SHIP_RELEASE_PATH/REVISION" ]; then
   echo "cargo-ship: the artifact has REVISION as a symlink: refusing to write the revision through it" >&2
   exit 1
-fi
+fi{replace}
 printf '%s\n' "$SHIP_REVISION" > "$SHIP_RELEASE_PATH/REVISION""#
-        .to_owned()
+    )
 }
 
 /// Points `current` at `target` (a shell word) with one `rename`: a new symlink made

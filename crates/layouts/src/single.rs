@@ -128,6 +128,6 @@ find "$SHIP_RELEASE_PATH" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +
 {}
 {}"#,
         extract(base),
-        write_revision()
+        write_revision(false)
     )
 }

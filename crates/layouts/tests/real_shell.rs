@@ -101,6 +101,7 @@ fn deploy(host: &Host, kind: &str, release: &str, artifact: &Path) {
     let cx = LayoutContext {
         deploy_to: &host.deploy_to,
         release,
+        delta: false,
     };
     let body = format!("{}\n{}", layout.prepare(&cx), layout.switch(&cx));
     host.run(release, artifact, &layout.locate(&cx), &body);
@@ -149,6 +150,7 @@ fn symlink_layouts_deploy_switch_and_roll_back_for_real() {
         let cx = LayoutContext {
             deploy_to: &host.deploy_to,
             release: r2,
+            delta: false,
         };
         host.run(r2, &v2, &layout.locate(&cx), &layout.activate(&cx, &target));
         assert_eq!(host.read("current/app.txt"), "one", "{kind:?} rolled back");
@@ -166,6 +168,7 @@ fn prepare_refuses_to_unpack_over_the_live_release() {
     let cx = LayoutContext {
         deploy_to: &host.deploy_to,
         release: "1.0.0",
+        delta: false,
     };
     let script = format!(
         "set -eu\nSHIP_DEPLOY_TO={}\nSHIP_RELEASE=1.0.0\nSHIP_ARTIFACT={}\nSHIP_REVISION=x\n{}\n{}",
@@ -219,6 +222,7 @@ fn single_updates_in_place_and_restores_the_previous_artifact() {
     let cx = LayoutContext {
         deploy_to: &host.deploy_to,
         release: "20261123000000",
+        delta: false,
     };
     host.run(
         "20261123000000",

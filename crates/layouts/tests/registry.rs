@@ -19,6 +19,7 @@ fn record(id: &str, dir: &str, digest: &str, state: ReleaseState) -> ReleaseReco
 const CX: LayoutContext<'static> = LayoutContext {
     deploy_to: "/srv/app",
     release: "20261122000000",
+    delta: false,
 };
 
 #[test]

@@ -242,6 +242,42 @@ pub struct Counts {
     pub sessions: usize,
     /// Connections kept by an earlier command and used again.
     pub reused: usize,
+    /// Bytes written to its sessions' standard input (lines, the artifact or a delta
+    /// bundle): what a deploy sent it, before ssh's own framing.
+    pub sent: u64,
+}
+
+/// A session's standard input that counts the bytes written to it.
+struct Counted<W> {
+    inner: W,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            self.sent
+                .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// One ssh master and the multiplexed session on it.
@@ -790,7 +826,14 @@ impl SshTransport {
         let stdin = child.stdin().take().expect("piped");
         let stdout = child.stdout().take().expect("piped");
         let stderr = child.stderr().take().expect("piped");
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stdin = Counted {
+            inner: stdin,
+            sent: sent.clone(),
+        };
         let (stdout, stderr) = pump(input, lines, stdin, stdout, stderr).await;
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        self.count(host, |c| c.sent += sent);
         let status = child.wait().await.map_err(|e| err(describe(&e)))?;
         Ok(RunOutput {
             status: status.code(),
