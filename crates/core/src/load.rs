@@ -91,6 +91,7 @@ fn list_or_none(choices: &[String]) -> String {
 
 /// A loaded `Ship.toml`: its stages, and the merged figment ready to select one.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Loaded {
     figment: Figment,
     /// The adapters' tables of every layer, merged as `figment` is.

@@ -63,6 +63,7 @@ pub struct Selected {
 
 /// The batches of a rolling deploy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Batches {
     /// The hosts of each batch; the hosts of `once` steps are in the first.
     pub batches: Vec<Vec<String>>,
@@ -110,6 +111,7 @@ pub enum Placement {
 /// What kind of step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum StepKind {
     /// A built-in phase.
     Phase,
@@ -119,6 +121,7 @@ pub enum StepKind {
 
 /// One step of the plan, with the hosts it runs on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Step {
     /// Its position in execution order, from 1.
     pub id: usize,
@@ -147,6 +150,7 @@ pub struct Step {
 
 /// One host's part of the plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HostPlan {
     /// The OpenSSH destination.
     pub name: String,
@@ -160,6 +164,7 @@ pub struct HostPlan {
 
 /// One script of one host: the host's steps of one segment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HostScript {
     /// The segment: scripts of segment `k` run on every host before any of segment `k + 1`.
     pub segment: usize,
@@ -169,6 +174,7 @@ pub struct HostScript {
 
 /// A deploy, fully decided.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Plan {
     /// [`PLAN_FORMAT`].
     pub format: u32,

@@ -63,6 +63,7 @@ pub fn remote_command(script: &str) -> String {
 
 /// How host keys are checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostKeys {
     /// cargo ship's default: the key must be in known_hosts already
     /// (`StrictHostKeyChecking yes`), unless an ssh_config says otherwise for the host.
@@ -235,6 +236,7 @@ fn prepare_kept_dir() -> bool {
 
 /// How many connections and sessions a host saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counts {
     /// Connections opened.
     pub connections: usize,
