@@ -231,3 +231,33 @@ fn every_publishable_crate_packages_offline_with_readme_and_licences_and_no_junk
         }
     }
 }
+
+#[test]
+fn the_readme_installs_the_package_that_has_the_cargo_ship_binary() {
+    let packages = publishable();
+    let with_binary: Vec<&String> = packages
+        .iter()
+        .filter(|(_, p)| {
+            p["targets"].as_array().unwrap().iter().any(|t| {
+                t["name"] == "cargo-ship" && t["kind"].as_array().unwrap().contains(&"bin".into())
+            })
+        })
+        .map(|(name, _)| name)
+        .collect();
+    // `cargo-ship` on crates.io is another project: the package has a name of its own.
+    assert_eq!(with_binary, ["cargo-ship-deploy"]);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let install = readme
+        .split("## Install\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README.md has an Install section");
+    assert!(
+        install.contains(&format!("cargo install --locked {}\n", with_binary[0])),
+        "{install}"
+    );
+    assert!(
+        install.contains("cargo install --locked --path cargo-ship"),
+        "{install}"
+    );
+}
