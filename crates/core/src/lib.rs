@@ -53,6 +53,10 @@
 //! assert!(err.contains("keep_relases") && err.contains("keep_releases"), "{err}");
 //! # Ok(()) }
 //! ```
+//!
+//! A whole program using ship-core alone, `examples/plan_from_toml.rs`, loads a stage from
+//! a `Ship.toml` string, plans a release with a layout of its own and prints the plan:
+//! `cargo run -p ship-core --example plan_from_toml [-- --json]`.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod adapter;

@@ -32,6 +32,9 @@
 //! assert_eq!(steps[0].name, "node.modules");
 //! assert!(steps[0].run.contains("npm\" ci --omit=dev"));
 //! ```
+//!
+//! `examples/lock_key.rs` prints a project's build commands and node_modules key:
+//! `cargo run -p ship-node --example lock_key -- [PROJECT_DIR]`.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod adapter;

@@ -49,6 +49,9 @@
 //! assert!(migrate.once);
 //! assert_eq!(migrate.run, "venv/bin/python manage.py migrate --noinput");
 //! ```
+//!
+//! `examples/venv_key.rs` prints the virtualenv key of a project (its `requirements.txt`
+//! and `.wheelhouse/`): `cargo run -p ship-python --example venv_key -- [PROJECT_DIR]`.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod adapter;

@@ -39,6 +39,10 @@
 //! assert_eq!(out.stdout, "hello 42\n");
 //! assert_eq!(ship_ssh::remote_command("echo hi"), "exec sh -c 'echo hi'");
 //! ```
+//!
+//! `examples/run_script.rs` runs a script on hosts at once and prints what each said:
+//! `cargo run -p ship-ssh --example run_script -- [-F SSH_CONFIG] [HOST]...` (no host: on
+//! this machine, with [`LocalTransport`]).
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
