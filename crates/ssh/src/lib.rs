@@ -1,6 +1,6 @@
 //! ship-ssh: cargo ship's transports — [`SshTransport`] to reach hosts over OpenSSH, and
 //! [`LocalTransport`] for `local` tasks — implementing ship-core's
-//! [`Transport`](ship_core::Transport).
+//! [`Transport`].
 //!
 //! [`SshTransport`] opens one connection per host for the whole run (one `ssh -M` master
 //! it starts itself, every session a channel on it through the `openssh` crate's native
