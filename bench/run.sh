@@ -7,7 +7,7 @@
 set -euo pipefail
 n=${1:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --locked -q -p cargo-ship --manifest-path "$root/Cargo.toml"
+cargo build --release --locked -q -p cargo-ship-deploy --manifest-path "$root/Cargo.toml"
 export CARGO_SHIP=$root/target/release/cargo-ship
 tb=$(mktemp -d)
 names=$(seq -f 'h%g' 1 "$n" | tr '\n' ' ')

@@ -121,6 +121,7 @@ enum Entry {
 
 /// An artifact built and stored in the cache directory.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Built {
     /// What the plan records about it.
     pub info: ArtifactInfo,
@@ -328,6 +329,7 @@ fn read_built(
 
 /// The main content of an artifact.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Content<'a> {
     /// The configured `source`.
     Source(&'a SourceConfig),
@@ -742,6 +744,7 @@ pub fn open(compressed: &[u8]) -> Result<Opened, ArtifactError> {
 
 /// What [`open`] read.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Opened {
     /// The sha256 of the uncompressed tar.
     pub digest: String,

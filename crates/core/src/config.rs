@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 /// `[default]`, `Ship.toml` `[<stage>]`, `SHIP_*` variables and flags.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Settings {
     /// The application's name: used in the lock, the records and the plan.
     pub app: Option<String>,
@@ -168,6 +169,7 @@ impl std::fmt::Display for LayoutName {
 /// `sha256 = "…"` it must have) or `{ cargo = "my-server" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum SourceConfig {
     /// A `git archive` of this revision of the project's repository.
     Git(String),
@@ -334,6 +336,7 @@ pub enum SecretSource {
 /// One role's hosts and the settings that apply to its hosts only.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RoleConfig {
     /// The role's hosts (OpenSSH destinations, as in `~/.ssh/config`).
     #[serde(default)]
@@ -358,6 +361,7 @@ pub struct RoleConfig {
 /// here, the ssh_config decides.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SshConfig {
     /// The login user (`ssh -l`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -433,6 +437,7 @@ pub struct TaskConfig {
 /// each host, tried `1 + retries` times `interval` apart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HealthConfig {
     /// The command run on each host in the new release's directory; exit 0 means healthy.
     pub run: Option<String>,
@@ -461,6 +466,7 @@ fn default_health_timeout() -> String {
 /// `[<stage>.notify]`: a webhook told about every deploy, rollback and promote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NotifyConfig {
     /// The URL a JSON summary is POSTed to (`http://` or `https://`).
     pub webhook: String,
@@ -476,6 +482,7 @@ fn default_notify_timeout() -> String {
 /// `[<stage>.maintenance]`: a page the web server serves while it exists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MaintenanceConfig {
     /// Where the web server looks for it, relative to `current/`, e.g.
     /// `"public/maintenance.html"`.
@@ -497,6 +504,7 @@ fn default_max_fail() -> usize {
 /// `rolling = 4` or `rolling = "25%"`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Rolling {
     /// So many hosts per batch.
     Hosts(usize),
@@ -507,6 +515,7 @@ pub enum Rolling {
 /// `inventory = { command = "./hosts.sh production" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct InventoryConfig {
     /// Run with `sh -c` in the project's root; prints `{"hosts": [{"name": ..., "roles":
     /// [...], "vars": {...}, "primary": false}]}`.
@@ -515,6 +524,7 @@ pub struct InventoryConfig {
 
 /// How often a task runs: on every host of its roles, once per deploy, or once per role.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Once {
     /// On every host of its roles.
     #[default]
@@ -570,6 +580,7 @@ impl<'de> Deserialize<'de> for Once {
 /// with a caret under the key or value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct TableError {
     /// The key inside the table (`["django", "migrate"]`); empty for the table itself.
     pub key: Vec<String>,

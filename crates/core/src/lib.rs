@@ -6,18 +6,19 @@
 //! Planning is pure: the release id and the artifact digest are inputs, and the same
 //! inputs give the same plan, byte for byte.
 //!
-//! The main types:
-//! - [`load::Sources`] → [`load::Loaded`]: every configuration layer merged with figment;
+//! The main types, all at the crate's root:
+//! - [`Sources`] → [`Loaded`]: every configuration layer merged with figment;
 //! - [`Stage`]: one stage resolved and validated (hosts, roles, tasks);
 //! - [`Layout`]: the release-layout strategy trait (implemented in `ship-layouts`);
-//! - [`planner::plan`] → [`Plan`]: steps in order, per-host scripts, sync points;
+//! - [`plan()`] → [`Plan`]: steps in order, per-host scripts, sync points;
 //! - [`render::text`] and [`Plan::to_json`]: the plan for people and for machines;
 //! - [`artifact::build`]: the reproducible tarball and its digest;
-//! - [`adapter::Adapter`]: what an adapter (ship-python, ship-node) gives the build and the plan;
-//! - [`machine::Machine`]: the deploy as a pure state machine (events in, actions out);
-//! - [`driver::Driver`]: runs the machine over a [`Transport`], and puts hosts back on failure;
+//! - [`Adapter`]: what an adapter (ship-python, ship-node) gives the build and the plan;
+//! - [`Machine`]: the deploy as a pure state machine (events in, actions out: [`Event`],
+//!   [`Outcome`]);
+//! - [`Driver`]: runs the machine over a [`Transport`], and puts hosts back on failure;
 //! - [`protocol`]: what hosts print and are sent, and the shell of lock, state and records;
-//! - [`rollback::Rollback`]: a rollback decided from what every host said under its lock.
+//! - [`Rollback`]: a rollback decided from what every host said under its lock.
 //!
 //! # Example
 //!
@@ -53,8 +54,17 @@
 //! assert!(err.contains("keep_relases") && err.contains("keep_releases"), "{err}");
 //! # Ok(()) }
 //! ```
+//!
+//! A whole program using ship-core alone, `examples/plan_from_toml.rs`, loads a stage from
+//! a `Ship.toml` string, plans a release with a layout of its own and prints the plan:
+//! `cargo run -p ship-core --example plan_from_toml [-- --json]`.
 #![warn(missing_docs, unreachable_pub)]
 
+// Every type other tools need is re-exported here, flat (`ship_core::{Plan, Machine,
+// Driver, ...}`). The modules stay public for their functions and constants, which the
+// workspace's other crates call by path (`protocol::step`, `ops::state_script`,
+// `artifact::build`, `shell::quote`, ...); `phase` and `task` hold types only, all
+// re-exported, and are private.
 pub mod adapter;
 pub mod artifact;
 pub mod config;
@@ -66,7 +76,7 @@ pub mod layout;
 pub mod load;
 pub mod machine;
 pub mod ops;
-pub mod phase;
+mod phase;
 pub mod plan;
 pub mod planner;
 pub mod protocol;
@@ -79,17 +89,45 @@ pub mod shell;
 pub mod ssh;
 pub mod stage;
 pub mod store;
-pub mod task;
+mod task;
 pub mod transport;
 
-pub use config::{CargoBuild, LayoutName, Settings, SourceConfig};
-pub use layout::{HostState, Layout, LayoutContext, LayoutError, ReleaseRecord, ReleaseState};
+pub use adapter::{Adapter, Configured, Error as AdapterError, Here, Init};
+pub use artifact::{ArtifactError, Built, Content, Extra, Opened, Packing};
+pub use config::{
+    CargoBuild, HealthConfig, InventoryConfig, LayoutName, MaintenanceConfig, NotifyConfig, Once,
+    RoleConfig, Rolling, SecretSource, Settings, SourceConfig, SshConfig, TableError, TaskConfig,
+};
+pub use delta::{Bundle, DeltaError};
+pub use diagnostic::{Diagnostic, Snippet};
+pub use driver::{ApplyOptions, Driver, FirstParts, StopRequest};
+pub use layout::{
+    HostState, Layout, LayoutContext, LayoutError, Redeploy, ReleaseRecord, ReleaseState,
+};
+pub use load::{ConfigError, Loaded, Sources};
+pub use machine::{
+    Action, BatchEnd, BatchResult, Event, Failure, HostEnd, Machine, MachineOptions, Outcome,
+    Recovery,
+};
+pub use ops::{Observed, Restarts};
 pub use phase::Phase;
-pub use plan::{ArtifactInfo, Plan, Promotion, Step};
+pub use plan::{
+    ArtifactInfo, Batches, EnvPlan, HostPlan, HostScript, Placement, Plan, Promotion, Selected,
+    Step, StepKind,
+};
 pub use planner::{PlanError, PlanInput, plan};
-pub use stage::{Host, Stage};
+pub use protocol::{Control, Nonce, Probe, StepIo, Transcript};
+pub use records::{Drift, Logged};
+pub use render::TextOptions;
+pub use reuse::Trees;
+pub use rollback::{Decision, Rollback};
+pub use ssh::{Connection, Destination};
+pub use stage::{Health, Host, Notify, Selection, Stage};
+pub use store::Presigned;
 pub use task::{Target, TaskSpec};
-pub use transport::{Input, RunOutput, Transport, TransportError};
+// `transport::Input` is a conversation's input; `machine::Input` (the deploy machine's)
+// keeps its module path.
+pub use transport::{BoxFuture, Input, RunOutput, Transport, TransportError};
 
 /// The sha256 of `bytes`, in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {

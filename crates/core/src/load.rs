@@ -194,6 +194,7 @@ pub enum Mark<'a> {
 
 /// A loaded `Ship.toml`: its stages, and the merged figment ready to select one.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Loaded {
     figment: Figment,
     /// The adapters' tables of every layer, merged as `figment` is.

@@ -183,6 +183,7 @@ pub enum HostEnd {
 
 /// Where and why a deploy failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Failure {
     /// The host, or `None` for a local step.
     pub host: Option<String>,
@@ -196,6 +197,7 @@ pub struct Failure {
 
 /// How a deploy ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Outcome {
     /// Each host's end state, in plan order.
     pub hosts: Vec<(String, HostEnd)>,
@@ -227,6 +229,7 @@ pub enum BatchResult {
 
 /// How one batch of a rolling deploy ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BatchEnd {
     /// Its number, from 1.
     pub batch: usize,

@@ -51,6 +51,7 @@ pub fn state_script(
 
 /// A host's state as read by [`state_script`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Observed {
     /// Releases, live one and records.
     pub state: HostState,

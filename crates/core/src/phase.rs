@@ -6,6 +6,7 @@ use std::fmt;
 /// One built-in phase of a deploy (DESIGN.md, Phases). User tasks hook in before or after one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Phase {
     /// Make the artifact, once, on the deploying machine (done when the plan is made).
     Build,

@@ -63,6 +63,7 @@ pub struct Selected {
 
 /// The batches of a rolling deploy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Batches {
     /// The hosts of each batch; the hosts of `once` steps are in the first.
     pub batches: Vec<Vec<String>>,
@@ -191,6 +192,7 @@ pub enum Placement {
 /// What kind of step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum StepKind {
     /// A built-in phase.
     Phase,
@@ -200,6 +202,7 @@ pub enum StepKind {
 
 /// One step of the plan, with the hosts it runs on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Step {
     /// Its position in execution order, from 1.
     pub id: usize,
@@ -228,6 +231,7 @@ pub struct Step {
 
 /// One host's part of the plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HostPlan {
     /// The OpenSSH destination.
     pub name: String,
@@ -241,6 +245,7 @@ pub struct HostPlan {
 
 /// One script of one host: the host's steps of one segment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HostScript {
     /// The segment: scripts of segment `k` run on every host before any of segment `k + 1`.
     pub segment: usize,
@@ -250,6 +255,7 @@ pub struct HostScript {
 
 /// A deploy, fully decided.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Plan {
     /// [`PLAN_FORMAT`].
     pub format: u32,

@@ -161,6 +161,7 @@ impl Nonce {
 
 /// One control line, read.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Control {
     /// A step started.
     Start {
@@ -241,6 +242,7 @@ pub fn parse(line: &str, nonce: &Nonce) -> Option<Control> {
 
 /// How a step's standard input is connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StepIo {
     /// `lock`: ours alone; it prints the state on the control channel itself.
     Control,
@@ -892,6 +894,7 @@ pub fn then_eval(first: &str) -> String {
 
 /// What a host's state lines said.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Probe {
     /// Where `current` points (empty when it does not exist).
     pub current: Option<String>,
@@ -995,6 +998,7 @@ impl Probe {
 
 /// What one host said during one segment: read line by line as it comes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transcript {
     /// The steps that started, in order.
     pub started: Vec<usize>,

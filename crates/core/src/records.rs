@@ -95,6 +95,7 @@ pub fn after_rollback(records: &[ReleaseRecord], to: &ReleaseRecord) -> Vec<Rele
 /// ship write it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Logged {
     /// `Branch <branch> (at <revision>) deployed as release <id> by <user>`.
     Deployed {
@@ -258,6 +259,7 @@ pub fn unrecorded_state(state: &HostState, dir: &str) -> Option<ReleaseState> {
 
 /// Where `.ship/releases.json` and the directory disagreed, found by [`reconcile`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Drift {
     /// The records said `recorded` was live (or nothing), but `current` points at `live` (or
     /// at nothing): moved by another tool (Capistrano) or by hand.

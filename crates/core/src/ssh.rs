@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 /// A parsed host string: what ssh is given as the host, and the user and port it names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub struct Destination {
     /// The user before `@`, if any.
     pub user: Option<String>,

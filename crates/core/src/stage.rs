@@ -40,6 +40,7 @@ pub struct Host {
 
 /// A health check with its timeout parsed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Health {
     /// The command (for a URL check: empty, see `url`).
     pub run: String,
@@ -364,6 +365,7 @@ pub fn example() -> Stage {
 
 /// A webhook with its time limit parsed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Notify {
     /// The URL.
     pub webhook: String,

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// What a task is hooked to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "name")]
+#[non_exhaustive]
 pub enum Target {
     /// A built-in phase.
     Phase(Phase),

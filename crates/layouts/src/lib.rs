@@ -56,6 +56,9 @@
 //! let removed = layout.cleanup(&state, "20261104000000", 2);
 //! assert_eq!(removed, ["20261101000000", "20261102000000"]);
 //! ```
+//!
+//! `examples/cleanup.rs` prints what cleanup removes from a host you describe:
+//! `cargo run -p ship-layouts --example cleanup -- [--layout NAME] [--keep N] [NEW ID:STATE...]`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod ab;

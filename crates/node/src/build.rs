@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// What the build needs to know about the project: its build commands and lock file.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Prepared {
     /// The commands to run here, in order.
     pub commands: Vec<String>,

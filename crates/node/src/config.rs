@@ -6,6 +6,7 @@ use ship_core::config::{TableError, read_table};
 /// What the hosts install.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Install {
     /// Nothing: a static front end, or an app bundled with its dependencies.
     #[default]

@@ -32,16 +32,20 @@
 //! assert_eq!(steps[0].name, "node.modules");
 //! assert!(steps[0].run.contains("npm\" ci --omit=dev"));
 //! ```
+//!
+//! `examples/lock_key.rs` prints a project's build commands and node_modules key:
+//! `cargo run -p ship-node --example lock_key -- [PROJECT_DIR]`.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod adapter;
+mod adapter;
 pub mod build;
-pub mod config;
-pub mod tasks;
+mod config;
+mod tasks;
 
 pub use adapter::Node;
+pub use build::{BuildError, Prepared};
 pub use config::{Install, NodeConfig};
-pub use tasks::tasks;
+pub use tasks::{MODULES_TASK, PRUNE_TASK, tasks};
 
 /// The key of a node_modules tree, from the lock file; the hosts append `-node<major>`.
 pub fn lock_key(package_lock: &str) -> String {

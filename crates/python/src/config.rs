@@ -6,6 +6,7 @@ use ship_core::config::{TableError, read_table};
 /// What `[<stage>.python]` says, with its defaults filled in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PythonConfig {
     /// `requirements.txt` (its requirements) or `pyproject.toml` (the project and its
     /// dependencies), relative to the project root.
@@ -46,6 +47,7 @@ pub struct PythonConfig {
 /// `[<stage>.python.django]`: the tasks every Django deploy has.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct DjangoConfig {
     /// `django.migrate`: `manage.py migrate --noinput`, once per deploy, on the first host of
     /// `roles`, after `install` (before any host switches).

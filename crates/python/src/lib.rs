@@ -49,16 +49,19 @@
 //! assert!(migrate.once);
 //! assert_eq!(migrate.run, "venv/bin/python manage.py migrate --noinput");
 //! ```
+//!
+//! `examples/venv_key.rs` prints the virtualenv key of a project (its `requirements.txt`
+//! and `.wheelhouse/`): `cargo run -p ship-python --example venv_key -- [PROJECT_DIR]`.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod adapter;
-pub mod config;
-pub mod tasks;
+mod adapter;
+mod config;
+mod tasks;
 pub mod wheelhouse;
 
 pub use adapter::Python;
 pub use config::{DjangoConfig, PythonConfig};
-pub use tasks::tasks;
+pub use tasks::{PRUNE_TASK, VENV_TASK, tasks};
 pub use wheelhouse::{WHEELHOUSE_DIR, Wheelhouse};
 
 /// The key of a virtualenv: sha256 over the requirements text and the wheels (each

@@ -1,6 +1,6 @@
 //! ship-ssh: cargo ship's transports — [`SshTransport`] to reach hosts over OpenSSH, and
 //! [`LocalTransport`] for `local` tasks — implementing ship-core's
-//! [`Transport`](ship_core::Transport).
+//! [`Transport`].
 //!
 //! [`SshTransport`] opens one connection per host for the whole run (one `ssh -M` master
 //! it starts itself, every session a channel on it through the `openssh` crate's native
@@ -39,6 +39,10 @@
 //! assert_eq!(out.stdout, "hello 42\n");
 //! assert_eq!(ship_ssh::remote_command("echo hi"), "exec sh -c 'echo hi'");
 //! ```
+//!
+//! `examples/run_script.rs` runs a script on hosts at once and prints what each said:
+//! `cargo run -p ship-ssh --example run_script -- [-F SSH_CONFIG] [HOST]...` (no host: on
+//! this machine, with [`LocalTransport`]).
 #![warn(missing_docs, unreachable_pub)]
 
 use ship_core::shell::quote;
@@ -63,6 +67,7 @@ pub fn remote_command(script: &str) -> String {
 
 /// How host keys are checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostKeys {
     /// cargo ship's default: the key must be in known_hosts already
     /// (`StrictHostKeyChecking yes`), unless an ssh_config says otherwise for the host.
@@ -235,6 +240,7 @@ fn prepare_kept_dir() -> bool {
 
 /// How many connections and sessions a host saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counts {
     /// Connections opened.
     pub connections: usize,
