@@ -4,18 +4,18 @@
 
 use crate::CliError;
 use crate::project::Project;
-use ship_core::adapter::{Adapter, Configured, Here};
-use ship_core::artifact::{self, Built, Content, Extra, Packing};
 use ship_core::diagnostic::{closest, list};
-use ship_core::load::{ConfigError, Loaded, Mark};
+use ship_core::{Adapter, Configured, Here};
+use ship_core::{Built, Content, Extra, Packing, artifact};
+use ship_core::{ConfigError, Loaded, Mark};
 use ship_core::{Stage, TaskSpec};
 use std::path::{Path, PathBuf};
 
 /// Every adapter cargo ship knows, in the order their work and tasks come in a plan. A new
-/// adapter is one crate implementing `ship_core::adapter::Adapter` and one line here.
+/// adapter is one crate implementing `ship_core::Adapter` and one line here.
 pub(crate) const ADAPTERS: &[&dyn Adapter] = &[&ship_python::Python, &ship_node::Node];
 
-/// The names of the adapters' tables, for `ship_core::load::Sources::adapter_tables`.
+/// The names of the adapters' tables, for `ship_core::Sources::adapter_tables`.
 pub(crate) fn table_names() -> Vec<String> {
     ADAPTERS.iter().map(|a| a.name().to_owned()).collect()
 }
@@ -232,7 +232,7 @@ pub(crate) fn build(
 ) -> Result<(Built, Vec<TaskSpec>), CliError> {
     let root = &project.root;
     let failed =
-        |table: &str, e: ship_core::adapter::Error| CliError::Build(format!("[{table}]: {e}"));
+        |table: &str, e: ship_core::AdapterError| CliError::Build(format!("[{table}]: {e}"));
     let mut tasks = Vec::new();
     let tree = build_tree(project, stage, adapters);
     let record = uncommitted_record(project, stage);

@@ -299,7 +299,7 @@ fn notes(ship: &cli::Ship, cx: &mut Context) {
     let warning = anstyle::Style::new()
         .fg_color(Some(anstyle::AnsiColor::Yellow.into()))
         .bold();
-    let sources = ship_core::load::Sources {
+    let sources = ship_core::Sources {
         env: cx.env.clone(),
         adapter_tables: adapters::table_names(),
         ..Default::default()

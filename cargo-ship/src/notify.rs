@@ -2,8 +2,8 @@
 //! A failure to notify is a warning for the caller to print, never a failed command.
 
 use crate::{CliError, Context};
+use ship_core::Notify;
 use ship_core::Stage;
-use ship_core::stage::Notify;
 use std::io::Write;
 
 /// POSTs `summary` to the stage's webhook; the error says why it did not arrive.

@@ -1,9 +1,9 @@
 //! Errors at the binary's edge: one enum, a readable report, stable exit codes.
 
-use ship_core::artifact::ArtifactError;
-use ship_core::diagnostic::Diagnostic;
-use ship_core::load::ConfigError;
-use ship_core::planner::PlanError;
+use ship_core::ArtifactError;
+use ship_core::ConfigError;
+use ship_core::Diagnostic;
+use ship_core::PlanError;
 use std::io::Write;
 
 /// Everything a command can fail with.

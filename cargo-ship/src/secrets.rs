@@ -5,9 +5,9 @@
 //! holds only the names and a digest, and no error message ever quotes a value.
 
 use crate::{CliError, Context};
+use ship_core::EnvPlan;
+use ship_core::SecretSource;
 use ship_core::Stage;
-use ship_core::config::SecretSource;
-use ship_core::plan::EnvPlan;
 use std::path::Path;
 
 /// The rendered `.env` file and what the plan says of it.

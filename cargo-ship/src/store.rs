@@ -1,6 +1,6 @@
 //! `artifact_store` at apply time: the artifact uploaded once to object storage (kept when an
 //! object of that digest and size is there already), and a presigned GET URL for the hosts
-//! that lack it (see `ship_core::store`). Credentials come from the command's environment
+//! that lack it (see `ship_core::Presigned`). Credentials come from the command's environment
 //! as object_store's `from_env` reads them (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
 //! `AWS_ALLOW_HTTP`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, ...); hosts
 //! get none, only the URL, which expires after [`URL_EXPIRY`].
@@ -8,7 +8,7 @@
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use ship_core::store::Presigned;
+use ship_core::Presigned;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 //! [`Timings::event`] is the only place a time is read; [`Timings::html`] is a pure function
 //! of what was recorded and the plan.
 
+use ship_core::Event;
 use ship_core::Plan;
-use ship_core::machine::Event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! The planner at fleet scale: 1,000 hosts × 30 tasks (target: under 200 ms), and how its
 //! time grows with hosts. Run with `cargo bench -p ship-tests --bench planner`.
 
-use ship_core::config::{LayoutName, SourceConfig, TaskConfig};
 use ship_core::{ArtifactInfo, PlanInput, Stage};
+use ship_core::{LayoutName, SourceConfig, TaskConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -51,9 +51,9 @@ pub fn stage(hosts: usize, tasks: usize) -> Stage {
                         vec![]
                     },
                     once: if i % 7 == 0 {
-                        ship_core::config::Once::Deploy
+                        ship_core::Once::Deploy
                     } else {
-                        ship_core::config::Once::No
+                        ship_core::Once::No
                     },
                     ..TaskConfig::default()
                 },

@@ -3,8 +3,8 @@
 //! plan that was cut short or edited into nonsense.
 
 use proptest::prelude::*;
+use ship_core::Sources;
 use ship_core::Stage;
-use ship_core::load::Sources;
 use ship_tests::Fixture;
 
 /// Ship.toml-like text: known keys and tables, wrong types, junk, in any order.

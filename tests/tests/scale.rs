@@ -5,12 +5,12 @@
 //! text is grouped (short) and the JSON complete. `bench/plan-10k.sh` runs the ignored
 //! `scale_figures` once per fleet size (`SHIP_SCALE_HOSTS`) for its time and peak memory.
 
-use ship_core::config::{LayoutName, Once, SourceConfig, TaskConfig};
-use ship_core::machine::{Action, HostEnd, Input, Machine, MachineOptions, Outcome};
-use ship_core::plan::StepKind;
-use ship_core::protocol::Nonce;
-use ship_core::render::{TextOptions, text};
+use ship_core::Nonce;
+use ship_core::StepKind;
+use ship_core::{Action, HostEnd, Machine, MachineOptions, Outcome, machine::Input};
 use ship_core::{ArtifactInfo, Phase, Plan, PlanInput, RunOutput, Stage};
+use ship_core::{LayoutName, Once, SourceConfig, TaskConfig};
+use ship_core::{TextOptions, render::text};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -308,7 +308,7 @@ fn ship_core_names_no_adapter() {
     assert!(
         found.is_empty(),
         "ship-core's code names an adapter (it belongs in the adapter's crate, behind \
-         ship_core::adapter::Adapter): {found:#?}"
+         ship_core::Adapter): {found:#?}"
     );
 }
 

@@ -7,9 +7,9 @@ use crate::host_output::HostOutput;
 use crate::project::Project;
 use crate::{CliError, Context};
 use anstyle::{AnsiColor, Style};
-use ship_core::driver::{ApplyOptions, Driver, StopRequest};
-use ship_core::machine::{BatchResult, Event, HostEnd};
 use ship_core::planner::{config_digest, config_keys};
+use ship_core::{ApplyOptions, Driver, StopRequest};
+use ship_core::{BatchResult, Event, HostEnd};
 use ship_core::{Plan, Stage};
 use ship_ssh::LocalTransport;
 use std::io::Write;
@@ -171,7 +171,7 @@ fn rederive(
     stage: &Stage,
     artifact: ship_core::ArtifactInfo,
     extra_tasks: Vec<ship_core::TaskSpec>,
-    env: Option<ship_core::plan::EnvPlan>,
+    env: Option<ship_core::EnvPlan>,
     shown: &str,
 ) -> Result<(), CliError> {
     let refuse = |what: String| {
@@ -185,7 +185,7 @@ fn rederive(
     ship_core::stage::check_release_id(&plan.release)
         .map_err(|m| refuse(format!("its release id: {m}")))?;
     let selection = match &plan.selection {
-        None => ship_core::stage::Selection {
+        None => ship_core::Selection {
             roles: Vec::new(),
             hosts: Vec::new(),
             exclude: Vec::new(),
@@ -324,7 +324,7 @@ fn store_artifact(
     plan: &Plan,
     project: &Project,
     cx: &mut Context,
-) -> Result<Option<ship_core::store::Presigned>, CliError> {
+) -> Result<Option<ship_core::Presigned>, CliError> {
     let Some(object) = &plan.artifact_store else {
         return Ok(None);
     };

@@ -124,7 +124,7 @@ pub(crate) fn stages(cwd: &Path) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let sources = ship_core::load::Sources {
+    let sources = ship_core::Sources {
         ship_toml,
         ..Default::default()
     };

@@ -3,7 +3,7 @@
 use crate::cli::{InitArgs, Ship};
 use crate::project::{Package, Project};
 use crate::{CliError, Context};
-use ship_core::adapter::Init;
+use ship_core::Init;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;

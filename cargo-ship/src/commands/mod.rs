@@ -16,7 +16,7 @@ use crate::cli::{Command, RemoteArgs, SelectArgs, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
 use futures::future::join_all;
-use ship_core::load::Sources;
+use ship_core::Sources;
 use ship_core::{Layout, LayoutName, RunOutput, Stage, Transport, TransportError};
 use ship_ssh::{HostKeys, SshOptions, SshTransport};
 use std::io::Write;
@@ -111,8 +111,8 @@ pub(crate) fn resolve(
 }
 
 /// `--roles/--hosts/--exclude` as a selection.
-pub(crate) fn selection(select: &SelectArgs) -> ship_core::stage::Selection {
-    ship_core::stage::Selection {
+pub(crate) fn selection(select: &SelectArgs) -> ship_core::Selection {
+    ship_core::Selection {
         roles: select.roles.clone(),
         hosts: select.hosts.clone(),
         exclude: select.exclude.clone(),
@@ -243,7 +243,7 @@ pub(crate) async fn read_states<T: Transport>(
     transport: &T,
     stage: &Stage,
     hosts: &[String],
-) -> Vec<(String, Result<ship_core::ops::Observed, String>)> {
+) -> Vec<(String, Result<ship_core::Observed, String>)> {
     let layout = layout(&stage.layout);
     let nonce = ship_core::driver::nonce();
     on_hosts(transport, hosts, stage.parallel, |h| {

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
+use ship_core::Decision;
 use ship_core::ops;
-use ship_core::rollback::Decision;
 use ship_core::{HostState, ReleaseRecord, ReleaseState};
 use std::io::Write;
 
@@ -86,7 +86,7 @@ fn rollback_stage(
         stage.name
     );
     let rt = runtime()?;
-    let rollback = ship_core::rollback::Rollback {
+    let rollback = ship_core::Rollback {
         layout,
         deploy_to: &stage.deploy_to,
         user: &user,

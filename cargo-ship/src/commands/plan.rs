@@ -4,8 +4,8 @@ use crate::cli::{PlanArgs, PlanFormat, Ship};
 use crate::project::Project;
 use crate::{CliError, Context};
 use ship_core::PlanInput;
-use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
+use ship_core::{TextOptions, render::text};
 use std::io::Write;
 
 /// Everything `plan` makes: kept for `apply` in the next version.
@@ -130,12 +130,12 @@ fn with_ref(ship: &Ship, args: &PlanArgs, cx: &Context) -> Result<Vec<String>, C
 /// and what `apply` makes again from a saved plan's inputs to check it.
 pub(crate) fn assemble(
     stage: &ship_core::Stage,
-    selection: &ship_core::stage::Selection,
+    selection: &ship_core::Selection,
     release: String,
     artifact: ship_core::ArtifactInfo,
     extra_tasks: Vec<ship_core::TaskSpec>,
     overrides: Vec<String>,
-    env: Option<ship_core::plan::EnvPlan>,
+    env: Option<ship_core::EnvPlan>,
 ) -> Result<ship_core::Plan, CliError> {
     let layout = super::layout(&stage.layout)?;
     let config_digest = ship_core::planner::config_digest(stage);
@@ -158,7 +158,7 @@ pub(crate) fn assemble(
         // The plan is for the chosen hosts; its configuration checks are the whole stage's,
         // which is what `apply` reads again.
         plan.config_keys = config_keys;
-        plan.selection = Some(ship_core::plan::Selected {
+        plan.selection = Some(ship_core::Selected {
             flags: selection.flags(),
             left_out,
         });
@@ -173,8 +173,8 @@ pub(crate) fn assemble(
 
 /// The selection a saved plan records (`--roles web --exclude web2`), read back; `None` when
 /// it does not read as flags `plan` writes.
-pub(crate) fn selection_of(flags: &str) -> Option<ship_core::stage::Selection> {
-    let mut sel = ship_core::stage::Selection {
+pub(crate) fn selection_of(flags: &str) -> Option<ship_core::Selection> {
+    let mut sel = ship_core::Selection {
         roles: Vec::new(),
         hosts: Vec::new(),
         exclude: Vec::new(),
@@ -253,11 +253,11 @@ fn refresh(
             .iter()
             .any(|r| r.digest == plan.artifact.digest);
         let redeploy = match ship_core::layout::redeploy_of(state, &new_dir, &plan.release) {
-            ship_core::layout::Redeploy::New => String::new(),
-            ship_core::layout::Redeploy::Live => {
+            ship_core::Redeploy::New => String::new(),
+            ship_core::Redeploy::Live => {
                 format!("; REFUSED: release {new_dir} is live there already")
             }
-            ship_core::layout::Redeploy::Replaces(_) => {
+            ship_core::Redeploy::Replaces(_) => {
                 format!("; replaces the release {new_dir} that is there (not live)")
             }
         };

@@ -6,9 +6,9 @@ use super::plan::save;
 use super::{on_hosts, overrides, read_states, runtime, ssh};
 use crate::cli::{Format, PromoteArgs, Ship};
 use crate::{CliError, Context};
-use ship_core::render::{TextOptions, text};
 use ship_core::stage::check_release_id;
 use ship_core::{ArtifactInfo, PlanInput, Promotion};
+use ship_core::{TextOptions, render::text};
 use std::collections::BTreeMap;
 use std::io::Write;
 

@@ -27,7 +27,7 @@ pub(crate) fn run(ship: &Ship, args: &SshArgs, cx: &mut Context) -> Result<(), C
             .find(|h| &h.name == name)
             .ok_or_else(|| {
                 let hosts = chosen.hosts.iter().map(|h| h.name.as_str());
-                CliError::UsageHint(ship_core::diagnostic::Diagnostic {
+                CliError::UsageHint(ship_core::Diagnostic {
                     message: format!(
                         "host `{name}`: not a host of stage `{}`{}; its hosts: {}",
                         stage.name,

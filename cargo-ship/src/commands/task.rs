@@ -9,9 +9,9 @@
 use super::{chosen, note_left_out, overrides, read_states, runtime, ssh};
 use crate::cli::{Format, Ship, TaskArgs};
 use crate::{CliError, Context};
-use ship_core::plan::{Placement, StepKind};
 use ship_core::shell::quote;
 use ship_core::{Host, ReleaseRecord, Stage, Transport};
+use ship_core::{Placement, StepKind};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -101,7 +101,7 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
             },
             stage.name
         );
-        return Err(CliError::UsageHint(ship_core::diagnostic::Diagnostic {
+        return Err(CliError::UsageHint(ship_core::Diagnostic {
             message: why,
             notes: vec![note],
             help: ship_core::diagnostic::closest(&args.name, names)

@@ -5,9 +5,9 @@
 use crate::cli::{Format, Ship, TasksArgs};
 use crate::project::Project;
 use crate::{CliError, Context};
-use ship_core::load::Sources;
-use ship_core::plan::{Placement, StepKind};
+use ship_core::Sources;
 use ship_core::{ArtifactInfo, PlanInput, TaskSpec};
+use ship_core::{Placement, StepKind};
 use std::io::Write;
 
 /// Every task of `stage` (the user's, then the adapters'), and the plan a deploy to its

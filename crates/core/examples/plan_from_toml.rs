@@ -6,11 +6,11 @@
 //! an atomic rename, cleanup keeping the newest). Nothing here touches a host: planning is
 //! pure, and the artifact's digest is an input.
 
-use ship_core::load::Sources;
-use ship_core::plan::ArtifactInfo;
-use ship_core::planner::{PlanInput, plan};
-use ship_core::render::{TextOptions, text};
+use ship_core::ArtifactInfo;
+use ship_core::Sources;
 use ship_core::{HostState, Layout, LayoutContext, Stage};
+use ship_core::{PlanInput, plan};
+use ship_core::{TextOptions, render::text};
 
 const SHIP_TOML: &str = r#"
 [default]

@@ -29,8 +29,8 @@
 //! adapters (`cargo-ship/src/adapters.rs`, `ADAPTERS`). A toy one:
 //!
 //! ```
-//! use ship_core::adapter::{Adapter, Configured, Error, Here};
-//! use ship_core::config::{TableError, TaskConfig, read_table};
+//! use ship_core::{Adapter, AdapterError as Error, Configured, Here};
+//! use ship_core::{TableError, TaskConfig, config::read_table};
 //! use ship_core::{Stage, TaskSpec};
 //! use std::collections::BTreeMap;
 //!

@@ -134,7 +134,7 @@ pub struct Built {
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use ship_core::{artifact, config::SourceConfig};
+/// use ship_core::{SourceConfig, artifact};
 /// let project = tempfile::tempdir()?;
 /// std::fs::create_dir(project.path().join("dist"))?;
 /// std::fs::write(project.path().join("dist/index.html"), "<h1>hi</h1>")?;
@@ -203,8 +203,8 @@ fn left_behind(path: &str) -> bool {
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use ship_core::artifact::{self, Content, Packing};
-/// use ship_core::config::SourceConfig;
+/// use ship_core::{Content, Packing, artifact};
+/// use ship_core::SourceConfig;
 /// let project = tempfile::tempdir()?;
 /// let git = |args: &[&str]| std::process::Command::new("git").args(args)
 ///     .current_dir(project.path()).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@t")
@@ -351,7 +351,7 @@ pub struct Extra {
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use ship_core::artifact::{self, Content, Extra, Packing};
+/// use ship_core::{Content, Extra, Packing, artifact};
 /// let project = tempfile::tempdir()?;
 /// std::fs::create_dir_all(project.path().join("dist/css"))?;
 /// std::fs::write(project.path().join("dist/index.html"), "<h1>hi</h1>")?;

@@ -116,7 +116,7 @@ pub struct Settings {
     pub secrets: BTreeMap<String, SecretSource>,
     /// The adapters' tables (such as `[python]`), by name, as written: opaque here, read by
     /// the adapters (see [`crate::adapter`]). Only the names given in
-    /// [`crate::load::Sources::adapter_tables`] are taken; any other unknown key is an error.
+    /// [`crate::Sources::adapter_tables`] are taken; any other unknown key is an error.
     #[serde(skip)]
     pub adapters: BTreeMap<String, Value>,
 }
@@ -576,7 +576,7 @@ impl<'de> Deserialize<'de> for Once {
 }
 
 /// An adapter's table (such as `[python]`) that cannot be used, with the key at fault
-/// inside it; the caller turns it into a [`crate::load::ConfigError`] naming file and line,
+/// inside it; the caller turns it into a [`crate::ConfigError`] naming file and line,
 /// with a caret under the key or value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

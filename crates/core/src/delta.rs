@@ -106,7 +106,7 @@ pub struct Bundle {
 /// The bundle for a host that has the artifacts `have` (digests; those not kept in `cache`,
 /// `target/ship/artifacts/`, count for nothing: their objects are sent), to make the
 /// artifact `artifact` (`<cache>/<digest>.tar.zst`, of sha256 `digest`).
-pub fn bundle(
+pub(crate) fn bundle(
     artifact: &Path,
     digest: &str,
     cache: &Path,

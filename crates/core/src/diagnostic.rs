@@ -1,7 +1,7 @@
 //! Diagnostics as rustc shows them: the message, where (`file:line:column`), the line of
 //! the file with a caret under the key or value at fault, and a help (`did you mean …?`)
 //! or the valid choices. The one home of that shape: configuration errors
-//! ([`crate::load::ConfigError::diagnostic`]) and the command line's render through it.
+//! ([`crate::ConfigError::diagnostic`]) and the command line's render through it.
 //!
 //! Rendering is plain text unless asked for color; it never reads the terminal itself.
 
@@ -174,7 +174,7 @@ impl Diagnostic {
     /// `color` is true (the caller decides: `--color`, a terminal, `NO_COLOR`).
     ///
     /// ```
-    /// use ship_core::diagnostic::{Diagnostic, Snippet};
+    /// use ship_core::{Diagnostic, Snippet};
     /// let text = "[production]\nkeep_relases = 3\n";
     /// let d = Diagnostic {
     ///     message: "unknown key `keep_relases` in `[production]`".into(),

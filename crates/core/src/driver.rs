@@ -200,7 +200,7 @@ impl<'d> Io<'d, '_> {
         handle
     }
 
-    /// Sends `host` the delta bundle for the artifacts it has ([`crate::delta::bundle`]),
+    /// Sends `host` the delta bundle for the artifacts it has (`delta::bundle`),
     /// made once per set of artifacts and kept beside the artifact
     /// (`<digest>.delta-<key>.tar.zst`, written aside and renamed, used again by a later
     /// apply); the whole `.tar.zst` when it cannot be made.

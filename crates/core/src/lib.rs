@@ -20,6 +20,15 @@
 //! - [`protocol`]: what hosts print and are sent, and the shell of lock, state and records;
 //! - [`Rollback`]: a rollback decided from what every host said under its lock.
 //!
+//! Types are at the root, and only there: name them `ship_core::Plan`, never by a module
+//! path (`tests/tests/public_api.rs` checks the workspace). The public modules are the
+//! crate's function namespaces, for the functions and constants other tools call by path:
+//! `adapter`, `artifact`, `config`, `diagnostic`, `driver`, `graph`, `layout`, `machine`
+//! (and its `Input`, which the root's transport [`Input`] would clash with), `ops`,
+//! `planner`, `protocol`, `records`, `render`, `rollback`, `script`, `shell`, `stage`,
+//! `transport`. The others (`delta`, `load`, `phase`, `plan`, `reuse`, `ssh`, `store`,
+//! `task`) are private.
+//!
 //! # Example
 //!
 //! Load a stage from a `Ship.toml`; a misspelt key is an error that names the key, the
@@ -27,7 +36,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use ship_core::{load::Sources, Stage};
+//! use ship_core::{Sources, Stage};
 //! let dir = tempfile::tempdir()?;
 //! let ship_toml = dir.path().join("Ship.toml");
 //! std::fs::write(&ship_toml, r#"
@@ -61,34 +70,33 @@
 #![warn(missing_docs, unreachable_pub)]
 
 // Every type other tools need is re-exported here, flat (`ship_core::{Plan, Machine,
-// Driver, ...}`). The modules stay public for their functions and constants, which the
-// workspace's other crates call by path (`protocol::step`, `ops::state_script`,
-// `artifact::build`, `shell::quote`, ...); `phase` and `task` hold types only, all
-// re-exported, and are private.
+// Driver, ...}`). The public modules are function namespaces (`protocol::step`,
+// `ops::state_script`, `artifact::build`, `shell::quote`, ...); a module with only
+// types, or with functions only this crate calls, is private.
 pub mod adapter;
 pub mod artifact;
 pub mod config;
-pub mod delta;
+mod delta;
 pub mod diagnostic;
 pub mod driver;
 pub mod graph;
 pub mod layout;
-pub mod load;
+mod load;
 pub mod machine;
 pub mod ops;
 mod phase;
-pub mod plan;
+mod plan;
 pub mod planner;
 pub mod protocol;
 pub mod records;
 pub mod render;
-pub mod reuse;
+mod reuse;
 pub mod rollback;
 pub mod script;
 pub mod shell;
-pub mod ssh;
+mod ssh;
 pub mod stage;
-pub mod store;
+mod store;
 mod task;
 pub mod transport;
 
@@ -96,7 +104,8 @@ pub use adapter::{Adapter, Configured, Error as AdapterError, Here, Init};
 pub use artifact::{ArtifactError, Built, Content, Extra, Opened, Packing};
 pub use config::{
     CargoBuild, HealthConfig, InventoryConfig, LayoutName, MaintenanceConfig, NotifyConfig, Once,
-    RoleConfig, Rolling, SecretSource, Settings, SourceConfig, SshConfig, TableError, TaskConfig,
+    RoleConfig, Rolling, SecretSource, Settings, Shown, SourceConfig, SshConfig, TableError,
+    TaskConfig,
 };
 pub use delta::{Bundle, DeltaError};
 pub use diagnostic::{Diagnostic, Snippet};
@@ -104,7 +113,7 @@ pub use driver::{ApplyOptions, Driver, FirstParts, StopRequest};
 pub use layout::{
     HostState, Layout, LayoutContext, LayoutError, Redeploy, ReleaseRecord, ReleaseState,
 };
-pub use load::{ConfigError, Loaded, Sources};
+pub use load::{ConfigError, Detail, Loaded, Mark, Sources};
 pub use machine::{
     Action, BatchEnd, BatchResult, Event, Failure, HostEnd, Machine, MachineOptions, Outcome,
     Recovery,

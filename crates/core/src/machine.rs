@@ -349,7 +349,7 @@ pub enum Action {
     /// Write a delta bundle's header line and bytes to a host's conversation (`delta = true`,
     /// a host with zstd, a layout that keeps `releases/`): the files of the artifact that
     /// the artifacts the host has (`have`) lack, and the release's skeleton
-    /// ([`crate::delta::bundle`]).
+    /// (`delta::bundle`).
     SendBundle {
         /// The host.
         host: String,

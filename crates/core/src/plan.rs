@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The version of the plan's JSON format.
-pub const PLAN_FORMAT: u32 = 1;
+pub(crate) const PLAN_FORMAT: u32 = 1;
 
 /// The artifact a plan ships.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@
 //!   when the script ends.
 //!
 //! ```
-//! use ship_core::protocol::{Control, Nonce, parse};
+//! use ship_core::{Control, Nonce, protocol::parse};
 //! let nonce = Nonce::from_bytes(&[7; 16]);
 //! let line = format!("{} end 4 0", nonce.as_str());
 //! assert_eq!(parse(&line, &nonce), Some(Control::End { id: 4, status: 0 }));

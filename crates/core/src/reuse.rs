@@ -27,7 +27,7 @@ impl Trees<'_> {
     /// `.ship/<kind>/installs.log`: a deploy that reused its tree adds no line.
     ///
     /// ```
-    /// use ship_core::reuse::Trees;
+    /// use ship_core::Trees;
     /// let t = Trees { kind: "venvs", tag: "ship-python", link: "venv" };
     /// let s = t.reuse_script("\"$key\"", "python3 -m venv \"$dir\"");
     /// assert!(s.contains(r#"dir="$trees"/"$key""#));
@@ -72,7 +72,7 @@ ln -s "$dir" {link}"#,
     /// `releases/` links to (run after cleanup).
     ///
     /// ```
-    /// use ship_core::reuse::Trees;
+    /// use ship_core::Trees;
     /// let t = Trees { kind: "node_modules", tag: "ship-node", link: "node_modules" };
     /// assert!(t.prune_script().contains("readlink"));
     /// ```

@@ -5,8 +5,8 @@
 //! why). The driver runs both parts in one session per host (`driver::two_steps`).
 //!
 //! ```
-//! use ship_core::rollback::{Decision, Rollback};
-//! use ship_core::protocol::Nonce;
+//! use ship_core::{Decision, Rollback};
+//! use ship_core::Nonce;
 //! use ship_core::{RunOutput, TransportError};
 //! use std::collections::BTreeMap;
 //! # struct L;

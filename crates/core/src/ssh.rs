@@ -7,7 +7,7 @@
 //! (one builder for every ssh it starts).
 //!
 //! ```
-//! use ship_core::ssh::Destination;
+//! use ship_core::Destination;
 //! let d = Destination::parse("ssh://deploy@web1:2222").unwrap();
 //! assert_eq!((d.user.as_deref(), d.host.as_str(), d.port), (Some("deploy"), "web1", Some(2222)));
 //! assert_eq!(Destination::parse("deploy@web1:2222").unwrap(), d);
@@ -38,7 +38,7 @@ fn bad_char(c: char) -> bool {
 
 /// Checks a user name: not empty, no whitespace, nothing ssh or a shell would read as
 /// more than a name.
-pub fn check_user(user: &str) -> Result<(), String> {
+pub(crate) fn check_user(user: &str) -> Result<(), String> {
     if user.is_empty() {
         return Err("the user is empty".to_owned());
     }
@@ -246,7 +246,7 @@ const MANAGED: [&str; 4] = ["controlmaster", "controlpath", "controlpersist", "i
 
 /// Checks one `[ssh]` table (the stage's, a role's, a host's or an inventory's); the
 /// message names the key at fault.
-pub fn check_settings(cfg: &SshConfig) -> Result<(), (&'static str, String)> {
+pub(crate) fn check_settings(cfg: &SshConfig) -> Result<(), (&'static str, String)> {
     if let Some(u) = &cfg.user {
         check_user(u).map_err(|m| ("user", m))?;
     }
@@ -292,7 +292,7 @@ pub fn check_settings(cfg: &SshConfig) -> Result<(), (&'static str, String)> {
 
 /// Lays `over` on top of `base`: each field `over` sets replaces `base`'s; options merge
 /// key by key.
-pub fn layer(base: &SshConfig, over: &SshConfig) -> SshConfig {
+pub(crate) fn layer(base: &SshConfig, over: &SshConfig) -> SshConfig {
     let mut out = base.clone();
     if over.user.is_some() {
         out.user.clone_from(&over.user);
@@ -315,7 +315,7 @@ pub fn layer(base: &SshConfig, over: &SshConfig) -> SshConfig {
 
 /// The settings of several roles of one host, merged; two roles that set one key to
 /// different values are an error naming both (`Err((key, message))`).
-pub fn merge_roles<'a>(
+pub(crate) fn merge_roles<'a>(
     roles: impl IntoIterator<Item = (&'a str, &'a SshConfig)>,
 ) -> Result<SshConfig, (&'static str, String)> {
     let mut out = SshConfig::default();
@@ -376,7 +376,7 @@ pub fn merge_roles<'a>(
 /// and its own settings, merged): its [`Connection`], or `None` when ssh is given the
 /// name as it is and nothing else. The user and port of the host string are the host's
 /// own: a per-host setting that says otherwise is an error.
-pub fn connection(name: &str, cfg: &SshConfig) -> Result<Option<Connection>, String> {
+pub(crate) fn connection(name: &str, cfg: &SshConfig) -> Result<Option<Connection>, String> {
     let dest = Destination::parse(name)?;
     if let (Some(a), Some(b)) = (&dest.user, &cfg.user)
         && a != b

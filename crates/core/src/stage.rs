@@ -394,7 +394,7 @@ pub struct Stage {
     pub delta: bool,
     /// Hosts worked on at once.
     pub parallel: usize,
-    /// Object storage the artifact goes through, checked by [`crate::store::check`].
+    /// Object storage the artifact goes through, checked by `store::check`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_store: Option<String>,
     /// Where the artifact comes from.
@@ -507,7 +507,7 @@ fn check_host(host: &str) -> Result<(), String> {
     crate::ssh::Destination::parse(host).map(|_| ())
 }
 
-/// Each host's [`crate::ssh::Connection`]: the stage's `[ssh]`, under its roles', under
+/// Each host's [`crate::Connection`]: the stage's `[ssh]`, under its roles', under
 /// `[ssh_hosts."<host>"]`, under its inventory entry's `ssh`, under its host string's own
 /// user and port. Every table is checked first, its errors naming the key.
 fn connections(
@@ -1121,7 +1121,7 @@ impl Stage {
     /// matches no host or an empty choice is an error that says so.
     ///
     /// ```
-    /// # use ship_core::stage::{Selection, Stage};
+    /// # use ship_core::{Selection, Stage};
     /// # fn stage() -> Stage { ship_core::stage::example() }
     /// let s = stage(); // web1, web2 [web]; job1 [worker]
     /// let sel = Selection { roles: vec!["web".into()], hosts: vec![], exclude: vec!["web2".into()] };

@@ -13,11 +13,11 @@ use std::fmt;
 
 /// The URL schemes an artifact store may have: those whose objects a host can fetch over
 /// HTTP(S) from a presigned URL (a `file://` store could not be reached by the hosts).
-pub const SCHEMES: [&str; 5] = ["s3", "s3a", "gs", "az", "azure"];
+pub(crate) const SCHEMES: [&str; 5] = ["s3", "s3a", "gs", "az", "azure"];
 
 /// Checks an `artifact_store` URL: a scheme of [`SCHEMES`], a bucket, no credentials, no
 /// query. The error is the sentence to show after the key.
-pub fn check(url: &str) -> Result<(), String> {
+pub(crate) fn check(url: &str) -> Result<(), String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!(
             "{url:?} is not a URL; expected e.g. \"s3://bucket/prefix\" (schemes: {})",
@@ -52,7 +52,7 @@ pub fn check(url: &str) -> Result<(), String> {
 
 /// The artifact's object in the store: `<store>/<digest>.tar.zst` (the store's URL without
 /// a trailing `/`). This is what a plan records; it holds no credentials.
-pub fn object_url(store: &str, digest: &str) -> String {
+pub(crate) fn object_url(store: &str, digest: &str) -> String {
     format!("{}/{digest}.tar.zst", store.trim_end_matches('/'))
 }
 

@@ -24,10 +24,10 @@
 //! trace. Not modelled: a script that goes on running on a host after its session was cut
 //! (the lock guard stops it at its next step; killing it is issue #16, class 9).
 
-use ship_core::config::{LayoutName, Once, SourceConfig, TaskConfig};
-use ship_core::machine::{Action, HostEnd, Input, Machine, MachineOptions, Outcome, Recovery};
-use ship_core::protocol::Nonce;
+use ship_core::Nonce;
+use ship_core::{Action, HostEnd, Machine, MachineOptions, Outcome, Recovery, machine::Input};
 use ship_core::{ArtifactInfo, Layout, Plan, PlanInput, ReleaseRecord, ReleaseState, Stage};
+use ship_core::{LayoutName, Once, SourceConfig, TaskConfig};
 use ship_core::{RunOutput, TransportError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -193,7 +193,7 @@ fn stage(s: &Scenario) -> Stage {
         keep_connections: None,
         adapters: Default::default(),
         require_pushed: None,
-        rolling: s.rolling.map(|(n, _)| ship_core::config::Rolling::Hosts(n)),
+        rolling: s.rolling.map(|(n, _)| ship_core::Rolling::Hosts(n)),
         max_fail: s.rolling.map_or(1, |(_, m)| m),
         tag: None,
         notify: None,
@@ -318,7 +318,7 @@ impl Scenario {
                 .into_iter()
                 .filter(|id| {
                     p.step(*id)
-                        .is_some_and(|st| st.kind == ship_core::plan::StepKind::Task)
+                        .is_some_and(|st| st.kind == ship_core::StepKind::Task)
                 })
                 .collect()
         };
@@ -522,8 +522,8 @@ impl Model {
             .collect();
         for id in steps {
             let step = self.plan.step(id).unwrap().clone();
-            let is_lock = step.kind == ship_core::plan::StepKind::Phase
-                && step.phase == ship_core::Phase::Lock;
+            let is_lock =
+                step.kind == ship_core::StepKind::Phase && step.phase == ship_core::Phase::Lock;
             if !is_lock && self.lock.as_deref() != Some(session.lock_info.as_str()) {
                 session.outbox.push_back(Out::End(ok_status(
                     77,
@@ -620,7 +620,7 @@ impl Model {
         records: &str,
     ) {
         use ship_core::Phase;
-        if step.kind != ship_core::plan::StepKind::Phase {
+        if step.kind != ship_core::StepKind::Phase {
             return;
         }
         let say = |s: &mut Session, text: String| s.outbox.push_back(Out::Line(text));
@@ -1195,7 +1195,7 @@ fn simulate(
                         recovery,
                         script,
                     } => pending.push(Pending::Recover(host, recovery, script)),
-                    Action::Event(ship_core::machine::Event::Step {
+                    Action::Event(ship_core::Event::Step {
                         name, status: 0, ..
                     }) if name == "migrate" => migrated = true,
                     Action::Event(_) => {}
@@ -1435,13 +1435,13 @@ fn check(s: &Scenario, plan: &Plan, run: &Run) -> Vec<String> {
     if let Some(r) = &plan.rolling {
         let mut failed = 0;
         for b in &o.batches {
-            if failed >= r.max_fail && b.result != ship_core::machine::BatchResult::NotStarted {
+            if failed >= r.max_fail && b.result != ship_core::BatchResult::NotStarted {
                 v.push(format!(
                     "batch {} ran after {failed} failed batches",
                     b.batch
                 ));
             }
-            if b.result == ship_core::machine::BatchResult::Failed {
+            if b.result == ship_core::BatchResult::Failed {
                 failed += 1;
             }
         }

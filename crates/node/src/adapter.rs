@@ -1,16 +1,16 @@
-//! [`Node`]: this crate as a [`ship_core::adapter::Adapter`], for the `[node]` table.
+//! [`Node`]: this crate as a [`ship_core::Adapter`], for the `[node]` table.
 
 use crate::config::{Install, NodeConfig};
+use ship_core::TableError;
 use ship_core::TaskSpec;
-use ship_core::adapter::{Adapter, Configured, Error, Here, Init, check_roles};
-use ship_core::config::TableError;
+use ship_core::{Adapter, AdapterError as Error, Configured, Here, Init, adapter::check_roles};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The Node adapter: `[node]` read into a [`NodeConfig`].
 ///
 /// ```
-/// use ship_core::adapter::Adapter;
+/// use ship_core::Adapter;
 /// let mut table = figment::value::Dict::new();
 /// table.insert("install".into(), "production".into());
 /// let table = figment::value::Value::from(table);

@@ -1,7 +1,7 @@
 //! The `[<stage>.node]` table.
 
 use serde::{Deserialize, Serialize};
-use ship_core::config::{TableError, read_table};
+use ship_core::{TableError, config::read_table};
 
 /// What the hosts install.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //!   `npm ci`, then `npm run build` when package.json has a build script) and the
 //!   node_modules key. A project without `package-lock.json` is refused, saying how to
 //!   make one. package.json and the lock file are read from the tree that ships
-//!   (`ship_core::adapter::Here::tree`). With a `git` source the commands run on a copy of the commit
+//!   (`ship_core::Here::tree`). With a `git` source the commands run on a copy of the commit
 //!   (`ship_core::artifact::export`) and what they wrote ships with it (`dist/`, `build/`,
 //!   `.next/`), node_modules excepted; `ship = ["dist/"]` chooses what goes into the
 //!   artifact instead.
@@ -16,7 +16,7 @@
 //!   unchanged lock file installs nothing — and links it as `node_modules`; `node.prune`
 //!   (after `cleanup`) removes trees no kept release links to.
 //!
-//! [`Node`] wires both halves into cargo ship as a `ship_core::adapter::Adapter` for the
+//! [`Node`] wires both halves into cargo ship as a `ship_core::Adapter` for the
 //! `[node]` table.
 //!
 //! # Example

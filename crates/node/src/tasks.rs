@@ -1,7 +1,7 @@
 //! The host half: the tasks the adapter adds to a plan (pure data).
 
 use crate::config::{Install, NodeConfig};
-use ship_core::reuse::Trees;
+use ship_core::Trees;
 use ship_core::shell::quote;
 use ship_core::{Phase, Target, TaskSpec};
 

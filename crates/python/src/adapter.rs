@@ -1,18 +1,18 @@
-//! [`Python`]: this crate as a [`ship_core::adapter::Adapter`], for the `[python]` table.
+//! [`Python`]: this crate as a [`ship_core::Adapter`], for the `[python]` table.
 
 use crate::config::PythonConfig;
 use crate::wheelhouse::{self, WHEELHOUSE_DIR, Wheelhouse};
+use ship_core::Extra;
+use ship_core::TableError;
 use ship_core::TaskSpec;
-use ship_core::adapter::{Adapter, Configured, Error, Here, Init, check_roles};
-use ship_core::artifact::Extra;
-use ship_core::config::TableError;
+use ship_core::{Adapter, AdapterError as Error, Configured, Here, Init, adapter::check_roles};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The Python adapter: `[python]` read into a [`PythonConfig`].
 ///
 /// ```
-/// use ship_core::adapter::Adapter;
+/// use ship_core::Adapter;
 /// let table = figment::value::Value::from(figment::value::Dict::new());
 /// let cfg = ship_python::Python.read(&table, &ship_core::stage::example()).unwrap();
 /// assert_eq!(cfg.task_names(), ["python.venv", "python.prune"]);

@@ -1,7 +1,7 @@
 //! The `[<stage>.python]` table.
 
 use serde::{Deserialize, Serialize};
-use ship_core::config::{TableError, read_table};
+use ship_core::{TableError, config::read_table};
 
 /// What `[<stage>.python]` says, with its defaults filled in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

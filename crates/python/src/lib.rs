@@ -6,7 +6,7 @@
 //! - [`wheelhouse::build`] (build phase, on this machine): `pip wheel` of the requirements
 //!   into a wheelhouse that travels in the artifact (`.wheelhouse/` in each release), with
 //!   `SOURCE_DATE_EPOCH` fixed so the same sources give the same digest. Its inputs come
-//!   from the tree that ships (`ship_core::adapter::Here::tree`: the copy of the commit for a
+//!   from the tree that ships (`ship_core::Here::tree`: the copy of the commit for a
 //!   `git` source), and pip runs out of tree, on a copy of it.
 //! - [`tasks()`] (pure): the steps the plan gets. `python.venv` (before `install`) makes
 //!   `.ship/venvs/<key>-py<version>` with `python3 -m venv` and `pip install --no-index`
@@ -16,7 +16,7 @@
 //!   `django.migrate` (once), `django.collectstatic` and `manage.<command>` run after
 //!   `install`, before any host switches.
 //!
-//! [`Python`] wires both halves into cargo ship as a `ship_core::adapter::Adapter` for the
+//! [`Python`] wires both halves into cargo ship as a `ship_core::Adapter` for the
 //! `[python]` table.
 //!
 //! The key ([`venv_key`]) is the sha256 of the requirements and the wheels' digests; the

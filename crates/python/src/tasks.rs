@@ -3,7 +3,7 @@
 
 use crate::config::PythonConfig;
 use crate::wheelhouse::{WHEELHOUSE_DIR, Wheelhouse};
-use ship_core::reuse::Trees;
+use ship_core::Trees;
 use ship_core::shell::quote;
 use ship_core::{Phase, Target, TaskSpec};
 

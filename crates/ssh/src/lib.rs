@@ -45,9 +45,9 @@
 //! this machine, with [`LocalTransport`]).
 #![warn(missing_docs, unreachable_pub)]
 
+pub use ship_core::Connection;
 use ship_core::shell::quote;
-pub use ship_core::ssh::Connection;
-use ship_core::transport::{BoxFuture, pump};
+use ship_core::{BoxFuture, transport::pump};
 use ship_core::{Input, RunOutput, Transport, TransportError};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
