@@ -189,6 +189,20 @@ fn cargo_bin_record(project: &Project, stage: &Stage) -> PathBuf {
 /// target, profile or target directory).
 fn cargo_build(project: &Project, stage: &Stage, bin: &str) -> Result<PathBuf, CliError> {
     let command = cargo_command(bin, &stage.cargo);
+    // It builds with --locked (what is deployed is what the lock file says): a package
+    // fresh from `cargo new` has none yet.
+    if !project
+        .root
+        .ancestors()
+        .any(|d| d.join("Cargo.lock").is_file())
+    {
+        return Err(CliError::Build(format!(
+            "no Cargo.lock in {} or above: cargo ship builds with `--locked`, so the \
+             dependencies deployed are the ones locked; run `cargo generate-lockfile` and \
+             commit it",
+            project.root.display()
+        )));
+    }
     let mut child = std::process::Command::new(&project.cargo)
         .args(cargo_args(bin, &stage.cargo))
         .current_dir(&project.root)
@@ -212,8 +226,7 @@ fn cargo_build(project: &Project, stage: &Stage, bin: &str) -> Result<PathBuf, C
         .map_err(|e| CliError::Build(format!("`{command}`: {e}")))?;
     if !status.success() {
         return Err(CliError::Build(format!(
-            "`{command}` failed ({status}); source = {{ cargo = \"{bin}\" }} needs a binary \
-             target of that name in the workspace"
+            "`{command}` failed ({status}): cargo's messages above say why"
         )));
     }
     executable.ok_or_else(|| {

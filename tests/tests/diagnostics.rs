@@ -289,3 +289,67 @@ fn regex_lite_strip(colored: &str) -> String {
     }
     out
 }
+
+/// What a user wrote where a secret or a credential goes is never quoted back: a secret's
+/// value written in Ship.toml (bare, or beside a misspelt form), a URL's password, path or
+/// query in the line an error shows, or in the plan.
+#[test]
+fn nothing_secret_is_quoted_in_an_error_or_a_plan() {
+    let secret = "s3cr3t-literal-pw";
+    for how in [
+        format!("\"{secret}\""),
+        format!("{{ env = \"DBPW\", defualt = \"{secret}\" }}"),
+        format!("{{ evn = \"{secret}\" }}"),
+    ] {
+        let err = plan_fails(
+            &format!("{BASE}[production]\nhosts = [\"a\"]\n[production.secrets]\nDB = {how}\n"),
+            "production",
+        );
+        assert!(!err.contains(secret), "{err}");
+        assert!(err.contains("must say where its value is read"), "{err}");
+    }
+    let err = plan_fails(
+        &format!(
+            "{BASE}[production]\nhosts = [\"a\"]\n[production.secrets]\nDB = {{ evn = \"X\" }}\n"
+        ),
+        "production",
+    );
+    insta::assert_snapshot!("secret_misspelt_form", err);
+    // A webhook's token is in its path; an error on its line shows neither path nor query.
+    let err = plan_fails(
+        &format!(
+            "{BASE}[production]\nhosts = [\"a\"]\nnotify = {{ url = \"https://hooks.example.com/services/T0K3N?sig=QUERYSECRET\", timeout = \"ten\" }}\n"
+        ),
+        "production",
+    );
+    assert!(
+        !err.contains("T0K3N") && !err.contains("QUERYSECRET"),
+        "{err}"
+    );
+    // An archive URL's password and query are in neither the plan's text nor its json.
+    let f = project(&format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/demo\"\n\
+         source = {{ archive = \"http://u:PASSWORD@127.0.0.1:9/a.tar.gz?token=QUERYSECRET\", sha256 = \"{}\" }}\n\
+         [production]\nhosts = [\"a\"]\n",
+        "0".repeat(64)
+    ));
+    let out = f.ship(&["plan", "production"]);
+    assert_ne!(out.code, 0);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(
+            !text.contains("PASSWORD") && !text.contains("QUERYSECRET"),
+            "{text}"
+        );
+    }
+}
+
+/// A table named like a misspelt `[default]` is not taken for a stage (its settings would
+/// apply to no other stage, without a word).
+#[test]
+fn a_misspelt_default_table_is_not_a_stage() {
+    let err = plan_fails(
+        &format!("{BASE}[production]\nhosts = [\"a\"]\n[defualt.tasks.restart]\nrun = \"true\"\n"),
+        "production",
+    );
+    insta::assert_snapshot!("misspelt_default", err);
+}

@@ -184,7 +184,7 @@ fn verbose_names_the_ignored_ship_variables_and_is_silent_about_them_otherwise()
     assert_eq!(vv.code, 0, "{}", vv.stderr);
     assert!(
         vv.stderr
-            .contains("note: project [project], configuration [project]/Ship.toml"),
+            .contains("note: project [project]/, configuration [project]/Ship.toml"),
         "{}",
         vv.stderr
     );

@@ -396,21 +396,27 @@ pub fn run_commands(root: &Path, commands: &[String]) -> Result<(), ArtifactErro
     Ok(())
 }
 
-/// `url` without the `user:password@` of its authority, if it has one.
+/// `url` as it may be shown: without the `user:password@` of its authority and without its
+/// `?query` (where a presigned or CI URL carries its token), each replaced by `***`.
 ///
 /// ```
 /// use ship_core::artifact::without_credentials;
 /// assert_eq!(without_credentials("https://ci:tok3n@ci.example.com/a.tgz"), "https://***@ci.example.com/a.tgz");
+/// assert_eq!(without_credentials("https://h/a.tgz?token=s3cr3t"), "https://h/a.tgz?***");
 /// assert_eq!(without_credentials("app.tar.gz"), "app.tar.gz");
 /// ```
 pub fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, _)) => (r, "?***"),
+        None => (rest, ""),
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
+        Some(at) => format!("{scheme}://***@{}{query}", &rest[at + 1..]),
+        None => format!("{scheme}://{rest}{query}"),
     }
 }
 

@@ -26,7 +26,7 @@ pub struct Snippet {
 }
 
 /// `line` with what a URL in it may carry as a bearer secret — the `user:password@` before
-/// its host and its `?query` — replaced by `*`, one for each character, so a snippet never
+/// its host, its path (a webhook's token is there) and its `?query` — replaced by `*`, one for each character, so a snippet never
 /// quotes a credential (an `artifact_store`, `archive` or webhook URL) while its marks stay
 /// under the same columns.
 pub fn redact_urls(line: &str) -> String {
@@ -41,7 +41,13 @@ pub fn redact_urls(line: &str) -> String {
         if let Some(userinfo) = (at + 2..authority_end).rev().find(|&k| out[k] == '@') {
             out[at + 2..userinfo].iter_mut().for_each(|c| *c = '*');
         }
-        if let Some(query) = (at + 2..end).find(|&k| out[k] == '?') {
+        // The path after its first `/` (a webhook's token is there), and the query.
+        if authority_end + 1 < end {
+            out[authority_end + 1..end]
+                .iter_mut()
+                .for_each(|c| *c = '*');
+        }
+        if let Some(query) = (at + 2..authority_end).find(|&k| out[k] == '?') {
             out[query + 1..end].iter_mut().for_each(|c| *c = '*');
         }
         i = end.max(at + 2);
@@ -343,9 +349,13 @@ mod tests {
         );
         assert_eq!(
             s.source,
-            "store = \"s3://**********@b/p?*******************\" # é"
+            "store = \"s3://**********@b/*********************\" # é"
         );
-        assert_eq!(redact_urls("a = \"http://h/x\""), "a = \"http://h/x\"");
+        assert_eq!(redact_urls("a = \"http://h/x\""), "a = \"http://h/*\"");
+        assert_eq!(
+            redact_urls("url = \"https://hooks.slack.com/services/T0/B0/XyZ\", timeout = 1"),
+            "url = \"https://hooks.slack.com/*********************\", timeout = 1"
+        );
         // A range across lines is marked to the end of its first line.
         let s = Snippet::of("f", text, 0..text.len(), "");
         assert_eq!((s.line, s.width, s.source.as_str()), (1, 3, "[a]"));

@@ -369,6 +369,25 @@ impl Sources {
                         "`global` is reserved: name the stage differently".to_owned(),
                     ));
                 }
+                // A stage named like a misspelt `[default]` would take its settings away
+                // from every stage without a word: refused, with the fix.
+                stage if crate::diagnostic::closest(stage, ["default"]).is_some() => {
+                    return Err(invalid_in(
+                        &file,
+                        &text,
+                        &[key],
+                        Mark::Key,
+                        "not a stage",
+                        format!(
+                            "`[{stage}]` looks like a misspelt `[default]`: as a stage, its \
+                             settings would apply to no other stage"
+                        ),
+                    )
+                    .with_hint((
+                        Some("did you mean `default`?".to_owned()),
+                        Some("name the stage differently if it is one".to_owned()),
+                    )));
+                }
                 stage => {
                     stages.push(stage.to_owned());
                     Profile::new(stage)
@@ -660,8 +679,46 @@ impl Loaded {
         }
     }
 
+    /// An error in how a secret is read: said without quoting anything the user wrote after
+    /// its name (a value written there may be the secret itself), its line masked after `=`.
+    fn secret_not_shown(&self, stage: &str, path: &[&str], kind: &Kind) -> ConfigError {
+        const FORMS: [&str; 4] = ["env", "command", "dotenv", "file"];
+        let mut error = self.invalid(
+            stage,
+            path,
+            Mark::Key,
+            "a secret says where its value is read",
+            format!(
+                "`{}` must say where its value is read: `{{ env = \"VAR\" }}`, \
+                 `{{ command = \"...\" }}`, `{{ dotenv = \"FILE\" }}` or `{{ file = \"PATH\" }}`; \
+                 a secret's value is never written in Ship.toml",
+                path.join(".")
+            ),
+        );
+        if let ConfigError::Invalid { detail, .. } = &mut error {
+            if let Some(snippet) = detail.snippet.as_mut()
+                && let Some(eq) = snippet.source.find('=')
+            {
+                let (name, value) = snippet.source.split_at(eq + 1);
+                snippet.source = format!("{name}{}", "*".repeat(value.chars().count()));
+            }
+            // A misspelt form (`evn`) may be named back: it is one of ours, not a value.
+            let found = match kind {
+                Kind::UnknownVariant(found, _) | Kind::UnknownField(found, _) => Some(found),
+                _ => None,
+            };
+            detail.help = found
+                .and_then(|f| crate::diagnostic::closest(f, FORMS))
+                .map(|c| format!("did you mean `{c}`?"));
+        }
+        error
+    }
+
     fn explain(&self, stage: &str, error: figment::Error) -> ConfigError {
         let path: Vec<&str> = error.path.iter().map(String::as_str).collect();
+        if path.first() == Some(&"secrets") && path.len() >= 2 {
+            return self.secret_not_shown(stage, &path[..2], &error.kind);
+        }
         match &error.kind {
             Kind::UnknownField(found, expected) => {
                 // At the top of a stage, the adapters' tables are valid keys too.

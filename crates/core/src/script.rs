@@ -146,6 +146,12 @@ pub fn phase_summary(
             "take .ship/lock (refuse if held); read current, releases/ and .ship/releases.json"
                 .to_owned()
         }
+        Phase::Upload if stage.delta => format!(
+            "delta: send only the files of the artifact ({}, {}…) missing from .ship/objects/, \
+             check each one's sha256, make the release of hard links to them",
+            human_bytes(a.bytes),
+            short(&a.digest)
+        ),
         Phase::Upload => format!(
             "send the artifact ({}) unless .ship/artifacts/{}… is there; check its sha256",
             human_bytes(a.bytes),
