@@ -661,21 +661,7 @@ if [ ! -s "$SHIP_ARTIFACT" ] && [ ! -s "$ship_sums" ]; then
     fi
     rm -f "$ship_sums.part"
   else
-    case "$ship_enc" in
-      zst) ship_unz="zstd -dcq" ;;
-      gz) ship_unz="gzip -dc" ;;
-      *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
-    esac
-    ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
-    head -c "$ship_bytes" > "$ship_to.part"
-    ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
-    if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
-      rm -f "$ship_to.part"
-      echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
-      exit 1
-    fi
-    mv -f "$ship_to.part" "$ship_to"
-  fi
+@RECEIVE_WHOLE@  fi
 fi
 if [ ! -s "$SHIP_ARTIFACT" ] && [ -s "$ship_sums" ]; then
   # The release is made of hard links to objects: each one that came, and the skeleton,
@@ -698,16 +684,24 @@ if [ ! -s "$SHIP_ARTIFACT" ] && [ -s "$ship_sums" ]; then
   done < "$ship_sums"
   rm -f "${ship_sums%.sums}.new"
 fi"#
-    .to_owned()
+    .replace("@RECEIVE_WHOLE@", RECEIVE_WHOLE)
 }
 
 /// The `upload` step: reads `zst <bytes>` or `gz <bytes>`, then the bytes, and keeps them
 /// only if what they unpack to has the plan's sha256.
 pub fn upload_step() -> String {
-    r#"if [ ! -s "$SHIP_ARTIFACT" ]; then
+    format!(
+        r#"if [ ! -s "$SHIP_ARTIFACT" ]; then
   # cargo ship sends a line, `gz <bytes>` or `zst <bytes>` (hosts with zstd), then the bytes
   IFS=' ' read -r ship_enc ship_bytes
-  case "$ship_enc" in
+{RECEIVE_WHOLE}fi"#
+    )
+}
+
+/// Reads the whole artifact announced by `$ship_enc $ship_bytes` from the channel into
+/// `.ship/artifacts/`, kept only if it unpacks to the plan's sha256: the `upload` step's
+/// body, and [`delta_upload_step`]'s when the host is sent the whole artifact.
+const RECEIVE_WHOLE: &str = r#"  case "$ship_enc" in
     zst) ship_unz="zstd -dcq" ;;
     gz) ship_unz="gzip -dc" ;;
     *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
@@ -721,9 +715,7 @@ pub fn upload_step() -> String {
     exit 1
   fi
   mv -f "$ship_to.part" "$ship_to"
-fi"#
-    .to_owned()
-}
+"#;
 
 /// The `upload` step of a stage with an `artifact_store` ([`crate::store`]): as
 /// [`upload_step`], but the line may also be `url <presigned URL>`: the host downloads the
