@@ -20,7 +20,7 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 30)
 max=0
 for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
-cargo build --release --offline --locked -q -p cargo-ship --manifest-path "$root/Cargo.toml"
+cargo build --release --offline --locked -q -p cargo-ship-deploy --manifest-path "$root/Cargo.toml"
 ship=$root/target/release/cargo-ship
 export TESTBED_NET=${TESTBED_NET:-127.0.77} TESTBED_PREFIX=${TESTBED_PREFIX:-d}
 tb=$(mktemp -d /tmp/ship-delta.XXXXXX)

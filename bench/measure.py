@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs one command and prints what the deploying machine spent on it, as one line:
 
-    wall=<s> pss_mb=<peak MB> rss_mb=<peak MB> cpu=<s> procs=<peak> fds=<peak> rc=<status>
+    wall=<s> pss_mb=<peak MB> rss_mb=<peak MB> cpu=<s> procs=<peak> fds=<peak>
+    all_cpu=<s> forks=<n> rc=<status>
 
 wall: elapsed seconds. pss_mb: the peak, over samples every INTERVAL seconds (default
 0.1), of the sum of Pss (/proc/<pid>/smaps_rollup: shared pages counted once, split among
@@ -10,6 +11,10 @@ those sharing them) of the command and all its descendants; rss_mb the same with
 descendant it waited for (wait4's rusage: cargo ship reaps its ssh masters, the floor's
 shell its ssh clients). procs: the most processes in the tree at one sample; fds: the most
 open file descriptors one process of it held at one sample (what `ulimit -n` bounds).
+all_cpu: the whole machine's busy seconds (/proc/stat: all but idle and iowait) over the
+run, which on a testbed counts the hosts' sshd, shells and tar too; forks: processes the
+whole machine started meanwhile (/proc/stat's `processes`). Both count whatever else runs
+on the machine: read them on a quiet one.
 
     measure.py [--interval 0.1] -- CMD ARGS...
 """
@@ -57,6 +62,19 @@ def rollup(pid):
     return pss, rss
 
 
+def machine():
+    """(busy seconds, processes started) of the whole machine so far."""
+    busy = forks = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu "):
+                v = [int(x) for x in line.split()[1:]]
+                busy = sum(v[:8]) - v[3] - v[4]  # user nice system idle iowait irq softirq steal
+            elif line.startswith("processes "):
+                forks = int(line.split()[1])
+    return busy / os.sysconf("SC_CLK_TCK"), forks
+
+
 def main():
     args = sys.argv[1:]
     interval = 0.1
@@ -65,6 +83,7 @@ def main():
         args = args[2:]
     if args[:1] == ["--"]:
         args = args[1:]
+    busy0, forks0 = machine()
     t0 = time.perf_counter()
     child = subprocess.Popen(args)
     peak_pss = peak_rss = peak_procs = peak_fds = 0
@@ -84,11 +103,13 @@ def main():
                 break
             time.sleep(0.01)
     wall = time.perf_counter() - t0
+    busy1, forks1 = machine()
     st, usage = status
     rc = os.waitstatus_to_exitcode(st)
     print(
         f"wall={wall:.3f} pss_mb={peak_pss / 1024:.1f} rss_mb={peak_rss / 1024:.1f} "
-        f"cpu={usage.ru_utime + usage.ru_stime:.3f} procs={peak_procs} fds={peak_fds} rc={rc}",
+        f"cpu={usage.ru_utime + usage.ru_stime:.3f} procs={peak_procs} fds={peak_fds} "
+        f"all_cpu={busy1 - busy0:.2f} forks={forks1 - forks0} rc={rc}",
         flush=True,
     )
 

@@ -28,7 +28,7 @@ rounds=${ROUNDS:-3}
 max=0; for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
 export TESTBED_NET=${TESTBED_NET:-127.77} TESTBED_PREFIX=${TESTBED_PREFIX:-z}
 
-cargo build --release --offline --locked -q -p cargo-ship --manifest-path "$root/Cargo.toml"
+cargo build --release --offline --locked -q -p cargo-ship-deploy --manifest-path "$root/Cargo.toml"
 export CARGO_SHIP=$root/target/release/cargo-ship
 tb=$(mktemp -d /tmp/ship-scale.XXXXXX)
 # testbed.sh down stops at the first listener without a connection (pkill -P finds none

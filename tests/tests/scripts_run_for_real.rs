@@ -100,7 +100,9 @@ fn a_planned_deploy_runs_for_real_in_sh() {
     // 2: the upload reads `<encoding> <bytes>`, then the bytes. Damaged bytes are refused
     // and not kept.
     let sent = |bytes: &[u8]| {
-        let mut s = format!("gz {}\n", bytes.len()).into_bytes();
+        // The sha256 of the bytes cargo ship meant to send: damaged ones do not have it.
+        let mut s =
+            format!("gz {} {}\n", bytes.len(), ship_core::sha256_hex(&artifact)).into_bytes();
         s.extend_from_slice(bytes);
         s
     };

@@ -681,6 +681,63 @@ pub fn gz_of(zst: &Path) -> Result<(PathBuf, u64), ArtifactError> {
     Ok((path, bytes))
 }
 
+/// What a host is sent of a stored artifact (its `.tar.zst`, or the `.tar.gz` made from it):
+/// the size and sha256 of its bytes, read once and checked on the way: the tar they unpack
+/// to must have sha256 `digest`. A host checks the bytes it receives against this sum alone
+/// (one hash of the compressed bytes, no unpacking twice); the tar's digest, checked here
+/// on the same bytes, is what ties them to the plan.
+pub fn fingerprint(path: &Path, digest: &str) -> Result<(u64, String), ArtifactError> {
+    /// A reader that hashes and counts what it passes on.
+    struct Counting<R> {
+        inner: R,
+        hasher: Sha256,
+        bytes: u64,
+    }
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            self.bytes += n as u64;
+            Ok(n)
+        }
+    }
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut raw = Counting {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let mut magic = [0u8; 4];
+    raw.read_exact(&mut magic).map_err(io(path))?;
+    let head = std::io::Cursor::new(magic);
+    let mut tar = Hashing {
+        inner: std::io::sink(),
+        hasher: Sha256::new(),
+    };
+    let unpacked = if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        zstd::stream::read::Decoder::new(head.chain(&mut raw))
+            .and_then(|mut d| std::io::copy(&mut d, &mut tar))
+    } else {
+        std::io::copy(
+            &mut flate2::read::GzDecoder::new(head.chain(&mut raw)),
+            &mut tar,
+        )
+    };
+    unpacked.map_err(io(path))?;
+    // Whatever follows the compressed stream is sent too: hashed as well.
+    std::io::copy(&mut raw, &mut std::io::sink()).map_err(io(path))?;
+    let unpacks_to = format!("{:x}", tar.hasher.finalize());
+    if unpacks_to != digest {
+        return Err(ArtifactError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!(
+                "it unpacks to sha256 {unpacks_to}, not the plan's {digest}; it changed since it was made: plan again"
+            )),
+        });
+    }
+    Ok((raw.bytes, format!("{:x}", raw.hasher.finalize())))
+}
+
 /// The size of `path` if it is there, else what `make` returns written to it (atomically:
 /// a `.part` file renamed).
 fn keep_or_write(
@@ -1339,6 +1396,35 @@ mod tests {
         }
         let ok = tar_of(&[("dir/link", tar::EntryType::Symlink, "../other")]);
         assert_eq!(read_tar(&ok[..]).unwrap().len(), 1);
+    }
+
+    /// What a host is sent is fingerprinted from the stored bytes, and only if they still
+    /// unpack to the plan's digest: in either encoding.
+    #[test]
+    fn a_fingerprint_is_of_the_bytes_and_checks_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[("app.py", tar::EntryType::Regular, "print(1)")]);
+        let digest = format!("{:x}", Sha256::digest(&tar));
+        let (zst, size) = store(dir.path(), &digest, &tar).unwrap();
+        let bytes = std::fs::read(&zst).unwrap();
+        assert_eq!(
+            fingerprint(&zst, &digest).unwrap(),
+            (size, format!("{:x}", Sha256::digest(&bytes)))
+        );
+        let (gz, _) = gz_of(&zst).unwrap();
+        let gz_bytes = std::fs::read(&gz).unwrap();
+        assert_eq!(
+            fingerprint(&gz, &digest).unwrap().1,
+            format!("{:x}", Sha256::digest(&gz_bytes))
+        );
+        let other = "0".repeat(64);
+        let wrong = fingerprint(&zst, &other).unwrap_err().to_string();
+        assert!(wrong.contains("not the plan's"), "{wrong}");
+        // Changed after it was stored: refused, whatever sum its new bytes have.
+        let mut changed = tar.clone();
+        changed[600] ^= 1;
+        std::fs::write(&zst, zstd::bulk::compress(&changed, 3).unwrap()).unwrap();
+        assert!(fingerprint(&zst, &digest).is_err());
     }
 
     /// What [`open`] and [`pack`] check of a tar's entries.

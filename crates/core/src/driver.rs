@@ -136,6 +136,7 @@ impl Driver<'_> {
             queue: VecDeque::from([Input::Start]),
             outcome: None,
             bundles: BTreeMap::new(),
+            sums: BTreeMap::new(),
         };
         let mut stop = self.stop.clone();
         // What the stop watch said so far: nothing, a stop (`false`), a stop now (`true`).
@@ -191,6 +192,9 @@ struct Io<'d, 'a> {
     /// The delta bundles made, by the artifacts the hosts have: a file and its size, or
     /// `None` when it could not be made (those hosts are sent the whole artifact).
     bundles: BTreeMap<Vec<String>, Option<(PathBuf, u64)>>,
+    /// The size and sha256 of the artifact's bytes a host is sent, by encoding (zstd or
+    /// not): what its upload step checks them against.
+    sums: BTreeMap<bool, (u64, String)>,
 }
 
 impl<'d> Io<'d, '_> {
@@ -231,14 +235,38 @@ impl<'d> Io<'d, '_> {
                 self.send(host, transport::Input::File(path));
             }
             None => {
-                let size = std::fs::metadata(&artifact).map_or(0, |m| m.len());
-                self.send(
-                    host,
-                    transport::Input::Line(protocol::artifact_header(true, size)),
-                );
-                self.send(host, transport::Input::File(artifact));
+                self.send_artifact(host, true);
             }
         }
+    }
+
+    /// The whole artifact to `host`: `zst` or `gz`, its size and its bytes' sha256 on a
+    /// line, then the bytes.
+    fn send_artifact(&mut self, host: &str, zstd: bool) {
+        let zst = &self.driver.options.artifact;
+        let path = if zstd {
+            zst.clone()
+        } else {
+            zst.with_extension("gz")
+        };
+        if !self.sums.contains_key(&zstd) {
+            // Read once, when the first host is sent it (the .tar.gz when it is made),
+            // checked to unpack to the plan's digest. One that cannot be read, or is not
+            // the plan's any more (changed during the deploy), goes with no sum: every
+            // host refuses it, naming the mismatch.
+            let sum = crate::artifact::fingerprint(&path, &self.driver.plan.artifact.digest)
+                .unwrap_or_else(|_| {
+                    (
+                        std::fs::metadata(&path).map_or(0, |m| m.len()),
+                        "-".to_owned(),
+                    )
+                });
+            self.sums.insert(zstd, sum);
+        }
+        let (size, sum) = &self.sums[&zstd];
+        let line = protocol::artifact_header(zstd, *size, sum);
+        self.send(host, transport::Input::Line(line));
+        self.send(host, transport::Input::File(path));
     }
 
     /// The presigned URL a host is sent instead of the artifact: only with an
@@ -291,20 +319,7 @@ impl<'d> Io<'d, '_> {
                 let line = self.via_store(zstd).map(protocol::artifact_url_line);
                 self.send(&host, transport::Input::Line(line.unwrap_or_default()));
             }
-            Action::SendArtifact { host, zstd } => {
-                let zst = &self.driver.options.artifact;
-                let path = if zstd {
-                    zst.clone()
-                } else {
-                    zst.with_extension("gz")
-                };
-                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-                self.send(
-                    &host,
-                    transport::Input::Line(protocol::artifact_header(zstd, size)),
-                );
-                self.send(&host, transport::Input::File(path));
-            }
+            Action::SendArtifact { host, zstd } => self.send_artifact(&host, zstd),
             Action::SendBundle { host, have } => self.send_bundle(&host, have),
             Action::Close { host } => {
                 self.inputs.remove(&host);
@@ -322,8 +337,12 @@ impl<'d> Io<'d, '_> {
                 }));
             }
             Action::MakeGz => {
+                let digest = &self.driver.plan.artifact.digest;
                 let made = crate::artifact::gz_of(&self.driver.options.artifact)
-                    .map(|_| ())
+                    .and_then(|(gz, _)| crate::artifact::fingerprint(&gz, digest))
+                    .map(|sum| {
+                        self.sums.insert(false, sum);
+                    })
                     .map_err(|e| format!("making the .tar.gz for the hosts without zstd: {e}"));
                 self.queue.push_back(Input::GzMade(made));
             }

@@ -277,7 +277,8 @@ pub const RELAYED_BYTES: u64 = 256 * 1024;
 pub fn step_functions() -> String {
     let n = NONCE_VAR;
     format!(
-        r#"ship_relay() {{
+        r#"if command -v flock >/dev/null 2>&1; then ship_flock=1; else ship_flock=; fi
+ship_relay() {{
   [ -s "$2" ] || return 0
   ship_sz=$(wc -c < "$2" 2>/dev/null) || ship_sz=0
   [ "$ship_sz" -le {RELAYED_BYTES} ] || printf '%s out %s [%s bytes of output: the first %s are not relayed; the whole output is in %s on %s]\n' "${n}" "$1" "$ship_sz" "$((ship_sz - {RELAYED_BYTES}))" "$2" "$SHIP_HOST"
@@ -296,6 +297,8 @@ ship_unfollow() {{
   [ -z "$(tail -c 1 "$1" 2>/dev/null)" ] || printf '\n'
 }}
 ship_held() {{
+  # the body locked its output's open file (flock): lockable now, nothing holds it
+  if [ -n "$ship_flock" ] && [ ! -e "$2.scan" ] && flock -n "$2" true 2>/dev/null; then return 0; fi
   ship_h=
   for ship_f in /proc/[0-9]*/fd/[0-9]*; do
     [ "$ship_f" -ef "$2" ] || continue
@@ -328,9 +331,15 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
     }
     let _ = write!(
         s,
-        "printf '%s start {id} %s\\n' \"${n}\" {}\nset +e\n",
+        "printf '%s start {id} %s\\n' \"${n}\" {}\n",
         crate::shell::quote(name)
     );
+    if body.trim() == ":" {
+        // Nothing to run (no adapter to install, no health check): no subshell, no log.
+        let _ = writeln!(s, "printf '%s end {id} 0\\n' \"${n}\"");
+        return s;
+    }
+    s.push_str("set +e\n");
     let log = format!("\"$SHIP_LOG.{id}\"");
     let logged = matches!(io, StepIo::Logged | StepIo::Task);
     if logged {
@@ -339,7 +348,18 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
             "[ -z \"${{ship_live-}}\" ] || {{ : >{log}; ship_follow {id} {log}; }}"
         );
     }
-    let _ = write!(s, "(\n  set -eu\n{}\n)", indent(body));
+    if io == StepIo::Task {
+        // A fresh file, locked by the body through its output (see `ship_held`): a lock
+        // belongs to the open file, so whatever the task leaves running with that output
+        // keeps it locked.
+        let _ = write!(
+            s,
+            "(\n  [ -z \"$ship_flock\" ] || flock -n 1 2>/dev/null || : >\"$SHIP_LOG.{id}.scan\"\n  set -eu\n{}\n)",
+            indent(body)
+        );
+    } else {
+        let _ = write!(s, "(\n  set -eu\n{}\n)", indent(body));
+    }
     match io {
         StepIo::Control => s.push_str(" </dev/null"),
         StepIo::Artifact => {
@@ -649,8 +669,8 @@ ship_forget() {
   rm -f -- "$ship_sums" "${ship_sums%.sums}.new" "${ship_sums%.sums}.skel.tar"
 }
 if [ ! -s "$SHIP_ARTIFACT" ] && [ ! -s "$ship_sums" ]; then
-  # cargo ship sends a line, `store <bytes>`, `gz <bytes>` or `zst <bytes>`, then the bytes
-  IFS=' ' read -r ship_enc ship_bytes
+  # cargo ship sends a line, `store <bytes>`, or `gz`/`zst <bytes> <sha256>`, then the bytes
+  IFS=' ' read -r ship_enc ship_bytes ship_bsum
   if [ "$ship_enc" = store ]; then
     [ -d "$ship_obj" ] || mkdir -p "$ship_obj"
     head -c "$ship_bytes" > "$ship_sums.part"
@@ -687,31 +707,34 @@ fi"#
     .replace("@RECEIVE_WHOLE@", RECEIVE_WHOLE)
 }
 
-/// The `upload` step: reads `zst <bytes>` or `gz <bytes>`, then the bytes, and keeps them
-/// only if what they unpack to has the plan's sha256.
+/// The `upload` step: reads `zst <bytes> <sha256>` or `gz <bytes> <sha256>`, then the
+/// bytes, and keeps them only if they have that sha256 (which cargo ship took from bytes it
+/// checked unpack to the plan's digest: [`crate::artifact::fingerprint`]).
 pub fn upload_step() -> String {
     format!(
         r#"if [ ! -s "$SHIP_ARTIFACT" ]; then
-  # cargo ship sends a line, `gz <bytes>` or `zst <bytes>` (hosts with zstd), then the bytes
-  IFS=' ' read -r ship_enc ship_bytes
+  # cargo ship sends a line, `gz <bytes> <sha256>` or `zst <bytes> <sha256>` (hosts with
+  # zstd), then the bytes
+  IFS=' ' read -r ship_enc ship_bytes ship_bsum
 {RECEIVE_WHOLE}fi"#
     )
 }
 
-/// Reads the whole artifact announced by `$ship_enc $ship_bytes` from the channel into
-/// `.ship/artifacts/`, kept only if it unpacks to the plan's sha256: the `upload` step's
+/// Reads the whole artifact announced by `$ship_enc $ship_bytes $ship_bsum` from the channel
+/// into `.ship/artifacts/`, kept only if its bytes have sha256 `$ship_bsum`: the `upload` step's
 /// body, and [`delta_upload_step`]'s when the host is sent the whole artifact.
 const RECEIVE_WHOLE: &str = r#"  case "$ship_enc" in
-    zst) ship_unz="zstd -dcq" ;;
-    gz) ship_unz="gzip -dc" ;;
+    zst|gz) ;;
     *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
   esac
   ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
   head -c "$ship_bytes" > "$ship_to.part"
-  ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
-  if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
+  # cargo ship read that sum from bytes it checked unpack to the plan's digest
+  ship_sum=$(sha256sum < "$ship_to.part")
+  ship_sum=${ship_sum%% *}
+  if [ "$ship_sum" != "$ship_bsum" ]; then
     rm -f "$ship_to.part"
-    echo "cargo-ship: the artifact arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
+    echo "cargo-ship: the artifact arrived damaged: its bytes have sha256 $ship_sum, expected $ship_bsum (of the artifact sha256 $SHIP_DIGEST)" >&2
     exit 1
   fi
   mv -f "$ship_to.part" "$ship_to"
@@ -724,24 +747,15 @@ const RECEIVE_WHOLE: &str = r#"  case "$ship_enc" in
 /// Errors name the URL without its query.
 pub fn upload_step_via_store() -> String {
     r#"if [ ! -s "$SHIP_ARTIFACT" ]; then
-  # cargo ship sends `url <presigned URL>` (hosts with zstd), or `gz <bytes>` or
-  # `zst <bytes>` then the bytes
-  IFS=' ' read -r ship_enc ship_bytes
-  case "$ship_enc" in
-    url) ship_unz="zstd -dcq" ;;
-    zst) ship_unz="zstd -dcq" ;;
-    gz) ship_unz="gzip -dc" ;;
-    *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
-  esac
+  # cargo ship sends `url <presigned URL>` (hosts with zstd), or what `upload` is sent
+  IFS=' ' read -r ship_enc ship_bytes ship_bsum
   if [ "$ship_enc" = url ]; then
     ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.zst"
     ship_from=${ship_bytes%%\?*}
     if command -v curl >/dev/null 2>&1; then
-      printf 'url = "%s"
-' "$ship_bytes" | curl -fsS --retry 3 -K - -o "$ship_to.part"
+      printf 'url = "%s"\n' "$ship_bytes" | curl -fsS --retry 3 -K - -o "$ship_to.part"
     elif command -v wget >/dev/null 2>&1; then
-      printf '%s
-' "$ship_bytes" | wget -q -t 3 -O "$ship_to.part" -i -
+      printf '%s\n' "$ship_bytes" | wget -q -t 3 -O "$ship_to.part" -i -
     else
       echo "cargo-ship: $SHIP_HOST: neither curl nor wget here to download the artifact from $ship_from" >&2
       exit 1
@@ -751,20 +765,19 @@ pub fn upload_step_via_store() -> String {
       exit 1
     }
     echo "downloaded $(wc -c < "$ship_to.part") bytes from $ship_from"
+    # Nothing but the plan's digest vouches for what the store holds: unpacked and hashed.
+    ship_sum=$(zstd -dcq "$ship_to.part" | sha256sum)
+    ship_sum=${ship_sum%% *}
+    if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
+      rm -f "$ship_to.part"
+      echo "cargo-ship: $SHIP_HOST: the artifact from $ship_from arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
+      exit 1
+    fi
+    mv -f "$ship_to.part" "$ship_to"
   else
-    ship_from="cargo ship"
-    ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
-    head -c "$ship_bytes" > "$ship_to.part"
-  fi
-  ship_sum=$($ship_unz "$ship_to.part" | sha256sum | cut -c1-64)
-  if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
-    rm -f "$ship_to.part"
-    echo "cargo-ship: $SHIP_HOST: the artifact from $ship_from arrived damaged: sha256 $ship_sum, expected $SHIP_DIGEST" >&2
-    exit 1
-  fi
-  mv -f "$ship_to.part" "$ship_to"
+@RECEIVE_WHOLE@  fi
 fi"#
-    .to_owned()
+    .replace("@RECEIVE_WHOLE@", RECEIVE_WHOLE)
 }
 
 /// The line a host's [`upload_step_via_store`] reads instead of the artifact's header and
@@ -863,9 +876,9 @@ pub fn go(cleanup: &[String], records: Option<&str>) -> [String; 3] {
     ]
 }
 
-/// The line before the artifact's bytes: its encoding and size.
-pub fn artifact_header(zstd: bool, bytes: u64) -> String {
-    format!("{} {bytes}", if zstd { "zst" } else { "gz" })
+/// The line before the artifact's bytes: its encoding, size and the sha256 of the bytes.
+pub fn artifact_header(zstd: bool, bytes: u64, sha256: &str) -> String {
+    format!("{} {bytes} {sha256}", if zstd { "zst" } else { "gz" })
 }
 
 /// The line before a delta bundle's bytes ([`crate::delta`]): its size.
@@ -1094,6 +1107,59 @@ mod tests {
         assert_eq!(t.probe.records.as_deref(), Some("[{\"a\": 1}]\n"));
         t.take(&format!("{} segment 1", n.as_str()), &n);
         assert_eq!(t.finished, Some(1));
+    }
+
+    /// A task's step names what it left running on its output: found through the lock on
+    /// the output's open file where `flock` is, by scanning every process's descriptors
+    /// where it is not; a task that left nothing is not scanned for and names nothing.
+    #[test]
+    fn a_task_step_names_what_still_holds_its_output_with_or_without_flock() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".ship/lock")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".ship/log")).unwrap();
+        std::fs::write(dir.path().join(".ship/lock/info"), "me\n").unwrap();
+        let run = |body: &str, flock: bool| {
+            let script = format!(
+                "set -e\nship_n=N\nSHIP_LOCK_INFO=me\nSHIP_HOST=h\nSHIP_LOG=\"$SHIP_DEPLOY_TO/.ship/log/1\"\n{}{}{}",
+                step_functions(),
+                if flock { "" } else { "ship_flock=\n" },
+                step(7, "restart", body, StepIo::Task)
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("SHIP_DEPLOY_TO", dir.path())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let has_flock = std::process::Command::new("sh")
+            .args(["-c", "command -v flock"])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        for flock in [true, false] {
+            if flock && !has_flock {
+                continue;
+            }
+            let quiet = run("echo hi", flock);
+            assert!(quiet.contains("N end 7 0"), "{quiet}");
+            assert!(!quiet.contains(" held "), "{quiet}");
+            let held = run("sleep 30 &\necho \"daemon $!\"", flock);
+            let pid = held
+                .lines()
+                .find_map(|l| l.strip_prefix("N out 7 daemon "))
+                .unwrap()
+                .to_owned();
+            assert!(
+                held.contains(&format!("N held 7 {pid}(sleep)")),
+                "flock {flock}: {held}"
+            );
+            let _ = std::process::Command::new("kill").arg(&pid).status();
+        }
     }
 
     /// Every `SHIP_*` variable the core's script-writing modules set or export is in

@@ -1006,7 +1006,12 @@ impl Host for Shell {
     fn send_artifact(&mut self, zstd: bool) {
         assert!(zstd, "the shell hosts have zstd");
         let bytes = std::fs::read(&self.zst).unwrap();
-        self.write(format!("zst {}\n", bytes.len()).as_bytes());
+        let header = ship_core::protocol::artifact_header(
+            true,
+            bytes.len() as u64,
+            &ship_core::sha256_hex(&bytes),
+        );
+        self.write(format!("{header}\n").as_bytes());
         self.write(&bytes);
     }
     fn close(&mut self) {
