@@ -6,7 +6,8 @@
 # (bench/reference-deploy.sh with UPLOAD=1, `parallel` = N, as the floor starts every host
 # at once). Each run is measured by bench/measure.py: wall time, the deploying machine's
 # peak PSS (cargo ship or the floor's shell, and every ssh process under it), CPU (user +
-# sys of all of them) and the most file descriptors one process held.
+# sys of all of them), the most file descriptors one process held, and the whole machine's
+# busy CPU seconds (`all CPU`: the hosts' sshd, shells and tar included, as they share it).
 #
 #   bench/scale.sh [SIZES...]         default: 10 100 200 300
 #   ROUNDS=3                          runs of each tool per size (medians are printed)
@@ -68,7 +69,7 @@ if [ -n "${ARTIFACT_MB:-}" ]; then
 fi
 "$shared/setup-hosts.sh" "$tb"
 export TESTBED=$tb ARTIFACT=$tb/app.tar.gz UPLOAD=1
-floor() { "$shared/peers/floor/run.sh" "$tb" "$ARTIFACT" "$1" >/dev/null; }
+floor() { "$shared/peers/floor/run.sh" "$tb" "$ARTIFACT" "$1" >/dev/null 2>>"$tb/floor.err" || { tail -5 "$tb/floor.err" >&2; return 1; }; }
 ship() { BENCH_HOSTS=$1 "$root/bench/reference-deploy.sh" 2>>"$tb/ship.err" || { tail -5 "$tb/ship.err" >&2; return 1; }; }
 export -f floor ship
 export shared root tb
@@ -77,7 +78,8 @@ raw=$tb/raw.txt
 : > "$raw"
 for n in "${sizes[@]}"; do
   # a warm-up of each (the first cargo ship run also unpacks the tarball to pack it)
-  bash -c "floor $n" && bash -c "ship $n" || { echo "scale: warm-up at $n hosts failed" >&2; exit 1; }
+  bash -c "floor $n" || { echo "scale: the floor's warm-up at $n hosts failed" >&2; exit 1; }
+  bash -c "ship $n" || { echo "scale: cargo ship's warm-up at $n hosts failed" >&2; exit 1; }
   for r in $(seq 1 "$rounds"); do
     for tool in floor ship; do
       sleep 1.05 # release ids are timestamps, one per second
@@ -101,7 +103,8 @@ for line in open(sys.argv[1]):
 med = lambda n, t, k: statistics.median(r[k] for r in rows[(n, t)])
 print(f"artifact {int(sys.argv[2]) / 1024:.1f} MB; medians of {len(next(iter(rows.values())))} runs each")
 print(f"{'hosts':>5} {'floor s':>8} {'ship s':>8} {'vs floor':>9} {'ms/host':>8} {'extra ms/host':>13} "
-      f"{'PSS MB':>7} {'floor PSS':>9} {'MB/host':>8} {'CPU s':>6} {'floor CPU':>9} {'CPU ms/host':>11} {'fds':>5}")
+      f"{'PSS MB':>7} {'floor PSS':>9} {'MB/host':>8} {'CPU s':>6} {'floor CPU':>9} {'CPU ms/host':>11} {'fds':>5} "
+      f"{'all CPU':>8} {'vs floor':>9}")
 for n in sorted({k[0] for k in rows}):
     if (n, "floor") not in rows or (n, "ship") not in rows:
         continue
@@ -109,7 +112,9 @@ for n in sorted({k[0] for k in rows}):
     p, fp = med(n, "ship", "pss_mb"), med(n, "floor", "pss_mb")
     c, fc = med(n, "ship", "cpu"), med(n, "floor", "cpu")
     fds = max(r["fds"] for r in rows[(n, "ship")])
+    a, fa = med(n, "ship", "all_cpu"), med(n, "floor", "all_cpu")
     print(f"{n:>5} {f:>8.2f} {s:>8.2f} {s / f:>8.2f}x {s / n * 1e3:>8.1f} {(s - f) / n * 1e3:>13.1f} "
-          f"{p:>7.1f} {fp:>9.1f} {p / n:>8.2f} {c:>6.2f} {fc:>9.2f} {c / n * 1e3:>11.1f} {int(fds):>5}")
+          f"{p:>7.1f} {fp:>9.1f} {p / n:>8.2f} {c:>6.2f} {fc:>9.2f} {c / n * 1e3:>11.1f} {int(fds):>5} "
+          f"{a:>8.1f} {a / fa:>8.2f}x")
 PY
 if [ -n "${KEEP:-}" ]; then cp "$raw" "$root/bench/scale-$(date -u +%Y-%m-%d)${ARTIFACT_MB:+-${ARTIFACT_MB}mb}.txt"; fi
