@@ -329,9 +329,9 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
         s.push_str(&lock_guard());
         s.push('\n');
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "printf '%s start {id} %s\\n' \"${n}\" {}\n",
+        "printf '%s start {id} %s\\n' \"${n}\" {}",
         crate::shell::quote(name)
     );
     if body.trim() == ":" {
