@@ -10,6 +10,12 @@
 # floor, all from one run.
 #
 #   bench/delta.sh [HOSTS...]      default: 10 30; needs root and openssh-server
+#   UPLINK=1gbit                   the deploying machine's uplink shaped to that rate (tc htb
+#                                  on lo, every packet to the hosts' port 2222 in one class;
+#                                  removed at the end): on loopback a 100 MB upload costs
+#                                  only the ssh encryption on this machine's cores, which a
+#                                  real network's bandwidth does not; the floor and cargo
+#                                  ship both go through it
 #
 # Hosts come from ../shared/bench/testbed.sh on TESTBED_NET (default 127.0.77), named
 # TESTBED_PREFIX1.. (default d1..), each with a 400 MB tmpfs at /srv; stopped at the end.
@@ -28,12 +34,21 @@ tb=$(mktemp -d /tmp/ship-delta.XXXXXX)
 # Stopped by the pids hosts.tsv lists (testbed.sh down stops at the first listener that has
 # no connection left: its `pkill -P` fails under `set -e`).
 stop() {
+  [ -z "${UPLINK:-}" ] || tc qdisc del dev lo root 2>/dev/null || true
   "$testbed" down "$tb" >/dev/null 2>&1 || true
   cut -f4 "$tb/hosts.tsv" 2>/dev/null | while read -r p; do kill "$p" 2>/dev/null || true; done
   rm -rf "$tb"
 }
 trap stop EXIT
 
+if [ -n "${UPLINK:-}" ]; then
+  # lo's packets are up to 64 KiB: a burst of a few of them, or the rate is not met
+  tc qdisc add dev lo root handle 1: htb default 10 r2q 1000
+  tc class add dev lo parent 1: classid 1:10 htb rate 100gbit quantum 200000
+  tc class add dev lo parent 1: classid 1:20 htb rate "$UPLINK" ceil "$UPLINK" burst 256k cburst 256k quantum 200000
+  tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip dport 2222 0xffff flowid 1:20
+  echo "uplink: every packet to the hosts' sshd shaped to $UPLINK"
+fi
 python3 "$root/bench/make-artifact.py" "$tb/app.tar.gz" 1.0.0 100
 mkdir -p "$tb/project/app"
 tar -xzf "$tb/app.tar.gz" -C "$tb/project/app"
