@@ -269,20 +269,32 @@ pub fn lock_guard() -> String {
 pub const RELAYED_BYTES: u64 = 256 * 1024;
 
 /// The shell functions every segment script defines for its steps ([`step`]): relaying a
-/// step's output when it ended (`ship_relay`), or as it comes when the deploy is followed
+/// step's output when it ended (`ship_relay`: its end, by one `tail`, the bytes counted by
+/// the shell, not by another program started first), or as it comes when the deploy is followed
 /// live (`ship_follow` … `ship_unfollow`, when the first line of the conversation asked for
 /// it: `ship_live`; GNU `tail --pid` follows the file until a guard process is stopped,
 /// `sed -u` frames each line), and naming the processes that still hold a task's output
 /// (`ship_held`).
 pub fn step_functions() -> String {
     let n = NONCE_VAR;
+    #[allow(non_snake_case)]
+    let RELAYED_PLUS_ONE = RELAYED_BYTES + 1;
     format!(
         r#"if command -v flock >/dev/null 2>&1; then ship_flock=1; else ship_flock=; fi
 ship_relay() {{
   [ -s "$2" ] || return 0
-  ship_sz=$(wc -c < "$2" 2>/dev/null) || ship_sz=0
-  [ "$ship_sz" -le {RELAYED_BYTES} ] || printf '%s out %s [%s bytes of output: the first %s are not relayed; the whole output is in %s on %s]\n' "${n}" "$1" "$ship_sz" "$((ship_sz - {RELAYED_BYTES}))" "$2" "$SHIP_HOST"
-  tail -c {RELAYED_BYTES} "$2" | while IFS= read -r ship_l || [ -n "$ship_l" ]; do printf '%s out %s %s\n' "${n}" "$1" "$ship_l"; done
+  tail -c {RELAYED_PLUS_ONE} "$2" | {{
+    ship_b=0
+    while IFS= read -r ship_l; do
+      ship_b=$((ship_b + ${{#ship_l}} + 1))
+      printf '%s out %s %s\n' "${n}" "$1" "$ship_l"
+    done
+    if [ -n "$ship_l" ]; then
+      ship_b=$((ship_b + ${{#ship_l}}))
+      printf '%s out %s %s\n' "${n}" "$1" "$ship_l"
+    fi
+    [ "$ship_b" -le {RELAYED_BYTES} ] || printf '%s out %s [only the end of the output is relayed: the whole output is in %s on %s]\n' "${n}" "$1" "$2" "$SHIP_HOST"
+  }}
 }}
 ship_follow() {{
   sleep 2147483647 </dev/null >/dev/null 2>&1 &
@@ -1157,6 +1169,59 @@ mod tests {
             );
             let _ = std::process::Command::new("kill").arg(&pid).status();
         }
+    }
+
+    /// A step's output is relayed whole when short, and its end only, said, when longer
+    /// than [`RELAYED_BYTES`]; a last line without a newline is relayed too.
+    #[test]
+    fn a_steps_output_is_relayed_whole_or_its_end_said_to_be_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = |content: &[u8]| {
+            let log = dir.path().join("log");
+            std::fs::write(&log, content).unwrap();
+            let script = format!(
+                "ship_n=N\nSHIP_HOST=h\n{}ship_relay 4 \"$1\"\n",
+                step_functions()
+            );
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script, "sh"])
+                .arg(&log)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(relay(b""), "");
+        assert_eq!(relay(b"one\ntwo"), "N out 4 one\nN out 4 two\n");
+        let mut exact = vec![b'x'; RELAYED_BYTES as usize - 1];
+        exact.push(b'\n');
+        let whole = relay(&exact);
+        assert!(
+            !whole.contains("only the end"),
+            "{}",
+            &whole[whole.len() - 80..]
+        );
+        let mut long = Vec::new();
+        for i in 0..40_000 {
+            long.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let cut = relay(&long);
+        let last = cut.lines().last().unwrap();
+        assert!(
+            last.starts_with(
+                "N out 4 [only the end of the output is relayed: the whole output is in "
+            ) && last.ends_with(" on h]"),
+            "{last}"
+        );
+        assert!(cut.contains("N out 4 line 39999\n"));
+        assert!(!cut.contains("N out 4 line 1\n"));
+        let relayed: usize = cut
+            .lines()
+            .filter_map(|l| l.strip_prefix("N out 4 "))
+            .filter(|l| !l.starts_with('['))
+            .map(|l| l.len() + 1)
+            .sum();
+        assert!(relayed <= RELAYED_BYTES as usize + 1, "{relayed}");
     }
 
     /// Every `SHIP_*` variable the core's script-writing modules set or export is in
