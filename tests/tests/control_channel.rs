@@ -108,3 +108,40 @@ fn a_daemon_left_on_the_sessions_output_does_not_hold_the_deploy() {
         fleet.try_sh(h, "pkill -f '^sleep 300'");
     }
 }
+
+/// The stored artifact damaged after the plan was made (a byte flipped on this machine's
+/// disk): it no longer unpacks to the plan's digest, so no host is sent a byte of it; the
+/// deploy fails saying why, and no host's `current` moves.
+#[test]
+fn an_artifact_damaged_after_the_plan_is_not_sent() {
+    let fleet = Fleet::start(2);
+    let f = project(&fleet, "");
+    let plan = f.ship(&["plan", "staging", "--release-id", "20261101000001"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    let artifacts = f.join("target/ship/artifacts");
+    let stored = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .expect("the plan stored its artifact");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
+    let out = f.ship_env(&["apply"], &[("USER", "tester")]);
+    assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("the artifact was not sent"), "{said}");
+    for h in HOSTS {
+        assert!(
+            !fleet.try_sh(h, "test -e /srv/app/current").0,
+            "{h}: nothing went live"
+        );
+        assert!(
+            !fleet
+                .try_sh(h, "ls /srv/app/.ship/artifacts/ | grep -q .")
+                .0,
+            "{h}: nothing was kept"
+        );
+    }
+}

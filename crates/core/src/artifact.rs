@@ -718,14 +718,20 @@ pub fn fingerprint(path: &Path, digest: &str) -> Result<(u64, String), ArtifactE
         zstd::stream::read::Decoder::new(head.chain(&mut raw))
             .and_then(|mut d| std::io::copy(&mut d, &mut tar))
     } else {
+        // Every member, as `gzip -dc` on a host reads them.
         std::io::copy(
-            &mut flate2::read::GzDecoder::new(head.chain(&mut raw)),
+            &mut flate2::read::MultiGzDecoder::new(head.chain(&mut raw)),
             &mut tar,
         )
     };
     unpacked.map_err(io(path))?;
-    // Whatever follows the compressed stream is sent too: hashed as well.
-    std::io::copy(&mut raw, &mut std::io::sink()).map_err(io(path))?;
+    // Whatever follows the compressed stream would be sent too, and is not the plan's.
+    if std::io::copy(&mut raw, &mut std::io::sink()).map_err(io(path))? > 0 {
+        return Err(ArtifactError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("bytes after its compressed stream"),
+        });
+    }
     let unpacks_to = format!("{:x}", tar.hasher.finalize());
     if unpacks_to != digest {
         return Err(ArtifactError::Io {
@@ -1417,6 +1423,17 @@ mod tests {
             fingerprint(&gz, &digest).unwrap().1,
             format!("{:x}", Sha256::digest(&gz_bytes))
         );
+        // Bytes after the stream would be sent, and are not the plan's: refused.
+        let mut trailing = gz_bytes.clone();
+        trailing.extend_from_slice(b"extra");
+        let odd = dir.path().join("odd.tar.gz");
+        std::fs::write(&odd, &trailing).unwrap();
+        assert!(fingerprint(&odd, &digest).is_err());
+        // A second gzip member is read, as `gzip -dc` on a host reads it: not the digest.
+        let mut members = gz_bytes.clone();
+        members.extend_from_slice(&gz_bytes);
+        std::fs::write(&odd, &members).unwrap();
+        assert!(fingerprint(&odd, &digest).is_err());
         let other = "0".repeat(64);
         let wrong = fingerprint(&zst, &other).unwrap_err().to_string();
         assert!(wrong.contains("not the plan's"), "{wrong}");

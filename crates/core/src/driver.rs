@@ -193,8 +193,8 @@ struct Io<'d, 'a> {
     /// `None` when it could not be made (those hosts are sent the whole artifact).
     bundles: BTreeMap<Vec<String>, Option<(PathBuf, u64)>>,
     /// The size and sha256 of the artifact's bytes a host is sent, by encoding (zstd or
-    /// not): what its upload step checks them against.
-    sums: BTreeMap<bool, (u64, String)>,
+    /// not): what its upload step checks them against; or why they could not be read.
+    sums: BTreeMap<bool, Result<(u64, String), String>>,
 }
 
 impl<'d> Io<'d, '_> {
@@ -251,22 +251,28 @@ impl<'d> Io<'d, '_> {
         };
         if !self.sums.contains_key(&zstd) {
             // Read once, when the first host is sent it (the .tar.gz when it is made),
-            // checked to unpack to the plan's digest. One that cannot be read, or is not
-            // the plan's any more (changed during the deploy), goes with no sum: every
-            // host refuses it, naming the mismatch.
+            // checked to unpack to the plan's digest.
             let sum = crate::artifact::fingerprint(&path, &self.driver.plan.artifact.digest)
-                .unwrap_or_else(|_| {
-                    (
-                        std::fs::metadata(&path).map_or(0, |m| m.len()),
-                        "-".to_owned(),
-                    )
-                });
+                .map_err(|e| e.to_string());
             self.sums.insert(zstd, sum);
         }
-        let (size, sum) = &self.sums[&zstd];
-        let line = protocol::artifact_header(zstd, *size, sum);
-        self.send(host, transport::Input::Line(line));
-        self.send(host, transport::Input::File(path));
+        match self.sums[&zstd].clone() {
+            Ok((size, sum)) => {
+                let line = protocol::artifact_header(zstd, size, &sum);
+                self.send(host, transport::Input::Line(line));
+                self.send(host, transport::Input::Exact(path, size));
+            }
+            Err(why) => {
+                // Not the plan's artifact any more (changed during the deploy), or not
+                // readable: no byte is sent; the host's upload step ends at the end of its
+                // input, and this says why.
+                (self.driver.events)(Event::Notice {
+                    host: host.to_owned(),
+                    message: format!("the artifact was not sent: {why}"),
+                });
+                self.inputs.remove(host);
+            }
+        }
     }
 
     /// The presigned URL a host is sent instead of the artifact: only with an
@@ -338,10 +344,20 @@ impl<'d> Io<'d, '_> {
             }
             Action::MakeGz => {
                 let digest = &self.driver.plan.artifact.digest;
-                let made = crate::artifact::gz_of(&self.driver.options.artifact)
-                    .and_then(|(gz, _)| crate::artifact::fingerprint(&gz, digest))
+                let zst = &self.driver.options.artifact;
+                let fingerprinted = || {
+                    crate::artifact::gz_of(zst)
+                        .and_then(|(gz, _)| crate::artifact::fingerprint(&gz, digest))
+                };
+                // A .tar.gz kept from before that is not the plan's any more (damaged) is
+                // made again, once.
+                let made = fingerprinted()
+                    .or_else(|_| {
+                        let _ = std::fs::remove_file(zst.with_extension("gz"));
+                        fingerprinted()
+                    })
                     .map(|sum| {
-                        self.sums.insert(false, sum);
+                        self.sums.insert(false, Ok(sum));
                     })
                     .map_err(|e| format!("making the .tar.gz for the hosts without zstd: {e}"));
                 self.queue.push_back(Input::GzMade(made));

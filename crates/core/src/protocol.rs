@@ -499,9 +499,12 @@ pub fn delta_probe() -> String {
   for ship_s in "$SHIP_DEPLOY_TO"/.ship/artifacts/*.sums; do
     [ -f "$ship_s" ] || continue
     ship_d=${{ship_s##*/}}; ship_d=${{ship_d%.sums}}
-    # Every object it lists is here (their names, hex, a dot and digits, are safe words
-    # for xargs; one `ls`, not a shell loop reading the list a byte at a time).
-    if (cd "$SHIP_DEPLOY_TO/.ship/objects" && awk '{{ print $2 }}' "$ship_s" | xargs ls -d -- >/dev/null 2>&1); then
+    # Every object it lists is here: as many found by `ls` as the list has lines (names,
+    # hex, a dot and digits, are safe words for xargs; one `ls`, not a shell loop reading
+    # the list a byte at a time).
+    ship_need=$(wc -l < "$ship_s") || ship_need=0
+    ship_found=$(cd "$SHIP_DEPLOY_TO/.ship/objects" && awk '{{ print $2 }}' "$ship_s" | xargs -r ls -d -- 2>/dev/null | wc -l) || ship_found=-1
+    if [ "$((ship_need))" -gt 0 ] && [ "$((ship_found))" -eq "$((ship_need))" ]; then
       printf '%s state have %s\n' "${n}" "$ship_d"
       if [ "$ship_d" = "$SHIP_DIGEST" ]; then printf '%s state artifact present\n' "${n}"; fi
     else
@@ -705,8 +708,10 @@ if [ ! -s "$SHIP_ARTIFACT" ] && [ -s "$ship_sums" ]; then
     echo "cargo-ship: $SHIP_HOST: objects do not have their sha256, nothing was linked: $ship_bad" >&2
     exit 1
   fi
-  ship_missing=$(cd "$ship_obj" && awk '{ print $2 }' "$ship_sums" | xargs ls -d -- 2>&1 >/dev/null) || true
-  if [ -n "$ship_missing" ]; then
+  ship_need=$(wc -l < "$ship_sums") || ship_need=0
+  ship_found=$(cd "$ship_obj" && awk '{ print $2 }' "$ship_sums" | xargs -r ls -d -- 2>/dev/null | wc -l) || ship_found=-1
+  if [ "$((ship_need))" -eq 0 ] || [ "$((ship_found))" -ne "$((ship_need))" ]; then
+    ship_missing=$(cd "$ship_obj" && awk '{ print $2 }' "$ship_sums" | xargs -r ls -d -- 2>&1 >/dev/null | head -n 5) || true
     rm -f -- "$ship_sums" "${ship_sums%.sums}.new" "${ship_sums%.sums}.skel.tar"
     echo "cargo-ship: $SHIP_HOST: objects the release needs are missing, nothing was linked: $ship_missing" >&2
     exit 1

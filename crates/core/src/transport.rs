@@ -14,6 +14,11 @@ pub enum Input {
     Line(String),
     /// A file's bytes (the artifact).
     File(PathBuf),
+    /// The first `len` bytes of a file, which it must have: the bytes a host was told to
+    /// expect (the artifact, with its size and sum on the line before). A file shorter than
+    /// that (changed since) ends the input there, so the script reading it sees its end
+    /// instead of waiting for bytes that will not come.
+    Exact(PathBuf, u64),
 }
 
 /// What one session returned.
@@ -167,6 +172,21 @@ pub async fn feed<W: tokio::io::AsyncWrite + Unpin>(
                 }
                 Err(e) => Err(e),
             },
+            Input::Exact(path, len) => match tokio::fs::File::open(&path).await {
+                Ok(file) => {
+                    use tokio::io::AsyncReadExt;
+                    let file = tokio::io::BufReader::with_capacity(FILE_CHUNK, file);
+                    match tokio::io::copy_buf(&mut file.take(len), &mut stdin).await {
+                        Ok(n) if n == len => Ok(()),
+                        Ok(n) => Err(std::io::Error::other(format!(
+                            "{}: {n} bytes, not the {len} announced",
+                            path.display()
+                        ))),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            },
         };
         broken = written.is_err() || stdin.flush().await.is_err();
     }
@@ -265,4 +285,45 @@ pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
         send(&pending);
     }
     tail.into_string()
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use super::*;
+
+    /// A file sent as `Exact` that is shorter than announced (it changed since it was
+    /// measured) ends the input at its end: the host reading the announced bytes sees
+    /// the end of its input, not a wait; the lines after it are not sent.
+    #[tokio::test]
+    async fn a_file_shorter_than_announced_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("artifact");
+        std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+        let feed_it = |len: u64| {
+            let file = file.clone();
+            async move {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                tx.send(Input::Line("zst header".to_owned())).unwrap();
+                tx.send(Input::Exact(file, len)).unwrap();
+                tx.send(Input::Line("after".to_owned())).unwrap();
+                drop(tx);
+                let mut out = Vec::new();
+                feed(rx, &mut out).await;
+                out
+            }
+        };
+        let whole = feed_it(100_000).await;
+        assert_eq!(
+            whole.len(),
+            "zst header\n".len() + 100_000 + "after\n".len()
+        );
+        let part = feed_it(60_000).await;
+        assert_eq!(part.len(), "zst header\n".len() + 60_000 + "after\n".len());
+        let short = feed_it(150_000).await;
+        assert_eq!(
+            short.len(),
+            "zst header\n".len() + 100_000,
+            "nothing after the file"
+        );
+    }
 }
