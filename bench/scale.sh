@@ -4,10 +4,11 @@
 # fleet of the largest size, and for each size N the first N of its hosts. Rounds alternate
 # floor, cargo ship, floor, cargo ship ...; cargo ship deploys a new artifact every run
 # (bench/reference-deploy.sh with UPLOAD=1, `parallel` = N, as the floor starts every host
-# at once). Each run is measured by bench/measure.py: wall time, the deploying machine's
-# peak PSS (cargo ship or the floor's shell, and every ssh process under it), CPU (user +
-# sys of all of them), the most file descriptors one process held, and the whole machine's
-# busy CPU seconds (`all CPU`: the hosts' sshd, shells and tar included, as they share it).
+# at once). Each run is measured by bench/measure.py: wall time, CPU (user + sys of cargo
+# ship or the floor's shell and every ssh process under it) and the whole machine's busy CPU
+# seconds (`all CPU`: the hosts' sshd, shells and tar included, as they share it) in timed
+# rounds, not sampled; the peak PSS of those processes and the most file descriptors one
+# of them held in one more round of each tool, sampled every 0.1 s.
 #
 #   bench/scale.sh [SIZES...]         default: 10 100 200 300
 #   ROUNDS=3                          runs of each tool per size (medians are printed)
@@ -80,10 +81,14 @@ for n in "${sizes[@]}"; do
   # a warm-up of each (the first cargo ship run also unpacks the tarball to pack it)
   bash -c "floor $n" || { echo "scale: the floor's warm-up at $n hosts failed" >&2; exit 1; }
   bash -c "ship $n" || { echo "scale: cargo ship's warm-up at $n hosts failed" >&2; exit 1; }
-  for r in $(seq 1 "$rounds"); do
+  # Timed rounds are not sampled (measure.py's sampler reads every process's smaps each
+  # 0.1 s: hundreds of ssh masters that live the whole deploy cost it more than the floor's
+  # short-lived clients, a few ms a host); one more sampled round of each gives the memory.
+  for r in $(seq 1 "$rounds") mem; do
+    interval=3600; [ "$r" = mem ] && interval=0.1
     for tool in floor ship; do
       sleep 1.05 # release ids are timestamps, one per second
-      line=$(python3 "$root/bench/measure.py" -- bash -c "$tool $n")
+      line=$(python3 "$root/bench/measure.py" --interval "$interval" -- bash -c "$tool $n")
       echo "$n $tool $r $line" | tee -a "$raw" >&2
     done
   done
@@ -92,15 +97,17 @@ done
 echo
 python3 - "$raw" "$(du -k "$ARTIFACT" | cut -f1)" <<'PY'
 import statistics, sys
-rows = {}
+rows, mem = {}, {}
 for line in open(sys.argv[1]):
-    n, tool, _, *kv = line.split()
+    n, tool, r, *kv = line.split()
     d = dict(x.split("=") for x in kv)
     if d["rc"] != "0":
         print(f"{tool} at {n} hosts failed a run", file=sys.stderr)
         continue
-    rows.setdefault((int(n), tool), []).append({k: float(v) for k, v in d.items()})
+    (mem if r == "mem" else rows).setdefault((int(n), tool), []).append({k: float(v) for k, v in d.items()})
 med = lambda n, t, k: statistics.median(r[k] for r in rows[(n, t)])
+# Memory and descriptors from the sampled round (older raw files have none: the timed ones).
+peak = lambda n, t, k: max(r[k] for r in mem.get((n, t)) or rows[(n, t)])
 print(f"artifact {int(sys.argv[2]) / 1024:.1f} MB; medians of {len(next(iter(rows.values())))} runs each")
 print(f"{'hosts':>5} {'floor s':>8} {'ship s':>8} {'vs floor':>9} {'ms/host':>8} {'extra ms/host':>13} "
       f"{'PSS MB':>7} {'floor PSS':>9} {'MB/host':>8} {'CPU s':>6} {'floor CPU':>9} {'CPU ms/host':>11} {'fds':>5} "
@@ -109,9 +116,9 @@ for n in sorted({k[0] for k in rows}):
     if (n, "floor") not in rows or (n, "ship") not in rows:
         continue
     f, s = med(n, "floor", "wall"), med(n, "ship", "wall")
-    p, fp = med(n, "ship", "pss_mb"), med(n, "floor", "pss_mb")
+    p, fp = peak(n, "ship", "pss_mb"), peak(n, "floor", "pss_mb")
     c, fc = med(n, "ship", "cpu"), med(n, "floor", "cpu")
-    fds = max(r["fds"] for r in rows[(n, "ship")])
+    fds = peak(n, "ship", "fds")
     a, fa = med(n, "ship", "all_cpu"), med(n, "floor", "all_cpu")
     print(f"{n:>5} {f:>8.2f} {s:>8.2f} {s / f:>8.2f}x {s / n * 1e3:>8.1f} {(s - f) / n * 1e3:>13.1f} "
           f"{p:>7.1f} {fp:>9.1f} {p / n:>8.2f} {c:>6.2f} {fc:>9.2f} {c / n * 1e3:>11.1f} {int(fds):>5} "
