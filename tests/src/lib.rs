@@ -3,6 +3,7 @@
 
 mod fleet;
 pub mod load;
+pub mod synthetic;
 pub use fleet::{Fleet, KillOnDrop, TestHost, TestUser};
 
 use cargo_ship::{Context, main_with};

@@ -8,114 +8,10 @@
 use ship_core::Nonce;
 use ship_core::StepKind;
 use ship_core::{Action, HostEnd, Machine, MachineOptions, Outcome, machine::Input};
-use ship_core::{ArtifactInfo, Phase, Plan, PlanInput, RunOutput, Stage};
-use ship_core::{LayoutName, Once, SourceConfig, TaskConfig};
+use ship_core::{Phase, Plan, RunOutput};
 use ship_core::{TextOptions, render::text};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
-
-/// A stage of `hosts` hosts in three roles (web, worker, cron), with 12 tasks over the
-/// phases, some for one role, some `once`.
-fn stage(hosts: usize) -> Stage {
-    let roles = ["web", "worker", "cron"];
-    let mut role_hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut list = Vec::new();
-    for i in 0..hosts {
-        let role = roles[i % 3];
-        let name = format!("{role}{i:05}.example.com");
-        role_hosts
-            .entry(role.to_owned())
-            .or_default()
-            .push(name.clone());
-        list.push(ship_core::Host {
-            name,
-            roles: vec![role.to_owned()],
-            linked_files: vec!["config/settings.py".to_owned()],
-            linked_dirs: vec!["log".to_owned()],
-            health: None,
-            primary: false,
-            vars: Default::default(),
-            ssh: None,
-        });
-    }
-    let phases = ["link", "install", "switch", "verify"];
-    let tasks = (0..12)
-        .map(|i| {
-            (
-                format!("task{i:02}"),
-                TaskConfig {
-                    run: format!("echo task {i} on $SHIP_HOST"),
-                    after: Some(phases[i % phases.len()].to_owned()),
-                    roles: if i % 2 == 0 {
-                        vec![roles[i % 3].to_owned()]
-                    } else {
-                        vec![]
-                    },
-                    once: if i % 7 == 0 { Once::Deploy } else { Once::No },
-                    ..TaskConfig::default()
-                },
-            )
-        })
-        .collect();
-    Stage {
-        name: "production".to_owned(),
-        app: "scale".to_owned(),
-        deploy_to: "/srv/app".to_owned(),
-        layout: LayoutName::from("timestamp"),
-        keep_releases: 5,
-        parallel: 200,
-        source: SourceConfig::Dir("dist".to_owned()),
-        delta: false,
-        artifact_store: None,
-        cargo: Default::default(),
-        build: vec![],
-        include: vec![],
-        version: None,
-        linked_files: vec!["config/settings.py".to_owned()],
-        linked_dirs: vec!["log".to_owned()],
-        hosts: list,
-        roles: role_hosts,
-        tasks,
-        skipped: Vec::new(),
-        health: None,
-        ssh_config: None,
-        connect_timeout: Duration::from_secs(10),
-        command_timeout: Duration::from_secs(1800),
-        keep_connections: None,
-        adapters: Default::default(),
-        require_pushed: None,
-        rolling: None,
-        max_fail: 1,
-        tag: None,
-        notify: None,
-        maintenance: None,
-        env: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-    }
-}
-
-fn plan(stage: &Stage) -> Plan {
-    let layout = ship_layouts::layout_for(stage.layout.name()).expect("a registered layout");
-    ship_core::plan(&PlanInput {
-        stage,
-        layout,
-        release: "20261125230000".to_owned(),
-        artifact: ArtifactInfo {
-            source: "dir dist".to_owned(),
-            revision: None,
-            digest: "0".repeat(64),
-            bytes: 1 << 20,
-            entries: 283,
-            commands: vec![],
-            promoted_from: None,
-            uncommitted: Vec::new(),
-        },
-        config_digest: "0".repeat(64),
-        extra_tasks: vec![],
-        overrides: vec![],
-    })
-    .expect("plans")
-}
 
 /// One in-memory host's conversation: it reads the nonce, then for each `go` (and the two
 /// lines after it) prints its segment's steps as done, as the protocol says, and ends when
@@ -309,9 +205,9 @@ struct Figures {
 /// Plans, renders and applies `hosts` hosts; `read_back`: also reads the JSON back and
 /// compares it with the plan (the benchmark; in a debug build that alone takes long).
 fn measure(hosts: usize, read_back: bool) -> Figures {
-    let stage = stage(hosts);
+    let stage = ship_tests::synthetic::stage(hosts, 12, 200);
     let t = Instant::now();
-    let plan = plan(&stage);
+    let plan = ship_tests::synthetic::plan(&stage, "20261125230000");
     let plan_time = t.elapsed();
     let t = Instant::now();
     let rendered = text(&plan, TextOptions::default());
