@@ -1124,16 +1124,58 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
     walk(dir, &|_| true)
 }
 
+/// Refuses to walk what is not a directory.
+fn must_be_dir(dir: &Path) -> Result<(), ArtifactError> {
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(ArtifactError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other("not a directory"),
+        })
+    }
+}
+
+/// The entry a walk found at `path` (`rel` in the artifact), of type `ft`: a directory, a
+/// symlink (checked not to lead outside), or a file, read whole or, `on_disk`, left there
+/// to be streamed ([`Entry::OnDisk`]); anything else is refused.
+fn entry_of(
+    path: &Path,
+    rel: &str,
+    ft: std::fs::FileType,
+    on_disk: bool,
+) -> Result<Entry, ArtifactError> {
+    if ft.is_dir() {
+        Ok(Entry::Dir)
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(path).map_err(io(path))?;
+        let target = target.to_string_lossy().into_owned();
+        check_link(rel, &target)?;
+        Ok(Entry::Symlink(target))
+    } else if ft.is_file() {
+        let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+        if on_disk {
+            Ok(Entry::OnDisk {
+                path: path.to_owned(),
+                size: meta.len(),
+                executable: is_executable(&meta),
+            })
+        } else {
+            file_entry(path, &meta)
+        }
+    } else {
+        Err(ArtifactError::Unsafe {
+            entry: rel.to_owned(),
+            reason: "not a file, directory or symlink".to_owned(),
+        })
+    }
+}
+
 /// The entries under `dir` whose relative path `keep` accepts (a directory refused is not
 /// walked into).
 fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>, ArtifactError> {
-    let meta = std::fs::metadata(dir).map_err(io(dir))?;
-    if !meta.is_dir() {
-        return Err(ArtifactError::Io {
-            path: dir.to_owned(),
-            source: std::io::Error::other("not a directory"),
-        });
-    }
+    must_be_dir(dir)?;
     let mut out = Vec::new();
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(false)
@@ -1154,26 +1196,7 @@ fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>,
             .expect("walkdir stays under its root")
             .to_string_lossy()
             .replace('\\', "/");
-        let ft = item.file_type();
-        let e = if ft.is_dir() {
-            Entry::Dir
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(item.path()).map_err(io(item.path()))?;
-            let target = target.to_string_lossy().into_owned();
-            check_link(&rel, &target)?;
-            Entry::Symlink(target)
-        } else if ft.is_file() {
-            let meta = item.metadata().map_err(|e| ArtifactError::Io {
-                path: item.path().to_owned(),
-                source: e.into(),
-            })?;
-            file_entry(item.path(), &meta)?
-        } else {
-            return Err(ArtifactError::Unsafe {
-                entry: rel,
-                reason: "not a file, directory or symlink".to_owned(),
-            });
-        };
+        let e = entry_of(item.path(), &rel, item.file_type(), false)?;
         out.push((rel, e));
     }
     Ok(out)
@@ -1187,13 +1210,7 @@ fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>,
 /// tree gives the same artifact on every machine.
 /// Files are left on disk ([`Entry::OnDisk`]).
 fn walk_source(dir: &Path, cache: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
-    let meta = std::fs::metadata(dir).map_err(io(dir))?;
-    if !meta.is_dir() {
-        return Err(ArtifactError::Io {
-            path: dir.to_owned(),
-            source: std::io::Error::other("not a directory"),
-        });
-    }
+    must_be_dir(dir)?;
     let root = dir.to_owned();
     let cache = cache.to_path_buf();
     let walker = ignore::WalkBuilder::new(dir)
@@ -1229,26 +1246,7 @@ fn walk_source(dir: &Path, cache: &Path) -> Result<Vec<(String, Entry)>, Artifac
         let Some(ft) = item.file_type() else {
             continue;
         };
-        let e = if ft.is_dir() {
-            Entry::Dir
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(item.path()).map_err(io(item.path()))?;
-            let target = target.to_string_lossy().into_owned();
-            check_link(&rel, &target)?;
-            Entry::Symlink(target)
-        } else if ft.is_file() {
-            let meta = std::fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
-            Entry::OnDisk {
-                path: item.path().to_owned(),
-                size: meta.len(),
-                executable: is_executable(&meta),
-            }
-        } else {
-            return Err(ArtifactError::Unsafe {
-                entry: rel,
-                reason: "not a file, directory or symlink".to_owned(),
-            });
-        };
+        let e = entry_of(item.path(), &rel, ft, true)?;
         out.push((rel, e));
     }
     Ok(out)
