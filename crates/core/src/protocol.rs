@@ -269,8 +269,8 @@ pub fn lock_guard() -> String {
 pub const RELAYED_BYTES: u64 = 256 * 1024;
 
 /// The shell functions every segment script defines for its steps ([`step`]): relaying a
-/// step's output when it ended (`ship_relay`: its end, by one `tail`, the bytes counted by
-/// the shell, not by another program started first), or as it comes when the deploy is followed
+/// step's output when it ended (`ship_relay`: a short output read by the shell itself,
+/// a longer one's end by one `tail`, the bytes counted by the shell), or as it comes when the deploy is followed
 /// live (`ship_follow` … `ship_unfollow`, when the first line of the conversation asked for
 /// it: `ship_live`; GNU `tail --pid` follows the file until a guard process is stopped,
 /// `sed -u` frames each line), and naming the processes that still hold a task's output
@@ -279,10 +279,22 @@ pub fn step_functions() -> String {
     let n = NONCE_VAR;
     #[allow(non_snake_case)]
     let RELAYED_PLUS_ONE = RELAYED_BYTES + 1;
+    // Up to this many bytes, `ship_relay` reads the output itself (dash's `read` takes a
+    // byte per system call: a few thousand cost less than starting `tail`).
+    const SHORT: usize = 4096;
     format!(
         r#"if command -v flock >/dev/null 2>&1; then ship_flock=1; else ship_flock=; fi
 ship_relay() {{
   [ -s "$2" ] || return 0
+  # a short output (most steps'), read here: no tail
+  ship_s=; ship_b=0
+  while IFS= read -r ship_l || [ -n "$ship_l" ]; do
+    ship_b=$((ship_b + ${{#ship_l}} + 1))
+    [ "$ship_b" -le {SHORT} ] || break
+    ship_s="$ship_s${n} out $1 $ship_l
+"
+  done < "$2"
+  if [ "$ship_b" -le {SHORT} ]; then printf '%s' "$ship_s"; return 0; fi
   tail -c {RELAYED_PLUS_ONE} "$2" | {{
     ship_b=0
     while IFS= read -r ship_l; do
@@ -310,7 +322,8 @@ ship_unfollow() {{
 }}
 ship_held() {{
   # the body locked its output's open file (flock): lockable now, nothing holds it
-  if [ -n "$ship_flock" ] && [ ! -e "$2.scan" ] && flock -n "$2" true 2>/dev/null; then return 0; fi
+  # (on a descriptor of the shell's: flock starts no program of its own)
+  if [ -n "$ship_flock" ] && [ ! -e "$2.scan" ] && flock -n 9 9<"$2" 2>/dev/null; then return 0; fi
   ship_h=
   for ship_f in /proc/[0-9]*/fd/[0-9]*; do
     [ "$ship_f" -ef "$2" ] || continue
@@ -803,29 +816,34 @@ pub fn artifact_url_line(url: &crate::store::Presigned) -> String {
 /// The `cleanup` step: the release directories in `$SHIP_CLEANUP`, then every artifact and
 /// step log that no release in `$SHIP_RECORDS` (the new releases.json) came from.
 pub fn cleanup_step() -> String {
-    r#"for ship_d in $SHIP_CLEANUP; do
-  rm -rf -- "$SHIP_DEPLOY_TO/releases/$ship_d" "$SHIP_DEPLOY_TO/.ship/preparing.d/$ship_d"
-  echo "removed releases/$ship_d"
+    // Everything to remove is gathered in "$@" (names with blanks stay whole) and removed by
+    // one `rm`: each program started costs a host about a millisecond.
+    r#"set --
+for ship_d in $SHIP_CLEANUP; do
+  set -- "$@" "$SHIP_DEPLOY_TO/releases/$ship_d" "$SHIP_DEPLOY_TO/.ship/preparing.d/$ship_d"
 done
-if [ -f "$SHIP_DEPLOY_TO/.ship/preparing" ]; then rm -f "$SHIP_DEPLOY_TO/.ship/preparing"; fi
+[ ! -f "$SHIP_DEPLOY_TO/.ship/preparing" ] || set -- "$@" "$SHIP_DEPLOY_TO/.ship/preparing"
+ship_said=
 for ship_a in "$SHIP_DEPLOY_TO"/.ship/artifacts/*; do
   [ -e "$ship_a" ] || continue
   ship_k=${ship_a##*/}
   case "$SHIP_DIGEST $SHIP_RECORDS" in
     *"${ship_k%%.*}"*) ;;
-    *) rm -f -- "$ship_a"; echo "removed .ship/artifacts/$ship_k" ;;
+    *) set -- "$@" "$ship_a"; ship_said="${ship_said}removed .ship/artifacts/$ship_k
+" ;;
   esac
 done
-ship_old=
 for ship_a in "$SHIP_DEPLOY_TO"/.ship/log/*; do
   [ -e "$ship_a" ] || continue
   ship_k=${ship_a##*/}
   case " $SHIP_RELEASE $SHIP_RECORDS" in
     *[\ \"]"${ship_k%.*}"[\ \"]*) ;;
-    *) ship_old="$ship_old $ship_k" ;;
+    *) set -- "$@" "$ship_a" ;;
   esac
 done
-if [ -n "$ship_old" ]; then (cd "$SHIP_DEPLOY_TO/.ship/log" && rm -f -- $ship_old); fi"#
+[ "$#" -eq 0 ] || rm -rf -- "$@"
+for ship_d in $SHIP_CLEANUP; do echo "removed releases/$ship_d"; done
+printf '%s' "$ship_said""#
         .to_owned()
 }
 
@@ -1176,6 +1194,76 @@ mod tests {
         }
     }
 
+    /// `cleanup` removes the releases it is given, the marks of their preparing, and the
+    /// artifacts and step logs no kept release came from, in a deploy directory whose path
+    /// has a blank and a glob character, and says what it removed.
+    #[test]
+    fn cleanup_removes_what_no_kept_release_uses_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = dir.path().join("my app*");
+        for d in [
+            "releases/1",
+            "releases/2",
+            "releases/3",
+            ".ship/preparing.d",
+        ] {
+            std::fs::create_dir_all(to.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(to.join(".ship/artifacts")).unwrap();
+        std::fs::create_dir_all(to.join(".ship/log")).unwrap();
+        let files = [
+            ".ship/preparing.d/1",
+            ".ship/preparing",
+            ".ship/artifacts/aaa.tar.zst",
+            ".ship/artifacts/bbb.tar.zst",
+            ".ship/artifacts/ccc.tar.gz",
+            ".ship/log/1.3",
+            ".ship/log/2.3",
+            ".ship/log/3.3",
+            ".ship/log/3.10",
+        ];
+        for f in files {
+            std::fs::write(to.join(f), "x").unwrap();
+        }
+        // Kept: release 2 (from bbb) and the new release 3 (ccc).
+        let records = r#"[{"release":"2","digest":"bbb"}]"#;
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("set -eu\n{}", cleanup_step())])
+            .env("SHIP_DEPLOY_TO", &to)
+            .env("SHIP_CLEANUP", "1")
+            .env("SHIP_RELEASE", "3")
+            .env("SHIP_DIGEST", "ccc")
+            .env("SHIP_RECORDS", records)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "removed releases/1\nremoved .ship/artifacts/aaa.tar.zst\n"
+        );
+        let left = |p: &str| to.join(p).exists();
+        for gone in [
+            "releases/1",
+            ".ship/preparing.d/1",
+            ".ship/preparing",
+            ".ship/artifacts/aaa.tar.zst",
+            ".ship/log/1.3",
+        ] {
+            assert!(!left(gone), "{gone} is still there");
+        }
+        for kept in [
+            "releases/2",
+            "releases/3",
+            ".ship/artifacts/bbb.tar.zst",
+            ".ship/artifacts/ccc.tar.gz",
+            ".ship/log/2.3",
+            ".ship/log/3.3",
+            ".ship/log/3.10",
+        ] {
+            assert!(left(kept), "{kept} was removed");
+        }
+    }
+
     /// A step's output is relayed whole when short, and its end only, said, when longer
     /// than [`RELAYED_BYTES`]; a last line without a newline is relayed too.
     #[test]
@@ -1198,6 +1286,23 @@ mod tests {
         };
         assert_eq!(relay(b""), "");
         assert_eq!(relay(b"one\ntwo"), "N out 4 one\nN out 4 two\n");
+        // Read by the shell up to 4 KiB, past it by `tail`: the same lines either way
+        // (blanks, backslashes, a last line without its newline).
+        for size in [4095, 4096, 4097, 9000] {
+            let mut text = Vec::new();
+            for i in 0.. {
+                if text.len() >= size {
+                    break;
+                }
+                text.extend_from_slice(format!("  line {i} \\t x\n\n").as_bytes());
+            }
+            text.truncate(size);
+            let expected: String = String::from_utf8_lossy(&text)
+                .lines()
+                .map(|l| format!("N out 4 {l}\n"))
+                .collect();
+            assert_eq!(relay(&text), expected, "{size} bytes");
+        }
         let mut exact = vec![b'x'; RELAYED_BYTES as usize - 1];
         exact.push(b'\n');
         let whole = relay(&exact);

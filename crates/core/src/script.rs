@@ -425,9 +425,10 @@ pub fn task_command(t: &TaskSpec) -> String {
         format!("sh -c {} </dev/null", quote(&t.run))
     } else {
         // In the new release once it is unpacked; before that (a task hooked to `lock` or
-        // `upload`), in the deploy directory.
+        // `upload`), in the deploy directory. The last command of the step's subshell (or of
+        // a revert's `sh -c`): `exec`, one process fewer.
         format!(
-            "if [ -d \"$SHIP_RELEASE_PATH\" ]; then cd \"$SHIP_RELEASE_PATH\"; else cd \"$SHIP_DEPLOY_TO\"; fi\nsh -c {} </dev/null",
+            "if [ -d \"$SHIP_RELEASE_PATH\" ]; then cd \"$SHIP_RELEASE_PATH\"; else cd \"$SHIP_DEPLOY_TO\"; fi\nexec sh -c {} </dev/null",
             quote(&t.run)
         )
     }
