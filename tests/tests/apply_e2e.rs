@@ -1044,3 +1044,76 @@ exit 0"#
             .status();
     }
 }
+
+/// A successful deploy leaves `target/ship/artifacts/` with the artifacts used last
+/// (`ship_core::cache::KEPT_ARTIFACTS`, the one deployed among them), not every one ever
+/// built: of older ones, the `.tar.zst`, `.tar.gz` and delta bundles go, the object lists
+/// stay; a file not of the cache stays; `-v` says what was removed.
+#[test]
+fn a_deploy_keeps_the_artifacts_used_last_on_this_machine() {
+    let fleet = Fleet::start(1);
+    let f = project(&fleet, 1, "");
+    with_shared(&fleet, &["h1"]);
+    let cache = f.join("target/ship/artifacts");
+    std::fs::create_dir_all(&cache).unwrap();
+    let now = std::time::SystemTime::now();
+    let old = ship_core::cache::KEPT_ARTIFACTS + 2;
+    let digest = |i: usize| format!("{i:064x}");
+    let aged = |name: &str, days: u64| {
+        let path = cache.join(name);
+        std::fs::write(&path, vec![b'x'; 1000]).unwrap();
+        let t = now - std::time::Duration::from_secs(86_400 * days);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    for i in 1..=old {
+        aged(&format!("{}.tar.zst", digest(i)), i as u64);
+        aged(&format!("{}.objects", digest(i)), i as u64);
+    }
+    // The oldest: also a .tar.gz and a delta bundle.
+    aged(&format!("{}.tar.gz", digest(old)), old as u64);
+    aged(
+        &format!("{}.delta-0123456789abcdef.tar.zst", digest(old)),
+        old as u64,
+    );
+    aged("notes.txt", 99);
+    let out = apply(&f, &["-v", "--release-id", "20261101000001"]);
+    ok(&out);
+    // 13 artifacts, 10 kept: the 3 oldest go, with the .tar.gz and the bundle.
+    assert!(
+        out.stderr.contains("removed 5 old files (0.0 MB) from"),
+        "{}",
+        out.stderr
+    );
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let zst: Vec<&String> = names.iter().filter(|n| n.ends_with(".tar.zst")).collect();
+    assert_eq!(zst.len(), ship_core::cache::KEPT_ARTIFACTS, "{names:?}");
+    let deployed = releases_json(&fleet, "h1")[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(names.contains(&format!("{deployed}.tar.zst")), "{names:?}");
+    for i in old - 2..=old {
+        assert!(
+            !names.contains(&format!("{}.tar.zst", digest(i))),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&format!("{}.objects", digest(i))),
+            "{names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".delta-") || n.ends_with(".tar.gz"))
+    );
+    assert!(names.contains(&"notes.txt".to_owned()));
+}

@@ -495,6 +495,30 @@ pub(crate) fn execute(
             }
         }
     }
+    if result.is_ok() {
+        // target/ship/artifacts stays bounded: the artifacts used last, not every one built.
+        let cache = project.ship_dir.join("artifacts");
+        match ship_core::cache::prune(&cache, &plan.artifact.digest) {
+            Ok(p) if p.files > 0 && options.verbose => {
+                let _ = writeln!(
+                    cx.stderr,
+                    "removed {} old files ({:.1} MB) from {} (the {} artifacts used last are kept)",
+                    p.files,
+                    p.bytes as f64 / 1e6,
+                    cache.display(),
+                    ship_core::cache::KEPT_ARTIFACTS
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(
+                    cx.stderr,
+                    "warning: {} was not pruned: {e}",
+                    cache.display()
+                );
+            }
+        }
+    }
     crate::notify::ended(
         cx,
         stage,

@@ -75,6 +75,7 @@
 // types, or with functions only this crate calls, is private.
 pub mod adapter;
 pub mod artifact;
+pub mod cache;
 pub mod config;
 mod delta;
 pub mod diagnostic;
@@ -102,6 +103,7 @@ pub mod transport;
 
 pub use adapter::{Adapter, Configured, Error as AdapterError, Here, Init};
 pub use artifact::{ArtifactError, Built, Content, Extra, Opened, Packing};
+pub use cache::Pruned;
 pub use config::{
     CargoBuild, HealthConfig, InventoryConfig, LayoutName, MaintenanceConfig, NotifyConfig, Once,
     RoleConfig, Rolling, SecretSource, Settings, Shown, SourceConfig, SshConfig, TableError,

@@ -1,0 +1,275 @@
+//! The deploying machine's artifact cache, `target/ship/artifacts/`, kept bounded.
+//!
+//! Every plan stores its artifact there (`<digest>.tar.zst`, [`crate::artifact::store`]);
+//! a host without zstd gets a `<digest>.tar.gz` made beside it; `delta = true` adds each
+//! artifact's object list (`<digest>.objects`) and its bundles
+//! (`<digest>.delta-<key>.tar.zst`, one per set of artifacts a fleet had). Nothing there is
+//! needed once its artifact is old: a plan saved long ago is made again, `promote` reads an
+//! artifact it lacks from a host, and delta counts a host's objects for nothing when this
+//! machine no longer knows them (the whole file is sent: the correct fallback). Without
+//! pruning, every deploy of a 100 MB app left 100 MB or more behind.
+//!
+//! [`prune`] keeps the [`KEPT_ARTIFACTS`] artifacts used last (by their file's mtime; the
+//! one just deployed is marked used now) with their `.tar.gz`, object list and bundles;
+//! of the others it removes all but the object list, a few bytes a file, which lets delta
+//! still count the objects of hosts that have them ([`KEPT_LISTS`] of those are kept).
+//! Another deploy from the same project may be using a file at the same time: a bundle of
+//! an artifact that is kept, and a file being written (`.part`, a packing's scratch), are
+//! removed only when [`LEFT_OVER`] old. Names it does not know are left alone.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//!
+//! let cache = tempfile::tempdir().unwrap();
+//! let now = SystemTime::now();
+//! for (i, d) in ["a", "b", "c"].iter().enumerate() {
+//!     let file = cache.path().join(format!("{}.tar.zst", d.repeat(64)));
+//!     std::fs::write(&file, b"zstd bytes").unwrap();
+//!     let used = now - Duration::from_secs(3600 * (3 - i as u64));
+//!     std::fs::File::options().write(true).open(&file).unwrap().set_modified(used).unwrap();
+//! }
+//! // Deployed `c`, keeping the one artifact used last.
+//! let pruned = ship_core::cache::prune_keeping(cache.path(), &"c".repeat(64), 1, now).unwrap();
+//! assert_eq!((pruned.files, pruned.bytes), (2, 20));
+//! assert!(cache.path().join(format!("{}.tar.zst", "c".repeat(64))).exists());
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// Artifacts kept, the ones used last (the one just deployed among them).
+pub const KEPT_ARTIFACTS: usize = 10;
+
+/// Object lists kept (`<digest>.objects`), the newest.
+pub const KEPT_LISTS: usize = 100;
+
+/// Age past which a file being written, or a bundle of an artifact that is kept but was not
+/// just deployed, is taken as left over.
+pub const LEFT_OVER: Duration = Duration::from_secs(3600);
+
+/// What [`prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Files removed.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What a file of the cache is, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `<digest>.tar.zst` or `<digest>.tar.gz`.
+    Artifact,
+    /// `<digest>.objects`.
+    List,
+    /// `<digest>.delta-<key>.tar.zst`.
+    Bundle,
+    /// Being written: a `.part`, a packing's scratch.
+    Partial,
+}
+
+fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The digest a file is of (none for a partial file) and its kind; `None`: not the cache's.
+fn classify(name: &str) -> Option<(Option<&str>, Kind)> {
+    if name.starts_with(".packing-") || name.ends_with(".part") || name.ends_with(".objects-part") {
+        return Some((None, Kind::Partial));
+    }
+    let (digest, rest) = name.split_once('.')?;
+    if !is_digest(digest) {
+        return None;
+    }
+    let kind = match rest {
+        "tar.zst" | "tar.gz" => Kind::Artifact,
+        "objects" => Kind::List,
+        _ if rest.starts_with("delta-") && rest.ends_with(".tar.zst") => Kind::Bundle,
+        _ => return None,
+    };
+    Some((Some(digest), kind))
+}
+
+/// [`prune_keeping`] with [`KEPT_ARTIFACTS`], after a deploy of `deployed`.
+pub fn prune(cache: &Path, deployed: &str) -> std::io::Result<Pruned> {
+    prune_keeping(cache, deployed, KEPT_ARTIFACTS, SystemTime::now())
+}
+
+/// Marks the artifact `deployed` used at `now`, then removes from `cache` what the `keep`
+/// artifacts used last do not need (see the module's documentation). A file that cannot be
+/// removed is left; an unreadable cache is an error.
+pub fn prune_keeping(
+    cache: &Path,
+    deployed: &str,
+    keep: usize,
+    now: SystemTime,
+) -> std::io::Result<Pruned> {
+    let zst = cache.join(format!("{deployed}.tar.zst"));
+    if let Ok(f) = std::fs::File::options().write(true).open(&zst) {
+        let _ = f.set_modified(now);
+    }
+    struct File {
+        name: String,
+        digest: Option<String>,
+        kind: Kind,
+        modified: SystemTime,
+        bytes: u64,
+    }
+    let mut files = Vec::new();
+    let listing = match std::fs::read_dir(cache) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pruned::default()),
+        listing => listing?,
+    };
+    for entry in listing {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((digest, kind)) = classify(&name) else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        files.push(File {
+            digest: digest.map(str::to_owned),
+            name,
+            kind,
+            modified: meta.modified().unwrap_or(now),
+            bytes: meta.len(),
+        });
+    }
+    // An artifact's last use: its newest file (the .tar.zst is marked when deployed).
+    let mut used: BTreeMap<&str, SystemTime> = BTreeMap::new();
+    for f in files.iter().filter(|f| f.kind == Kind::Artifact) {
+        let d = f.digest.as_deref().unwrap_or_default();
+        let t = used.entry(d).or_insert(f.modified);
+        *t = (*t).max(f.modified);
+    }
+    let mut by_use: Vec<(SystemTime, &str)> = used.iter().map(|(d, t)| (*t, *d)).collect();
+    // Newest first; the same time, by digest (the same files, the same choice).
+    by_use.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut kept: BTreeSet<&str> = by_use.iter().take(keep).map(|(_, d)| *d).collect();
+    kept.insert(deployed);
+    let mut lists: Vec<(SystemTime, &str)> = files
+        .iter()
+        .filter(|f| f.kind == Kind::List)
+        .map(|f| (f.modified, f.name.as_str()))
+        .collect();
+    lists.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let kept_lists: BTreeSet<&str> = lists.iter().take(KEPT_LISTS).map(|(_, n)| *n).collect();
+    let old = |f: &File| now.duration_since(f.modified).unwrap_or_default() >= LEFT_OVER;
+    let mut pruned = Pruned::default();
+    for f in &files {
+        let of_kept = f.digest.as_deref().is_some_and(|d| kept.contains(d));
+        let remove = match f.kind {
+            Kind::Artifact => !of_kept,
+            Kind::List => !of_kept && !kept_lists.contains(f.name.as_str()),
+            Kind::Bundle => !of_kept || (f.digest.as_deref() != Some(deployed) && old(f)),
+            Kind::Partial => old(f),
+        };
+        if remove && std::fs::remove_file(cache.join(&f.name)).is_ok() {
+            pruned.files += 1;
+            pruned.bytes += f.bytes;
+        }
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(path: &Path, t: SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    /// The artifacts used last stay with all their files; the others go but for their
+    /// object lists; a kept artifact's old bundles, and old partial files, go; a bundle or
+    /// a partial file of now (another deploy's) stays; names not of the cache stay.
+    #[test]
+    fn prune_keeps_what_the_artifacts_used_last_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let hours = |h: u64| now - Duration::from_secs(3600 * h);
+        let d = |c: char| c.to_string().repeat(64);
+        let write = |name: &str, t: SystemTime| {
+            std::fs::write(cache.join(name), name).unwrap();
+            at(&cache.join(name), t);
+        };
+        // a: deployed now, though packed long ago; b: used an hour ago; c, e: older.
+        for (c, h) in [('a', 50), ('b', 1), ('c', 10), ('e', 20)] {
+            write(&format!("{}.tar.zst", d(c)), hours(h));
+            write(&format!("{}.objects", d(c)), hours(h));
+        }
+        write(&format!("{}.tar.gz", d('e')), hours(20));
+        write(
+            &format!("{}.delta-0123456789abcdef.tar.zst", d('a')),
+            hours(30),
+        );
+        write(
+            &format!("{}.delta-1111111111111111.tar.zst", d('b')),
+            hours(2),
+        );
+        write(&format!("{}.delta-2222222222222222.tar.zst", d('b')), now);
+        write(&format!("{}.delta-3333333333333333.tar.zst", d('c')), now);
+        write(".packing-12.tar", hours(2));
+        write(&format!(".{}.tar.zst.part", d('b')), now);
+        write("notes.txt", hours(99));
+        let pruned = prune_keeping(cache, &d('a'), 2, now).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            format!("{}.tar.zst", d('a')),
+            format!("{}.objects", d('a')),
+            format!("{}.delta-0123456789abcdef.tar.zst", d('a')),
+            format!("{}.tar.zst", d('b')),
+            format!("{}.objects", d('b')),
+            format!("{}.delta-2222222222222222.tar.zst", d('b')),
+            format!("{}.objects", d('c')),
+            format!("{}.objects", d('e')),
+            format!(".{}.tar.zst.part", d('b')),
+            "notes.txt".to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        // c's and e's artifacts, e's .tar.gz, b's old bundle, c's bundle, the scratch.
+        assert_eq!(pruned.files, 6);
+        // Used now: the next prune keeps it before b.
+        let again = prune_keeping(cache, &d('b'), 1, now + Duration::from_secs(1)).unwrap();
+        assert_eq!(again.files, 1 + 1); // a's artifact and its bundle
+        assert!(cache.join(format!("{}.objects", d('a'))).exists());
+    }
+
+    #[test]
+    fn names_not_of_the_cache_are_not_classified() {
+        let d = "f".repeat(64);
+        assert_eq!(
+            classify(&format!("{d}.tar.zst")),
+            Some((Some(d.as_str()), Kind::Artifact))
+        );
+        assert_eq!(classify("abc.tar.zst"), None);
+        assert_eq!(classify(&format!("{d}.tar.xz")), None);
+        assert_eq!(
+            classify(&format!("{d}.delta-x.tar.zst")),
+            Some((Some(d.as_str()), Kind::Bundle))
+        );
+        assert_eq!(
+            classify(&format!("{d}.delta-x.tar.part")).map(|c| c.1),
+            Some(Kind::Partial)
+        );
+        assert_eq!(classify("README"), None);
+    }
+}
