@@ -124,4 +124,10 @@ for n in sorted({k[0] for k in rows}):
           f"{p:>7.1f} {fp:>9.1f} {p / n:>8.2f} {c:>6.2f} {fc:>9.2f} {c / n * 1e3:>11.1f} {int(fds):>5} "
           f"{a:>8.1f} {a / fa:>8.2f}x")
 PY
-if [ -n "${KEEP:-}" ]; then cp "$raw" "$root/bench/scale-$(date -u +%Y-%m-%d)${ARTIFACT_MB:+-${ARTIFACT_MB}mb}.txt"; fi
+if [ -n "${KEEP:-}" ]; then
+  # A second run the same day is kept beside the first (-2, -3, ...), not over it.
+  base="$root/bench/scale-$(date -u +%Y-%m-%d)${ARTIFACT_MB:+-${ARTIFACT_MB}mb}"
+  out=$base.txt; i=1
+  while [ -e "$out" ]; do i=$((i + 1)); out=$base-$i.txt; done
+  cp "$raw" "$out" && echo "kept in $out" >&2
+fi
