@@ -138,6 +138,15 @@ impl Driver<'_> {
             bundles: BTreeMap::new(),
             sums: BTreeMap::new(),
         };
+        if !self.plan.delta && self.plan.artifact_store.is_none() {
+            // Hosts that lack the artifact are sent it whole: its bytes are read and checked
+            // (`artifact::fingerprint`, a third of a second per 100 MB) while they connect.
+            let early = io.sum(true);
+            io.spawn(Box::pin(async move {
+                let _ = early.await;
+                None
+            }));
+        }
         let mut stop = self.stop.clone();
         // What the stop watch said so far: nothing, a stop (`false`), a stop now (`true`).
         let mut seen: Option<bool> = None;
@@ -189,12 +198,63 @@ struct Io<'d, 'a> {
     aborts: BTreeMap<String, AbortHandle>,
     queue: VecDeque<Input>,
     outcome: Option<Outcome>,
-    /// The delta bundles made, by the artifacts the hosts have: a file and its size, or
-    /// `None` when it could not be made (those hosts are sent the whole artifact).
-    bundles: BTreeMap<Vec<String>, Option<(PathBuf, u64)>>,
+    /// The delta bundles, by the artifacts the hosts have: a file and its size, or `None`
+    /// when it could not be made (those hosts are sent the whole artifact). Made once, on a
+    /// thread of its own (see [`off_thread`]).
+    bundles: BTreeMap<Vec<String>, Later<Option<(PathBuf, u64)>>>,
     /// The size and sha256 of the artifact's bytes a host is sent, by encoding (zstd or
-    /// not): what its upload step checks them against; or why they could not be read.
-    sums: BTreeMap<bool, Result<(u64, String), String>>,
+    /// not): what its upload step checks them against; or why they could not be read. Read
+    /// once, on a thread of its own, when a host first needs them.
+    sums: BTreeMap<bool, Later<Sum>>,
+}
+
+/// The size and sha256 of the bytes a host is sent, or why they could not be read.
+type Sum = Result<(u64, String), String>;
+
+/// The delta bundle for hosts that have the artifacts `have`, to make `artifact`: the file
+/// kept from an earlier apply (the same artifact and the same artifacts had: the same bytes),
+/// else made by `delta::bundle`, written aside and renamed. `None`: it could not be made.
+fn make_bundle(artifact: &std::path::Path, have: &[String]) -> Option<(PathBuf, u64)> {
+    let cache = artifact.parent()?;
+    let digest = artifact.file_name()?.to_str()?.strip_suffix(".tar.zst")?;
+    let key = &crate::sha256_hex(have.join(" ").as_bytes())[..16];
+    let path = cache.join(format!("{digest}.delta-{key}.tar.zst"));
+    if let Ok(meta) = std::fs::metadata(&path)
+        && meta.len() > 0
+    {
+        return Some((path, meta.len()));
+    }
+    let bundle = crate::delta::bundle(artifact, digest, cache, have).ok()?;
+    let part = path.with_extension("part");
+    std::fs::write(&part, &bundle.bytes).ok()?;
+    std::fs::rename(&part, &path).ok()?;
+    Some((path, bundle.bytes.len() as u64))
+}
+
+/// A result worked out once, off the driver's thread, that every host waiting for it gets.
+type Later<T> = futures::future::Shared<BoxFuture<'static, T>>;
+
+/// `work` on a thread of its own, started when first awaited: reading and hashing a
+/// 500 MB artifact takes a second or more, during which the driver's one thread must go on
+/// reading every other host's output (and a stop).
+fn off_thread<T: Clone + Send + Sync + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+    failed: impl FnOnce() -> T + Send + 'static,
+) -> Later<T> {
+    use futures::FutureExt;
+    let later: BoxFuture<'static, T> = Box::pin(async move {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("ship-artifact".into())
+            .spawn(move || {
+                let _ = tx.send(work());
+            });
+        match spawned {
+            Ok(_) => rx.await.unwrap_or_else(|_| failed()),
+            Err(_) => failed(),
+        }
+    });
+    later.shared()
 }
 
 impl<'d> Io<'d, '_> {
@@ -212,67 +272,97 @@ impl<'d> Io<'d, '_> {
         have.sort();
         have.dedup();
         let artifact = self.driver.options.artifact.clone();
-        let made = self.bundles.entry(have.clone()).or_insert_with(|| {
-            let cache = artifact.parent()?;
-            let digest = artifact.file_name()?.to_str()?.strip_suffix(".tar.zst")?;
-            let key = &crate::sha256_hex(have.join(" ").as_bytes())[..16];
-            let path = cache.join(format!("{digest}.delta-{key}.tar.zst"));
-            // The same artifact and the same artifacts had: the same bytes (made before).
-            if let Ok(meta) = std::fs::metadata(&path)
-                && meta.len() > 0
-            {
-                return Some((path, meta.len()));
+        let made = self
+            .bundles
+            .entry(have.clone())
+            .or_insert_with(|| off_thread(move || make_bundle(&artifact, &have), || None))
+            .clone();
+        let whole = self.sum(true);
+        self.later(host, async move {
+            match made.await {
+                Some((path, size)) => Ok(vec![
+                    transport::Input::Line(protocol::bundle_header(size)),
+                    transport::Input::File(path),
+                ]),
+                None => whole.await,
             }
-            let bundle = crate::delta::bundle(&artifact, digest, cache, &have).ok()?;
-            let part = path.with_extension("part");
-            std::fs::write(&part, &bundle.bytes).ok()?;
-            std::fs::rename(&part, &path).ok()?;
-            Some((path, bundle.bytes.len() as u64))
         });
-        match made.clone() {
-            Some((path, size)) => {
-                self.send(host, transport::Input::Line(protocol::bundle_header(size)));
-                self.send(host, transport::Input::File(path));
-            }
-            None => {
-                self.send_artifact(host, true);
-            }
-        }
     }
 
-    /// The whole artifact to `host`: `zst` or `gz`, its size and its bytes' sha256 on a
-    /// line, then the bytes.
-    fn send_artifact(&mut self, host: &str, zstd: bool) {
+    /// The size and sum of the artifact's bytes in encoding `zstd` (the .tar.gz when it is
+    /// made), checked to unpack to the plan's digest: worked out when first awaited.
+    fn sum(&mut self, zstd: bool) -> BoxFuture<'static, Result<Vec<transport::Input>, String>> {
         let zst = &self.driver.options.artifact;
         let path = if zstd {
             zst.clone()
         } else {
             zst.with_extension("gz")
         };
-        if !self.sums.contains_key(&zstd) {
-            // Read once, when the first host is sent it (the .tar.gz when it is made),
-            // checked to unpack to the plan's digest.
-            let sum = crate::artifact::fingerprint(&path, &self.driver.plan.artifact.digest)
-                .map_err(|e| e.to_string());
-            self.sums.insert(zstd, sum);
-        }
-        match self.sums[&zstd].clone() {
-            Ok((size, sum)) => {
-                let line = protocol::artifact_header(zstd, size, &sum);
-                self.send(host, transport::Input::Line(line));
-                self.send(host, transport::Input::Exact(path, size));
+        let digest = self.driver.plan.artifact.digest.clone();
+        let sum = self
+            .sums
+            .entry(zstd)
+            .or_insert_with(|| {
+                let path = path.clone();
+                off_thread(
+                    move || crate::artifact::fingerprint(&path, &digest).map_err(|e| e.to_string()),
+                    || Err("the artifact could not be read".to_owned()),
+                )
+            })
+            .clone();
+        Box::pin(async move {
+            let (size, sum) = sum.await?;
+            Ok(vec![
+                transport::Input::Line(protocol::artifact_header(zstd, size, &sum)),
+                transport::Input::Exact(path, size),
+            ])
+        })
+    }
+
+    /// The whole artifact to `host`: `zst` or `gz`, its size and its bytes' sha256 on a
+    /// line, then the bytes.
+    fn send_artifact(&mut self, host: &str, zstd: bool) {
+        let sum = self.sum(zstd);
+        self.later(host, sum);
+    }
+
+    /// Sends `host` what `what` gives once it is ready (the host's script waits on its
+    /// input meanwhile; nothing else is sent to it before the segment ends). An error
+    /// (the artifact no longer unpacks to the plan's digest, or cannot be read) sends no
+    /// byte: a notice says why, and the host's input is closed, so its upload step ends.
+    fn later(
+        &mut self,
+        host: &str,
+        what: impl std::future::Future<Output = Result<Vec<transport::Input>, String>> + Send + 'd,
+    ) {
+        // Weak: a host whose input is closed meanwhile (a stop, its end) is not kept open.
+        let Some(input) = self.inputs.get(host).map(|i| i.downgrade()) else {
+            return;
+        };
+        let eof = self.eof.clone();
+        let events = self.driver.events;
+        let host = host.to_owned();
+        self.spawn(Box::pin(async move {
+            match what.await {
+                Ok(items) => {
+                    if let Some(input) = input.upgrade() {
+                        for item in items {
+                            let _ = input.send(item);
+                        }
+                    }
+                }
+                Err(why) => {
+                    if input.upgrade().is_some() {
+                        events(Event::Notice {
+                            host: host.clone(),
+                            message: format!("the artifact was not sent: {why}"),
+                        });
+                    }
+                    let _ = eof.send(host);
+                }
             }
-            Err(why) => {
-                // Not the plan's artifact any more (changed during the deploy), or not
-                // readable: no byte is sent; the host's upload step ends at the end of its
-                // input, and this says why.
-                (self.driver.events)(Event::Notice {
-                    host: host.to_owned(),
-                    message: format!("the artifact was not sent: {why}"),
-                });
-                self.inputs.remove(host);
-            }
-        }
+            None
+        }));
     }
 
     /// The presigned URL a host is sent instead of the artifact: only with an
@@ -343,24 +433,32 @@ impl<'d> Io<'d, '_> {
                 }));
             }
             Action::MakeGz => {
-                let digest = &self.driver.plan.artifact.digest;
-                let zst = &self.driver.options.artifact;
-                let fingerprinted = || {
-                    crate::artifact::gz_of(zst)
-                        .and_then(|(gz, _)| crate::artifact::fingerprint(&gz, digest))
-                };
-                // A .tar.gz kept from before that is not the plan's any more (damaged) is
-                // made again, once.
-                let made = fingerprinted()
-                    .or_else(|_| {
-                        let _ = std::fs::remove_file(zst.with_extension("gz"));
+                let digest = self.driver.plan.artifact.digest.clone();
+                let zst = self.driver.options.artifact.clone();
+                let made = off_thread(
+                    move || {
+                        let fingerprinted = || {
+                            crate::artifact::gz_of(&zst)
+                                .and_then(|(gz, _)| crate::artifact::fingerprint(&gz, &digest))
+                        };
+                        // A .tar.gz kept from before that is not the plan's any more
+                        // (damaged) is made again, once.
                         fingerprinted()
-                    })
-                    .map(|sum| {
-                        self.sums.insert(false, Ok(sum));
-                    })
-                    .map_err(|e| format!("making the .tar.gz for the hosts without zstd: {e}"));
-                self.queue.push_back(Input::GzMade(made));
+                            .or_else(|_| {
+                                let _ = std::fs::remove_file(zst.with_extension("gz"));
+                                fingerprinted()
+                            })
+                            .map_err(|e| {
+                                format!("making the .tar.gz for the hosts without zstd: {e}")
+                            })
+                    },
+                    || Err("making the .tar.gz for the hosts without zstd failed".to_owned()),
+                );
+                // The hosts without zstd are sent what was read while making it.
+                self.sums.insert(false, made.clone());
+                self.spawn(Box::pin(async move {
+                    Some(Input::GzMade(made.await.map(|_| ())))
+                }));
             }
             Action::RunLocal { id, script } => {
                 let local = self.driver.local;
