@@ -7,9 +7,10 @@
 # cargo ship's first deploy (every file sent) and its redeploy (wall time and bytes sent
 # per host, from the ssh transport's count), a redeploy of the same artifact (nothing sent:
 # cargo ship's own cost) and the time `plan` takes to pack the directory, with ratios to the
-# floor, all from one run.
+# floor, all from one run, and cargo ship's peak resident memory in each.
 #
 #   bench/delta.sh [HOSTS...]      default: 10 30; needs root and openssh-server
+#   CARGO_SHIP=path                that binary, not this tree's release build
 #   UPLINK=1gbit                   the deploying machine's uplink shaped to that rate (tc htb
 #                                  on lo, every packet to the hosts' port 2222 in one class;
 #                                  removed at the end): on loopback a 100 MB upload costs
@@ -27,7 +28,7 @@ sizes=("$@")
 max=0
 for n in "${sizes[@]}"; do [ "$n" -gt "$max" ] && max=$n; done
 cargo build --release --offline --locked -q -p cargo-ship-deploy --manifest-path "$root/Cargo.toml"
-ship=$root/target/release/cargo-ship
+ship=${CARGO_SHIP:-$root/target/release/cargo-ship}
 export TESTBED_NET=${TESTBED_NET:-127.0.77} TESTBED_PREFIX=${TESTBED_PREFIX:-d}
 tb=$(mktemp -d /tmp/ship-delta.XXXXXX)
 "$testbed" up "$max" "$tb" 400m >/dev/null
@@ -58,10 +59,17 @@ now() { date +%s.%N; }
 # ten KiB of fresh bytes in one file of the app, as hex text
 change() { head -c 5120 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 10240 > "$tb/project/app/app/views_000.py"; }
 sent() { python3 -c 'import json,sys; h=json.loads(sys.stdin.read().splitlines()[-1])["hosts"]; print(sum(x["sent_bytes"] for x in h)/len(h))'; }
-apply() { (cd "$tb/project" && "$ship" ship apply bench --release-id "$1" --format json) > "$tb/out.json" 2> "$tb/err.txt" || { cat "$tb/err.txt" >&2; tail -3 "$tb/out.json" >&2; exit 1; }; }
+# The command's peak resident memory (its largest process: cargo ship itself) goes to $tb/peak.
+peak() {
+  python3 -c 'import resource, subprocess, sys
+rc = subprocess.run(sys.argv[2:]).returncode
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024))
+sys.exit(rc)' "$tb/peak" "$@"
+}
+apply() { (cd "$tb/project" && peak "$ship" ship apply bench --release-id "$1" --format json) > "$tb/out.json" 2> "$tb/err.txt" || { cat "$tb/err.txt" >&2; tail -3 "$tb/out.json" >&2; exit 1; }; }
 
 printf 'artifact: %s files, %.1f MB (.tar.gz)\n' "$(tar -tzf "$tb/app.tar.gz" | wc -l)" "$(echo "$full / 1000000" | bc -l)"
-printf '%-6s %-28s %9s %8s %16s %9s\n' hosts run wall ratio "sent/host" "of full"
+printf '%-6s %-28s %9s %8s %16s %9s %8s\n' hosts run wall ratio "sent/host" "of full" "peak MB"
 id=20261201000000
 for n in "${sizes[@]}"; do
   hosts=$(head -n "$n" "$tb/hosts.tsv" | cut -f1)
@@ -90,8 +98,8 @@ TOML
     apply "$id"
     wall=$(echo "$(now) - $t0" | bc -l)
     bytes=$(sent < "$tb/out.json")
-    printf '%-6s %-28s %8.2fs %7.2fx %16.0f %8.2f%%\n' "$n" "$run" "$wall" \
-      "$(echo "$wall / $floor" | bc -l)" "$bytes" "$(echo "100 * $bytes / $full" | bc -l)"
+    printf '%-6s %-28s %8.2fs %7.2fx %16.0f %8.2f%% %8s\n' "$n" "$run" "$wall" \
+      "$(echo "$wall / $floor" | bc -l)" "$bytes" "$(echo "100 * $bytes / $full" | bc -l)" "$(cat "$tb/peak")"
   done
   # What packing the 100 MB directory alone costs (apply does it too): no host is reached.
   t0=$(now)

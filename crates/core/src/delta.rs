@@ -17,7 +17,7 @@
 //!   written since: their mtime is still the artifact's fixed one).
 
 use crate::artifact::FIXED_MTIME;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -41,18 +41,18 @@ fn err(path: &Path) -> impl Fn(std::io::Error) -> DeltaError + '_ {
     }
 }
 
-fn read_tar(path: &Path) -> Result<Vec<u8>, DeltaError> {
-    let compressed = std::fs::read(path).map_err(err(path))?;
-    crate::artifact::decompress(&compressed).map_err(|e| DeltaError {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
+/// The tar in the artifact `path` (`.tar.zst`), read as it is unpacked: never whole in
+/// memory (an artifact may be 500 MB), one file at a time.
+fn open_tar(path: &Path) -> Result<tar::Archive<impl Read>, DeltaError> {
+    let file = std::fs::File::open(path).map_err(err(path))?;
+    let tar = zstd::stream::read::Decoder::new(file).map_err(err(path))?;
+    Ok(tar::Archive::new(tar))
 }
 
-/// The object names of the regular files of the tar `tar`.
-fn objects_of(tar: &[u8], path: &Path) -> Result<BTreeSet<String>, DeltaError> {
+/// The object names of the regular files of the artifact `path`.
+fn objects_of(path: &Path) -> Result<BTreeSet<String>, DeltaError> {
     let mut names = BTreeSet::new();
-    let mut archive = tar::Archive::new(tar);
+    let mut archive = open_tar(path)?;
     for entry in archive.entries().map_err(err(path))? {
         let mut entry = entry.map_err(err(path))?;
         if entry.header().entry_type().is_file() {
@@ -77,7 +77,7 @@ fn kept_objects(cache: &Path, digest: &str) -> Result<BTreeSet<String>, DeltaErr
     if !base.is_file() {
         return Ok(BTreeSet::new());
     }
-    let names = objects_of(&read_tar(&base)?, &base)?;
+    let names = objects_of(&base)?;
     write_list(&list, &names);
     Ok(names)
 }
@@ -112,7 +112,6 @@ pub(crate) fn bundle(
     cache: &Path,
     have: &[String],
 ) -> Result<Bundle, DeltaError> {
-    let tar = read_tar(artifact)?;
     let mut present = BTreeSet::new();
     for d in have {
         if d == digest || d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -120,9 +119,25 @@ pub(crate) fn bundle(
         }
         present.extend(kept_objects(cache, d)?);
     }
+    // The bundle is written as the artifact is read, compressed as it goes: what it holds
+    // in memory is its compressed bytes and one file at a time, not the artifact.
+    let encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).map_err(err(artifact))?;
+    let mut out = tar::Builder::new(encoder);
+    let add = |out: &mut tar::Builder<_>, path: String, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mtime(FIXED_MTIME);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        out.append_data(&mut h, path, data).map_err(err(artifact))
+    };
     let mut skel = tar::Builder::new(Vec::new());
-    let mut objects: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut archive = tar::Archive::new(&tar[..]);
+    // Every object's name; those the host lacks are in the bundle once, as they come.
+    let mut objects: BTreeSet<String> = BTreeSet::new();
+    let mut sent = 0;
+    let mut archive = open_tar(artifact)?;
     for entry in archive.entries().map_err(err(artifact))? {
         let mut entry = entry.map_err(err(artifact))?;
         let mut header = entry.header().clone();
@@ -136,7 +151,11 @@ pub(crate) fn bundle(
             header.set_size(0);
             skel.append_link(&mut header, &path, format!(".ship/objects/{name}"))
                 .map_err(err(artifact))?;
-            objects.entry(name).or_insert(data);
+            if !present.contains(&name) && !objects.contains(&name) {
+                add(&mut out, format!("objects/{name}"), mode, &data)?;
+                sent += 1;
+            }
+            objects.insert(name);
         } else {
             let path = entry.path().map_err(err(artifact))?.into_owned();
             match entry.link_name().map_err(err(artifact))? {
@@ -152,7 +171,7 @@ pub(crate) fn bundle(
         }
     }
     let skel = skel.into_inner().map_err(err(artifact))?;
-    write_list(&cache.join(format!("{digest}.objects")), objects.keys());
+    write_list(&cache.join(format!("{digest}.objects")), &objects);
     let skel_line = format!(
         "{}  ../artifacts/{digest}.skel.tar\n",
         crate::sha256_hex(&skel)
@@ -160,7 +179,7 @@ pub(crate) fn bundle(
     let line = |name: &str| format!("{}  {name}\n", &name[..64]);
     let mut sums = String::new();
     let mut new = String::new();
-    for name in objects.keys() {
+    for name in &objects {
         sums.push_str(&line(name));
         if !present.contains(name) {
             new.push_str(&line(name));
@@ -168,31 +187,28 @@ pub(crate) fn bundle(
     }
     sums.push_str(&skel_line);
     new.push_str(&skel_line);
-
-    let mut out = tar::Builder::new(Vec::new());
-    let mut add = |path: String, mode: u32, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mtime(FIXED_MTIME);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mode(mode);
-        h.set_size(data.len() as u64);
-        out.append_data(&mut h, path, data).map_err(err(artifact))
-    };
-    let mut sent = 0;
-    for (name, data) in &objects {
-        if !present.contains(name) {
-            let mode = u32::from_str_radix(&name[65..], 8).unwrap_or(0o644);
-            add(format!("objects/{name}"), mode, data)?;
-            sent += 1;
-        }
-    }
-    add(format!("artifacts/{digest}.skel.tar"), 0o644, &skel)?;
-    add(format!("artifacts/{digest}.sums"), 0o644, sums.as_bytes())?;
-    add(format!("artifacts/{digest}.new"), 0o644, new.as_bytes())?;
-    let tar = out.into_inner().map_err(err(artifact))?;
-    let bytes = zstd::bulk::compress(&tar, 3).map_err(err(artifact))?;
+    add(
+        &mut out,
+        format!("artifacts/{digest}.skel.tar"),
+        0o644,
+        &skel,
+    )?;
+    add(
+        &mut out,
+        format!("artifacts/{digest}.sums"),
+        0o644,
+        sums.as_bytes(),
+    )?;
+    add(
+        &mut out,
+        format!("artifacts/{digest}.new"),
+        0o644,
+        new.as_bytes(),
+    )?;
+    let bytes = out
+        .into_inner()
+        .and_then(|encoder| encoder.finish())
+        .map_err(err(artifact))?;
     Ok(Bundle {
         bytes,
         sent,
@@ -203,6 +219,7 @@ pub(crate) fn bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn artifact(dir: &Path, files: &[(&str, &[u8])]) -> (PathBuf, String) {
         let src = dir.join("src");
