@@ -140,7 +140,9 @@ impl Driver<'_> {
         };
         if !self.plan.delta && self.plan.artifact_store.is_none() {
             // Hosts that lack the artifact are sent it whole: its bytes are read and checked
-            // (`artifact::fingerprint`, a third of a second per 100 MB) while they connect.
+            // (`artifact::fingerprint`, a third of a second per 100 MB) while they connect,
+            // on another core; also when every host turns out to have it already (a
+            // redeploy), which costs that core the same time and the deploy none.
             let early = io.sum(true);
             io.spawn(Box::pin(async move {
                 let _ = early.await;
