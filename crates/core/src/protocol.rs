@@ -269,8 +269,9 @@ pub fn lock_guard() -> String {
 pub const RELAYED_BYTES: u64 = 256 * 1024;
 
 /// The shell functions every segment script defines for its steps ([`step`]): relaying a
-/// step's output when it ended (`ship_relay`: a short output read by the shell itself,
-/// a longer one's end by one `tail`, the bytes counted by the shell), or as it comes when the deploy is followed
+/// step's output when it ended (`ship_relay`: its end, by one `tail`, the bytes counted by
+/// the shell; never read by the shell itself, which takes a byte per system call and could
+/// not stop within a long line or a file still growing), or as it comes when the deploy is followed
 /// live (`ship_follow` … `ship_unfollow`, when the first line of the conversation asked for
 /// it: `ship_live`; GNU `tail --pid` follows the file until a guard process is stopped,
 /// `sed -u` frames each line), and naming the processes that still hold a task's output
@@ -279,25 +280,14 @@ pub fn step_functions() -> String {
     let n = NONCE_VAR;
     #[allow(non_snake_case)]
     let RELAYED_PLUS_ONE = RELAYED_BYTES + 1;
-    // Up to this many bytes, `ship_relay` reads the output itself (dash's `read` takes a
-    // byte per system call: a few thousand cost less than starting `tail`).
-    const SHORT: usize = 4096;
     format!(
         r#"if command -v flock >/dev/null 2>&1; then ship_flock=1; else ship_flock=; fi
 # sha256 of standard input, its hex first: openssl's (the CPU's SHA instructions, about three
-# times sha256sum's speed) when the host has it; a command, not a function: no extra process
+# times sha256sum's speed) when the host has it; a command, not a function: no extra process.
+# Where it fails (a broken openssl), each use falls back to sha256sum.
 if command -v openssl >/dev/null 2>&1; then ship_sha256='openssl dgst -sha256 -r'; else ship_sha256=sha256sum; fi
 ship_relay() {{
   [ -s "$2" ] || return 0
-  # a short output (most steps'), read here: no tail
-  ship_s=; ship_b=0
-  while IFS= read -r ship_l || [ -n "$ship_l" ]; do
-    ship_b=$((ship_b + ${{#ship_l}} + 1))
-    [ "$ship_b" -le {SHORT} ] || break
-    ship_s="$ship_s${n} out $1 $ship_l
-"
-  done < "$2"
-  if [ "$ship_b" -le {SHORT} ]; then printf '%s' "$ship_s"; return 0; fi
   tail -c {RELAYED_PLUS_ONE} "$2" | {{
     ship_b=0
     while IFS= read -r ship_l; do
@@ -470,8 +460,10 @@ if [ -s "$SHIP_ARTIFACT" ]; then
   # Kept from an earlier deploy: used only if it still is what the plan's digest names
   # (else removed, and sent again; the upload step checks what it receives).
   case "$SHIP_ARTIFACT" in
-    *.zst) ship_sum=$(zstd -dcq "$SHIP_ARTIFACT" 2>/dev/null | $ship_sha256) ;;
-    *) ship_sum=$(gzip -dc "$SHIP_ARTIFACT" 2>/dev/null | $ship_sha256) ;;
+    *.zst) ship_sum=$(zstd -dcq "$SHIP_ARTIFACT" 2>/dev/null | $ship_sha256 2>/dev/null) ||
+      ship_sum=$(zstd -dcq "$SHIP_ARTIFACT" 2>/dev/null | sha256sum) ;;
+    *) ship_sum=$(gzip -dc "$SHIP_ARTIFACT" 2>/dev/null | $ship_sha256 2>/dev/null) ||
+      ship_sum=$(gzip -dc "$SHIP_ARTIFACT" 2>/dev/null | sha256sum) ;;
   esac
   if [ "${{ship_sum%% *}}" = "$SHIP_DIGEST" ]; then
     printf '%s state artifact present\n' "${n}"
@@ -760,7 +752,7 @@ const RECEIVE_WHOLE: &str = r#"  case "$ship_enc" in
   ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
   head -c "$ship_bytes" > "$ship_to.part"
   # cargo ship read that sum from bytes it checked unpack to the plan's digest
-  ship_sum=$($ship_sha256 < "$ship_to.part")
+  ship_sum=$($ship_sha256 < "$ship_to.part" 2>/dev/null) || ship_sum=$(sha256sum < "$ship_to.part")
   ship_sum=${ship_sum%% *}
   if [ "$ship_sum" != "$ship_bsum" ]; then
     rm -f "$ship_to.part"
@@ -796,7 +788,8 @@ pub fn upload_step_via_store() -> String {
     }
     echo "downloaded $(wc -c < "$ship_to.part") bytes from $ship_from"
     # Nothing but the plan's digest vouches for what the store holds: unpacked and hashed.
-    ship_sum=$(zstd -dcq "$ship_to.part" | $ship_sha256)
+    ship_sum=$(zstd -dcq "$ship_to.part" | $ship_sha256 2>/dev/null) ||
+      ship_sum=$(zstd -dcq "$ship_to.part" | sha256sum)
     ship_sum=${ship_sum%% *}
     if [ "$ship_sum" != "$SHIP_DIGEST" ]; then
       rm -f "$ship_to.part"
@@ -1309,6 +1302,66 @@ mod tests {
         }
     }
 
+    /// A host whose openssl is there but fails (missing libraries, a bad configuration)
+    /// still keeps an artifact that arrived whole, checked by sha256sum, and still refuses
+    /// one that did not.
+    #[test]
+    fn the_upload_check_falls_back_to_sha256sum_when_openssl_fails() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fake = bin.join("openssl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho 'openssl: cannot load libcrypto' >&2\nexit 127\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let to = dir.path().join("app");
+        std::fs::create_dir_all(to.join(".ship/artifacts")).unwrap();
+        let bytes = b"the artifact's bytes".to_vec();
+        let digest = "d".repeat(64);
+        let send = |sum: &str| {
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "set -eu\nship_n=N\n{}{}",
+                    step_functions(),
+                    upload_step()
+                ))
+                .env(
+                    "PATH",
+                    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+                )
+                .env("SHIP_DEPLOY_TO", &to)
+                .env("SHIP_DIGEST", &digest)
+                .env(
+                    "SHIP_ARTIFACT",
+                    to.join(format!(".ship/artifacts/{digest}.tar.zst")),
+                )
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut input = child.stdin.take().unwrap();
+            let _ = write!(input, "zst {} {sum}\n", bytes.len());
+            let _ = input.write_all(&bytes);
+            drop(input);
+            child.wait_with_output().unwrap()
+        };
+        let kept = to.join(format!(".ship/artifacts/{digest}.tar.zst"));
+        let wrong = send(&"0".repeat(64));
+        assert!(!wrong.status.success(), "{wrong:?}");
+        assert!(String::from_utf8_lossy(&wrong.stderr).contains("arrived damaged"));
+        assert!(!kept.exists());
+        let right = send(&crate::sha256_hex(&bytes));
+        assert!(right.status.success(), "{right:?}");
+        assert_eq!(std::fs::read(&kept).unwrap(), bytes);
+    }
+
     /// A step's output is relayed whole when short, and its end only, said, when longer
     /// than [`RELAYED_BYTES`]; a last line without a newline is relayed too.
     #[test]
@@ -1331,8 +1384,7 @@ mod tests {
         };
         assert_eq!(relay(b""), "");
         assert_eq!(relay(b"one\ntwo"), "N out 4 one\nN out 4 two\n");
-        // Read by the shell up to 4 KiB, past it by `tail`: the same lines either way
-        // (blanks, backslashes, a last line without its newline).
+        // Blanks, backslashes, a last line without its newline: as they are.
         for size in [4095, 4096, 4097, 9000] {
             let mut text = Vec::new();
             for i in 0.. {
