@@ -1347,7 +1347,7 @@ mod tests {
                 .spawn()
                 .unwrap();
             let mut input = child.stdin.take().unwrap();
-            let _ = write!(input, "zst {} {sum}\n", bytes.len());
+            let _ = writeln!(input, "zst {} {sum}", bytes.len());
             let _ = input.write_all(&bytes);
             drop(input);
             child.wait_with_output().unwrap()
