@@ -461,6 +461,9 @@ pub(crate) fn execute(
     let started = std::time::Instant::now();
     let mut hosts = Vec::new();
     let mut timings = None;
+    // Another apply from this project prunes nothing while this one may send its files.
+    let cache = project.ship_dir.join("artifacts");
+    let in_use = ship_core::cache::in_use(&cache);
     let result = run_plan(
         plan,
         project,
@@ -495,11 +498,12 @@ pub(crate) fn execute(
             }
         }
     }
+    drop(in_use);
     if result.is_ok() {
-        // target/ship/artifacts stays bounded: the artifacts used last, not every one built.
-        let cache = project.ship_dir.join("artifacts");
-        match ship_core::cache::prune(&cache, &plan.artifact.digest) {
-            Ok(p) if p.files > 0 && options.verbose => {
+        // target/ship/artifacts stays bounded: the artifacts used last and those of the
+        // plans saved here (what `apply` of a saved plan and `promote` read), not every one.
+        match ship_core::cache::prune(&cache, &plan.artifact.digest, &saved_digests(project)) {
+            Ok(Some(p)) if p.files > 0 && options.verbose => {
                 let _ = writeln!(
                     cx.stderr,
                     "removed {} old files ({:.1} MB) from {} (the {} artifacts used last are kept)",
@@ -546,6 +550,20 @@ pub(crate) fn execute(
         None => {}
     }
     result
+}
+
+/// The artifact digests of the plans saved in `target/ship/` (`<stage>.plan.json`).
+fn saved_digests(project: &Project) -> std::collections::BTreeSet<String> {
+    let Ok(listing) = std::fs::read_dir(&project.ship_dir) else {
+        return Default::default();
+    };
+    listing
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".plan.json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .filter_map(|plan| plan["artifact"]["digest"].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn run_plan(

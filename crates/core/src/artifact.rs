@@ -619,6 +619,8 @@ fn store_from(cache: &Path, digest: &str, tar: &Path) -> Result<(PathBuf, u64), 
         && meta.is_file()
         && meta.len() > 0
     {
+        // Used again: the cache keeps the artifacts used last (`cache::prune`).
+        crate::cache::touch(&path);
         return Ok((path, meta.len()));
     }
     std::fs::create_dir_all(cache).map_err(io(cache))?;
@@ -754,6 +756,8 @@ fn keep_or_write(
         && meta.is_file()
         && meta.len() > 0
     {
+        // Used again: the cache keeps the artifacts used last (`cache::prune`).
+        crate::cache::touch(path);
         return Ok(meta.len());
     }
     let dir = path.parent().unwrap_or(Path::new("."));

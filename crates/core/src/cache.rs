@@ -9,13 +9,17 @@
 //! machine no longer knows them (the whole file is sent: the correct fallback). Without
 //! pruning, every deploy of a 100 MB app left 100 MB or more behind.
 //!
-//! [`prune`] keeps the [`KEPT_ARTIFACTS`] artifacts used last (by their file's mtime; the
-//! one just deployed is marked used now) with their `.tar.gz`, object list and bundles;
-//! of the others it removes all but the object list, a few bytes a file, which lets delta
-//! still count the objects of hosts that have them ([`KEPT_LISTS`] of those are kept).
-//! Another deploy from the same project may be using a file at the same time: a bundle of
-//! an artifact that is kept, and a file being written (`.part`, a packing's scratch), are
-//! removed only when [`LEFT_OVER`] old. Names it does not know are left alone.
+//! [`prune`] keeps the [`KEPT_ARTIFACTS`] artifacts used last (by their file's mtime: set
+//! when a plan packs or reuses it, and when it is deployed) and those the caller protects
+//! (the binary: every plan saved in `target/ship/`, so `apply` of a saved plan and
+//! `promote` of what a stage deployed last find theirs), with their `.tar.gz`, object list
+//! and bundles; of the others it removes all but the object list, a few bytes a file, which
+//! lets delta still count the objects of hosts that have them ([`KEPT_LISTS`] of those are
+//! kept). An apply holds [`in_use`] (a shared lock on `.lock` here) while it runs, and
+//! `prune` removes nothing while another apply holds it: the transport opens a host's file
+//! when it is that host's turn, at any time in the deploy. A file being written (`.part`, a
+//! packing's scratch) and an old bundle of an artifact not just deployed are removed only
+//! when [`LEFT_OVER`] old. Names it does not know are left alone.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -29,7 +33,9 @@
 //!     std::fs::File::options().write(true).open(&file).unwrap().set_modified(used).unwrap();
 //! }
 //! // Deployed `c`, keeping the one artifact used last.
-//! let pruned = ship_core::cache::prune_keeping(cache.path(), &"c".repeat(64), 1, now).unwrap();
+//! let none = std::collections::BTreeSet::new();
+//! let pruned = ship_core::cache::prune_keeping(cache.path(), &"c".repeat(64), &none, 1, now);
+//! let pruned = pruned.unwrap().expect("no other apply holds the cache");
 //! assert_eq!((pruned.files, pruned.bytes), (2, 20));
 //! assert!(cache.path().join(format!("{}.tar.zst", "c".repeat(64))).exists());
 //! ```
@@ -92,24 +98,76 @@ fn classify(name: &str) -> Option<(Option<&str>, Kind)> {
     Some((Some(digest), kind))
 }
 
-/// [`prune_keeping`] with [`KEPT_ARTIFACTS`], after a deploy of `deployed`.
-pub fn prune(cache: &Path, deployed: &str) -> std::io::Result<Pruned> {
-    prune_keeping(cache, deployed, KEPT_ARTIFACTS, SystemTime::now())
+/// The lock file an apply holds shared ([`in_use`]) and [`prune`] exclusive.
+const LOCK: &str = ".lock";
+
+/// Marks `cache` in use by an apply until the returned file is dropped: [`prune`] (another
+/// apply's) removes nothing meanwhile. `None` if the lock could not be taken (no such
+/// directory yet, a file system without locks): then nothing is protected, as before.
+pub fn in_use(cache: &Path) -> Option<std::fs::File> {
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache.join(LOCK))
+        .ok()?;
+    file.lock_shared().ok()?;
+    Some(file)
+}
+
+/// Marks the file `path` used now (its mtime): what [`prune`] keeps the newest of.
+pub fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// [`prune_keeping`] with [`KEPT_ARTIFACTS`], after a deploy of `deployed`; `protected`:
+/// digests kept whatever their age.
+pub fn prune(
+    cache: &Path,
+    deployed: &str,
+    protected: &BTreeSet<String>,
+) -> std::io::Result<Option<Pruned>> {
+    prune_keeping(
+        cache,
+        deployed,
+        protected,
+        KEPT_ARTIFACTS,
+        SystemTime::now(),
+    )
 }
 
 /// Marks the artifact `deployed` used at `now`, then removes from `cache` what the `keep`
-/// artifacts used last do not need (see the module's documentation). A file that cannot be
-/// removed is left; an unreadable cache is an error.
+/// artifacts used last and the `protected` ones do not need (see the module's
+/// documentation). `None`: another apply holds the cache ([`in_use`]); nothing removed. A
+/// file that cannot be removed is left; an unreadable cache is an error.
 pub fn prune_keeping(
     cache: &Path,
     deployed: &str,
+    protected: &BTreeSet<String>,
     keep: usize,
     now: SystemTime,
-) -> std::io::Result<Pruned> {
+) -> std::io::Result<Option<Pruned>> {
     let zst = cache.join(format!("{deployed}.tar.zst"));
     if let Ok(f) = std::fs::File::options().write(true).open(&zst) {
         let _ = f.set_modified(now);
     }
+    // Held until the end of this function: an apply starting meanwhile waits for it.
+    let _lock = match std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache.join(LOCK))
+    {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => f,
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(Pruned::default())),
+        Err(e) => return Err(e),
+    };
     struct File {
         name: String,
         digest: Option<String>,
@@ -118,10 +176,7 @@ pub fn prune_keeping(
         bytes: u64,
     }
     let mut files = Vec::new();
-    let listing = match std::fs::read_dir(cache) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pruned::default()),
-        listing => listing?,
-    };
+    let listing = std::fs::read_dir(cache)?;
     for entry in listing {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -154,6 +209,7 @@ pub fn prune_keeping(
     by_use.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     let mut kept: BTreeSet<&str> = by_use.iter().take(keep).map(|(_, d)| *d).collect();
     kept.insert(deployed);
+    kept.extend(protected.iter().map(String::as_str));
     let mut lists: Vec<(SystemTime, &str)> = files
         .iter()
         .filter(|f| f.kind == Kind::List)
@@ -176,7 +232,7 @@ pub fn prune_keeping(
             pruned.bytes += f.bytes;
         }
     }
-    Ok(pruned)
+    Ok(Some(pruned))
 }
 
 #[cfg(test)]
@@ -225,7 +281,10 @@ mod tests {
         write(".packing-12.tar", hours(2));
         write(&format!(".{}.tar.zst.part", d('b')), now);
         write("notes.txt", hours(99));
-        let pruned = prune_keeping(cache, &d('a'), 2, now).unwrap();
+        let none = BTreeSet::new();
+        let pruned = prune_keeping(cache, &d('a'), &none, 2, now)
+            .unwrap()
+            .unwrap();
         let mut left: Vec<String> = std::fs::read_dir(cache)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -242,15 +301,34 @@ mod tests {
             format!("{}.objects", d('e')),
             format!(".{}.tar.zst.part", d('b')),
             "notes.txt".to_owned(),
+            LOCK.to_owned(),
         ];
         expected.sort();
         assert_eq!(left, expected);
         // c's and e's artifacts, e's .tar.gz, b's old bundle, c's bundle, the scratch.
         assert_eq!(pruned.files, 6);
         // Used now: the next prune keeps it before b.
-        let again = prune_keeping(cache, &d('b'), 1, now + Duration::from_secs(1)).unwrap();
+        let later = now + Duration::from_secs(1);
+        let again = prune_keeping(cache, &d('b'), &none, 1, later)
+            .unwrap()
+            .unwrap();
         assert_eq!(again.files, 1 + 1); // a's artifact and its bundle
         assert!(cache.join(format!("{}.objects", d('a'))).exists());
+        // While another apply holds the cache, nothing is removed; a protected digest
+        // (a saved plan's) stays whatever its age.
+        write(&format!("{}.tar.zst", d('c')), hours(40));
+        let busy = in_use(cache).unwrap();
+        assert_eq!(
+            prune_keeping(cache, &d('b'), &none, 1, later).unwrap(),
+            None
+        );
+        drop(busy);
+        let protected = BTreeSet::from([d('c')]);
+        let kept = prune_keeping(cache, &d('b'), &protected, 1, later)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.files, 0);
+        assert!(cache.join(format!("{}.tar.zst", d('c'))).exists());
     }
 
     #[test]
