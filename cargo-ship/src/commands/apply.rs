@@ -311,10 +311,7 @@ fn differences(saved: &Plan, again: &Plan) -> Vec<String> {
 }
 
 fn artifact_path(project: &Project, plan: &Plan) -> PathBuf {
-    project
-        .ship_dir
-        .join("artifacts")
-        .join(format!("{}.tar.zst", plan.artifact.digest))
+    ship_core::cache::artifact(&project.ship_dir.join("artifacts"), &plan.artifact.digest)
 }
 
 /// With an `artifact_store`: the artifact uploaded (once: kept when there) before any host

@@ -84,7 +84,7 @@ pub(crate) fn run(ship: &Ship, args: &PromoteArgs, cx: &mut Context) -> Result<(
 
     // 2. The artifact: cached here, or fetched from a host of `from`; checked either way.
     let cache = project.ship_dir.join("artifacts");
-    let path = cache.join(format!("{}.tar.zst", source.digest));
+    let path = ship_core::cache::artifact(&cache, &source.digest);
     let fetched = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(_) => {

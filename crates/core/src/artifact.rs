@@ -603,38 +603,25 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
 /// kept: the same digest, the same content, and compressing again would be most of a
 /// re-plan's time. Returns the file and its size.
 pub fn store(cache: &Path, digest: &str, tar: &[u8]) -> Result<(PathBuf, u64), ArtifactError> {
-    let path = cache.join(format!("{digest}.tar.zst"));
-    let bytes = keep_or_write(&path, || {
-        let mut out = Vec::new();
-        compress(&mut &tar[..], tar.len() as u64, &mut out)?;
-        Ok(out)
+    let path = crate::cache::artifact(cache, digest);
+    let bytes = keep_or_write(&path, |f| {
+        let mut to = std::io::BufWriter::new(f);
+        compress(&mut &tar[..], tar.len() as u64, &mut to)?;
+        to.flush()
     })?;
     Ok((path, bytes))
 }
 
 /// [`store`] of the tar in the file `tar`, compressed as it is read.
 fn store_from(cache: &Path, digest: &str, tar: &Path) -> Result<(PathBuf, u64), ArtifactError> {
-    let path = cache.join(format!("{digest}.tar.zst"));
-    if let Ok(meta) = std::fs::metadata(&path)
-        && meta.is_file()
-        && meta.len() > 0
-    {
-        // Used again: the cache keeps the artifacts used last (`cache::prune`).
-        crate::cache::touch(&path);
-        return Ok((path, meta.len()));
-    }
-    std::fs::create_dir_all(cache).map_err(io(cache))?;
-    let tmp = cache.join(format!(".{digest}.tar.zst.part"));
-    let compress_file = || -> std::io::Result<()> {
+    let path = crate::cache::artifact(cache, digest);
+    let bytes = keep_or_write(&path, |f| {
         let mut from = std::fs::File::open(tar)?;
         let size = from.metadata()?.len();
-        let mut to = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut to = std::io::BufWriter::new(f);
         compress(&mut from, size, &mut to)?;
         to.flush()
-    };
-    compress_file().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    let bytes = std::fs::metadata(&path).map_err(io(&path))?.len();
+    })?;
     Ok((path, bytes))
 }
 
@@ -671,14 +658,14 @@ impl<W: Write> Write for Hashing<W> {
 /// without zstd; with its size.
 pub fn gz_of(zst: &Path) -> Result<(PathBuf, u64), ArtifactError> {
     let path = zst.with_extension("gz");
-    let bytes = keep_or_write(&path, || {
-        let tar =
-            decompress(&std::fs::read(zst)?).map_err(|e| std::io::Error::other(e.to_string()))?;
+    // Streamed: the .tar.zst unpacked into gzip as it is read, never whole in memory.
+    let bytes = keep_or_write(&path, |f| {
+        let mut tar = zstd::stream::read::Decoder::new(std::fs::File::open(zst)?)?;
         let mut gz = flate2::GzBuilder::new()
             .mtime(0)
-            .write(Vec::new(), flate2::Compression::default());
-        gz.write_all(&tar)?;
-        gz.finish()
+            .write(std::io::BufWriter::new(f), flate2::Compression::default());
+        std::io::copy(&mut tar, &mut gz)?;
+        gz.finish()?.flush()
     })?;
     Ok((path, bytes))
 }
@@ -746,11 +733,11 @@ pub fn fingerprint(path: &Path, digest: &str) -> Result<(u64, String), ArtifactE
     Ok((raw.bytes, format!("{:x}", raw.hasher.finalize())))
 }
 
-/// The size of `path` if it is there, else what `make` returns written to it (atomically:
-/// a `.part` file renamed).
+/// The size of `path` if it is there (marked used), else of what `write` writes to it
+/// (atomically: `cache::write_aside`).
 fn keep_or_write(
     path: &Path,
-    make: impl FnOnce() -> std::io::Result<Vec<u8>>,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<u64, ArtifactError> {
     if let Ok(meta) = std::fs::metadata(path)
         && meta.is_file()
@@ -762,15 +749,8 @@ fn keep_or_write(
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let bytes = make().map_err(io(path))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("artifact");
-    let tmp = dir.join(format!(".{name}.part"));
-    std::fs::write(&tmp, &bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(bytes.len() as u64)
+    crate::cache::write_aside(path, write).map_err(io(path))?;
+    Ok(std::fs::metadata(path).map_err(io(path))?.len())
 }
 
 /// zstd's own default level: about gzip's size, made and unpacked several times faster.

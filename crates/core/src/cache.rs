@@ -41,7 +41,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// Artifacts kept, the ones used last (the one just deployed among them).
@@ -76,8 +76,43 @@ enum Kind {
     Partial,
 }
 
-fn is_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+/// `<digest>.tar.zst`: the artifact, what hosts with zstd are sent.
+pub fn artifact(cache: &Path, digest: &str) -> PathBuf {
+    cache.join(format!("{digest}.tar.zst"))
+}
+
+/// `<digest>.objects`: the object names of an artifact's files (delta).
+pub fn objects_list(cache: &Path, digest: &str) -> PathBuf {
+    cache.join(format!("{digest}.objects"))
+}
+
+/// `<digest>.delta-<key>.tar.zst`: the delta bundle of the artifact `digest` for hosts that
+/// have the artifacts `have` (sorted; the key is the start of their sha256).
+pub fn bundle(cache: &Path, digest: &str, have: &[String]) -> PathBuf {
+    let key = &crate::sha256_hex(have.join(" ").as_bytes())[..16];
+    cache.join(format!("{digest}.delta-{key}.tar.zst"))
+}
+
+/// Where this process writes `path` before renaming it there: a name of its own (two
+/// applies may make the same file at once), which [`prune`] knows as being written.
+pub fn part(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.{}.part", std::process::id()))
+}
+
+/// Writes `path` by `write` into [`part`] and renames it there: the file is whole or absent.
+pub fn write_aside(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let part = part(path);
+    let written = std::fs::File::create(&part)
+        .and_then(|mut f| write(&mut f))
+        .and_then(|()| std::fs::rename(&part, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written
 }
 
 /// The digest a file is of (none for a partial file) and its kind; `None`: not the cache's.
@@ -86,7 +121,7 @@ fn classify(name: &str) -> Option<(Option<&str>, Kind)> {
         return Some((None, Kind::Partial));
     }
     let (digest, rest) = name.split_once('.')?;
-    if !is_digest(digest) {
+    if !crate::is_sha256_hex(digest) {
         return None;
     }
     let kind = match rest {
@@ -149,7 +184,7 @@ pub fn prune_keeping(
     keep: usize,
     now: SystemTime,
 ) -> std::io::Result<Option<Pruned>> {
-    let zst = cache.join(format!("{deployed}.tar.zst"));
+    let zst = artifact(cache, deployed);
     if let Ok(f) = std::fs::File::options().write(true).open(&zst) {
         let _ = f.set_modified(now);
     }

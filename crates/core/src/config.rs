@@ -279,7 +279,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
             )
         })?;
         let archive = |url: String, sha: String| {
-            if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if crate::is_sha256_hex(&sha) {
                 Ok(SourceConfig::Archive(url, Some(sha.to_ascii_lowercase())))
             } else {
                 Err(D::Error::custom(format!(

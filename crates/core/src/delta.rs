@@ -69,11 +69,11 @@ fn objects_of(path: &Path) -> Result<BTreeSet<String>, DeltaError> {
 /// `<digest>.objects` (written the first time: an artifact is the same bytes forever, so
 /// a later deploy does not unpack and hash it again); none when it is not kept here.
 fn kept_objects(cache: &Path, digest: &str) -> Result<BTreeSet<String>, DeltaError> {
-    let list = cache.join(format!("{digest}.objects"));
+    let list = crate::cache::objects_list(cache, digest);
     if let Ok(text) = std::fs::read_to_string(&list) {
         return Ok(text.lines().map(str::to_owned).collect());
     }
-    let base = cache.join(format!("{digest}.tar.zst"));
+    let base = crate::cache::artifact(cache, digest);
     if !base.is_file() {
         return Ok(BTreeSet::new());
     }
@@ -86,42 +86,73 @@ fn kept_objects(cache: &Path, digest: &str) -> Result<BTreeSet<String>, DeltaErr
 /// failure to write it is not one of the deploy's).
 fn write_list<'a>(list: &Path, names: impl IntoIterator<Item = &'a String>) {
     let text: String = names.into_iter().map(|n| format!("{n}\n")).collect();
-    let part = list.with_extension("objects-part");
-    if std::fs::write(&part, text).is_ok() {
-        let _ = std::fs::rename(&part, list);
+    let _ = crate::cache::write_aside(list, |f| std::io::Write::write_all(f, text.as_bytes()));
+}
+
+/// What it reads, hashed (sha256).
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
     }
 }
 
-/// What a bundle holds, for the report.
+/// A bundle made in memory, and what it holds (the tests').
+#[cfg(test)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Bundle {
+pub(crate) struct Bundle {
     /// The bundle, zstd-compressed.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     /// Objects sent.
-    pub sent: usize,
+    pub(crate) sent: usize,
     /// Objects the release uses.
-    pub objects: usize,
+    pub(crate) objects: usize,
 }
 
 /// The bundle for a host that has the artifacts `have` (digests; those not kept in `cache`,
 /// `target/ship/artifacts/`, count for nothing: their objects are sent), to make the
 /// artifact `artifact` (`<cache>/<digest>.tar.zst`, of sha256 `digest`).
+#[cfg(test)]
 pub(crate) fn bundle(
     artifact: &Path,
     digest: &str,
     cache: &Path,
     have: &[String],
 ) -> Result<Bundle, DeltaError> {
+    let (bytes, sent, objects) = bundle_into(artifact, digest, cache, have, Vec::new())?;
+    Ok(Bundle {
+        bytes,
+        sent,
+        objects,
+    })
+}
+
+/// [`bundle`], written to `to` (zstd-compressed as it is made): `to`, the objects sent and
+/// the objects the release uses. An artifact that does not unpack to `digest` (changed or
+/// damaged since the plan) is an error: no bundle is made from it.
+pub(crate) fn bundle_into<W: std::io::Write>(
+    artifact: &Path,
+    digest: &str,
+    cache: &Path,
+    have: &[String],
+    to: W,
+) -> Result<(W, usize, usize), DeltaError> {
     let mut present = BTreeSet::new();
     for d in have {
-        if d == digest || d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if d == digest || !crate::is_sha256_hex(d) {
             continue;
         }
         present.extend(kept_objects(cache, d)?);
     }
     // The bundle is written as the artifact is read, compressed as it goes: what it holds
     // in memory is its compressed bytes and one file at a time, not the artifact.
-    let encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).map_err(err(artifact))?;
+    let encoder = zstd::stream::write::Encoder::new(to, 3).map_err(err(artifact))?;
     let mut out = tar::Builder::new(encoder);
     let add = |out: &mut tar::Builder<_>, path: String, mode: u32, data: &[u8]| {
         let mut h = tar::Header::new_gnu();
@@ -137,7 +168,12 @@ pub(crate) fn bundle(
     // Every object's name; those the host lacks are in the bundle once, as they come.
     let mut objects: BTreeSet<String> = BTreeSet::new();
     let mut sent = 0;
-    let mut archive = open_tar(artifact)?;
+    let file = std::fs::File::open(artifact).map_err(err(artifact))?;
+    let tar = Hashing {
+        inner: zstd::stream::read::Decoder::new(file).map_err(err(artifact))?,
+        hasher: <sha2::Sha256 as sha2::Digest>::new(),
+    };
+    let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().map_err(err(artifact))? {
         let mut entry = entry.map_err(err(artifact))?;
         let mut header = entry.header().clone();
@@ -170,8 +206,18 @@ pub(crate) fn bundle(
             }
         }
     }
+    // The rest of the tar (its end blocks) hashed too: the whole must be the plan's.
+    let mut tar = archive.into_inner();
+    std::io::copy(&mut tar, &mut std::io::sink()).map_err(err(artifact))?;
+    let read = format!("{:x}", sha2::Digest::finalize(tar.hasher));
+    if read != digest {
+        return Err(DeltaError {
+            path: artifact.to_owned(),
+            message: format!("it unpacks to sha256 {read}, not the plan's {digest}"),
+        });
+    }
     let skel = skel.into_inner().map_err(err(artifact))?;
-    write_list(&cache.join(format!("{digest}.objects")), &objects);
+    write_list(&crate::cache::objects_list(cache, digest), &objects);
     let skel_line = format!(
         "{}  ../artifacts/{digest}.skel.tar\n",
         crate::sha256_hex(&skel)
@@ -205,15 +251,11 @@ pub(crate) fn bundle(
         0o644,
         new.as_bytes(),
     )?;
-    let bytes = out
+    let to = out
         .into_inner()
         .and_then(|encoder| encoder.finish())
         .map_err(err(artifact))?;
-    Ok(Bundle {
-        bytes,
-        sent,
-        objects: objects.len(),
-    })
+    Ok((to, sent, objects.len()))
 }
 
 #[cfg(test)]
@@ -367,5 +409,19 @@ mod tests {
         let (p, d) = artifact(dir.path(), &[("a.txt", b"x")]);
         let b = bundle(&p, &d, dir.path(), &["f".repeat(64), "../x".to_owned()]).unwrap();
         assert_eq!(b.sent, 1);
+    }
+
+    /// A kept artifact that no longer unpacks to the plan's digest (changed or damaged since
+    /// the plan) makes no bundle: the error names both sums.
+    #[test]
+    fn no_bundle_is_made_from_an_artifact_that_is_not_the_plans() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, d) = artifact(dir.path(), &[("a.txt", b"x")]);
+        let other = "0".repeat(64);
+        let e = bundle(&p, &other, dir.path(), &[]).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("unpacks to sha256 {d}, not the plan's {other}")),
+            "{e}"
+        );
     }
 }

@@ -215,22 +215,27 @@ type Sum = Result<(u64, String), String>;
 
 /// The delta bundle for hosts that have the artifacts `have`, to make `artifact`: the file
 /// kept from an earlier apply (the same artifact and the same artifacts had: the same bytes),
-/// else made by `delta::bundle`, written aside and renamed. `None`: it could not be made.
+/// else made by `delta::bundle_into`, streamed into a file of this process's and renamed
+/// (memory: one of the artifact's files at a time). `None`: it could not be made.
 fn make_bundle(artifact: &std::path::Path, have: &[String]) -> Option<(PathBuf, u64)> {
     let cache = artifact.parent()?;
     let digest = artifact.file_name()?.to_str()?.strip_suffix(".tar.zst")?;
-    let key = &crate::sha256_hex(have.join(" ").as_bytes())[..16];
-    let path = cache.join(format!("{digest}.delta-{key}.tar.zst"));
+    let path = crate::cache::bundle(cache, digest, have);
     if let Ok(meta) = std::fs::metadata(&path)
         && meta.len() > 0
     {
+        crate::cache::touch(&path);
         return Some((path, meta.len()));
     }
-    let bundle = crate::delta::bundle(artifact, digest, cache, have).ok()?;
-    let part = path.with_extension("part");
-    std::fs::write(&part, &bundle.bytes).ok()?;
-    std::fs::rename(&part, &path).ok()?;
-    Some((path, bundle.bytes.len() as u64))
+    crate::cache::write_aside(&path, |f| {
+        let to = std::io::BufWriter::new(f);
+        let (to, _, _) = crate::delta::bundle_into(artifact, digest, cache, have, to)
+            .map_err(std::io::Error::other)?;
+        to.into_inner().map(|_| ()).map_err(|e| e.into_error())
+    })
+    .ok()?;
+    let size = std::fs::metadata(&path).ok()?.len();
+    Some((path, size))
 }
 
 /// A result worked out once, off the driver's thread, that every host waiting for it gets.

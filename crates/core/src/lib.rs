@@ -109,7 +109,7 @@ pub use config::{
     RoleConfig, Rolling, SecretSource, Settings, Shown, SourceConfig, SshConfig, TableError,
     TaskConfig,
 };
-pub use delta::{Bundle, DeltaError};
+pub use delta::DeltaError;
 pub use diagnostic::{Diagnostic, Snippet};
 pub use driver::{ApplyOptions, Driver, FirstParts, StopRequest};
 pub use layout::{
@@ -144,4 +144,9 @@ pub use transport::{BoxFuture, Input, RunOutput, Transport, TransportError};
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Whether `s` reads as a sha256 in hex: 64 hex digits (either case).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -22,8 +22,8 @@ fi"#
     )
 }
 
-/// Makes the release from the host's object store (`delta = true`, see
-/// `ship_core::Bundle`): `<base>.skel.tar` unpacked in the deploy directory with the
+/// Makes the release from the host's object store (`delta = true`, see ship-core's
+/// `delta` module): `<base>.skel.tar` unpacked in the deploy directory with the
 /// release's path put before every name, so each file is a hard link to its object in
 /// `.ship/objects/` (checked by the `upload` step just before: each object that came by its
 /// sha256, each one kept unchanged since it came) and directories and symlinks are made as
