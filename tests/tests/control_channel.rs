@@ -144,4 +144,13 @@ fn an_artifact_damaged_after_the_plan_is_not_sent() {
             "{h}: nothing was kept"
         );
     }
+    // The damaged file is removed here: planning again packs the artifact anew (instead of
+    // finding it kept under its digest), and that deploy goes through.
+    assert!(said.contains("(removed from "), "{said}");
+    assert!(!stored.exists());
+    let again = f.ship_env(
+        &["apply", "staging", "--release-id", "20261101000002"],
+        &[("USER", "tester")],
+    );
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
 }

@@ -500,6 +500,13 @@ pub(crate) fn execute(
         // target/ship/artifacts stays bounded: the artifacts used last and those of the
         // plans saved here (what `apply` of a saved plan and `promote` read), not every one.
         match ship_core::cache::prune(&cache, &plan.artifact.digest, &saved_digests(project)) {
+            Ok(None) if options.verbose => {
+                let _ = writeln!(
+                    cx.stderr,
+                    "{} was not pruned: another apply from this project is using it",
+                    cache.display()
+                );
+            }
             Ok(Some(p)) if p.files > 0 && options.verbose => {
                 let _ = writeln!(
                     cx.stderr,

@@ -604,25 +604,50 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
 /// re-plan's time. Returns the file and its size.
 pub fn store(cache: &Path, digest: &str, tar: &[u8]) -> Result<(PathBuf, u64), ArtifactError> {
     let path = crate::cache::artifact(cache, digest);
-    let bytes = keep_or_write(&path, |f| {
-        let mut to = std::io::BufWriter::new(f);
-        compress(&mut &tar[..], tar.len() as u64, &mut to)?;
-        to.flush()
-    })?;
+    let bytes = keep_or_write(&path, |to| compress(&mut &tar[..], tar.len() as u64, to))?;
     Ok((path, bytes))
 }
 
 /// [`store`] of the tar in the file `tar`, compressed as it is read.
 fn store_from(cache: &Path, digest: &str, tar: &Path) -> Result<(PathBuf, u64), ArtifactError> {
     let path = crate::cache::artifact(cache, digest);
-    let bytes = keep_or_write(&path, |f| {
+    let bytes = keep_or_write(&path, |to| {
         let mut from = std::fs::File::open(tar)?;
         let size = from.metadata()?.len();
-        let mut to = std::io::BufWriter::new(f);
-        compress(&mut from, size, &mut to)?;
-        to.flush()
+        compress(&mut from, size, to)
     })?;
     Ok((path, bytes))
+}
+
+/// A reader that hashes (sha256) and counts what it passes on.
+pub(crate) struct Counting<R> {
+    pub(crate) inner: R,
+    pub(crate) hasher: Sha256,
+    pub(crate) bytes: u64,
+}
+
+impl<R> Counting<R> {
+    pub(crate) fn new(inner: R) -> Counting<R> {
+        Counting {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The sha256 of what it passed on, in hex.
+    pub(crate) fn sha256(self) -> String {
+        format!("{:x}", self.hasher.finalize())
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 /// zstd of the `size` bytes `from` reads, to `to`: one way for a tar in memory ([`store`])
@@ -657,15 +682,21 @@ impl<W: Write> Write for Hashing<W> {
 /// The `.tar.gz` of a stored `.tar.zst` (made beside it the first time), for hosts
 /// without zstd; with its size.
 pub fn gz_of(zst: &Path) -> Result<(PathBuf, u64), ArtifactError> {
-    let path = zst.with_extension("gz");
-    // Streamed: the .tar.zst unpacked into gzip as it is read, never whole in memory.
-    let bytes = keep_or_write(&path, |f| {
-        let mut tar = zstd::stream::read::Decoder::new(std::fs::File::open(zst)?)?;
+    let path = crate::cache::gz(zst);
+    // Streamed: the .tar.zst unpacked into gzip as it is read, never whole in memory. An
+    // error reading it names it, not the .tar.gz.
+    let bytes = keep_or_write(&path, |to| {
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", zst.display()));
+        let mut tar = std::fs::File::open(zst)
+            .and_then(zstd::stream::read::Decoder::new)
+            .map_err(named)?;
         let mut gz = flate2::GzBuilder::new()
             .mtime(0)
-            .write(std::io::BufWriter::new(f), flate2::Compression::default());
+            .write(to, flate2::Compression::default());
         std::io::copy(&mut tar, &mut gz)?;
-        gz.finish()?.flush()
+        gz.finish()?;
+        Ok(())
     })?;
     Ok((path, bytes))
 }
@@ -676,26 +707,8 @@ pub fn gz_of(zst: &Path) -> Result<(PathBuf, u64), ArtifactError> {
 /// (one hash of the compressed bytes, no unpacking twice); the tar's digest, checked here
 /// on the same bytes, is what ties them to the plan.
 pub fn fingerprint(path: &Path, digest: &str) -> Result<(u64, String), ArtifactError> {
-    /// A reader that hashes and counts what it passes on.
-    struct Counting<R> {
-        inner: R,
-        hasher: Sha256,
-        bytes: u64,
-    }
-    impl<R: Read> Read for Counting<R> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.hasher.update(&buf[..n]);
-            self.bytes += n as u64;
-            Ok(n)
-        }
-    }
     let file = std::fs::File::open(path).map_err(io(path))?;
-    let mut raw = Counting {
-        inner: std::io::BufReader::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
+    let mut raw = Counting::new(std::io::BufReader::with_capacity(1 << 20, file));
     let mut magic = [0u8; 4];
     raw.read_exact(&mut magic).map_err(io(path))?;
     let head = std::io::Cursor::new(magic);
@@ -730,14 +743,14 @@ pub fn fingerprint(path: &Path, digest: &str) -> Result<(u64, String), ArtifactE
             )),
         });
     }
-    Ok((raw.bytes, format!("{:x}", raw.hasher.finalize())))
+    Ok((raw.bytes, raw.sha256()))
 }
 
 /// The size of `path` if it is there (marked used), else of what `write` writes to it
 /// (atomically: `cache::write_aside`).
 fn keep_or_write(
     path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<u64, ArtifactError> {
     if let Ok(meta) = std::fs::metadata(path)
         && meta.is_file()

@@ -81,6 +81,11 @@ pub fn artifact(cache: &Path, digest: &str) -> PathBuf {
     cache.join(format!("{digest}.tar.zst"))
 }
 
+/// `<digest>.tar.gz`, made from the `.tar.zst` at `zst` for hosts without zstd.
+pub fn gz(zst: &Path) -> PathBuf {
+    zst.with_extension("gz")
+}
+
 /// `<digest>.objects`: the object names of an artifact's files (delta).
 pub fn objects_list(cache: &Path, digest: &str) -> PathBuf {
     cache.join(format!("{digest}.objects"))
@@ -93,21 +98,31 @@ pub fn bundle(cache: &Path, digest: &str, have: &[String]) -> PathBuf {
     cache.join(format!("{digest}.delta-{key}.tar.zst"))
 }
 
-/// Where this process writes `path` before renaming it there: a name of its own (two
-/// applies may make the same file at once), which [`prune`] knows as being written.
+/// Where `path` is written before it is renamed there: a name of this process's and this
+/// call's own (two applies, or two bundles of one apply, may make the same file at once),
+/// which [`prune`] knows as being written.
 pub fn part(path: &Path) -> PathBuf {
+    // Unique per call too: one apply makes several bundles (and object lists) at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.{}.part", std::process::id()))
+    path.with_file_name(format!(".{name}.{}-{n}.part", std::process::id()))
 }
 
-/// Writes `path` by `write` into [`part`] and renames it there: the file is whole or absent.
+/// Writes `path` by `write` (buffered; flushed here, an error of it is this call's) into
+/// [`part`] and renames it there: the file is whole or absent.
 pub fn write_aside(
     path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let part = part(path);
     let written = std::fs::File::create(&part)
-        .and_then(|mut f| write(&mut f))
+        .and_then(|f| {
+            let mut to = std::io::BufWriter::with_capacity(1 << 16, f);
+            write(&mut to)?;
+            to.into_inner().map_err(|e| e.into_error())?;
+            Ok(())
+        })
         .and_then(|()| std::fs::rename(&part, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&part);
@@ -140,9 +155,11 @@ const LOCK: &str = ".lock";
 /// apply's) removes nothing meanwhile. `None` if the lock could not be taken (no such
 /// directory yet, a file system without locks): then nothing is protected, as before.
 pub fn in_use(cache: &Path) -> Option<std::fs::File> {
+    // Read and write: NFSv4 refuses a shared lock on a file not open for reading.
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(cache.join(LOCK))
         .ok()?;
@@ -192,13 +209,16 @@ pub fn prune_keeping(
     let _lock = match std::fs::File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(cache.join(LOCK))
     {
         Ok(f) => match f.try_lock() {
-            Ok(()) => f,
+            Ok(()) => Some(f),
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            // No locks here (a file system without them): as [`in_use`], nothing is
+            // protected, and pruning goes on as it did before there was a lock.
+            Err(std::fs::TryLockError::Error(_)) => None,
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(Pruned::default())),
         Err(e) => return Err(e),

@@ -89,20 +89,6 @@ fn write_list<'a>(list: &Path, names: impl IntoIterator<Item = &'a String>) {
     let _ = crate::cache::write_aside(list, |f| std::io::Write::write_all(f, text.as_bytes()));
 }
 
-/// What it reads, hashed (sha256).
-struct Hashing<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
-        Ok(n)
-    }
-}
-
 /// A bundle made in memory, and what it holds (the tests').
 #[cfg(test)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -169,10 +155,9 @@ pub(crate) fn bundle_into<W: std::io::Write>(
     let mut objects: BTreeSet<String> = BTreeSet::new();
     let mut sent = 0;
     let file = std::fs::File::open(artifact).map_err(err(artifact))?;
-    let tar = Hashing {
-        inner: zstd::stream::read::Decoder::new(file).map_err(err(artifact))?,
-        hasher: <sha2::Sha256 as sha2::Digest>::new(),
-    };
+    let tar = crate::artifact::Counting::new(
+        zstd::stream::read::Decoder::new(file).map_err(err(artifact))?,
+    );
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries().map_err(err(artifact))? {
         let mut entry = entry.map_err(err(artifact))?;
@@ -209,7 +194,7 @@ pub(crate) fn bundle_into<W: std::io::Write>(
     // The rest of the tar (its end blocks) hashed too: the whole must be the plan's.
     let mut tar = archive.into_inner();
     std::io::copy(&mut tar, &mut std::io::sink()).map_err(err(artifact))?;
-    let read = format!("{:x}", sha2::Digest::finalize(tar.hasher));
+    let read = tar.sha256();
     if read != digest {
         return Err(DeltaError {
             path: artifact.to_owned(),

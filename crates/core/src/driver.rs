@@ -203,12 +203,15 @@ struct Io<'d, 'a> {
     /// The delta bundles, by the artifacts the hosts have: a file and its size, or `None`
     /// when it could not be made (those hosts are sent the whole artifact). Made once, on a
     /// thread of its own (see [`off_thread`]).
-    bundles: BTreeMap<Vec<String>, Later<Option<(PathBuf, u64)>>>,
+    bundles: BTreeMap<Vec<String>, Later<Made>>,
     /// The size and sha256 of the artifact's bytes a host is sent, by encoding (zstd or
     /// not): what its upload step checks them against; or why they could not be read. Read
     /// once, on a thread of its own, when a host first needs them.
     sums: BTreeMap<bool, Later<Sum>>,
 }
+
+/// A delta bundle's file and size, or why it could not be made.
+type Made = Result<(PathBuf, u64), String>;
 
 /// The size and sha256 of the bytes a host is sent, or why they could not be read.
 type Sum = Result<(u64, String), String>;
@@ -216,26 +219,24 @@ type Sum = Result<(u64, String), String>;
 /// The delta bundle for hosts that have the artifacts `have`, to make `artifact`: the file
 /// kept from an earlier apply (the same artifact and the same artifacts had: the same bytes),
 /// else made by `delta::bundle_into`, streamed into a file of this process's and renamed
-/// (memory: one of the artifact's files at a time). `None`: it could not be made.
-fn make_bundle(artifact: &std::path::Path, have: &[String]) -> Option<(PathBuf, u64)> {
-    let cache = artifact.parent()?;
-    let digest = artifact.file_name()?.to_str()?.strip_suffix(".tar.zst")?;
+/// (memory: one of the artifact's files at a time). An error: why it could not be made.
+fn make_bundle(artifact: &std::path::Path, digest: &str, have: &[String]) -> Made {
+    let cache = artifact.parent().unwrap_or(std::path::Path::new("."));
     let path = crate::cache::bundle(cache, digest, have);
     if let Ok(meta) = std::fs::metadata(&path)
         && meta.len() > 0
     {
         crate::cache::touch(&path);
-        return Some((path, meta.len()));
+        return Ok((path, meta.len()));
     }
-    crate::cache::write_aside(&path, |f| {
-        let to = std::io::BufWriter::new(f);
-        let (to, _, _) = crate::delta::bundle_into(artifact, digest, cache, have, to)
-            .map_err(std::io::Error::other)?;
-        to.into_inner().map(|_| ()).map_err(|e| e.into_error())
+    crate::cache::write_aside(&path, |to| {
+        crate::delta::bundle_into(artifact, digest, cache, have, to)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
     })
-    .ok()?;
-    let size = std::fs::metadata(&path).ok()?.len();
-    Some((path, size))
+    .map_err(|e| e.to_string())?;
+    let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+    Ok((path, size))
 }
 
 /// A result worked out once, off the driver's thread, that every host waiting for it gets.
@@ -279,19 +280,35 @@ impl<'d> Io<'d, '_> {
         have.sort();
         have.dedup();
         let artifact = self.driver.options.artifact.clone();
+        let digest = self.driver.plan.artifact.digest.clone();
         let made = self
             .bundles
             .entry(have.clone())
-            .or_insert_with(|| off_thread(move || make_bundle(&artifact, &have), || None))
+            .or_insert_with(|| {
+                off_thread(
+                    move || make_bundle(&artifact, &digest, &have),
+                    || Err("its thread ended".to_owned()),
+                )
+            })
             .clone();
         let whole = self.sum(true);
+        let events = self.driver.events;
+        let to = host.to_owned();
         self.later(host, async move {
             match made.await {
-                Some((path, size)) => Ok(vec![
+                Ok((path, size)) => Ok(vec![
                     transport::Input::Line(protocol::bundle_header(size)),
                     transport::Input::File(path),
                 ]),
-                None => whole.await,
+                Err(why) => {
+                    events(Event::Notice {
+                        host: to,
+                        message: format!(
+                            "the delta bundle could not be made ({why}): the whole artifact is sent"
+                        ),
+                    });
+                    whole.await
+                }
             }
         });
     }
@@ -303,7 +320,7 @@ impl<'d> Io<'d, '_> {
         let path = if zstd {
             zst.clone()
         } else {
-            zst.with_extension("gz")
+            crate::cache::gz(zst)
         };
         let digest = self.driver.plan.artifact.digest.clone();
         let sum = self
@@ -312,7 +329,17 @@ impl<'d> Io<'d, '_> {
             .or_insert_with(|| {
                 let path = path.clone();
                 off_thread(
-                    move || crate::artifact::fingerprint(&path, &digest).map_err(|e| e.to_string()),
+                    move || {
+                        crate::artifact::fingerprint(&path, &digest).map_err(|e| {
+                            // Not the plan's any more: removed, so that the next plan
+                            // packs it again instead of finding it kept.
+                            if zstd && path.exists() && std::fs::remove_file(&path).is_ok() {
+                                format!("{e} (removed from {})", path.display())
+                            } else {
+                                e.to_string()
+                            }
+                        })
+                    },
                     || Err("the artifact could not be read".to_owned()),
                 )
             })
@@ -452,7 +479,7 @@ impl<'d> Io<'d, '_> {
                         // (damaged) is made again, once.
                         fingerprinted()
                             .or_else(|_| {
-                                let _ = std::fs::remove_file(zst.with_extension("gz"));
+                                let _ = std::fs::remove_file(crate::cache::gz(&zst));
                                 fingerprinted()
                             })
                             .map_err(|e| {
