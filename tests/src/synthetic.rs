@@ -1,10 +1,9 @@
 //! A synthetic fleet for planning at scale (the planner benchmark, `tests/scale.rs`): one
 //! stage of many hosts in three roles with tasks spread over the phases, and its plan.
 
-use ship_core::{ArtifactInfo, LayoutName, Once, Plan, PlanInput, SourceConfig, Stage};
+use ship_core::{ArtifactInfo, Once, Plan, PlanInput, Stage};
 use ship_core::{Host, TaskConfig};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// A stage of `hosts` hosts in three roles (web, worker, cron), `parallel` at a time, with
 /// `tasks` tasks over the phases: every other one for one role, every seventh `once`.
@@ -49,40 +48,17 @@ pub fn stage(hosts: usize, tasks: usize, parallel: usize) -> Stage {
             )
         })
         .collect();
+    // The core's example stage, with this fleet's hosts, roles and tasks.
     Stage {
-        name: "production".to_owned(),
         app: "fleet".to_owned(),
         deploy_to: "/srv/app".to_owned(),
-        layout: LayoutName::from("timestamp"),
-        keep_releases: 5,
         parallel,
-        source: SourceConfig::Dir("dist".to_owned()),
-        delta: false,
-        artifact_store: None,
-        cargo: Default::default(),
-        build: vec![],
-        include: vec![],
-        version: None,
         linked_files: vec!["config/settings.py".to_owned()],
         linked_dirs: vec!["log".to_owned()],
         hosts: list,
         roles: role_hosts,
         tasks,
-        skipped: Vec::new(),
-        health: None,
-        ssh_config: None,
-        connect_timeout: Duration::from_secs(10),
-        command_timeout: Duration::from_secs(1800),
-        keep_connections: None,
-        adapters: Default::default(),
-        require_pushed: None,
-        rolling: None,
-        max_fail: 1,
-        tag: None,
-        notify: None,
-        maintenance: None,
-        env: BTreeMap::new(),
-        secrets: BTreeMap::new(),
+        ..ship_core::stage::example()
     }
 }
 

@@ -1081,11 +1081,22 @@ fn a_deploy_keeps_the_artifacts_used_last_on_this_machine() {
         old as u64,
     );
     aged("notes.txt", 99);
+    // A plan saved here (another stage's) keeps its artifact, however old.
+    let kept_by_plan = old - 1;
+    std::fs::write(
+        f.join("target/ship/other.plan.json"),
+        format!(
+            "{{\"artifact\": {{\"digest\": \"{}\"}}}}",
+            digest(kept_by_plan)
+        ),
+    )
+    .unwrap();
     let out = apply(&f, &["-v", "--release-id", "20261101000001"]);
     ok(&out);
-    // 13 artifacts, 10 kept: the 3 oldest go, with the .tar.gz and the bundle.
+    // 13 artifacts, the 10 used last kept and one a saved plan names: the 2 others go,
+    // with the oldest's .tar.gz and bundle.
     assert!(
-        out.stderr.contains("removed 5 old files (0.0 MB) from"),
+        out.stderr.contains("removed 4 old files (0.0 MB) from"),
         "{}",
         out.stderr
     );
@@ -1094,13 +1105,17 @@ fn a_deploy_keeps_the_artifacts_used_last_on_this_machine() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let zst: Vec<&String> = names.iter().filter(|n| n.ends_with(".tar.zst")).collect();
-    assert_eq!(zst.len(), ship_core::cache::KEPT_ARTIFACTS, "{names:?}");
+    assert_eq!(zst.len(), ship_core::cache::KEPT_ARTIFACTS + 1, "{names:?}");
+    assert!(
+        names.contains(&format!("{}.tar.zst", digest(kept_by_plan))),
+        "{names:?}"
+    );
     let deployed = releases_json(&fleet, "h1")[0]["digest"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(names.contains(&format!("{deployed}.tar.zst")), "{names:?}");
-    for i in old - 2..=old {
+    for i in [old - 2, old] {
         assert!(
             !names.contains(&format!("{}.tar.zst", digest(i))),
             "{names:?}"

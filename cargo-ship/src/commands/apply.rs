@@ -556,6 +556,18 @@ pub(crate) fn execute(
     result
 }
 
+/// Of a saved plan, only its artifact's digest (a plan of thousands of hosts is megabytes:
+/// nothing else of it is built in memory).
+#[derive(serde::Deserialize)]
+struct SavedDigest {
+    artifact: SavedArtifact,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedArtifact {
+    digest: String,
+}
+
 /// The artifact digests of the plans saved in `target/ship/` (`<stage>.plan.json`).
 fn saved_digests(project: &Project) -> std::collections::BTreeSet<String> {
     let Ok(listing) = std::fs::read_dir(&project.ship_dir) else {
@@ -565,8 +577,8 @@ fn saved_digests(project: &Project) -> std::collections::BTreeSet<String> {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".plan.json"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .filter_map(|plan| plan["artifact"]["digest"].as_str().map(str::to_owned))
+        .filter_map(|text| serde_json::from_str::<SavedDigest>(&text).ok())
+        .map(|plan| plan.artifact.digest)
         .collect()
 }
 

@@ -155,23 +155,31 @@ const LOCK: &str = ".lock";
 /// apply's) removes nothing meanwhile. `None` if the lock could not be taken (no such
 /// directory yet, a file system without locks): then nothing is protected, as before.
 pub fn in_use(cache: &Path) -> Option<std::fs::File> {
-    // Read and write: NFSv4 refuses a shared lock on a file not open for reading.
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(cache.join(LOCK))
-        .ok()?;
+    let file = open_lock(cache).ok()?;
     file.lock_shared().ok()?;
     Some(file)
 }
 
 /// Marks the file `path` used now (its mtime): what [`prune`] keeps the newest of.
 pub fn touch(path: &Path) {
+    touch_at(path, SystemTime::now());
+}
+
+fn touch_at(path: &Path, t: SystemTime) {
     if let Ok(f) = std::fs::File::options().write(true).open(path) {
-        let _ = f.set_modified(SystemTime::now());
+        let _ = f.set_modified(t);
     }
+}
+
+/// The lock file, opened to read and write (NFSv4 refuses a shared lock on a file not open
+/// for reading).
+fn open_lock(cache: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(cache.join(LOCK))
 }
 
 /// [`prune_keeping`] with [`KEPT_ARTIFACTS`], after a deploy of `deployed`; `protected`:
@@ -201,18 +209,9 @@ pub fn prune_keeping(
     keep: usize,
     now: SystemTime,
 ) -> std::io::Result<Option<Pruned>> {
-    let zst = artifact(cache, deployed);
-    if let Ok(f) = std::fs::File::options().write(true).open(&zst) {
-        let _ = f.set_modified(now);
-    }
+    touch_at(&artifact(cache, deployed), now);
     // Held until the end of this function: an apply starting meanwhile waits for it.
-    let _lock = match std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(cache.join(LOCK))
-    {
+    let _lock = match open_lock(cache) {
         Ok(f) => match f.try_lock() {
             Ok(()) => Some(f),
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
