@@ -1352,6 +1352,14 @@ mod tests {
             drop(input);
             child.wait_with_output().unwrap()
         };
+        // Every use of `$ship_sha256` in the host's scripts falls back the same way (the
+        // upload run above; the lock step's kept artifact and the store's download too).
+        for script in [lock_step(), upload_step(), upload_step_via_store()] {
+            for line in script.lines().filter(|l| l.contains("$ship_sha256")) {
+                let after = &line[line.find("$ship_sha256").unwrap()..];
+                assert!(after.contains("2>/dev/null) ||"), "no fallback: {line}");
+            }
+        }
         let kept = to.join(format!(".ship/artifacts/{digest}.tar.zst"));
         let wrong = send(&"0".repeat(64));
         assert!(!wrong.status.success(), "{wrong:?}");
