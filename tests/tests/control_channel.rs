@@ -132,6 +132,16 @@ fn an_artifact_damaged_after_the_plan_is_not_sent() {
     assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(said.contains("the artifact was not sent"), "{said}");
+    // The failure names the cause, not the upload step that ended when its input closed.
+    let error = said
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    assert!(
+        error.contains("the artifact was not sent") && error.contains("plan again"),
+        "{said}"
+    );
+    assert!(!said.contains("the script ended with status"), "{said}");
     for h in HOSTS {
         assert!(
             !fleet.try_sh(h, "test -e /srv/app/current").0,

@@ -363,7 +363,9 @@ impl<'d> Io<'d, '_> {
     /// Sends `host` what `what` gives once it is ready (the host's script waits on its
     /// input meanwhile; nothing else is sent to it before the segment ends). An error
     /// (the artifact no longer unpacks to the plan's digest, or cannot be read) sends no
-    /// byte: a notice says why, and the host's input is closed, so its upload step ends.
+    /// byte: a notice says why, the machine is told ([`Input::NotSent`]: the host's failure
+    /// names the cause, not its upload step's status), and the host's input is closed, so
+    /// its upload step ends.
     fn later(
         &mut self,
         host: &str,
@@ -374,6 +376,7 @@ impl<'d> Io<'d, '_> {
             return;
         };
         let eof = self.eof.clone();
+        let tx = self.tx.clone();
         let events = self.driver.events;
         let host = host.to_owned();
         self.spawn(Box::pin(async move {
@@ -390,6 +393,12 @@ impl<'d> Io<'d, '_> {
                         events(Event::Notice {
                             host: host.clone(),
                             message: format!("the artifact was not sent: {why}"),
+                        });
+                        // Before its input closes: the machine has it when the host's
+                        // segment ends (lines first, and its end only after the input).
+                        let _ = tx.send(Input::NotSent {
+                            host: host.clone(),
+                            why,
                         });
                     }
                     let _ = eof.send(host);

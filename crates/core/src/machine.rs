@@ -281,6 +281,15 @@ pub enum Input {
     },
     /// The `.tar.gz` for the hosts without zstd was made, or could not be.
     GzMade(Result<(), String>),
+    /// The artifact (or its delta bundle) could not be sent to a host, for a reason of this
+    /// machine's (it no longer unpacks to the plan's digest, it cannot be read): its input
+    /// is closed without a byte, and this, not its upload step's status, is its failure.
+    NotSent {
+        /// The host.
+        host: String,
+        /// Why.
+        why: String,
+    },
     /// A recovery script ended.
     Recovered {
         /// The host.
@@ -433,6 +442,9 @@ struct HostRun {
     notice: Option<String>,
     /// The steps that ended with status 0 on it.
     completed: Vec<usize>,
+    /// Why the artifact was not sent to it ([`Input::NotSent`]): its failure, whatever its
+    /// upload step said when its input closed.
+    not_sent: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -913,6 +925,11 @@ impl<'a> Deploy<'a> {
                         );
                     }
                     self.begin_segment(out);
+                }
+            }
+            Input::NotSent { host, why } => {
+                if let Some(run) = self.runs.get_mut(&host) {
+                    run.not_sent.get_or_insert(why);
                 }
             }
             Input::Recovered { host, result } => self.recovered(&host, result, out),
@@ -1702,6 +1719,14 @@ impl<'a> Deploy<'a> {
             return None;
         }
         let failed = t.failed_step();
+        let run = self.runs.get_mut(host).expect("a run a host");
+        if let Some(why) = run.not_sent.take() {
+            // Its upload step ended on the input closed under it: the cause is here.
+            return fail(
+                Some("upload".to_owned()),
+                format!("the artifact was not sent: {why}"),
+            );
+        }
         let detail = {
             let said = failed.map(|(id, _)| t.tail(id, 3)).unwrap_or_default();
             if said.is_empty() {
