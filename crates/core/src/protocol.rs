@@ -250,6 +250,12 @@ pub enum StepIo {
     Artifact,
     /// A built-in step: input from `/dev/null`, output to its log.
     Logged,
+    /// A built-in step that says what it did itself: as [`StepIo::Logged`], and its body's
+    /// `ship_say LINE...` puts each line on the control channel as its output (descriptor 3
+    /// in its subshell only), so that a step that went well leaves an empty log and no
+    /// program is started to relay it (`cleanup`'s "removed ..." lines). Never a task's or
+    /// a layout's command: nothing but cargo ship's own shell writes to the channel.
+    Says,
     /// A user's or an adapter's task: as [`StepIo::Logged`], and once it ended, the processes
     /// it left holding its output (a daemon started without redirections) are named.
     Task,
@@ -300,6 +306,9 @@ ship_relay() {{
     fi
     [ "$ship_b" -le {RELAYED_BYTES} ] || printf '%s out %s [only the end of the output is relayed: the whole output is in %s on %s]\n' "${n}" "$1" "$2" "$SHIP_HOST"
   }}
+}}
+ship_say() {{
+  for ship_l; do printf '%s out %s %s\n' "${n}" "$ship_step" "$ship_l" >&3; done
 }}
 ship_follow() {{
   sleep 2147483647 </dev/null >/dev/null 2>&1 &
@@ -359,7 +368,7 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
     }
     s.push_str("set +e\n");
     let log = format!("\"$SHIP_LOG.{id}\"");
-    let logged = matches!(io, StepIo::Logged | StepIo::Task);
+    let logged = matches!(io, StepIo::Logged | StepIo::Says | StepIo::Task);
     if logged {
         let _ = writeln!(
             s,
@@ -375,6 +384,12 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
             "(\n  [ -z \"$ship_flock\" ] || flock -n 1 2>/dev/null || : >\"$SHIP_LOG.{id}.scan\"\n  set -eu\n{}\n)",
             indent(body)
         );
+    } else if io == StepIo::Says {
+        let _ = write!(
+            s,
+            "(\n  ship_step={id}\n  set -eu\n{}\n) 3>&1",
+            indent(body)
+        );
     } else {
         let _ = write!(s, "(\n  set -eu\n{}\n)", indent(body));
     }
@@ -383,7 +398,7 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
         StepIo::Artifact => {
             let _ = write!(s, " >{log} 2>&1");
         }
-        StepIo::Logged | StepIo::Task => {
+        StepIo::Logged | StepIo::Says | StepIo::Task => {
             let _ = write!(s, " </dev/null >{log} 2>&1");
         }
     }
@@ -393,7 +408,7 @@ pub fn step(id: usize, name: &str, body: &str, io: StepIo) -> String {
         StepIo::Artifact => {
             let _ = writeln!(s, "ship_relay {id} {log}");
         }
-        StepIo::Logged | StepIo::Task => {
+        StepIo::Logged | StepIo::Says | StepIo::Task => {
             let _ = writeln!(
                 s,
                 "if [ -n \"${{ship_live-}}\" ]; then ship_unfollow {log}; else ship_relay {id} {log}; fi"
@@ -810,7 +825,8 @@ pub fn artifact_url_line(url: &crate::store::Presigned) -> String {
 }
 
 /// The `cleanup` step: the release directories in `$SHIP_CLEANUP`, then every artifact and
-/// step log that no release in `$SHIP_RECORDS` (the new releases.json) came from.
+/// step log that no release in `$SHIP_RECORDS` (the new releases.json) came from. What it
+/// removed (releases and artifacts) it says itself ([`StepIo::Says`]): its log stays empty.
 pub fn cleanup_step() -> String {
     // Everything to remove is gathered in "$@" (names with blanks stay whole) and removed by
     // one `rm`: each program started costs a host about a millisecond.
@@ -819,14 +835,12 @@ for ship_d in $SHIP_CLEANUP; do
   set -- "$@" "$SHIP_DEPLOY_TO/releases/$ship_d" "$SHIP_DEPLOY_TO/.ship/preparing.d/$ship_d"
 done
 [ ! -f "$SHIP_DEPLOY_TO/.ship/preparing" ] || set -- "$@" "$SHIP_DEPLOY_TO/.ship/preparing"
-ship_said=
 for ship_a in "$SHIP_DEPLOY_TO"/.ship/artifacts/*; do
   [ -e "$ship_a" ] || continue
   ship_k=${ship_a##*/}
   case "$SHIP_DIGEST $SHIP_RECORDS" in
     *"${ship_k%%.*}"*) ;;
-    *) set -- "$@" "$ship_a"; ship_said="${ship_said}removed .ship/artifacts/$ship_k
-" ;;
+    *) set -- "$@" "$ship_a" ;;
   esac
 done
 for ship_a in "$SHIP_DEPLOY_TO"/.ship/log/*; do
@@ -838,8 +852,11 @@ for ship_a in "$SHIP_DEPLOY_TO"/.ship/log/*; do
   esac
 done
 [ "$#" -eq 0 ] || rm -rf -- "$@"
-for ship_d in $SHIP_CLEANUP; do echo "removed releases/$ship_d"; done
-printf '%s' "$ship_said""#
+for ship_a; do
+  case "$ship_a" in
+    "$SHIP_DEPLOY_TO"/releases/*|"$SHIP_DEPLOY_TO"/.ship/artifacts/*) ship_say "removed ${ship_a#"$SHIP_DEPLOY_TO"/}" ;;
+  esac
+done"#
         .to_owned()
 }
 
@@ -850,7 +867,7 @@ printf '%s' "$ship_said""#
 pub fn delta_cleanup() -> String {
     r#"if [ -d "$SHIP_DEPLOY_TO/.ship/objects" ]; then
   ship_n_old=$(find "$SHIP_DEPLOY_TO/.ship/objects" -type f -links 1 -print -delete | wc -l)
-  [ "$ship_n_old" = 0 ] || echo "removed $ship_n_old objects no release uses"
+  [ "$ship_n_old" = 0 ] || ship_say "removed $ship_n_old objects no release uses"
   # Every object is as it came: the next lock step hashes only those changed after this.
   touch "$SHIP_DEPLOY_TO/.ship/objects.checked"
 fi"#
@@ -1223,20 +1240,31 @@ mod tests {
         }
         // Kept: release 2 (from bbb) and the new release 3 (ccc).
         let records = r#"[{"release":"2","digest":"bbb"}]"#;
+        // Through the step's own wrapper, as a host runs it: what it removed is said on the
+        // channel as the step's output, and its log is left empty (nothing to relay).
+        std::fs::create_dir_all(to.join(".ship/lock")).unwrap();
+        std::fs::write(to.join(".ship/lock/info"), "me\n").unwrap();
+        let script = format!(
+            "set -eu\nship_n=N\nSHIP_LOCK_INFO=me\nSHIP_HOST=h\nSHIP_LOG=\"$SHIP_DEPLOY_TO/.ship/log/3\"\n{}{}",
+            step_functions(),
+            step(9, "cleanup", &cleanup_step(), StepIo::Says)
+        );
         let out = std::process::Command::new("sh")
-            .args(["-c", &format!("set -eu\n{}", cleanup_step())])
+            .args(["-c", &script])
             .env("SHIP_DEPLOY_TO", &to)
             .env("SHIP_CLEANUP", "1")
             .env("SHIP_RELEASE", "3")
             .env("SHIP_DIGEST", "ccc")
             .env("SHIP_RECORDS", records)
+            .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),
-            "removed releases/1\nremoved .ship/artifacts/aaa.tar.zst\n"
+            "N start 9 cleanup\nN out 9 removed releases/1\nN out 9 removed .ship/artifacts/aaa.tar.zst\nN end 9 0\n"
         );
+        assert_eq!(std::fs::read(to.join(".ship/log/3.9")).unwrap(), b"");
         let left = |p: &str| to.join(p).exists();
         for gone in [
             "releases/1",

@@ -564,6 +564,7 @@ pub fn host_script(
         let io = match (step.kind, step.phase) {
             (crate::plan::StepKind::Phase, Phase::Lock) => StepIo::Control,
             (crate::plan::StepKind::Phase, Phase::Upload) => StepIo::Artifact,
+            (crate::plan::StepKind::Phase, Phase::Cleanup) => StepIo::Says,
             (crate::plan::StepKind::Phase, _) => StepIo::Logged,
             (crate::plan::StepKind::Task, _) => StepIo::Task,
         };
