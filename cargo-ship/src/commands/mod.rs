@@ -187,10 +187,17 @@ pub(crate) fn connections(
         .collect()
 }
 
+/// At most this many threads do the runtime's blocking work (reading the artifact for each
+/// host's session, a piece at a time). Unbounded, the pool grew a thread per host reading at
+/// once (106 threads at 60 hosts), and every `ssh` started then forked all their stacks'
+/// mappings: about a third of cargo ship's own CPU at 60 hosts went to copying them.
+const BLOCKING_THREADS: usize = 8;
+
 /// A runtime for the network work of one command.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|source| CliError::Io {
             path: "the async runtime".to_owned(),
@@ -270,4 +277,34 @@ pub(crate) async fn read_states<T: Transport>(
         (host, observed)
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// However many hosts read their artifact at once, the runtime's blocking work is done
+    /// by at most [`super::BLOCKING_THREADS`] threads (each one more mapping for every
+    /// `ssh` started to copy).
+    #[test]
+    fn the_runtime_does_blocking_work_on_a_bounded_number_of_threads() {
+        let rt = super::runtime().unwrap();
+        let threads = rt.block_on(async {
+            let reads = (0..64).map(|_| {
+                tokio::task::spawn_blocking(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    std::thread::current().id()
+                })
+            });
+            let mut ids = Vec::new();
+            for r in reads.collect::<Vec<_>>() {
+                ids.push(r.await.unwrap());
+            }
+            ids.sort_by_key(|id| format!("{id:?}"));
+            ids.dedup();
+            ids.len()
+        });
+        assert!(
+            (2..=super::BLOCKING_THREADS).contains(&threads),
+            "{threads} threads"
+        );
+    }
 }
