@@ -52,6 +52,57 @@ fn each_host_has_its_own_filesystem_and_answers_over_ssh() {
     assert_eq!(counts["h2"].sessions, 1);
 }
 
+/// The control sockets this process's ssh masters for `fleet` were started with (`-S`):
+/// those whose configuration, beside the socket, includes the fleet's (tests run at once).
+fn masters_sockets(fleet: &Fleet) -> Vec<std::path::PathBuf> {
+    let ours = fleet.ssh_config().display().to_string();
+    let out = std::process::Command::new("ps")
+        .args(["-o", "args=", "--ppid", &std::process::id().to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ssh ") && l.contains(" -M "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "-S")?;
+            words.next().map(std::path::PathBuf::from)
+        })
+        .filter(|socket| {
+            std::fs::read_to_string(socket.with_file_name("config"))
+                .is_ok_and(|config| config.contains(&ours))
+        })
+        .collect()
+}
+
+/// Masters not kept share one directory (one configuration a transport, not a file and a
+/// directory per host), and it is gone once the transport is closed.
+#[test]
+fn the_masters_of_a_transport_share_one_directory_removed_on_close() {
+    let fleet = Fleet::start(2);
+    let ssh = SshTransport::new(SshOptions {
+        config_file: Some(fleet.ssh_config()),
+        ..SshOptions::default()
+    });
+    let rt = rt();
+    let sockets = rt.block_on(async {
+        for h in ["h1", "h2"] {
+            ssh.connect(h).await.unwrap();
+        }
+        let sockets = masters_sockets(&fleet);
+        for h in ["h1", "h2"] {
+            let out = ssh.run(h, "echo ok", None).await.unwrap();
+            assert_eq!(out.stdout, "ok\n", "{}", out.stderr);
+        }
+        ssh.close().await;
+        sockets
+    });
+    assert_eq!(sockets.len(), 2, "{sockets:?}");
+    let dir = sockets[0].parent().unwrap().to_owned();
+    assert_eq!(sockets[1].parent(), Some(dir.as_path()), "{sockets:?}");
+    assert!(!dir.exists(), "{} is still there", dir.display());
+}
+
 #[test]
 fn an_unknown_host_key_is_refused_before_any_command_runs() {
     let fleet = Fleet::start(1);

@@ -291,8 +291,10 @@ struct Master {
     session: openssh::Session,
     /// The master, when it runs in the foreground (not kept): stopped on close.
     child: Option<tokio::process::Child>,
-    /// Its control socket, log and configuration; removed on close unless kept.
+    /// Its control socket, log and configuration when kept (its own directory, left for
+    /// the next command); otherwise they are in the transport's [`Scratch`], held here.
     dir: Option<tempfile::TempDir>,
+    _scratch: Option<Arc<Scratch>>,
     /// The configuration it was started with (a proxy through it uses it too).
     config: PathBuf,
 }
@@ -319,6 +321,18 @@ impl Master {
     }
 }
 
+/// The directory every master of a transport shares when connections are not kept: one
+/// directory and one configuration file a command, not a host (each file made and removed
+/// costs a file system's inode allocation; on this project's test machine, /tmp being ext4,
+/// those of a directory and a configuration per host were a sixth of cargo ship's own CPU
+/// at 60 hosts). Each master has its socket `m<n>` and its log `l<n>` in it; it is removed
+/// when the transport and the last master are gone.
+struct Scratch {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    next: std::sync::atomic::AtomicUsize,
+}
+
 /// The transport over OpenSSH: one multiplexed connection per host.
 pub struct SshTransport {
     options: SshOptions,
@@ -331,6 +345,8 @@ pub struct SshTransport {
     counts: Mutex<BTreeMap<String, Counts>>,
     /// Logins in progress at once (see [`HANDSHAKES`]).
     handshakes: tokio::sync::Semaphore,
+    /// Made with the first master that is not kept.
+    scratch: Mutex<Option<Arc<Scratch>>>,
 }
 
 /// At most this many ssh masters log in at once. Hundreds started together queue their
@@ -437,6 +453,7 @@ impl SshTransport {
             retired: tokio::sync::Mutex::new(Vec::new()),
             counts: Mutex::new(BTreeMap::new()),
             handshakes: tokio::sync::Semaphore::new(HANDSHAKES),
+            scratch: Mutex::new(None),
         }
     }
 
@@ -495,6 +512,8 @@ impl SshTransport {
     /// once idle that long): the hosts' first, then the jump hosts' they went through.
     pub async fn close(&self) {
         let keep = self.options.keep_connections.is_some();
+        // The scratch directory goes with the last master closed below.
+        self.scratch.lock().expect("not poisoned").take();
         let retired = std::mem::take(&mut *self.retired.lock().await);
         let hosts = std::mem::take(&mut *self.sessions.lock().await).into_values();
         let jumps = std::mem::take(&mut *self.jumps.lock().await)
@@ -545,6 +564,7 @@ impl SshTransport {
                 session,
                 child: None,
                 dir: None,
+                _scratch: None,
                 config,
             })
         } else {
@@ -573,26 +593,35 @@ impl SshTransport {
             .await
             .map_err(|e| io("a login slot", std::io::Error::other(e)))?;
         let keep = self.options.keep_connections.filter(|_| prepare_kept_dir());
-        let base = if keep.is_some() {
-            kept_dir()
+        let (dir, scratch, config, ctl, log) = if keep.is_some() {
+            let dir = tempfile::Builder::new()
+                .prefix(".ship-ssh-")
+                .tempdir_in(kept_dir())
+                .map_err(|e| io("a directory for the ssh master", e))?;
+            let config = dir.path().join("config");
+            self.write_config(&config)
+                .map_err(|e| io("the ssh configuration", e))?;
+            let (ctl, log) = (dir.path().join("master"), dir.path().join("log"));
+            (Some(dir), None, config, ctl, log)
         } else {
-            std::env::temp_dir()
+            let scratch = self
+                .scratch()
+                .map_err(|e| io("a directory for the ssh masters", e))?;
+            let n = scratch
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (ctl, log) = (
+                scratch.dir.path().join(format!("m{n}")),
+                scratch.dir.path().join(format!("l{n}")),
+            );
+            (
+                None,
+                Some(scratch.clone()),
+                scratch.config.clone(),
+                ctl,
+                log,
+            )
         };
-        let dir = tempfile::Builder::new()
-            .prefix(".ship-ssh-")
-            .tempdir_in(&base)
-            .map_err(|e| io("a directory for the ssh master", e))?;
-        let config = dir.path().join("config");
-        let ctl = dir.path().join("master");
-        let log = dir.path().join("log");
-        std::fs::write(
-            &config,
-            config_text(
-                self.options.config_file.as_deref(),
-                self.options.connect_timeout,
-            ),
-        )
-        .map_err(|e| io("the ssh configuration", e))?;
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.arg("-E")
             .arg(&log)
@@ -675,9 +704,41 @@ impl SshTransport {
         Ok(Master {
             session: openssh::Session::resume_mux(ctl.into_boxed_path(), None),
             child: keep.is_none().then_some(child),
-            dir: Some(dir),
+            dir,
+            _scratch: scratch,
             config,
         })
+    }
+
+    /// Writes the configuration every master of this transport starts with.
+    fn write_config(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(
+            path,
+            config_text(
+                self.options.config_file.as_deref(),
+                self.options.connect_timeout,
+            ),
+        )
+    }
+
+    /// The transport's [`Scratch`], made (with its configuration) the first time.
+    fn scratch(&self) -> std::io::Result<Arc<Scratch>> {
+        let mut held = self.scratch.lock().expect("not poisoned");
+        if let Some(s) = held.as_ref() {
+            return Ok(s.clone());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(".ship-ssh-")
+            .tempdir_in(std::env::temp_dir())?;
+        let config = dir.path().join("config");
+        self.write_config(&config)?;
+        let s = Arc::new(Scratch {
+            dir,
+            config,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        });
+        *held = Some(s.clone());
+        Ok(s)
     }
 
     /// A kept master for `conn`, or a new one (registered if connections are kept).
