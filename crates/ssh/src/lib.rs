@@ -879,17 +879,38 @@ impl SshTransport {
         input: UnboundedReceiver<Input>,
         lines: UnboundedSender<String>,
     ) -> Result<RunOutput, TransportError> {
-        let master = self.session(host).await?;
-        self.count(host, |c| c.sessions += 1);
         let err = |message: String| TransportError::Session {
             host: host.to_owned(),
             message,
         };
-        let mut cmd = master.session.raw_command(remote_command(script));
-        cmd.stdin(openssh::Stdio::piped())
-            .stdout(openssh::Stdio::piped())
-            .stderr(openssh::Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| err(describe(&e)))?;
+        let mut master = self.session(host).await?;
+        let mut again = true;
+        let mut child = loop {
+            let mut cmd = master.session.raw_command(remote_command(script));
+            cmd.stdin(openssh::Stdio::piped())
+                .stdout(openssh::Stdio::piped())
+                .stderr(openssh::Stdio::piped());
+            let e = match cmd.spawn().await {
+                Ok(child) => break child,
+                Err(e) => e,
+            };
+            drop(cmd);
+            if !std::mem::take(&mut again) {
+                return Err(err(describe(&e)));
+            }
+            // The master answered its check but opened no session: its connection ended
+            // meanwhile (a kept master whose host went away a moment ago). Nothing ran:
+            // it is stopped (a kept one would be found again) and a new one connects, once.
+            drop(master);
+            if let Some(old) = self.sessions.lock().await.remove(host) {
+                match Arc::try_unwrap(old) {
+                    Ok(old) => old.close(false).await,
+                    Err(old) => self.retired.lock().await.push(old),
+                }
+            }
+            master = self.session(host).await?;
+        };
+        self.count(host, |c| c.sessions += 1);
         let stdin = child.stdin().take().expect("piped");
         let stdout = child.stdout().take().expect("piped");
         let stderr = child.stderr().take().expect("piped");
