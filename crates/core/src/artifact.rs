@@ -109,8 +109,8 @@ enum Entry {
         data: Vec<u8>,
         executable: bool,
     },
-    /// A regular file of a `dir` source, left on disk: its bytes are streamed into the tar
-    /// when it is written, never read into memory whole.
+    /// A regular file left on disk (a directory's, or one of a tar spilled by [`Spill`]):
+    /// its bytes are streamed into the tar when it is written, never read into memory whole.
     OnDisk {
         path: PathBuf,
         size: u64,
@@ -230,8 +230,11 @@ fn left_behind(path: &str) -> bool {
 /// # Ok(()) }
 /// ```
 pub fn export(root: &Path, rev: &str, tree: &Path) -> Result<String, ArtifactError> {
-    let (tar, commit) = git_archive(root, rev)?;
-    let entries = read_tar(&tar[..])?;
+    let mut spill = Spill::to(tree.with_file_name(format!(
+        ".{}.spill",
+        tree.file_name().unwrap_or_default().to_string_lossy()
+    )));
+    let (entries, commit) = git_archive(root, rev, |tar| read_tar(tar, &mut spill))?;
     check_links(&entries)?;
     if std::fs::symlink_metadata(tree).is_ok() {
         std::fs::remove_dir_all(tree).map_err(io(tree))?;
@@ -254,9 +257,22 @@ pub fn export(root: &Path, rev: &str, tree: &Path) -> Result<String, ArtifactErr
                         .map_err(io(&to))?;
                 }
             }
-            // A git archive's entries are read into memory; a file on disk is copied.
-            Entry::OnDisk { path: from, .. } => {
-                std::fs::copy(from, &to).map_err(io(&to))?;
+            // A file of the archive spilled to disk is moved (copied across file systems).
+            Entry::OnDisk {
+                path: from,
+                executable,
+                ..
+            } => {
+                if std::fs::rename(from, &to).is_err() {
+                    std::fs::copy(from, &to).map_err(io(&to))?;
+                }
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = if *executable { 0o755 } else { 0o644 };
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+                        .map_err(io(&to))?;
+                }
             }
             Entry::Symlink(target) => {
                 #[cfg(unix)]
@@ -294,7 +310,19 @@ fn read_built(
         tree: tree.to_owned(),
         reason,
     };
-    let (tar, commit) = git_archive(root, rev)?;
+    // The commit's entries, each file by its size and sha256: what the build changed is
+    // told from them without holding the commit's files.
+    let (source, commit) = git_archive(root, rev, |tar| {
+        read_tar_with(tar, &mut |size, executable, from| {
+            let mut hasher = Sha256::new();
+            std::io::copy(from, &mut hasher).map_err(io(Path::new("artifact")))?;
+            Ok(Seen {
+                size,
+                executable,
+                sha256: hasher.finalize().into(),
+            })
+        })
+    })?;
     let made_from = std::fs::read_to_string(commit_file(tree)).unwrap_or_default();
     if !tree.is_dir() || made_from.is_empty() {
         return Err(stale("the tree the build ran in is gone".to_owned()));
@@ -306,12 +334,11 @@ fn read_built(
             &commit[..12.min(commit.len())]
         )));
     }
-    let source: std::collections::BTreeMap<String, Entry> =
-        read_tar(&tar[..])?.into_iter().collect();
+    let source: std::collections::BTreeMap<String, Item<Seen>> = source.into_iter().collect();
     let entries = walk(tree, &|rel| source.contains_key(rel) || !left_behind(rel))?;
     let mut built: Vec<String> = Vec::new();
     for (path, entry) in &entries {
-        if source.get(path) == Some(entry) {
+        if source.get(path).is_some_and(|was| unchanged(was, entry)) {
             continue;
         }
         let top = match path.split_once('/') {
@@ -325,6 +352,39 @@ fn read_built(
     }
     built.sort();
     Ok((entries, commit, built))
+}
+
+/// A file of a commit, as [`read_built`] compares the built tree's with it.
+struct Seen {
+    size: u64,
+    executable: bool,
+    sha256: [u8; 32],
+}
+
+/// Whether the tree's `entry` is still what the commit had (a file: the same mode, size and
+/// sha256, hashed only when the size is the same).
+fn unchanged(was: &Item<Seen>, entry: &Entry) -> bool {
+    match (was, entry) {
+        (Item::Dir, Entry::Dir) => true,
+        (Item::Symlink(a), Entry::Symlink(b)) => a == b,
+        (
+            Item::File(seen),
+            Entry::OnDisk {
+                path,
+                size,
+                executable,
+            },
+        ) => {
+            *size == seen.size
+                && *executable == seen.executable
+                && std::fs::File::open(path).is_ok_and(|mut f| {
+                    let mut hasher = Sha256::new();
+                    std::io::copy(&mut f, &mut hasher).is_ok()
+                        && <[u8; 32]>::from(hasher.finalize()) == seen.sha256
+                })
+        }
+        _ => false,
+    }
 }
 
 /// The main content of an artifact.
@@ -438,6 +498,11 @@ pub fn download_path(ship_dir: &Path, url: &str) -> PathBuf {
 pub const MAX_LINK_HOPS: usize = 40;
 
 fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, ArtifactError> {
+    // Held until the tar is written: the files of a `git` or `archive` source past
+    // IN_MEMORY are read from it.
+    static PACKINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PACKINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut spill = Spill::to(cache.join(format!(".packing-{}-{n}.d", std::process::id())));
     let (mut entries, revision, label) = match packing.content {
         Content::Source(source) => {
             let (kind, value) = source.parts();
@@ -456,8 +521,9 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                         (entries, Some(commit), label)
                     }
                     None => {
-                        let (tar, commit) = git_archive(root, rev)?;
-                        (read_tar(&tar[..])?, Some(commit), label)
+                        let (entries, commit) =
+                            git_archive(root, rev, |tar| read_tar(tar, &mut spill))?;
+                        (entries, Some(commit), label)
                     }
                 },
                 SourceConfig::Dir(dir) => {
@@ -473,18 +539,23 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                     } else {
                         root.join(file)
                     };
-                    let bytes = std::fs::read(&path).map_err(|e| match is_url(file) {
-                        true => ArtifactError::Archive {
-                            archive: without_credentials(file),
-                            reason: format!(
-                                "not fetched ({}: {e}); `cargo ship plan` fetches it",
-                                path.display()
-                            ),
-                        },
-                        false => io(&path)(e),
-                    })?;
+                    let open = || {
+                        std::fs::File::open(&path).map_err(|e| match is_url(file) {
+                            true => ArtifactError::Archive {
+                                archive: without_credentials(file),
+                                reason: format!(
+                                    "not fetched ({}: {e}); `cargo ship plan` fetches it",
+                                    path.display()
+                                ),
+                            },
+                            false => io(&path)(e),
+                        })
+                    };
                     if let Some(expected) = sha256 {
-                        let got = crate::sha256_hex(&bytes);
+                        // Checked before a byte of it is read as a tar.
+                        let mut hasher = Sha256::new();
+                        std::io::copy(&mut open()?, &mut hasher).map_err(io(&path))?;
+                        let got = format!("{:x}", hasher.finalize());
                         if &got != expected {
                             return Err(ArtifactError::Archive {
                                 archive: without_credentials(file),
@@ -495,10 +566,15 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                             });
                         }
                     }
-                    let entries = if bytes.starts_with(&[0x1f, 0x8b]) {
-                        read_tar(flate2::read::GzDecoder::new(&bytes[..]))
+                    // Read as it is unpacked, never whole in memory.
+                    let mut reader = std::io::BufReader::with_capacity(1 << 16, open()?);
+                    let gzip = std::io::BufRead::fill_buf(&mut reader)
+                        .map_err(io(&path))?
+                        .starts_with(&[0x1f, 0x8b]);
+                    let entries = if gzip {
+                        read_tar(flate2::read::GzDecoder::new(reader), &mut spill)
                     } else {
-                        read_tar(&bytes[..])
+                        read_tar(reader, &mut spill)
                     }
                     .map_err(|e| match e {
                         ArtifactError::Unsafe { .. } => e,
@@ -790,7 +866,7 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, ArtifactError> {
 pub fn open(compressed: &[u8]) -> Result<Opened, ArtifactError> {
     let tar = decompress(compressed)?;
     let digest = format!("{:x}", Sha256::digest(&tar));
-    let entries = read_tar(&tar[..])?;
+    let entries = read_tar(&tar[..], &mut Spill::memory())?;
     check_links(&entries)?;
     let count = entries.len() as u64;
     let files = entries
@@ -855,7 +931,7 @@ fn read_extra(from: &Path, to: &str) -> Result<Vec<(String, Entry)>, ArtifactErr
                 reason: "a single file needs a path in the artifact".to_owned(),
             });
         };
-        out.push((to, file_entry(from, &meta)?));
+        out.push((to, file_entry(from, &meta)));
     }
     Ok(out)
 }
@@ -885,8 +961,13 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ArtifactError> {
     Ok(out.stdout)
 }
 
-/// `git archive` of `rev`, limited to the project's directory inside the repository.
-fn git_archive(root: &Path, rev: &str) -> Result<(Vec<u8>, String), ArtifactError> {
+/// `git archive` of `rev`, limited to the project's directory inside the repository: its
+/// tar given to `read` as git writes it (never whole in memory), with the commit.
+fn git_archive<T>(
+    root: &Path,
+    rev: &str,
+    read: impl FnOnce(&mut dyn Read) -> Result<T, ArtifactError>,
+) -> Result<(T, String), ArtifactError> {
     let spec = format!("{rev}^{{commit}}");
     let commit = match git(root, &["rev-parse", "--verify", "--quiet", &spec]) {
         Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
@@ -909,8 +990,49 @@ fn git_archive(root: &Path, rev: &str) -> Result<(Vec<u8>, String), ArtifactErro
     } else {
         format!("{commit}:{prefix}")
     };
-    let tar = git(root, &["archive", "--format=tar", &tree])?;
-    Ok((tar, commit))
+    let command = format!("git archive --format=tar {tree}");
+    let failed = |stderr: String| ArtifactError::Git {
+        command: command.clone(),
+        stderr,
+    };
+    let mut child = Command::new("git")
+        .args(["archive", "--format=tar", &tree])
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    // Its standard error is read aside: git never waits on a full pipe of it.
+    let mut stderr = child.stderr.take().expect("piped");
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut stdout = child.stdout.take().expect("piped");
+    let read = read(&mut stdout);
+    if read.is_ok() {
+        // The tar's end (a reader stops at its end marker, git pads the last record).
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    }
+    // What was not read (an entry refused halfway) ends git with a broken pipe.
+    drop(stdout);
+    let status = child.wait().map_err(|e| failed(e.to_string()))?;
+    let said = said.join().unwrap_or_default();
+    match (read, status.success()) {
+        (Ok(t), true) => Ok((t, commit)),
+        // An entry refused: git was stopped for it, not the cause.
+        (Err(e @ ArtifactError::Unsafe { .. }), _) | (Err(e), true) => Err(e),
+        (_, false) => {
+            let said = said.trim();
+            Err(failed(if said.is_empty() {
+                format!("it said nothing ({status})")
+            } else {
+                said.to_owned()
+            }))
+        }
+    }
 }
 
 /// A relative path that stays inside the release: no leading `/`, no `..`.
@@ -1061,7 +1183,103 @@ fn resolve(
     Ok(done.join("/"))
 }
 
-fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
+/// How many bytes of a tar's files one packing holds in memory while it reads them: the
+/// rest go to its scratch directory ([`Spill`]) and are streamed into the artifact from
+/// there, so that a `git` or `archive` source of hundreds of MB is never in memory whole.
+const IN_MEMORY: u64 = 16 << 20;
+
+/// Where the files of a tar being read go: memory while [`IN_MEMORY`] lasts, then files
+/// in a scratch directory, removed when the packing is done (a packing killed meanwhile
+/// leaves it to [`crate::cache::prune`]: `.packing-<pid>-<n>.d`).
+struct Spill {
+    dir: Option<PathBuf>,
+    left: u64,
+    next: u64,
+}
+
+impl Spill {
+    /// Spills into `dir` (made when first needed).
+    fn to(dir: PathBuf) -> Spill {
+        Spill::keeping(dir, IN_MEMORY)
+    }
+
+    /// Spills into `dir` past `bytes` in memory.
+    fn keeping(dir: PathBuf, bytes: u64) -> Spill {
+        Spill {
+            dir: Some(dir),
+            left: bytes,
+            next: 0,
+        }
+    }
+
+    /// Holds everything in memory (a tar already in memory: [`open`]'s, the tests').
+    fn memory() -> Spill {
+        Spill {
+            dir: None,
+            left: u64::MAX,
+            next: 0,
+        }
+    }
+
+    /// The entry of a file of `size` bytes read from `from`.
+    fn take(
+        &mut self,
+        size: u64,
+        executable: bool,
+        from: &mut dyn Read,
+    ) -> Result<Entry, ArtifactError> {
+        let here = Path::new("artifact");
+        let dir = match &self.dir {
+            Some(dir) if size > self.left => dir.clone(),
+            _ => {
+                self.left = self.left.saturating_sub(size);
+                let mut data = Vec::new();
+                from.read_to_end(&mut data).map_err(io(here))?;
+                return Ok(Entry::File { data, executable });
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(self.next.to_string());
+        self.next += 1;
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        let mut to = std::io::BufWriter::with_capacity(1 << 16, file);
+        let size = std::io::copy(from, &mut to).map_err(io(here))?;
+        to.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+        Ok(Entry::OnDisk {
+            path,
+            size,
+            executable,
+        })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// One entry of a tar as [`read_tar_with`] reads it: a regular file's content is what its
+/// caller made of it.
+enum Item<T> {
+    Dir,
+    File(T),
+    Symlink(String),
+}
+
+/// What [`read_tar_with`] makes of a regular file: given its size, whether anyone may
+/// execute it, and its bytes.
+type FileReader<'a, T> = dyn FnMut(u64, bool, &mut dyn Read) -> Result<T, ArtifactError> + 'a;
+
+/// The entries of a tar, checked one by one (paths that stay inside the release, links
+/// whose text does; no hard links, devices or other kinds), each regular file's content
+/// given to `file` (its size, whether anyone may execute it, its bytes).
+fn read_tar_with<T>(
+    reader: impl Read,
+    file: &mut FileReader<'_, T>,
+) -> Result<Vec<(String, Item<T>)>, ArtifactError> {
     let mut archive = tar::Archive::new(reader);
     let mut out = Vec::new();
     let here = Path::new("artifact");
@@ -1076,22 +1294,18 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
             continue;
         };
         let e = if kind.is_dir() {
-            Entry::Dir
+            Item::Dir
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             let mode = entry.header().mode().unwrap_or(0o644);
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).map_err(io(here))?;
-            Entry::File {
-                data,
-                executable: mode & 0o111 != 0,
-            }
+            let size = entry.size();
+            Item::File(file(size, mode & 0o111 != 0, &mut entry)?)
         } else if kind.is_symlink() {
             let target = entry
                 .link_name_bytes()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             check_link(&path, &target)?;
-            Entry::Symlink(target)
+            Item::Symlink(target)
         } else if kind.is_hard_link() {
             return Err(ArtifactError::Unsafe {
                 entry: raw,
@@ -1108,13 +1322,32 @@ fn read_tar(reader: impl Read) -> Result<Vec<(String, Entry)>, ArtifactError> {
     Ok(out)
 }
 
-/// A regular file as an entry: its bytes, and whether anyone may execute it.
-fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Result<Entry, ArtifactError> {
-    let data = std::fs::read(path).map_err(io(path))?;
-    Ok(Entry::File {
-        data,
+/// The entries of a tar, its files' bytes where `spill` puts them.
+fn read_tar(reader: impl Read, spill: &mut Spill) -> Result<Vec<(String, Entry)>, ArtifactError> {
+    let items = read_tar_with(reader, &mut |size, executable, from| {
+        spill.take(size, executable, from)
+    })?;
+    Ok(items
+        .into_iter()
+        .map(|(path, item)| {
+            let e = match item {
+                Item::Dir => Entry::Dir,
+                Item::File(e) => e,
+                Item::Symlink(target) => Entry::Symlink(target),
+            };
+            (path, e)
+        })
+        .collect())
+}
+
+/// A regular file of this machine as an entry: left on disk, streamed into the tar when it
+/// is written.
+fn file_entry(path: &Path, meta: &std::fs::Metadata) -> Entry {
+    Entry::OnDisk {
+        path: path.to_owned(),
+        size: meta.len(),
         executable: is_executable(meta),
-    })
+    }
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<(String, Entry)>, ArtifactError> {
@@ -1137,12 +1370,7 @@ fn must_be_dir(dir: &Path) -> Result<(), ArtifactError> {
 /// The entry a walk found at `path` (`rel` in the artifact), of type `ft`: a directory, a
 /// symlink (checked not to lead outside), or a file, read whole or, `on_disk`, left there
 /// to be streamed ([`Entry::OnDisk`]); anything else is refused.
-fn entry_of(
-    path: &Path,
-    rel: &str,
-    ft: std::fs::FileType,
-    on_disk: bool,
-) -> Result<Entry, ArtifactError> {
+fn entry_of(path: &Path, rel: &str, ft: std::fs::FileType) -> Result<Entry, ArtifactError> {
     if ft.is_dir() {
         Ok(Entry::Dir)
     } else if ft.is_symlink() {
@@ -1152,15 +1380,7 @@ fn entry_of(
         Ok(Entry::Symlink(target))
     } else if ft.is_file() {
         let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
-        if on_disk {
-            Ok(Entry::OnDisk {
-                path: path.to_owned(),
-                size: meta.len(),
-                executable: is_executable(&meta),
-            })
-        } else {
-            file_entry(path, &meta)
-        }
+        Ok(file_entry(path, &meta))
     } else {
         Err(ArtifactError::Unsafe {
             entry: rel.to_owned(),
@@ -1193,7 +1413,7 @@ fn walk(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<(String, Entry)>,
             .expect("walkdir stays under its root")
             .to_string_lossy()
             .replace('\\', "/");
-        let e = entry_of(item.path(), &rel, item.file_type(), false)?;
+        let e = entry_of(item.path(), &rel, item.file_type())?;
         out.push((rel, e));
     }
     Ok(out)
@@ -1243,7 +1463,7 @@ fn walk_source(dir: &Path, cache: &Path) -> Result<Vec<(String, Entry)>, Artifac
         let Some(ft) = item.file_type() else {
             continue;
         };
-        let e = entry_of(item.path(), &rel, ft, true)?;
+        let e = entry_of(item.path(), &rel, ft)?;
         out.push((rel, e));
     }
     Ok(out)
@@ -1377,6 +1597,39 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    /// A tar's files past what may be held in memory are read into files of the packing's
+    /// scratch directory; the tar written from them is the same, byte for byte, and the
+    /// directory goes with the packing.
+    #[test]
+    fn files_of_a_tar_past_the_memory_budget_are_spilled_and_packed_the_same() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, fill) in [("a", b'a'), ("b", b'b'), ("c", b'c')] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(100);
+            h.set_mode(if name == "b" { 0o755 } else { 0o644 });
+            h.set_cksum();
+            b.append_data(&mut h, name, &[fill; 100][..]).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join(".packing-1.d");
+        let whole = read_tar(&tar[..], &mut Spill::memory()).unwrap();
+        let mut spill = Spill::keeping(scratch.clone(), 150);
+        let spilled = read_tar(&tar[..], &mut spill).unwrap();
+        let kinds: Vec<bool> = spilled
+            .iter()
+            .map(|(_, e)| matches!(e, Entry::OnDisk { .. }))
+            .collect();
+        assert_eq!(kinds, [false, true, true]);
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 2);
+        assert_eq!(
+            write_tar(&spilled, Vec::new()).unwrap(),
+            write_tar(&whole, Vec::new()).unwrap()
+        );
+        drop(spill);
+        assert!(!scratch.exists());
+    }
+
     #[test]
     fn entries_escaping_the_release_are_refused() {
         let cases: &[(&str, tar::EntryType, &str)] = &[
@@ -1389,14 +1642,14 @@ mod tests {
         ];
         for case in cases {
             let tar = tar_of(std::slice::from_ref(case));
-            let err = read_tar(&tar[..]).unwrap_err();
+            let err = read_tar(&tar[..], &mut Spill::memory()).unwrap_err();
             assert!(
                 matches!(err, ArtifactError::Unsafe { .. }),
                 "{case:?} gave {err}"
             );
         }
         let ok = tar_of(&[("dir/link", tar::EntryType::Symlink, "../other")]);
-        assert_eq!(read_tar(&ok[..]).unwrap().len(), 1);
+        assert_eq!(read_tar(&ok[..], &mut Spill::memory()).unwrap().len(), 1);
     }
 
     /// What a host is sent is fingerprinted from the stored bytes, and only if they still
@@ -1441,7 +1694,7 @@ mod tests {
 
     /// What [`open`] and [`pack`] check of a tar's entries.
     fn checked(tar: &[u8]) -> Result<Vec<(String, Entry)>, ArtifactError> {
-        let entries = read_tar(tar)?;
+        let entries = read_tar(tar, &mut Spill::memory())?;
         check_links(&entries)?;
         Ok(entries)
     }

@@ -229,6 +229,7 @@ pub fn prune_keeping(
         modified: SystemTime,
         bytes: u64,
     }
+    let mut pruned = Pruned::default();
     let mut files = Vec::new();
     let listing = std::fs::read_dir(cache)?;
     for entry in listing {
@@ -240,6 +241,16 @@ pub fn prune_keeping(
         let Ok(meta) = entry.metadata() else {
             continue;
         };
+        if meta.is_dir() && kind == Kind::Partial {
+            // A packing's scratch directory (its spilled files), left by a packing killed.
+            let modified = meta.modified().unwrap_or(now);
+            if now.duration_since(modified).unwrap_or_default() >= LEFT_OVER
+                && std::fs::remove_dir_all(entry.path()).is_ok()
+            {
+                pruned.files += 1;
+            }
+            continue;
+        }
         if !meta.is_file() {
             continue;
         }
@@ -272,7 +283,6 @@ pub fn prune_keeping(
     lists.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     let kept_lists: BTreeSet<&str> = lists.iter().take(KEPT_LISTS).map(|(_, n)| *n).collect();
     let old = |f: &File| now.duration_since(f.modified).unwrap_or_default() >= LEFT_OVER;
-    let mut pruned = Pruned::default();
     for f in &files {
         let of_kept = f.digest.as_deref().is_some_and(|d| kept.contains(d));
         let remove = match f.kind {
@@ -333,6 +343,16 @@ mod tests {
         write(&format!("{}.delta-2222222222222222.tar.zst", d('b')), now);
         write(&format!("{}.delta-3333333333333333.tar.zst", d('c')), now);
         write(".packing-12.tar", hours(2));
+        // A packing's scratch directory, left by one killed (its spilled files); a new one
+        // is another packing's, going on.
+        for (dir, h) in [(".packing-13.d", hours(2)), (".packing-14.d", now)] {
+            std::fs::create_dir(cache.join(dir)).unwrap();
+            std::fs::write(cache.join(dir).join("0"), "x").unwrap();
+            std::fs::File::open(cache.join(dir))
+                .unwrap()
+                .set_modified(h)
+                .unwrap();
+        }
         write(&format!(".{}.tar.zst.part", d('b')), now);
         write("notes.txt", hours(99));
         let none = BTreeSet::new();
@@ -354,13 +374,15 @@ mod tests {
             format!("{}.objects", d('c')),
             format!("{}.objects", d('e')),
             format!(".{}.tar.zst.part", d('b')),
+            ".packing-14.d".to_owned(),
             "notes.txt".to_owned(),
             LOCK.to_owned(),
         ];
         expected.sort();
         assert_eq!(left, expected);
-        // c's and e's artifacts, e's .tar.gz, b's old bundle, c's bundle, the scratch.
-        assert_eq!(pruned.files, 6);
+        // c's and e's artifacts, e's .tar.gz, b's old bundle, c's bundle, the scratch file
+        // and the old scratch directory.
+        assert_eq!(pruned.files, 7);
         // Used now: the next prune keeps it before b.
         let later = now + Duration::from_secs(1);
         let again = prune_keeping(cache, &d('b'), &none, 1, later)
