@@ -162,7 +162,9 @@ impl Driver<'_> {
                 return outcome;
             }
             let input = tokio::select! {
-                // Lines first: a session's end is taken only after every line it printed.
+                // A session's lines and then its end come down `rx`, in that order (see
+                // `Action::Open`); before the other sources, so that what hosts said is taken
+                // in first.
                 biased;
                 Some(input) = rx.recv() => input,
                 Some(host) = eofs.recv() => {
@@ -449,7 +451,13 @@ impl<'d> Io<'d, '_> {
                     };
                     let (result, ()) =
                         tokio::join!(remote.converse(&host, &script, in_rx, lines), forward);
-                    Some(Input::Ended { host, result })
+                    // Its end goes after its lines, down the same channel. Returned as this
+                    // task's result, it could overtake them: the poll that forwards the last
+                    // lines can also finish the task, and the machine would take the end of a
+                    // segment without its last steps (a failed step told as "the script
+                    // ended with status 1", a state line lost).
+                    let _ = tx.send(Input::Ended { host, result });
+                    None
                 }));
                 self.aborts.insert(key, handle);
             }
