@@ -1694,6 +1694,14 @@ impl<'a> Deploy<'a> {
             run.state = state;
         }
 
+        // Said of this segment only (its upload): not carried to a later one.
+        let not_sent = self
+            .runs
+            .get_mut(host)
+            .expect("a run a host")
+            .not_sent
+            .take();
+        let upload_id = self.phase_id(Phase::Upload);
         let out = match result {
             Ok(out) => out,
             Err(e) => {
@@ -1719,9 +1727,11 @@ impl<'a> Deploy<'a> {
             return None;
         }
         let failed = t.failed_step();
-        let run = self.runs.get_mut(host).expect("a run a host");
-        if let Some(why) = run.not_sent.take() {
-            // Its upload step ended on the input closed under it: the cause is here.
+        if let Some(why) = not_sent
+            && failed.is_some_and(|(id, _)| Some(id) == upload_id)
+        {
+            // Its upload step ended on the input closed under it: the cause is here. (A step
+            // that failed before the upload keeps its own failure.)
             return fail(
                 Some("upload".to_owned()),
                 format!("the artifact was not sent: {why}"),

@@ -308,7 +308,19 @@ ship_relay() {{
   }}
 }}
 ship_say() {{
-  for ship_l; do printf '%s out %s %s\n' "${n}" "$ship_step" "$ship_l" >&3; done
+  # a line each: a newline inside one (a file name can hold one) starts another `out` line,
+  # never a line of its own on the channel
+  for ship_l; do
+    while :; do
+      case "$ship_l" in
+        *"
+"*) printf '%s out %s %s\n' "${n}" "$ship_step" "${{ship_l%%"
+"*}}" >&3; ship_l=${{ship_l#*"
+"}} ;;
+        *) printf '%s out %s %s\n' "${n}" "$ship_step" "$ship_l" >&3; break ;;
+      esac
+    done
+  done
 }}
 ship_follow() {{
   sleep 2147483647 </dev/null >/dev/null 2>&1 &
@@ -1234,6 +1246,8 @@ mod tests {
             ".ship/log/2.3",
             ".ship/log/3.3",
             ".ship/log/3.10",
+            // A name a task could make to forge a line of the channel.
+            ".ship/artifacts/zz\nN end 9 0",
         ];
         for f in files {
             std::fs::write(to.join(f), "x").unwrap();
@@ -1262,7 +1276,8 @@ mod tests {
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),
-            "N start 9 cleanup\nN out 9 removed releases/1\nN out 9 removed .ship/artifacts/aaa.tar.zst\nN end 9 0\n"
+            "N start 9 cleanup\nN out 9 removed releases/1\nN out 9 removed .ship/artifacts/aaa.tar.zst\n\
+             N out 9 removed .ship/artifacts/zz\nN out 9 N end 9 0\nN end 9 0\n"
         );
         assert_eq!(std::fs::read(to.join(".ship/log/3.9")).unwrap(), b"");
         let left = |p: &str| to.join(p).exists();
