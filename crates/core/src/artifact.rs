@@ -230,10 +230,7 @@ fn left_behind(path: &str) -> bool {
 /// # Ok(()) }
 /// ```
 pub fn export(root: &Path, rev: &str, tree: &Path) -> Result<String, ArtifactError> {
-    let mut spill = Spill::to(tree.with_file_name(format!(
-        ".{}.spill",
-        tree.file_name().unwrap_or_default().to_string_lossy()
-    )));
+    let mut spill = Spill::to(scratch_beside(tree));
     let (entries, commit) = git_archive(root, rev, |tar| read_tar(tar, &mut spill))?;
     check_links(&entries)?;
     if std::fs::symlink_metadata(tree).is_ok() {
@@ -500,9 +497,7 @@ pub const MAX_LINK_HOPS: usize = 40;
 fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, ArtifactError> {
     // Held until the tar is written: the files of a `git` or `archive` source past
     // IN_MEMORY are read from it.
-    static PACKINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = PACKINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut spill = Spill::to(cache.join(format!(".packing-{}-{n}.d", std::process::id())));
+    let mut spill = Spill::to(cache.join(format!(".packing-{}.d", scratch_id())));
     let (mut entries, revision, label) = match packing.content {
         Content::Source(source) => {
             let (kind, value) = source.parts();
@@ -539,23 +534,33 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                     } else {
                         root.join(file)
                     };
-                    let open = || {
-                        std::fs::File::open(&path).map_err(|e| match is_url(file) {
-                            true => ArtifactError::Archive {
-                                archive: without_credentials(file),
-                                reason: format!(
-                                    "not fetched ({}: {e}); `cargo ship plan` fetches it",
-                                    path.display()
-                                ),
-                            },
-                            false => io(&path)(e),
-                        })
+                    let archive = std::fs::File::open(&path).map_err(|e| match is_url(file) {
+                        true => ArtifactError::Archive {
+                            archive: without_credentials(file),
+                            reason: format!(
+                                "not fetched ({}: {e}); `cargo ship plan` fetches it",
+                                path.display()
+                            ),
+                        },
+                        false => io(&path)(e),
+                    })?;
+                    // Read once, as it is unpacked (never whole in memory), and hashed on the
+                    // way: what is packed is what the pin was checked against.
+                    let mut hashed = Counting::new(archive);
+                    let mut reader = std::io::BufReader::with_capacity(1 << 16, &mut hashed);
+                    let gzip = std::io::BufRead::fill_buf(&mut reader)
+                        .map_err(io(&path))?
+                        .starts_with(&[0x1f, 0x8b]);
+                    let read = if gzip {
+                        read_tar(flate2::read::GzDecoder::new(&mut reader), &mut spill)
+                    } else {
+                        read_tar(&mut reader, &mut spill)
                     };
+                    // The rest of the file (gzip's trailer, the tar's padding) counts too.
+                    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io(&path))?;
+                    drop(reader);
                     if let Some(expected) = sha256 {
-                        // Checked before a byte of it is read as a tar.
-                        let mut hasher = Sha256::new();
-                        std::io::copy(&mut open()?, &mut hasher).map_err(io(&path))?;
-                        let got = format!("{:x}", hasher.finalize());
+                        let got = hashed.sha256();
                         if &got != expected {
                             return Err(ArtifactError::Archive {
                                 archive: without_credentials(file),
@@ -566,17 +571,7 @@ fn pack(root: &Path, packing: &Packing<'_>, cache: &Path) -> Result<Built, Artif
                             });
                         }
                     }
-                    // Read as it is unpacked, never whole in memory.
-                    let mut reader = std::io::BufReader::with_capacity(1 << 16, open()?);
-                    let gzip = std::io::BufRead::fill_buf(&mut reader)
-                        .map_err(io(&path))?
-                        .starts_with(&[0x1f, 0x8b]);
-                    let entries = if gzip {
-                        read_tar(flate2::read::GzDecoder::new(reader), &mut spill)
-                    } else {
-                        read_tar(reader, &mut spill)
-                    }
-                    .map_err(|e| match e {
+                    let entries = read.map_err(|e| match e {
                         ArtifactError::Unsafe { .. } => e,
                         e => ArtifactError::Archive {
                             archive: without_credentials(file),
@@ -931,7 +926,17 @@ fn read_extra(from: &Path, to: &str) -> Result<Vec<(String, Entry)>, ArtifactErr
                 reason: "a single file needs a path in the artifact".to_owned(),
             });
         };
-        out.push((to, file_entry(from, &meta)));
+        // A link named on its own is packed as the file it points to (read through it when
+        // the tar is written): its size is that file's, not the link's.
+        let file = std::fs::metadata(from).map_err(io(from))?;
+        if !file.is_file() {
+            return Err(ArtifactError::Unsafe {
+                entry: from.display().to_string(),
+                reason: "not a file or directory (a link to a directory: name the directory)"
+                    .to_owned(),
+            });
+        }
+        out.push((to, file_entry(from, &file)));
     }
     Ok(out)
 }
@@ -1020,18 +1025,18 @@ fn git_archive<T>(
     drop(stdout);
     let status = child.wait().map_err(|e| failed(e.to_string()))?;
     let said = said.join().unwrap_or_default();
+    let said = said.trim();
     match (read, status.success()) {
         (Ok(t), true) => Ok((t, commit)),
-        // An entry refused: git was stopped for it, not the cause.
+        // Reading failed first (an entry refused, a full disk under the spill): git, stopped
+        // by the pipe closed under it, said nothing; the cause is the reading's.
         (Err(e @ ArtifactError::Unsafe { .. }), _) | (Err(e), true) => Err(e),
-        (_, false) => {
-            let said = said.trim();
-            Err(failed(if said.is_empty() {
-                format!("it said nothing ({status})")
-            } else {
-                said.to_owned()
-            }))
-        }
+        (Err(e), false) if said.is_empty() => Err(e),
+        (_, false) => Err(failed(if said.is_empty() {
+            format!("it said nothing ({status})")
+        } else {
+            said.to_owned()
+        })),
     }
 }
 
@@ -1190,7 +1195,8 @@ const IN_MEMORY: u64 = 16 << 20;
 
 /// Where the files of a tar being read go: memory while [`IN_MEMORY`] lasts, then files
 /// in a scratch directory, removed when the packing is done (a packing killed meanwhile
-/// leaves it to [`crate::cache::prune`]: `.packing-<pid>-<n>.d`).
+/// leaves it to [`crate::cache::prune`], `.packing-<pid>-<n>.d`, or to the next
+/// [`export`] of the same tree).
 struct Spill {
     dir: Option<PathBuf>,
     left: u64,
@@ -1259,6 +1265,37 @@ impl Drop for Spill {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// `<pid>-<n>`: a name of its own for each scratch directory of this process.
+fn scratch_id() -> String {
+    static SCRATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SCRATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// A scratch directory of its own beside `tree` for [`export`]'s spilled files,
+/// `.<tree>.spill-<pid>-<n>`; those that an export killed left there over
+/// [`crate::cache::LEFT_OVER`] ago are removed first.
+fn scratch_beside(tree: &Path) -> PathBuf {
+    let name = tree.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(".{name}.spill-");
+    if let Some(Ok(listing)) = tree.parent().map(std::fs::read_dir) {
+        let now = std::time::SystemTime::now();
+        for e in listing.flatten() {
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|t| {
+                    now.duration_since(t).unwrap_or_default() >= crate::cache::LEFT_OVER
+                });
+            if old && e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    tree.with_file_name(format!("{prefix}{}", scratch_id()))
 }
 
 /// One entry of a tar as [`read_tar_with`] reads it: a regular file's content is what its
@@ -1595,6 +1632,25 @@ mod tests {
             b.append(&h, std::io::empty()).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// A file added on its own through a link is packed whole, as the file it points to
+    /// (its size is the file's, not the link's text's).
+    #[test]
+    fn a_file_added_through_a_link_is_packed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "key: value\n".repeat(20);
+        std::fs::write(dir.path().join("real.yml"), &body).unwrap();
+        std::os::unix::fs::symlink("real.yml", dir.path().join("cfg.yml")).unwrap();
+        let entries = read_extra(&dir.path().join("cfg.yml"), "config/cfg.yml").unwrap();
+        let tar = write_tar(&entries, Vec::new()).unwrap();
+        let read = read_tar(&tar[..], &mut Spill::memory()).unwrap();
+        let file = read.iter().find(|(p, _)| p == "config/cfg.yml").unwrap();
+        assert!(
+            matches!(&file.1, Entry::File { data, .. } if data == body.as_bytes()),
+            "{:?}",
+            file.1
+        );
     }
 
     /// A tar's files past what may be held in memory are read into files of the packing's
