@@ -369,6 +369,22 @@ fn describe(e: &openssh::Error) -> String {
     text
 }
 
+/// Whether a session that could not be opened certainly started nothing on the host: the
+/// master's socket is gone or refuses connections (nothing was asked), or the master says
+/// the server refused the session. A master that ends after it asked the server to run the
+/// command cannot be told apart from one that ended before: that is not retried.
+fn never_started(e: &openssh::Error) -> bool {
+    use openssh_mux_client_error::Error as Mux;
+    match e {
+        openssh::Error::SshMux(Mux::RequestFailure(_)) => true,
+        openssh::Error::SshMux(Mux::IOError(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        ),
+        _ => false,
+    }
+}
+
 /// What ssh said when it failed, as a connect or host-key error.
 fn connect_error(host: &str, message: String) -> TransportError {
     let key = [
@@ -895,12 +911,13 @@ impl SshTransport {
                 Err(e) => e,
             };
             drop(cmd);
-            if !std::mem::take(&mut again) {
+            if !std::mem::take(&mut again) || !never_started(&e) {
                 return Err(err(describe(&e)));
             }
             // The master answered its check but opened no session: its connection ended
-            // meanwhile (a kept master whose host went away a moment ago). Nothing ran:
-            // it is stopped (a kept one would be found again) and a new one connects, once.
+            // meanwhile (a kept master whose host went away a moment ago). Nothing ran (see
+            // `never_started`): it is stopped (a kept one would be found again) and a new
+            // one connects, once.
             drop(master);
             if let Some(old) = self.sessions.lock().await.remove(host) {
                 match Arc::try_unwrap(old) {
