@@ -85,6 +85,9 @@ fn verify(
             plan.stage
         )));
     }
+    // Used now (a repack marks it too): another apply's prune, before this one holds the
+    // cache, keeps the artifacts used last.
+    ship_core::cache::touch(&cached);
     let read_cached = || {
         let zst = std::fs::read(&cached).map_err(|e| CliError::Io {
             path: project.show(&cached),
