@@ -952,15 +952,9 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ArtifactError> {
             stderr: e.to_string(),
         })?;
     if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         return Err(ArtifactError::Git {
             command,
-            // Never an empty reason: some git commands (`--quiet`) fail saying nothing.
-            stderr: if said.is_empty() {
-                format!("it said nothing ({})", out.status)
-            } else {
-                said
-            },
+            stderr: git_said(&String::from_utf8_lossy(&out.stderr), out.status),
         });
     }
     Ok(out.stdout)
@@ -1032,11 +1026,15 @@ fn git_archive<T>(
         // by the pipe closed under it, said nothing; the cause is the reading's.
         (Err(e @ ArtifactError::Unsafe { .. }), _) | (Err(e), true) => Err(e),
         (Err(e), false) if said.is_empty() => Err(e),
-        (_, false) => Err(failed(if said.is_empty() {
-            format!("it said nothing ({status})")
-        } else {
-            said.to_owned()
-        })),
+        (_, false) => Err(failed(git_said(said, status))),
+    }
+}
+
+/// What a failed git command said, never empty: some (`--quiet`) fail saying nothing.
+fn git_said(stderr: &str, status: std::process::ExitStatus) -> String {
+    match stderr.trim() {
+        "" => format!("it said nothing ({status})"),
+        said => said.to_owned(),
     }
 }
 
