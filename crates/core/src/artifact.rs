@@ -989,6 +989,9 @@ fn git_archive<T>(
     } else {
         format!("{commit}:{prefix}")
     };
+    // Run from the repository's top: run from the project's directory, git would narrow
+    // `<commit>:<prefix>` to that directory once more, and pack nothing.
+    let top = root.join(String::from_utf8_lossy(&git(root, &["rev-parse", "--show-cdup"])?).trim());
     let command = format!("git archive --format=tar {tree}");
     let failed = |stderr: String| ArtifactError::Git {
         command: command.clone(),
@@ -996,7 +999,7 @@ fn git_archive<T>(
     };
     let mut child = Command::new("git")
         .args(["archive", "--format=tar", &tree])
-        .current_dir(root)
+        .current_dir(&top)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -1630,6 +1633,37 @@ mod tests {
             b.append(&h, std::io::empty()).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// A project in a directory of its repository packs that directory's files from the
+    /// commit (not nothing: git run from there narrowed the tree to it a second time).
+    #[test]
+    fn a_git_source_in_a_directory_of_its_repository_packs_that_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        let web = repo.join("services/web");
+        std::fs::create_dir_all(web.join("static")).unwrap();
+        std::fs::write(web.join("app.py"), "print('hi')\n").unwrap();
+        std::fs::write(web.join("static/site.css"), "body {}\n").unwrap();
+        std::fs::write(repo.join("README"), "elsewhere\n").unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.email=t@e", "-c", "user.name=t"])
+                .args(args)
+                .current_dir(repo)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-qm", "one"]);
+        let (entries, _) =
+            git_archive(&web, "HEAD", |tar| read_tar(tar, &mut Spill::memory())).unwrap();
+        let paths: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["app.py", "static", "static/site.css"]);
     }
 
     /// A file added on its own through a link is packed whole, as the file it points to
