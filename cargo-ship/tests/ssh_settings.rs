@@ -1,5 +1,5 @@
 //! SSH settings that only the real binary shows (issue 19): no ssh master outlives cargo
-//! ship (SIGKILL, Ctrl-C), the user's deliberate ssh settings win over cargo ship's
+//! ship (SIGKILL, Ctrl-C; with a terminal and without), the user's deliberate ssh settings win over cargo ship's
 //! defaults, the system's ssh_config still applies beside `ssh_config`, and a bastion that
 //! asks for a second factor asks once.
 
@@ -35,56 +35,113 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// `run` killed with SIGKILL, and `run` and `check` interrupted by a Ctrl-C (SIGINT to
-/// the whole process group, as a terminal sends it): no `ssh -M` is left, within seconds.
+/// `run` killed with SIGKILL, and `run` interrupted by a Ctrl-C (SIGINT to the whole
+/// foreground process group, as a terminal sends it): no `ssh -M` is left, within seconds.
+/// Both ways a master is bound to cargo ship: without a controlling terminal (a process
+/// group of the masters' own, led by a watchdog), and with one (`script` gives cargo ship a
+/// pseudo-terminal: the masters stay in its group, ignore SIGINT, die with their parent).
 #[test]
 fn no_ssh_master_outlives_a_killed_or_interrupted_command() {
     let fleet = Fleet::start(2);
     let config = fleet.ssh_config().display().to_string();
     let f = project(&fleet, &config, "[staging]\nhosts = [\"h1\", \"h2\"]\n");
-    for (args, signal) in [
-        (
-            &["run", "staging", "--", "touch /srv/started; sleep 30"][..],
-            "KILL",
-        ),
-        (
-            &["run", "staging", "--", "touch /srv/started; sleep 30"][..],
-            "INT",
-        ),
-    ] {
-        for h in ["h1", "h2"] {
-            fleet.sh(h, "rm -f /srv/started");
-        }
-        let mut child = ship(&f, args).process_group(0).spawn().unwrap();
-        wait_until("the command never started on both hosts", || {
-            ["h1", "h2"]
-                .iter()
-                .all(|h| fleet.try_sh(h, "test -e /srv/started").0)
-        });
-        assert_eq!(fleet.ssh_masters().len(), 2, "{:?}", fleet.ssh_masters());
-        let target = if signal == "KILL" {
-            child.id().to_string()
-        } else {
-            format!("-{}", child.id())
-        };
-        assert!(
-            Command::new("kill")
-                .args([&format!("-{signal}"), "--", &target])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let _ = child.wait();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !fleet.ssh_masters().is_empty() {
+    let args = ["run", "staging", "--", "touch /srv/started; sleep 30"];
+    for terminal in [false, true] {
+        for signal in ["KILL", "INT"] {
+            for h in ["h1", "h2"] {
+                fleet.sh(h, "rm -f /srv/started");
+            }
+            let (mut child, pid) = if terminal {
+                let line = std::iter::once(env!("CARGO_BIN_EXE_cargo-ship"))
+                    .chain(args)
+                    .map(|w| format!("'{w}'"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut script = Command::new("script");
+                script
+                    .args(["-qec", &format!("exec {line}"), "/dev/null"])
+                    .current_dir(f.path())
+                    .env("USER", "tester")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0);
+                let child = script.spawn().unwrap();
+                // cargo ship is script's child, leading the terminal's session and group.
+                let script_pid = child.id();
+                let mut pid = None;
+                wait_until("cargo ship never started under script", || {
+                    pid = children(script_pid).first().copied();
+                    pid.is_some()
+                });
+                (child, pid.unwrap())
+            } else {
+                let child = ship(&f, &args).process_group(0).spawn().unwrap();
+                let pid = child.id();
+                (child, pid)
+            };
+            wait_until("the command never started on both hosts", || {
+                ["h1", "h2"]
+                    .iter()
+                    .all(|h| fleet.try_sh(h, "test -e /srv/started").0)
+            });
+            let masters = fleet.ssh_masters();
+            assert_eq!(masters.len(), 2, "{masters:?}");
+            // Which way they are bound: in cargo ship's group only with a terminal.
+            let group = pgid(pid);
+            for m in &masters {
+                let theirs: u32 = m.split_whitespace().next().unwrap().parse().unwrap();
+                assert_eq!(
+                    theirs == group,
+                    terminal,
+                    "terminal: {terminal}, cargo ship's group {group}: {m}"
+                );
+            }
+            let target = if signal == "KILL" {
+                pid.to_string()
+            } else {
+                format!("-{group}")
+            };
             assert!(
-                Instant::now() < deadline,
-                "after SIG{signal} of {args:?}, ssh masters are left: {:?}",
-                fleet.ssh_masters()
+                Command::new("kill")
+                    .args([&format!("-{signal}"), "--", &target])
+                    .status()
+                    .unwrap()
+                    .success()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            let _ = child.wait();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !fleet.ssh_masters().is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "terminal: {terminal}, after SIG{signal}, ssh masters are left: {:?}",
+                    fleet.ssh_masters()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let out = Command::new("ps")
+        .args(["-o", "pid=", "--ppid", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The process group of `pid`.
+fn pgid(pid: u32) -> u32 {
+    let out = Command::new("ps")
+        .args(["-o", "pgid=", "-p", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// A user's ssh_config that deliberately turns host-key checking off for a host (here
