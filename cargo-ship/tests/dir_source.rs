@@ -2,7 +2,7 @@
 //! git repository or not, nested ones too) and `.shipignore` ignore is left out, hidden
 //! files that are not ignored ship, `target/` never does, the same tree gives the same
 //! digest plan after plan, and a large file is streamed into the artifact, never held in
-//! memory whole.
+//! memory whole; what a killed packing left in the cache goes at the next plan.
 
 use ship_tests::Fixture;
 use std::process::{Command, Output};
@@ -161,4 +161,43 @@ fn a_large_file_is_streamed_into_the_artifact_not_read_into_memory() {
     );
     // The same again: the same digest.
     assert_eq!(plan(&f).0, digest);
+}
+
+/// What a packing killed earlier left in the artifact cache (its scratch tar and spill
+/// directory, a `.part`) is removed by the next `plan` once an hour old; a fresh one (another
+/// packing's, going on) and the artifacts stay. `plan` packs and never prunes otherwise.
+#[test]
+fn a_plan_removes_what_a_killed_packing_left_once_old() {
+    let f = project();
+    let (digest, _) = plan(&f);
+    let cache = f.join("target/ship/artifacts");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let age = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap()
+    };
+    for (dir, old) in [(".packing-4242-0.d", true), (".packing-4243-0.d", false)] {
+        std::fs::create_dir(cache.join(dir)).unwrap();
+        std::fs::write(cache.join(dir).join("0"), "spilled").unwrap();
+        if old {
+            age(&cache.join(dir));
+        }
+    }
+    for name in [".packing-4242.tar", ".x.tar.zst.4242-0.part"] {
+        std::fs::write(cache.join(name), "partial").unwrap();
+        age(&cache.join(name));
+    }
+    assert_eq!(plan(&f).0, digest);
+    let mut left: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".lock")
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [".packing-4243-0.d".to_owned(), format!("{digest}.tar.zst")]
+    );
 }

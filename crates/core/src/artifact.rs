@@ -427,6 +427,8 @@ pub fn build_with(
     cache: &Path,
 ) -> Result<Built, ArtifactError> {
     run_commands(root, packing.build)?;
+    // What a packing killed here earlier left (its scratch): `plan` packs but never prunes.
+    let _ = crate::cache::prune_left_over(cache, std::time::SystemTime::now());
     let mut built = pack(root, packing, cache)?;
     built.info.commands = packing.build.to_vec();
     Ok(built)

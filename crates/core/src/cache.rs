@@ -19,7 +19,9 @@
 //! `prune` removes nothing while another apply holds it: the transport opens a host's file
 //! when it is that host's turn, at any time in the deploy. A file being written (`.part`, a
 //! packing's scratch) and an old bundle of an artifact not just deployed are removed only
-//! when [`LEFT_OVER`] old. Names it does not know are left alone.
+//! when [`LEFT_OVER`] old; a packing first removes such left-over partial files alone
+//! ([`prune_left_over`]), so that a `plan` killed while it packed leaves nothing for good.
+//! Names it does not know are left alone.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -148,6 +150,67 @@ fn classify(name: &str) -> Option<(Option<&str>, Kind)> {
     Some((Some(digest), kind))
 }
 
+/// Removes from `cache` only what was being written and is [`LEFT_OVER`] old (a `.part`, a
+/// packing's scratch file or directory: left by a `plan` or `apply` killed while it packed
+/// or wrote), as [`prune_keeping`] does too; `plan`, which packs but never prunes, calls it
+/// before it packs. `None`: another apply holds the cache; nothing removed.
+pub fn prune_left_over(cache: &Path, now: SystemTime) -> std::io::Result<Option<Pruned>> {
+    let _lock = match exclusive(cache)? {
+        Exclusive::Held(lock) => lock,
+        Exclusive::Busy => return Ok(None),
+        Exclusive::NoCache => return Ok(Some(Pruned::default())),
+    };
+    let mut pruned = Pruned::default();
+    for entry in std::fs::read_dir(cache)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let (Some((_, Kind::Partial)), Ok(meta)) = (classify(&name), entry.metadata()) {
+            remove_left_over(&entry.path(), &meta, now, &mut pruned);
+        }
+    }
+    Ok(Some(pruned))
+}
+
+/// Removes the partial file or directory `path` if it is [`LEFT_OVER`] old, counting it.
+fn remove_left_over(path: &Path, meta: &std::fs::Metadata, now: SystemTime, pruned: &mut Pruned) {
+    let modified = meta.modified().unwrap_or(now);
+    if now.duration_since(modified).unwrap_or_default() < LEFT_OVER {
+        return;
+    }
+    let removed = if meta.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    if removed.is_ok() {
+        pruned.files += 1;
+        pruned.bytes += if meta.is_dir() { 0 } else { meta.len() };
+    }
+}
+
+/// The cache's lock, taken exclusive for a prune.
+enum Exclusive {
+    /// Taken (`None`: a file system without locks: as [`in_use`], nothing is protected,
+    /// and pruning goes on as it did before there was a lock). Held while it lives.
+    Held(Option<std::fs::File>),
+    /// Another apply holds it.
+    Busy,
+    /// No cache directory: nothing to prune.
+    NoCache,
+}
+
+fn exclusive(cache: &Path) -> std::io::Result<Exclusive> {
+    match open_lock(cache) {
+        Ok(f) => match f.try_lock() {
+            Ok(()) => Ok(Exclusive::Held(Some(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Exclusive::Busy),
+            Err(std::fs::TryLockError::Error(_)) => Ok(Exclusive::Held(None)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Exclusive::NoCache),
+        Err(e) => Err(e),
+    }
+}
+
 /// The lock file an apply holds shared ([`in_use`]) and [`prune`] exclusive.
 const LOCK: &str = ".lock";
 
@@ -211,16 +274,10 @@ pub fn prune_keeping(
 ) -> std::io::Result<Option<Pruned>> {
     touch_at(&artifact(cache, deployed), now);
     // Held until the end of this function: an apply starting meanwhile waits for it.
-    let _lock = match open_lock(cache) {
-        Ok(f) => match f.try_lock() {
-            Ok(()) => Some(f),
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            // No locks here (a file system without them): as [`in_use`], nothing is
-            // protected, and pruning goes on as it did before there was a lock.
-            Err(std::fs::TryLockError::Error(_)) => None,
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(Pruned::default())),
-        Err(e) => return Err(e),
+    let _lock = match exclusive(cache)? {
+        Exclusive::Held(lock) => lock,
+        Exclusive::Busy => return Ok(None),
+        Exclusive::NoCache => return Ok(Some(Pruned::default())),
     };
     struct File {
         name: String,
@@ -242,13 +299,7 @@ pub fn prune_keeping(
             continue;
         };
         if meta.is_dir() && kind == Kind::Partial {
-            // A packing's scratch directory (its spilled files), left by a packing killed.
-            let modified = meta.modified().unwrap_or(now);
-            if now.duration_since(modified).unwrap_or_default() >= LEFT_OVER
-                && std::fs::remove_dir_all(entry.path()).is_ok()
-            {
-                pruned.files += 1;
-            }
+            remove_left_over(&entry.path(), &meta, now, &mut pruned);
             continue;
         }
         if !meta.is_file() {
@@ -310,6 +361,62 @@ mod tests {
             .unwrap()
             .set_modified(t)
             .unwrap();
+    }
+
+    /// What a killed packing or write left is removed once old, and nothing else: a fresh
+    /// partial file or directory (another packing's, going on), artifacts however old, names
+    /// not of the cache; while an apply holds the cache, nothing.
+    #[test]
+    fn prune_left_over_removes_only_old_partial_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let old = now - LEFT_OVER;
+        let zst = format!("{}.tar.zst", "a".repeat(64));
+        for (name, t) in [
+            (".packing-7.tar", old),
+            (".packing-8.tar", now),
+            (".x.tar.zst.1-0.part", old),
+            (zst.as_str(), old),
+            ("notes.txt", old),
+        ] {
+            std::fs::write(cache.join(name), name).unwrap();
+            at(&cache.join(name), t);
+        }
+        for (d, t) in [(".packing-9-0.d", old), (".packing-9-1.d", now)] {
+            std::fs::create_dir(cache.join(d)).unwrap();
+            std::fs::write(cache.join(d).join("0"), "x").unwrap();
+            std::fs::File::open(cache.join(d))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let busy = in_use(cache).unwrap();
+        assert_eq!(prune_left_over(cache, now).unwrap(), None);
+        drop(busy);
+        let pruned = prune_left_over(cache, now).unwrap().unwrap();
+        assert_eq!(pruned.files, 3);
+        let mut left: Vec<String> = std::fs::read_dir(cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            ".packing-8.tar".to_owned(),
+            ".packing-9-1.d".to_owned(),
+            zst,
+            "notes.txt".to_owned(),
+            LOCK.to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        // No cache yet: nothing to do, and none made.
+        let absent = cache.join("absent");
+        assert_eq!(
+            prune_left_over(&absent, now).unwrap(),
+            Some(Pruned::default())
+        );
+        assert!(!absent.exists());
     }
 
     /// The artifacts used last stay with all their files; the others go but for their
