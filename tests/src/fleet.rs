@@ -120,12 +120,12 @@ fn connect_network(pid: u32, ip: Ipv4Addr, outer: Ipv4Addr) {
 }
 
 impl Fleet {
-    /// The ssh master processes (`ssh -M`) running for this fleet, by their process group
-    /// and command line (`ps -o pgid=,args=`): those given its ssh_config, or (`-F`) a
-    /// configuration that includes it.
+    /// The ssh master processes (`ssh -M`) running for this fleet, by their pid, process
+    /// group and command line (`ps -o pid=,pgid=,args=`): those given its ssh_config, or
+    /// (`-F`) a configuration that includes it.
     pub fn ssh_masters(&self) -> Vec<String> {
         let ps = Command::new("ps")
-            .args(["-eo", "pgid=,args="])
+            .args(["-eo", "pid=,pgid=,args="])
             .output()
             .expect("ps runs");
         let config = self.ssh_config().display().to_string();

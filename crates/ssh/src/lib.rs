@@ -352,9 +352,11 @@ struct Scratch {
 struct Watchdog {
     pgid: i32,
     /// Held open until the transport and its last master are gone; dropping it is the
-    /// signal. (tokio reaps the watchdog once it has exited.)
+    /// signal.
     _pipe: tokio::process::ChildStdin,
-    _child: tokio::process::Child,
+    /// Asked before each master joins the group: a watchdog that died (killed by someone)
+    /// would leave the masters that join its group unbound. (Dropped, tokio reaps it.)
+    child: Mutex<tokio::process::Child>,
 }
 
 impl Watchdog {
@@ -376,8 +378,16 @@ impl Watchdog {
         Some(Watchdog {
             pgid,
             _pipe: pipe,
-            _child: child,
+            child: Mutex::new(child),
         })
+    }
+
+    /// Whether it still runs (else a master is bound to this process the other way).
+    fn alive(&self) -> bool {
+        matches!(
+            self.child.lock().expect("not poisoned").try_wait(),
+            Ok(None)
+        )
     }
 }
 
@@ -701,7 +711,8 @@ impl SshTransport {
             None => {
                 // In the foreground, bound to this process: no persistence of its own.
                 cmd.args(["-o", "ControlPersist=no"]);
-                match scratch.as_ref().and_then(|s| s.watchdog.as_ref()) {
+                let watchdog = scratch.as_ref().and_then(|s| s.watchdog.as_ref());
+                match watchdog.filter(|w| w.alive()) {
                     Some(w) => {
                         cmd.process_group(w.pgid);
                     }
