@@ -363,6 +363,13 @@ mod tests {
             .unwrap();
     }
 
+    /// A packing's scratch directory with a spilled file, last changed at `t`.
+    fn scratch_dir(dir: &Path, t: SystemTime) {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("0"), "x").unwrap();
+        std::fs::File::open(dir).unwrap().set_modified(t).unwrap();
+    }
+
     /// What a killed packing or write left is removed once old, and nothing else: a fresh
     /// partial file or directory (another packing's, going on), artifacts however old, names
     /// not of the cache; while an apply holds the cache, nothing.
@@ -384,12 +391,7 @@ mod tests {
             at(&cache.join(name), t);
         }
         for (d, t) in [(".packing-9-0.d", old), (".packing-9-1.d", now)] {
-            std::fs::create_dir(cache.join(d)).unwrap();
-            std::fs::write(cache.join(d).join("0"), "x").unwrap();
-            std::fs::File::open(cache.join(d))
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
+            scratch_dir(&cache.join(d), t);
         }
         let busy = in_use(cache).unwrap();
         assert_eq!(prune_left_over(cache, now).unwrap(), None);
@@ -453,12 +455,7 @@ mod tests {
         // A packing's scratch directory, left by one killed (its spilled files); a new one
         // is another packing's, going on.
         for (dir, h) in [(".packing-13.d", hours(2)), (".packing-14.d", now)] {
-            std::fs::create_dir(cache.join(dir)).unwrap();
-            std::fs::write(cache.join(dir).join("0"), "x").unwrap();
-            std::fs::File::open(cache.join(dir))
-                .unwrap()
-                .set_modified(h)
-                .unwrap();
+            scratch_dir(&cache.join(dir), h);
         }
         write(&format!(".{}.tar.zst.part", d('b')), now);
         write("notes.txt", hours(99));

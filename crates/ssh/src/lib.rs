@@ -360,9 +360,9 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    /// A watchdog if this process has no controlling terminal, and one could be started.
-    fn start() -> Option<Watchdog> {
-        if std::fs::File::open("/dev/tty").is_ok() {
+    /// A watchdog if this process has no controlling `terminal`, and one could be started.
+    fn start(terminal: bool) -> Option<Watchdog> {
+        if terminal {
             return None;
         }
         let mut child = tokio::process::Command::new("sh")
@@ -405,6 +405,10 @@ pub struct SshTransport {
     handshakes: tokio::sync::Semaphore,
     /// Made with the first master that is not kept.
     scratch: Mutex<Option<Arc<Scratch>>>,
+    /// Whether this process has a controlling terminal, where ssh may ask for a password
+    /// or a second factor (it asks on `/dev/tty`, whatever stdin is): a login may then
+    /// take a person's time, and the masters stay where the terminal can reach them.
+    terminal: bool,
 }
 
 /// At most this many ssh masters log in at once. Hundreds started together queue their
@@ -528,6 +532,7 @@ impl SshTransport {
             counts: Mutex::new(BTreeMap::new()),
             handshakes: tokio::sync::Semaphore::new(HANDSHAKES),
             scratch: Mutex::new(None),
+            terminal: std::fs::File::open("/dev/tty").is_ok(),
         }
     }
 
@@ -740,7 +745,7 @@ impl SshTransport {
             )
         };
         // A person may be answering a prompt (a bastion's second factor) on this terminal.
-        let limit = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let limit = if self.terminal {
             Duration::from_secs(300)
         } else {
             self.options.connect_timeout + Duration::from_secs(5)
@@ -816,7 +821,7 @@ impl SshTransport {
             dir,
             config,
             next: std::sync::atomic::AtomicUsize::new(0),
-            watchdog: Watchdog::start(),
+            watchdog: Watchdog::start(self.terminal),
         });
         *held = Some(s.clone());
         Ok(s)
