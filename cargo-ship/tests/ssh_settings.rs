@@ -155,7 +155,8 @@ fn no_master_left(fleet: &Fleet, after: &str) {
 
 /// `run` killed with SIGKILL leaves no `ssh -M` behind, within seconds, with a terminal and
 /// without: on one the kernel stops the masters (`PR_SET_PDEATHSIG`; the shell in front
-/// of cargo ship lives on, so no hangup does it), without one the watchdog does.
+/// of cargo ship lives on, so no hangup does it), without one the watchdog does, even
+/// after a SIGTERM sent to it alone.
 #[test]
 fn no_ssh_master_outlives_a_killed_command() {
     let fleet = Fleet::start(2);
@@ -172,7 +173,23 @@ fn no_ssh_master_outlives_a_killed_command() {
                 .iter()
                 .all(|h| fleet.try_sh(h, "test -e /srv/started").0)
         });
-        masters_are_bound_the(terminal, &fleet, pid);
+        let masters = masters_are_bound_the(terminal, &fleet, pid);
+        if terminal == Terminal::Without {
+            // A SIGTERM to the watchdog alone (the masters' group leader) first: it stays.
+            let watchdog = pgid(masters[0]).to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-TERM", &watchdog])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                std::path::Path::new(&format!("/proc/{watchdog}")).exists(),
+                "a SIGTERM stopped the watchdog {watchdog}"
+            );
+        }
         assert!(
             Command::new("kill")
                 .args(["-KILL", &pid.to_string()])

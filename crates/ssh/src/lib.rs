@@ -346,7 +346,9 @@ struct Scratch {
 /// The leader of the masters' process group when there is no terminal to prompt on: `sh`
 /// waiting on a pipe whose other end only this process holds (close-on-exec), which sends
 /// its whole group SIGTERM once the pipe closes, whether this process closed the transport
-/// or was killed. Each master joins the group as it is spawned (`posix_spawn`'s
+/// or was killed. It ignores SIGHUP, SIGINT and SIGTERM (a SIGTERM to it alone, then a
+/// SIGKILL of cargo ship, left the masters running); a SIGKILL of it alone leaves the
+/// masters already started unbound, and those started after it bound by the fork path. Each master joins the group as it is spawned (`posix_spawn`'s
 /// `POSIX_SPAWN_SETPGROUP`, so no fork of this process: see the crate's docs), and being
 /// outside the terminal's foreground group it gets no Ctrl-C.
 struct Watchdog {
@@ -366,7 +368,9 @@ impl Watchdog {
             return None;
         }
         let mut child = tokio::process::Command::new("sh")
-            .args(["-c", "read -r _; kill -s TERM 0"])
+            // Deaf to the signals a tree or group is stopped with, so that it outlives its
+            // masters' users and signals them: only the pipe's end (or SIGKILL) ends it.
+            .args(["-c", "trap '' HUP INT TERM; read -r _; kill -s TERM 0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
