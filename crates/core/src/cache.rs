@@ -363,6 +363,16 @@ mod tests {
             .unwrap();
     }
 
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// A packing's scratch directory with a spilled file, last changed at `t`.
     fn scratch_dir(dir: &Path, t: SystemTime) {
         std::fs::create_dir(dir).unwrap();
@@ -398,11 +408,7 @@ mod tests {
         drop(busy);
         let pruned = prune_left_over(cache, now).unwrap().unwrap();
         assert_eq!(pruned.files, 3);
-        let mut left: Vec<String> = std::fs::read_dir(cache)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
+        let left = names(cache);
         let mut expected = vec![
             ".packing-8.tar".to_owned(),
             ".packing-9-1.d".to_owned(),
@@ -463,11 +469,7 @@ mod tests {
         let pruned = prune_keeping(cache, &d('a'), &none, 2, now)
             .unwrap()
             .unwrap();
-        let mut left: Vec<String> = std::fs::read_dir(cache)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
+        let left = names(cache);
         let mut expected = vec![
             format!("{}.tar.zst", d('a')),
             format!("{}.objects", d('a')),
