@@ -815,6 +815,13 @@ impl<'a> Deploy<'a> {
             .map(|s| s.id)
     }
 
+    /// Whether script `k` runs a step that reads `$SHIP_RECORDS`.
+    fn reads_records(&self, k: usize) -> bool {
+        [Phase::Cleanup, Phase::Unlock]
+            .into_iter()
+            .any(|p| self.segment_of(p) == Some(k))
+    }
+
     fn segment_of(&self, phase: Phase) -> Option<usize> {
         self.phase_id(phase)
             .and_then(|id| self.plan.step(id))
@@ -1235,7 +1242,10 @@ impl<'a> Deploy<'a> {
                 self.segment_ended(&name, Err(None), out);
                 continue;
             }
-            let records = (k > 0).then(|| self.records_line(&self.runs[&name]));
+            // Only the script with `cleanup` or `unlock` reads the records (a line the
+            // host's `read` takes a byte per system call: ~1 KB for 5 releases).
+            let records =
+                (k > 0 && self.reads_records(k)).then(|| self.records_line(&self.runs[&name]));
             let run = &self.runs[&name];
             for line in protocol::go(&run.cleanup, records.as_deref()) {
                 out.push(Action::Send {

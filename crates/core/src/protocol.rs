@@ -553,9 +553,12 @@ fi"#,
 
 /// Prints `current`, the `releases/` listing, the lock's holder and `.ship/releases.json`
 /// as state lines, with the shell's builtins only (but `readlink` and `cat` of the lock).
+/// (A command substitution whose command is alone in it is that command, exec'd by the
+/// substitution's subshell: no `|| true` after it, which would cost a process more; a
+/// failed substitution does not fail `printf`, even under `set -e`.)
 pub fn probe() -> String {
     format!(
-        r#"printf '%s state current %s\n' "${n}" "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)"
+        r#"printf '%s state current %s\n' "${n}" "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null)"
 for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
   [ -e "$ship_r" ] && printf '%s state release %s\n' "${n}" "${{ship_r##*/}}"
 done

@@ -29,7 +29,7 @@ pub fn apply_time_variables() -> BTreeMap<String, String> {
         ),
         (
             "SHIP_RECORDS",
-            "the new .ship/releases.json, made from the one read at lock; sent with the go of each script after the first",
+            "the new .ship/releases.json, made from the one read at lock; sent with the go of the script that cleans up and unlocks",
         ),
     ]
     .into_iter()

@@ -520,6 +520,21 @@ impl Model {
             .copied()
             .filter(|id| self.plan.step(*id).and_then(|st| st.script) == Some(k))
             .collect();
+        // The records (a line the host's `read` takes a byte per system call) go only to
+        // the script whose cleanup or unlock reads them.
+        let reads_records = steps.iter().any(|id| {
+            let st = self.plan.step(*id).unwrap();
+            st.kind == ship_core::StepKind::Phase
+                && matches!(
+                    st.phase,
+                    ship_core::Phase::Cleanup | ship_core::Phase::Unlock
+                )
+        });
+        assert!(
+            reads_records || records.is_empty(),
+            "script {k} of {} was sent the records, which none of its steps reads",
+            self.name
+        );
         for id in steps {
             let step = self.plan.step(id).unwrap().clone();
             let is_lock =

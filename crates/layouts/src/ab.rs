@@ -22,7 +22,7 @@ impl Layout for Ab {
         "releases/a or releases/b, whichever is not live".to_owned()
     }
     fn locate(&self, _cx: &LayoutContext<'_>) -> String {
-        r#"case "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null || true)" in
+        r#"case "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null)" in
   "$SHIP_DEPLOY_TO/releases/a") SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/b" ;;
   *) SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/a" ;;
 esac"#
