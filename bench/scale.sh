@@ -104,7 +104,7 @@ done
 echo
 python3 - "$raw" "$(du -k "$ARTIFACT" | cut -f1)" <<'PY'
 import statistics, sys
-rows, mem = {}, {}
+rows, mem, by_round = {}, {}, {}
 for line in open(sys.argv[1]):
     n, tool, r, *kv = line.split()
     d = dict(x.split("=") for x in kv)
@@ -112,13 +112,20 @@ for line in open(sys.argv[1]):
         print(f"{tool} at {n} hosts failed a run", file=sys.stderr)
         continue
     (mem if r == "mem" else rows).setdefault((int(n), tool), []).append({k: float(v) for k, v in d.items()})
+    if r != "mem":
+        by_round.setdefault((int(n), r), {})[tool] = float(d["wall"])
+# Each cargo ship round against the floor's round just before it (the machine's load drifts
+# over minutes; a pair is seconds apart): the median of those ratios, beside the ratio of
+# the medians.
+paired = lambda n: statistics.median(
+    p["ship"] / p["floor"] for (m, _), p in by_round.items() if m == n and len(p) == 2)
 med = lambda n, t, k: statistics.median(r[k] for r in rows[(n, t)])
 # Memory and descriptors from the sampled round (older raw files have none: the timed ones).
 peak = lambda n, t, k: max(r[k] for r in mem.get((n, t)) or rows[(n, t)])
 print(f"artifact {int(sys.argv[2]) / 1024:.1f} MB; medians of {len(next(iter(rows.values())))} runs each")
 print(f"{'hosts':>5} {'floor s':>8} {'ship s':>8} {'vs floor':>9} {'ms/host':>8} {'extra ms/host':>13} "
       f"{'PSS MB':>7} {'floor PSS':>9} {'MB/host':>8} {'CPU s':>6} {'floor CPU':>9} {'CPU ms/host':>11} {'fds':>5} "
-      f"{'all CPU':>8} {'vs floor':>9}")
+      f"{'all CPU':>8} {'vs floor':>9} {'paired':>7}")
 for n in sorted({k[0] for k in rows}):
     if (n, "floor") not in rows or (n, "ship") not in rows:
         continue
@@ -129,7 +136,7 @@ for n in sorted({k[0] for k in rows}):
     a, fa = med(n, "ship", "all_cpu"), med(n, "floor", "all_cpu")
     print(f"{n:>5} {f:>8.2f} {s:>8.2f} {s / f:>8.2f}x {s / n * 1e3:>8.1f} {(s - f) / n * 1e3:>13.1f} "
           f"{p:>7.1f} {fp:>9.1f} {p / n:>8.2f} {c:>6.2f} {fc:>9.2f} {c / n * 1e3:>11.1f} {int(fds):>5} "
-          f"{a:>8.1f} {a / fa:>8.2f}x")
+          f"{a:>8.1f} {a / fa:>8.2f}x {paired(n):>6.2f}x")
 PY
 if [ -n "${KEEP:-}" ]; then
   # A second run the same day is kept beside the first (-2, -3, ...), not over it.

@@ -46,7 +46,9 @@ configuration error, nothing done; 3 a deploy or command failed on a host, every
 as it was; 4 a deploy failed and a host could not be put back (its state is unknown);
 130/143 a deploy was interrupted by SIGINT/SIGTERM and every host was put back (a second
 signal, or a SIGTERM not obeyed within 2 s, cuts the steps in flight: cargo ship then exits
-within seconds, naming any host it could not put back).";
+within seconds, naming any host it could not put back), or a command of `run`, `task` or
+`maintenance` was stopped on every host (its process group gets SIGTERM, SIGKILL 5 s later;
+a killed cargo ship's dropped connections stop it too).";
 
 /// The `ship` subcommand and its global flags.
 #[derive(Debug, Args)]
@@ -169,7 +171,7 @@ may then run two releases.\n\nExit codes: 0 rolled back; 2 nothing done (e.g. th
     /// Run a command on every host of a stage (in the live release when there is one),
     /// output grouped per host.
     #[command(
-        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n  cargo ship run production --hosts 'web*' --exclude web3 -- df -h\n  cargo ship run production --format json -- cat VERSION\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host."
+        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n  cargo ship run production --hosts 'web*' --exclude web3 -- df -h\n  cargo ship run production --format json -- cat VERSION\n\nCtrl-C (or SIGTERM) stops the command on every host too (SIGTERM to its process group,\nSIGKILL 5 s later), prints what each host said, and exits 130 (143); a second one stops\nwaiting for the hosts to confirm.\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host; 130/143 stopped by a signal."
     )]
     Run(RunArgs),
 
@@ -213,7 +215,7 @@ one; the host filters (below) narrow that.\n\n\
 Only that task runs, as `cap <stage> <task>` does: the tasks hooked before or after it are not \
 run (name each one to run it). No lock is taken and nothing is recorded. The adapters' tasks \
 (python.venv, django.migrate, ...) are made for a deploy and are not run by name.",
-        after_long_help = "Examples:\n  cargo ship task production migrate\n  cargo ship task production restart --hosts web3\n  cargo ship task staging seed --format json\n\nExit codes: 0 it succeeded on every host; 2 no such task, nothing done; 3 it failed on some host."
+        after_long_help = "Examples:\n  cargo ship task production migrate\n  cargo ship task production restart --hosts web3\n  cargo ship task staging seed --format json\n\nExit codes: 0 it succeeded on every host; 2 no such task, nothing done; 3 it failed on some host; 130/143 stopped by SIGINT/SIGTERM, which stops it on every host too."
     )]
     Task(TaskArgs),
 
@@ -237,7 +239,7 @@ HOST may be left out when the stage, or what the host filters (below) choose, is
 at `file` (where the web server looks, relative to current/), or writes a plain page there; \
 `off` removes it. `before` and `after` commands run on each host around it, with \
 SHIP_MAINTENANCE=on|off. The page lives in the live release: the next deploy takes it down.",
-        after_long_help = "Examples:\n  cargo ship maintenance production on\n  cargo ship maintenance production off\n  cargo ship maintenance production on --roles web --format json\n\nExit codes: 0 done on every host; 3 it failed on some host (each is named)."
+        after_long_help = "Examples:\n  cargo ship maintenance production on\n  cargo ship maintenance production off\n  cargo ship maintenance production on --roles web --format json\n\nExit codes: 0 done on every host; 3 it failed on some host (each is named); 130/143 stopped by SIGINT/SIGTERM, which stops its before/after command on every host too."
     )]
     Maintenance(MaintenanceArgs),
 

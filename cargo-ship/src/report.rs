@@ -44,7 +44,8 @@ pub enum CliError {
     /// A command on the hosts (rollback, check, run, unlock) failed on some host.
     #[error("{0}")]
     Remote(String),
-    /// A deploy was stopped by a signal; every host was put back.
+    /// A deploy was stopped by a signal, every host put back; or a user's command (`run`,
+    /// `task`, maintenance's `before`/`after`), stopped on the hosts too.
     #[error("{message}")]
     Interrupted {
         /// 130 for SIGINT, 143 for SIGTERM.
@@ -71,7 +72,7 @@ pub enum CliError {
 /// | 2 | usage or configuration error: nothing was done |
 /// | 3 | a deploy or a command failed on a host; every host is as it was (a deploy put back) |
 /// | 4 | a deploy failed and a host could not be put back: its state is unknown |
-/// | 130, 143 | a deploy was interrupted by SIGINT or SIGTERM; hosts were put back |
+/// | 130, 143 | a deploy was interrupted by SIGINT or SIGTERM, hosts put back; or a command on the hosts was stopped there |
 pub fn exit_code(e: &CliError) -> i32 {
     match e {
         CliError::Config(_)

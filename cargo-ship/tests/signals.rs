@@ -328,3 +328,107 @@ fn a_second_sigint_during_a_step_that_never_ends_stops_now() {
 fn sigterm_during_a_restart_that_never_ends_switches_every_host_back() {
     a_step_that_never_ends_is_cut("switch", &["TERM"], 143);
 }
+
+/// A command that runs 5 minutes, its pid in /srv/cmd.pid.
+const LONG: &str = "sleep 300 & echo $! > /srv/cmd.pid; wait";
+
+/// A user's command on the hosts (`run`, `task`), stopped by `signal` to cargo ship: the
+/// command is stopped on every host too (its process group: SIGTERM), not left running
+/// after the one who started it is gone, and cargo ship says so with the signal's exit
+/// code. A SIGKILL of cargo ship drops its connections, which stops the command as well.
+fn a_signal_stops_a_users_command_on_every_host(args: &[&str], signal: &str, code: Option<i32>) {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\n\
+         [default.tasks.long]\nrun = \"[ -e /srv/long ] || exit 0; {LONG}\"\nafter = \"install\"\n\
+         [staging]\nhosts = [\"h1\", \"h2\"]\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    if args[0] == "task" {
+        let first = start(&f, &["apply", "staging"]).wait_with_output().unwrap();
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+    }
+    for h in ["h1", "h2"] {
+        fleet.sh(h, "touch /srv/long");
+    }
+    let mut child = start(&f, args);
+    every_host("the command never started", |h| {
+        fleet.try_sh(h, "test -s /srv/cmd.pid").0
+    });
+    let pids: Vec<(&str, String)> = ["h1", "h2"]
+        .into_iter()
+        .map(|h| (h, fleet.read(h, "/srv/cmd.pid").trim().to_owned()))
+        .collect();
+    if signal == "KILL" {
+        child.kill().unwrap();
+    } else {
+        let kill = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+    // The commands run 5 minutes: cargo ship waits for them only as long as they take to
+    // stop.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "`{}` still waits 20 s after SIG{signal}: its command was not stopped",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code, "{stderr}");
+    if signal != "KILL" {
+        assert!(
+            stderr.contains(&format!("stopped by SIG{signal}")),
+            "{stderr}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (h, pid) in &pids {
+        while fleet.try_sh(h, &format!("kill -0 {pid}")).0 {
+            assert!(
+                Instant::now() < deadline,
+                "`{}` stopped by SIG{signal}: its command (pid {pid}) still runs on {h}\n{stderr}",
+                args.join(" ")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn sigint_to_run_stops_its_command_on_every_host() {
+    a_signal_stops_a_users_command_on_every_host(&["run", "staging", "--", LONG], "INT", Some(130));
+}
+
+#[test]
+fn sigterm_to_run_stops_its_command_on_every_host() {
+    a_signal_stops_a_users_command_on_every_host(
+        &["run", "staging", "--", LONG],
+        "TERM",
+        Some(143),
+    );
+}
+
+#[test]
+fn sigkill_of_run_stops_its_command_on_every_host() {
+    a_signal_stops_a_users_command_on_every_host(&["run", "staging", "--", LONG], "KILL", None);
+}
+
+#[test]
+fn sigint_to_task_stops_its_command_on_every_host() {
+    a_signal_stops_a_users_command_on_every_host(&["task", "staging", "long"], "INT", Some(130));
+}

@@ -231,6 +231,156 @@ pub(crate) async fn on_hosts<T: Transport>(
     .await
 }
 
+/// How long a session running a user's command may last: the command's own limit (the
+/// host stops it then, and kills it 5 seconds later) and a minute for the rest.
+pub(crate) fn session_limit(stage: &Stage) -> std::time::Duration {
+    stage.command_timeout + std::time::Duration::from_secs(60)
+}
+
+/// What [`on_hosts_until_stopped`] saw: each host's result, in host order, and the first
+/// signal that asked the commands to stop, if one did.
+pub(crate) struct UntilStopped {
+    pub(crate) results: Vec<(String, Result<RunOutput, TransportError>)>,
+    pub(crate) signal: Option<&'static str>,
+}
+
+impl UntilStopped {
+    /// The error to end with after a signal (its exit code: 130 or 143), naming the
+    /// hosts whose command was stopped, or not started.
+    pub(crate) fn interrupted(&self, what: &str) -> Option<CliError> {
+        let signal = self.signal?;
+        let mut stopped = Vec::new();
+        let mut left = Vec::new();
+        for (host, result) in &self.results {
+            match result {
+                Err(TransportError::Session { message, .. }) if message == STILL_RUNNING => {
+                    left.push(host.as_str())
+                }
+                _ => stopped.push(host.as_str()),
+            }
+        }
+        let mut message = format!("stopped by {signal}: {what} was stopped on the hosts");
+        if !left.is_empty() {
+            message = format!(
+                "stopped by {signal}: {what} was asked to stop on every host; not known to have stopped on {} (a second signal ended the wait)",
+                left.join(", ")
+            );
+        }
+        Some(CliError::Interrupted {
+            code: if signal == "SIGTERM" { 143 } else { 130 },
+            message,
+        })
+    }
+}
+
+/// The result of a host whose session had not ended when a second signal ended the wait.
+const STILL_RUNNING: &str = "its command was still running when a second signal came";
+
+/// [`on_hosts`] for a user's command (`run`, `task`, maintenance's `before`/`after`): each
+/// session's standard input stays open while its script runs and is closed at a SIGINT or
+/// a SIGTERM, which the script takes as the word to stop the command on its host
+/// (`ship_core::ops::followed`); then the sessions' ends are awaited as usual (a limited
+/// command's process group gets SIGTERM, then SIGKILL 5 seconds later), and hosts not
+/// started yet are not started. A second signal stops the wait. `limit` bounds a session,
+/// as [`Transport::run`] does.
+pub(crate) async fn on_hosts_until_stopped<T: Transport>(
+    transport: &T,
+    hosts: &[String],
+    parallel: usize,
+    limit: std::time::Duration,
+    script_for: impl Fn(&str) -> String,
+) -> UntilStopped {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let done: std::sync::Mutex<Vec<Option<Result<RunOutput, TransportError>>>> =
+        std::sync::Mutex::new(hosts.iter().map(|_| None).collect());
+    let gate = tokio::sync::Semaphore::new(parallel.max(1));
+    let scripts: Vec<String> = hosts.iter().map(|h| script_for(h)).collect();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    let mut first = None;
+    {
+        let work = join_all(hosts.iter().zip(scripts).enumerate().map(|(i, (h, script))| {
+        let (gate, done) = (&gate, &done);
+        let mut stopped = stopped.clone();
+        async move {
+            let _permit = gate.acquire().await.expect("never closed");
+            let result = if *stopped.borrow() {
+                Err(TransportError::Session {
+                    host: h.clone(),
+                    message: "not started: a signal came first".to_owned(),
+                })
+            } else {
+                match transport.connect(h).await {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let (input, input_rx) = tokio::sync::mpsc::unbounded_channel();
+                        let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+                        let session = tokio::time::timeout(
+                            limit,
+                            transport.converse(h, &script, input_rx, lines),
+                        );
+                        tokio::pin!(session);
+                        let mut input = Some(input);
+                        loop {
+                            tokio::select! {
+                                r = &mut session => break r.unwrap_or_else(|_| Err(TransportError::Timeout {
+                                    host: h.clone(),
+                                    after: limit,
+                                })),
+                                // The end of its input: the script stops the command.
+                                _ = stopped.wait_for(|s| *s), if input.is_some() => input = None,
+                            }
+                        }
+                    }
+                }
+            };
+            done.lock().expect("not poisoned")[i] = Some(result);
+        }
+    }));
+        tokio::pin!(work);
+        loop {
+            let name = tokio::select! {
+                _ = &mut work => break,
+                () = next(&mut int) => "SIGINT",
+                () = next(&mut term) => "SIGTERM",
+            };
+            if first.is_some() {
+                break;
+            }
+            first = Some(name);
+            let _ = stop.send(true);
+        }
+    }
+    let results = done
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .zip(hosts)
+        .map(|(r, h)| {
+            let r = r.unwrap_or_else(|| {
+                Err(TransportError::Session {
+                    host: h.clone(),
+                    message: STILL_RUNNING.to_owned(),
+                })
+            });
+            (h.clone(), r)
+        })
+        .collect();
+    UntilStopped {
+        results,
+        signal: first,
+    }
+}
+
 /// The last line of `text` that says something, without our `cargo-ship: ` prefix.
 pub(crate) fn first_line(text: &str) -> String {
     text.lines()

@@ -4,8 +4,8 @@
 //! its lock first, then sends each the switch-back in the same session.
 
 use super::{
-    chosen, failure, first_line, left_out_text, note_left_out, on_hosts, overrides, read_states,
-    resolve, runtime, ssh,
+    chosen, failure, first_line, left_out_text, note_left_out, on_hosts, on_hosts_until_stopped,
+    overrides, read_states, resolve, runtime, session_limit, ssh,
 };
 use crate::cli::{Format, MaintenanceArgs, RollbackArgs, RunArgs, Ship, StageArgs, Switch};
 use crate::{CliError, Context};
@@ -483,11 +483,19 @@ pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), C
     let command = args.command.join(" ");
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
-    let results = rt.block_on(on_hosts(&transport, &hosts, stage.parallel, |h| {
-        ops::run_script(&stage.deploy_to, h, &command, stage.command_timeout)
-    }));
+    let ran = rt.block_on(on_hosts_until_stopped(
+        &transport,
+        &hosts,
+        stage.parallel,
+        session_limit(&stage),
+        |h| ops::run_script(&stage.deploy_to, h, &command, stage.command_timeout),
+    ));
     rt.block_on(transport.close());
-    let failed = report_outputs(cx, &stage, args.format, results);
+    let stopped = ran.interrupted(&format!("`{command}`"));
+    let failed = report_outputs(cx, &stage, args.format, ran.results);
+    if let Some(e) = stopped {
+        return Err(e);
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -615,10 +623,17 @@ pub(crate) fn maintenance(
     );
     let transport = ssh(&project, &stage, &args.remote);
     let rt = runtime()?;
-    let results = rt.block_on(on_hosts(&transport, &names(&stage), stage.parallel, |h| {
-        ops::maintenance_script(&stage.deploy_to, h, &cfg, on, &info, stage.command_timeout)
-    }));
+    // Its `before`/`after` commands are stopped on the hosts at a signal, as `run`'s are.
+    let ran = rt.block_on(on_hosts_until_stopped(
+        &transport,
+        &names(&stage),
+        stage.parallel,
+        session_limit(&stage),
+        |h| ops::maintenance_script(&stage.deploy_to, h, &cfg, on, &info, stage.command_timeout),
+    ));
     rt.block_on(transport.close());
+    let stopped = ran.interrupted(&format!("maintenance {}", if on { "on" } else { "off" }));
+    let results = ran.results;
     let width = stage.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     let mut failed = Vec::new();
     let state = if on { "on" } else { "off" };
@@ -664,6 +679,9 @@ pub(crate) fn maintenance(
             }),
         );
         cx.stdout = Box::new(std::io::sink());
+    }
+    if let Some(e) = stopped {
+        return Err(e);
     }
     if failed.is_empty() {
         let _ = writeln!(

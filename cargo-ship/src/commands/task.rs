@@ -72,7 +72,10 @@ fn task_script(stage: &Stage, host: &Host, live: &ReleaseRecord, command: &str) 
     let _ = writeln!(
         s,
         "cd \"$SHIP_RELEASE_PATH\" || {{ echo \"cargo-ship: $SHIP_HOST: $SHIP_RELEASE_PATH is not there\" >&2; exit 1; }}\n{}\nexit $ship_rc",
-        ship_core::ops::followed(&ship_core::ops::limited(command, stage.command_timeout))
+        ship_core::ops::followed(
+            &ship_core::ops::limited(command, stage.command_timeout),
+            true
+        )
     );
     s
 }
@@ -136,6 +139,7 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
     };
     let json = args.format == Format::Json;
     let rt = runtime()?;
+    let mut stopped = None;
     let results = if placement == Placement::Local {
         // On this machine, in the project, as a deploy's local step (no release to be in).
         let local = ship_ssh::LocalTransport::new(project.root.clone());
@@ -144,7 +148,10 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
             quote(&stage.app),
             quote(&stage.name),
             quote(&stage.deploy_to),
-            ship_core::ops::followed(&ship_core::ops::limited(&command, stage.command_timeout))
+            ship_core::ops::followed(
+                &ship_core::ops::limited(&command, stage.command_timeout),
+                false,
+            )
         );
         vec![(
             "local".to_owned(),
@@ -184,17 +191,27 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
                 (h.clone(), task_script(&stage, host, live, &command))
             })
             .collect();
-        let results = rt.block_on(super::on_hosts(&transport, &hosts, stage.parallel, |h| {
-            scripts
-                .iter()
-                .find(|(x, _)| x == h)
-                .map(|(_, s)| s.clone())
-                .expect("a script for every host")
-        }));
+        let ran = rt.block_on(super::on_hosts_until_stopped(
+            &transport,
+            &hosts,
+            stage.parallel,
+            super::session_limit(&stage),
+            |h| {
+                scripts
+                    .iter()
+                    .find(|(x, _)| x == h)
+                    .map(|(_, s)| s.clone())
+                    .expect("a script for every host")
+            },
+        ));
         rt.block_on(transport.close());
-        results
+        stopped = ran.interrupted(&format!("task {}", args.name));
+        ran.results
     };
     let failed = super::ops::report_outputs(cx, &stage, args.format, results);
+    if let Some(e) = stopped {
+        return Err(e);
+    }
     let place = match placement {
         Placement::Local => "here (local)".to_owned(),
         Placement::Once => format!("once: {}", hosts.join(", ")),

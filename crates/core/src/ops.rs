@@ -237,7 +237,7 @@ pub fn run_script(
     let _ = writeln!(
         s,
         "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\n{}\nexit $ship_rc",
-        followed(&limited(command, limit))
+        followed(&limited(command, limit), true)
     );
     s
 }
@@ -246,18 +246,38 @@ pub fn run_script(
 /// `shell` exits, then the rest; sets `ship_rc` to its status. Its output never is the
 /// session's, so a daemon it starts without redirections holds a file, not the session:
 /// the command is over when its shell exits (as a deploy's step, see `protocol::step`).
-pub fn followed(shell: &str) -> String {
+///
+/// `shell` is exec'd in its own subshell (a [`limited`] command is `timeout`, which stops
+/// its whole process group at a signal). With `until_input_ends`, the script's standard
+/// input is the word to go on: when it ends (cargo ship closed it at a Ctrl-C or a
+/// SIGTERM, or was killed and its connection dropped), `shell` gets SIGTERM — a command
+/// started over SSH is otherwise left running on the host when the one who started it is
+/// gone. Only for a caller that keeps that input open while the command runs (see
+/// `commands::on_hosts_until_stopped` in cargo ship); a local task's input is /dev/null.
+pub fn followed(shell: &str, until_input_ends: bool) -> String {
+    let watch = if until_input_ends {
+        // The watcher reads the script's input through a copy on fd 3 (an asynchronous
+        // list's own standard input is /dev/null); nothing else keeps that copy.
+        "exec 3<&0\n( IFS= read -r ship_x <&3 || :; kill -TERM \"$ship_c\" 2>/dev/null ) &\nship_w=$!\nexec 3<&-\n"
+    } else {
+        ""
+    };
+    let unwatch = if until_input_ends {
+        "kill \"$ship_w\" 2>/dev/null || true\n"
+    } else {
+        ""
+    };
     format!(
         r#"ship_out=$(mktemp "${{TMPDIR:-/tmp}}/cargo-ship.XXXXXX")
-( {shell} ) </dev/null >"$ship_out" 2>&1 &
+( exec {shell} ) </dev/null >"$ship_out" 2>&1 &
 ship_c=$!
-sleep 2147483647 </dev/null >/dev/null 2>&1 &
+{watch}sleep 2147483647 </dev/null >/dev/null 2>&1 &
 ship_g=$!
 tail -c +1 -s 0.1 -f --pid="$ship_g" "$ship_out" 2>/dev/null &
 ship_t=$!
 ship_rc=0
 wait "$ship_c" || ship_rc=$?
-kill "$ship_g" 2>/dev/null || true
+{unwatch}kill "$ship_g" 2>/dev/null || true
 wait "$ship_g" 2>/dev/null || true
 wait "$ship_t" 2>/dev/null || true
 rm -f "$ship_out""#
@@ -412,7 +432,7 @@ pub fn maintenance_script(
         let _ = writeln!(
             s,
             "{}\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"",
-            followed(&limited(before, limit))
+            followed(&limited(before, limit), true)
         );
     }
     s.push_str(&page(cfg, on, "current", false));
@@ -428,7 +448,7 @@ pub fn maintenance_script(
         let _ = writeln!(
             s,
             "{}\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"",
-            followed(&limited(after, limit))
+            followed(&limited(after, limit), true)
         );
     }
     let _ = writeln!(s, "echo \"maintenance {state}: current/$ship_file\"");

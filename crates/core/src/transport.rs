@@ -121,8 +121,11 @@ pub fn one_shot(stdin: Option<&Path>) -> (UnboundedReceiver<Input>, UnboundedSen
 }
 
 /// Drives one conversation's pipes until the script ends: feeds `input` to `stdin`, sends
-/// each line of `stdout` on `lines`. Returns all of stdout and all of stderr. Both
-/// transports call it; they differ only in how the process is started.
+/// each line of `stdout` on `lines`. Returns all of stdout and all of stderr once both
+/// have ended (the script is over), whether or not `input` has: a caller may hold its
+/// input open for as long as the script runs (`cargo ship run` closes it to stop the
+/// command), and what it has not sent by then has no reader. Both transports call it; they
+/// differ only in how the process is started.
 pub async fn pump<W, R, E>(
     input: UnboundedReceiver<Input>,
     lines: UnboundedSender<String>,
@@ -135,12 +138,16 @@ where
     R: tokio::io::AsyncRead + Unpin,
     E: tokio::io::AsyncRead + Unpin,
 {
-    let (_, all, errors) = tokio::join!(
-        feed(input, stdin),
-        read_lines(stdout, lines),
-        read_tail(&mut stderr)
-    );
-    (all, errors)
+    let reading = async { tokio::join!(read_lines(stdout, lines), read_tail(&mut stderr)) };
+    let mut reading = std::pin::pin!(reading);
+    let mut feeding = std::pin::pin!(feed(input, stdin));
+    let mut fed = false;
+    loop {
+        tokio::select! {
+            () = &mut feeding, if !fed => fed = true,
+            (all, errors) = &mut reading => return (all, errors),
+        }
+    }
 }
 
 /// How much of a file [`feed`] reads at a time.
@@ -290,6 +297,26 @@ pub async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
 #[cfg(test)]
 mod feed_tests {
     use super::*;
+
+    /// A script that has ended (its output closed) ends the conversation, though its
+    /// caller still holds the input open (`cargo ship run` does until the command ends).
+    #[tokio::test]
+    async fn a_script_that_ended_ends_the_conversation_while_its_input_is_open() {
+        let (input, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (lines, mut said) = tokio::sync::mpsc::unbounded_channel();
+        let (stdin, _host_reads) = tokio::io::duplex(64);
+        let out = &b"one\ntwo\n"[..];
+        let err = &b"warned\n"[..];
+        let pumped = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            pump(rx, lines, stdin, out, err),
+        )
+        .await
+        .expect("the conversation ended with the script's output, not with its input");
+        assert_eq!(pumped, ("one\ntwo\n".to_owned(), "warned\n".to_owned()));
+        assert_eq!(said.recv().await.as_deref(), Some("one"));
+        drop(input);
+    }
 
     /// A file sent as `Exact` that is shorter than announced (it changed since it was
     /// measured) ends the input at its end: the host reading the announced bytes sees
