@@ -432,3 +432,54 @@ fn sigkill_of_run_stops_its_command_on_every_host() {
 fn sigint_to_task_stops_its_command_on_every_host() {
     a_signal_stops_a_users_command_on_every_host(&["task", "staging", "long"], "INT", Some(130));
 }
+
+/// A local task runs in a process group of its own (a Ctrl-C at the terminal reaches cargo
+/// ship, not it): a SIGINT to cargo ship stops it too, as a host's command is stopped.
+#[test]
+fn sigint_to_a_local_task_stops_its_command() {
+    let ship = "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = { dir = \"app\" }\n\
+         [default.tasks.long]\nrun = \"[ -e long ] || exit 0; sleep 300 & echo $! > cmd.pid; wait\"\n\
+         after = \"install\"\nlocal = true\n\
+         [staging]\nhosts = [\"h1\"]\n";
+    let f = Fixture::new(&[
+        ("app/index.html", "v1\n"),
+        ("Ship.toml", ship),
+        ("long", ""),
+    ]);
+    let mut child = start(&f, &["task", "staging", "long"]);
+    let pid_file = f.join("cmd.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        match std::fs::read_to_string(&pid_file) {
+            Ok(p) if p.ends_with('\n') => break p.trim().to_owned(),
+            _ => {
+                assert!(Instant::now() < deadline, "the local task never started");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`task staging long` still waits 20 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the local task's command (pid {pid}) still runs after SIGINT to cargo ship\n{stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -321,6 +321,11 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
             } else {
                 match transport.connect(h).await {
                     Err(e) => Err(e),
+                    // A signal while it logged in: nothing is started there.
+                    Ok(()) if *stopped.borrow() => Err(TransportError::Session {
+                        host: h.clone(),
+                        message: "not started: a signal came first".to_owned(),
+                    }),
                     Ok(()) => {
                         let (input, input_rx) = tokio::sync::mpsc::unbounded_channel();
                         let (lines, _) = tokio::sync::mpsc::unbounded_channel();

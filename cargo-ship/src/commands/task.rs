@@ -10,7 +10,7 @@ use super::{chosen, note_left_out, overrides, read_states, runtime, ssh};
 use crate::cli::{Format, Ship, TaskArgs};
 use crate::{CliError, Context};
 use ship_core::shell::quote;
-use ship_core::{Host, ReleaseRecord, Stage, Transport};
+use ship_core::{Host, ReleaseRecord, Stage};
 use ship_core::{Placement, StepKind};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -72,10 +72,7 @@ fn task_script(stage: &Stage, host: &Host, live: &ReleaseRecord, command: &str) 
     let _ = writeln!(
         s,
         "cd \"$SHIP_RELEASE_PATH\" || {{ echo \"cargo-ship: $SHIP_HOST: $SHIP_RELEASE_PATH is not there\" >&2; exit 1; }}\n{}\nexit $ship_rc",
-        ship_core::ops::followed(
-            &ship_core::ops::limited(command, stage.command_timeout),
-            true
-        )
+        ship_core::ops::followed(&ship_core::ops::limited(command, stage.command_timeout))
     );
     s
 }
@@ -139,24 +136,28 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
     };
     let json = args.format == Format::Json;
     let rt = runtime()?;
-    let mut stopped = None;
+    let stopped;
     let results = if placement == Placement::Local {
         // On this machine, in the project, as a deploy's local step (no release to be in).
+        // Its process group is its own (a Ctrl-C at the terminal does not reach it): it is
+        // stopped as a host's command is, when its input (a pipe from here) closes.
         let local = ship_ssh::LocalTransport::new(project.root.clone());
         let script = format!(
             "set -eu\nexport SHIP_APP={} SHIP_STAGE={} SHIP_DEPLOY_TO={}\n{}\nexit $ship_rc\n",
             quote(&stage.app),
             quote(&stage.name),
             quote(&stage.deploy_to),
-            ship_core::ops::followed(
-                &ship_core::ops::limited(&command, stage.command_timeout),
-                false,
-            )
+            ship_core::ops::followed(&ship_core::ops::limited(&command, stage.command_timeout))
         );
-        vec![(
-            "local".to_owned(),
-            rt.block_on(local.run("local", &script, None)),
-        )]
+        let ran = rt.block_on(super::on_hosts_until_stopped(
+            &local,
+            &["local".to_owned()],
+            1,
+            super::session_limit(&stage),
+            |_| script.clone(),
+        ));
+        stopped = ran.interrupted(&format!("task {}", args.name));
+        ran.results
     } else {
         let transport = ssh(&project, &stage, &args.remote);
         let states = rt.block_on(read_states(&transport, &stage, &hosts));

@@ -226,7 +226,8 @@ exit $ship_fail
 }
 
 /// Runs the user's command with `sh -c` in the live release (or the home directory when
-/// nothing is live), stopped on the host at `limit`.
+/// nothing is live), stopped on the host at `limit`, or when the script's input ends (see
+/// [`followed`]: hold it open while the command runs).
 pub fn run_script(
     deploy_to: &str,
     host: &str,
@@ -237,7 +238,7 @@ pub fn run_script(
     let _ = writeln!(
         s,
         "if [ -d \"$SHIP_DEPLOY_TO/current\" ]; then cd \"$SHIP_DEPLOY_TO/current\"; fi\n{}\nexit $ship_rc",
-        followed(&limited(command, limit), true)
+        followed(&limited(command, limit))
     );
     s
 }
@@ -248,36 +249,32 @@ pub fn run_script(
 /// the command is over when its shell exits (as a deploy's step, see `protocol::step`).
 ///
 /// `shell` is exec'd in its own subshell (a [`limited`] command is `timeout`, which stops
-/// its whole process group at a signal). With `until_input_ends`, the script's standard
-/// input is the word to go on: when it ends (cargo ship closed it at a Ctrl-C or a
-/// SIGTERM, or was killed and its connection dropped), `shell` gets SIGTERM — a command
-/// started over SSH is otherwise left running on the host when the one who started it is
-/// gone. Only for a caller that keeps that input open while the command runs (see
-/// `commands::on_hosts_until_stopped` in cargo ship); a local task's input is /dev/null.
-pub fn followed(shell: &str, until_input_ends: bool) -> String {
-    let watch = if until_input_ends {
-        // The watcher reads the script's input through a copy on fd 3 (an asynchronous
-        // list's own standard input is /dev/null); nothing else keeps that copy.
-        "exec 3<&0\n( IFS= read -r ship_x <&3 || :; kill -TERM \"$ship_c\" 2>/dev/null ) &\nship_w=$!\nexec 3<&-\n"
-    } else {
-        ""
-    };
-    let unwatch = if until_input_ends {
-        "kill \"$ship_w\" 2>/dev/null || true\n"
-    } else {
-        ""
-    };
+/// its whole process group at a signal). The script's standard input is the word to go on:
+/// when it ends, `shell` gets SIGTERM. The caller keeps that input open while the command
+/// runs and closes it to stop the command (cargo ship does at a Ctrl-C or a SIGTERM: see
+/// `commands::on_hosts_until_stopped`); a cargo ship killed outright closes it too, by its
+/// dropped connection or pipe. A command started over SSH is otherwise left running when
+/// the one who started it is gone. So a caller with nothing to say does not pass
+/// `/dev/null` or no input: that stops the command at once.
+pub fn followed(shell: &str) -> String {
+    // The watcher reads the script's input through a copy on fd 3 (an asynchronous list's
+    // own standard input is /dev/null); nothing else keeps that copy.
     format!(
         r#"ship_out=$(mktemp "${{TMPDIR:-/tmp}}/cargo-ship.XXXXXX")
 ( exec {shell} ) </dev/null >"$ship_out" 2>&1 &
 ship_c=$!
-{watch}sleep 2147483647 </dev/null >/dev/null 2>&1 &
+exec 3<&0
+( IFS= read -r ship_x <&3 || :; kill -TERM "$ship_c" 2>/dev/null ) &
+ship_w=$!
+exec 3<&-
+sleep 2147483647 </dev/null >/dev/null 2>&1 &
 ship_g=$!
 tail -c +1 -s 0.1 -f --pid="$ship_g" "$ship_out" 2>/dev/null &
 ship_t=$!
 ship_rc=0
 wait "$ship_c" || ship_rc=$?
-{unwatch}kill "$ship_g" 2>/dev/null || true
+kill "$ship_w" 2>/dev/null || true
+kill "$ship_g" 2>/dev/null || true
 wait "$ship_g" 2>/dev/null || true
 wait "$ship_t" 2>/dev/null || true
 rm -f "$ship_out""#
@@ -432,7 +429,7 @@ pub fn maintenance_script(
         let _ = writeln!(
             s,
             "{}\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"",
-            followed(&limited(before, limit), true)
+            followed(&limited(before, limit))
         );
     }
     s.push_str(&page(cfg, on, "current", false));
@@ -448,7 +445,7 @@ pub fn maintenance_script(
         let _ = writeln!(
             s,
             "{}\n[ \"$ship_rc\" -eq 0 ] || exit \"$ship_rc\"",
-            followed(&limited(after, limit), true)
+            followed(&limited(after, limit))
         );
     }
     let _ = writeln!(s, "echo \"maintenance {state}: current/$ship_file\"");
