@@ -329,6 +329,30 @@ fn sigterm_during_a_restart_that_never_ends_switches_every_host_back() {
     a_step_that_never_ends_is_cut("switch", &["TERM"], 143);
 }
 
+/// Sends cargo ship (running `what`) SIG`signal` (KILL: kills it) and waits for it to end:
+/// 20 s at most, as the commands it runs last 5 minutes and it waits for them only as long
+/// as they take to stop.
+fn signalled(mut child: std::process::Child, signal: &str, what: &str) -> std::process::Output {
+    if signal == "KILL" {
+        child.kill().unwrap();
+    } else {
+        let kill = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`{what}` still waits 20 s after SIG{signal}: its command was not stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// A command that runs 5 minutes, its pid in /srv/cmd.pid.
 const LONG: &str = "sleep 300 & echo $! > /srv/cmd.pid; wait";
 
@@ -357,7 +381,7 @@ fn a_signal_stops_a_users_command_on_every_host(args: &[&str], signal: &str, cod
     for h in ["h1", "h2"] {
         fleet.sh(h, "touch /srv/long");
     }
-    let mut child = start(&f, args);
+    let child = start(&f, args);
     every_host("the command never started", |h| {
         fleet.try_sh(h, "test -s /srv/cmd.pid").0
     });
@@ -365,29 +389,7 @@ fn a_signal_stops_a_users_command_on_every_host(args: &[&str], signal: &str, cod
         .into_iter()
         .map(|h| (h, fleet.read(h, "/srv/cmd.pid").trim().to_owned()))
         .collect();
-    if signal == "KILL" {
-        child.kill().unwrap();
-    } else {
-        let kill = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-    }
-    // The commands run 5 minutes: cargo ship waits for them only as long as they take to
-    // stop.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "`{}` still waits 20 s after SIG{signal}: its command was not stopped",
-                args.join(" ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = signalled(child, signal, &args.join(" "));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), code, "{stderr}");
     if signal != "KILL" {
@@ -446,7 +448,7 @@ fn sigint_to_a_local_task_stops_its_command() {
         ("Ship.toml", ship),
         ("long", ""),
     ]);
-    let mut child = start(&f, &["task", "staging", "long"]);
+    let child = start(&f, &["task", "staging", "long"]);
     let pid_file = f.join("cmd.pid");
     let deadline = Instant::now() + Duration::from_secs(20);
     let pid = loop {
@@ -458,20 +460,7 @@ fn sigint_to_a_local_task_stops_its_command() {
             }
         }
     };
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("`task staging long` still waits 20 s after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = signalled(child, "INT", "task staging long");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1181,24 +1181,15 @@ const TERM_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 async fn watch_signals(
     stop: &tokio::sync::watch::Sender<Option<StopRequest>>,
 ) -> std::convert::Infallible {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
-        match s {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    }
+    let mut signals = super::Signals::watch();
     let mut term_deadline: Option<tokio::time::Instant> = None;
     loop {
         let reason = tokio::select! {
-            () = next(&mut int) => "SIGINT",
-            () = next(&mut term) => {
-                term_deadline.get_or_insert(tokio::time::Instant::now() + TERM_GRACE);
-                "SIGTERM"
+            name = signals.next() => {
+                if name == "SIGTERM" {
+                    term_deadline.get_or_insert(tokio::time::Instant::now() + TERM_GRACE);
+                }
+                name
             }
             () = async {
                 match term_deadline {

@@ -237,6 +237,39 @@ pub(crate) fn session_limit(stage: &Stage) -> std::time::Duration {
     stage.command_timeout + std::time::Duration::from_secs(60)
 }
 
+/// SIGINT and SIGTERM, watched from when this is made (a signal that cannot be watched
+/// never comes).
+pub(crate) struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub(crate) fn watch() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// The name of the next one that comes (cancel-safe: one dropped unfinished loses none).
+    pub(crate) async fn next(&mut self) -> &'static str {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = one(&mut self.int) => "SIGINT",
+            () = one(&mut self.term) => "SIGTERM",
+        }
+    }
+}
+
 /// What [`on_hosts_until_stopped`] saw: each host's result, in host order, and the first
 /// signal that asked the commands to stop, if one did.
 pub(crate) struct UntilStopped {
@@ -290,22 +323,12 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
     limit: std::time::Duration,
     script_for: impl Fn(&str) -> String,
 ) -> UntilStopped {
-    use tokio::signal::unix::{SignalKind, signal};
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let done: std::sync::Mutex<Vec<Option<Result<RunOutput, TransportError>>>> =
         std::sync::Mutex::new(hosts.iter().map(|_| None).collect());
     let gate = tokio::sync::Semaphore::new(parallel.max(1));
     let scripts: Vec<String> = hosts.iter().map(|h| script_for(h)).collect();
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
-        match s {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    }
+    let mut signals = Signals::watch();
     let mut first = None;
     {
         let work = join_all(hosts.iter().zip(scripts).enumerate().map(|(i, (h, script))| {
@@ -355,8 +378,7 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
         loop {
             let name = tokio::select! {
                 _ = &mut work => break,
-                () = next(&mut int) => "SIGINT",
-                () = next(&mut term) => "SIGTERM",
+                name = signals.next() => name,
             };
             if first.is_some() {
                 break;
