@@ -342,15 +342,44 @@ fn signalled(mut child: std::process::Child, signal: &str, what: &str) -> std::p
             .unwrap();
         assert!(kill.success());
     }
+    // Its output is read meanwhile (a full pipe would hold it up, not its hosts).
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|o| Box::new(o) as _));
+    let stderr = drain(child.stderr.take().map(|e| Box::new(e) as _));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("`{what}` still waits 20 s after SIG{signal}: its command was not stopped");
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
-    child.wait_with_output().unwrap()
+}
+
+/// Whether process `pid` runs on host `h` (a zombie waiting for init is not running).
+fn running(fleet: &Fleet, h: &str, pid: &str) -> bool {
+    fleet
+        .try_sh(
+            h,
+            &format!("s=$(ps -o stat= -p {pid}) && case $s in Z*) exit 1;; esac"),
+        )
+        .0
 }
 
 /// A command that runs 5 minutes, its pid in /srv/cmd.pid.
@@ -366,11 +395,12 @@ fn a_signal_stops_a_users_command_on_every_host(args: &[&str], signal: &str, cod
         "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
          ssh_config = \"{}\"\n\
          [default.tasks.long]\nrun = \"[ -e /srv/long ] || exit 0; {LONG}\"\nafter = \"install\"\n\
+         [default.maintenance]\nfile = \"maintenance.html\"\nbefore = \"[ -e /srv/long ] || exit 0; {LONG}\"\n\
          [staging]\nhosts = [\"h1\", \"h2\"]\n",
         fleet.ssh_config().display()
     );
     let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
-    if args[0] == "task" {
+    if args[0] != "run" {
         let first = start(&f, &["apply", "staging"]).wait_with_output().unwrap();
         assert!(
             first.status.success(),
@@ -400,10 +430,23 @@ fn a_signal_stops_a_users_command_on_every_host(args: &[&str], signal: &str, cod
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     for (h, pid) in &pids {
-        while fleet.try_sh(h, &format!("kill -0 {pid}")).0 {
+        while running(&fleet, h, pid) {
             assert!(
                 Instant::now() < deadline,
                 "`{}` stopped by SIG{signal}: its command (pid {pid}) still runs on {h}\n{stderr}",
+                args.join(" ")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // What the command's script does after it (maintenance: remove the lock it took) is
+    // done, though the connection may be gone (a SIGKILL).
+    for h in ["h1", "h2"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fleet.try_sh(h, "test -e /srv/app/.ship/lock").0 {
+            assert!(
+                Instant::now() < deadline,
+                "`{}` stopped by SIG{signal}: {h} is left locked\n{stderr}",
                 args.join(" ")
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -471,4 +514,25 @@ fn sigint_to_a_local_task_stops_its_command() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn sigkill_during_maintenance_stops_its_before_command_and_leaves_no_lock() {
+    a_signal_stops_a_users_command_on_every_host(&["maintenance", "staging", "on"], "KILL", None);
+}
+
+/// A member of the command's process group that ignores SIGTERM is killed too: `timeout`
+/// ends with its child and would not send its SIGKILL.
+#[test]
+fn sigint_to_run_kills_what_ignores_sigterm() {
+    a_signal_stops_a_users_command_on_every_host(
+        &[
+            "run",
+            "staging",
+            "--",
+            "(trap '' TERM; sleep 300 & echo $! > /srv/cmd.pid; wait) & wait",
+        ],
+        "INT",
+        Some(130),
+    );
 }

@@ -292,7 +292,9 @@ impl UntilStopped {
                 _ => stopped.push(host.as_str()),
             }
         }
-        let mut message = format!("stopped by {signal}: {what} was stopped on the hosts");
+        let mut message = format!(
+            "stopped by {signal}: {what} was stopped (SIGTERM to its process group, then SIGKILL to what was left of it)"
+        );
         if !left.is_empty() {
             message = format!(
                 "stopped by {signal}: {what} was asked to stop on every host; not known to have stopped on {} (a second signal ended the wait)",
@@ -342,14 +344,19 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
                     message: "not started: a signal came first".to_owned(),
                 })
             } else {
-                match transport.connect(h).await {
-                    Err(e) => Err(e),
-                    // A signal while it logged in: nothing is started there.
-                    Ok(()) if *stopped.borrow() => Err(TransportError::Session {
+                // A signal while it logs in (a slow or silent host): nothing is started
+                // there, and it is not waited for.
+                let connected = tokio::select! {
+                    r = transport.connect(h) => Some(r),
+                    _ = stopped.wait_for(|s| *s) => None,
+                };
+                match connected {
+                    Some(Err(e)) => Err(e),
+                    None => Err(TransportError::Session {
                         host: h.clone(),
                         message: "not started: a signal came first".to_owned(),
                     }),
-                    Ok(()) => {
+                    Some(Ok(())) => {
                         let (input, input_rx) = tokio::sync::mpsc::unbounded_channel();
                         let (lines, _) = tokio::sync::mpsc::unbounded_channel();
                         let session = tokio::time::timeout(

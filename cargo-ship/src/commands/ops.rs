@@ -492,7 +492,7 @@ pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), C
     ));
     rt.block_on(transport.close());
     let stopped = ran.interrupted(&format!("`{command}`"));
-    let failed = report_outputs(cx, &stage, args.format, ran.results);
+    let failed = report_outputs(cx, &stage, args.format, ran.results, ran.signal);
     if let Some(e) = stopped {
         return Err(e);
     }
@@ -507,8 +507,8 @@ pub(crate) fn run(ship: &Ship, args: &RunArgs, cx: &mut Context) -> Result<(), C
 }
 
 /// Prints each host's output of a command (`run`, `task`), grouped per host, or as JSON
-/// lines (a `host` object each with its exit status and output, then the `outcome`); the
-/// hosts where it failed.
+/// lines (a `host` object each with its exit status and output, then the `outcome`, with
+/// `stopped_by` the signal that stopped it, if one did); the hosts where it failed.
 pub(crate) fn report_outputs(
     cx: &mut Context,
     stage: &ship_core::Stage,
@@ -517,6 +517,7 @@ pub(crate) fn report_outputs(
         String,
         Result<ship_core::RunOutput, ship_core::TransportError>,
     )>,
+    signal: Option<&str>,
 ) -> Vec<String> {
     let mut failed = Vec::new();
     for (host, result) in results {
@@ -557,7 +558,7 @@ pub(crate) fn report_outputs(
     if format == Format::Json {
         emit(
             cx,
-            &serde_json::json!({"event": "outcome", "ok": failed.is_empty(), "stage": stage.name, "failed": failed}),
+            &serde_json::json!({"event": "outcome", "ok": failed.is_empty() && signal.is_none(), "stage": stage.name, "failed": failed, "stopped_by": signal}),
         );
     }
     failed
@@ -633,7 +634,7 @@ pub(crate) fn maintenance(
     ));
     rt.block_on(transport.close());
     let stopped = ran.interrupted(&format!("maintenance {}", if on { "on" } else { "off" }));
-    let results = ran.results;
+    let (results, ran_signal) = (ran.results, ran.signal);
     let width = stage.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     let mut failed = Vec::new();
     let state = if on { "on" } else { "off" };
@@ -671,9 +672,10 @@ pub(crate) fn maintenance(
             cx,
             &serde_json::json!({
                 "event": "outcome",
-                "ok": failed.is_empty(),
+                "ok": failed.is_empty() && ran_signal.is_none(),
                 "stage": stage.name,
                 "maintenance": state,
+                "stopped_by": ran_signal,
                 "failed": failed.iter().map(|f| f.split(": ").next().unwrap_or(f)).collect::<Vec<_>>(),
                 "left_out": left_out_json(&left_out),
             }),

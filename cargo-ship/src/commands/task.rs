@@ -136,7 +136,7 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
     };
     let json = args.format == Format::Json;
     let rt = runtime()?;
-    let stopped;
+    let (stopped, signal);
     let results = if placement == Placement::Local {
         // On this machine, in the project, as a deploy's local step (no release to be in).
         // Its process group is its own (a Ctrl-C at the terminal does not reach it): it is
@@ -157,6 +157,7 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
             |_| script.clone(),
         ));
         stopped = ran.interrupted(&format!("task {}", args.name));
+        signal = ran.signal;
         ran.results
     } else {
         let transport = ssh(&project, &stage, &args.remote);
@@ -207,9 +208,10 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
         ));
         rt.block_on(transport.close());
         stopped = ran.interrupted(&format!("task {}", args.name));
+        signal = ran.signal;
         ran.results
     };
-    let failed = super::ops::report_outputs(cx, &stage, args.format, results);
+    let failed = super::ops::report_outputs(cx, &stage, args.format, results, signal);
     if let Some(e) = stopped {
         return Err(e);
     }

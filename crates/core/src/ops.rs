@@ -258,13 +258,20 @@ pub fn run_script(
 /// `/dev/null` or no input: that stops the command at once.
 pub fn followed(shell: &str) -> String {
     // The watcher reads the script's input through a copy on fd 3 (an asynchronous list's
-    // own standard input is /dev/null); nothing else keeps that copy.
+    // own standard input is /dev/null); nothing else keeps that copy. When it fires, it
+    // leaves a mark: the command was stopped, so what is left of its process group (`timeout`
+    // leads it; a member that ignores SIGTERM outlives `timeout`) is killed, and what it
+    // wrote but was not relayed yet is not (it stops now). Once the command runs, SIGPIPE is
+    // ignored (never by the command): a write to a dropped connection (the shell's own
+    // "Terminated") must not kill this script before it cleans up (and its caller's EXIT
+    // trap runs).
     format!(
         r#"ship_out=$(mktemp "${{TMPDIR:-/tmp}}/cargo-ship.XXXXXX")
 ( exec {shell} ) </dev/null >"$ship_out" 2>&1 &
 ship_c=$!
+trap '' PIPE
 exec 3<&0
-( IFS= read -r ship_x <&3 || :; kill -TERM "$ship_c" 2>/dev/null ) &
+( IFS= read -r ship_x <&3 || :; : >"$ship_out.stop"; kill -TERM "$ship_c" 2>/dev/null ) &
 ship_w=$!
 exec 3<&-
 sleep 2147483647 </dev/null >/dev/null 2>&1 &
@@ -272,12 +279,18 @@ ship_g=$!
 tail -c +1 -s 0.1 -f --pid="$ship_g" "$ship_out" 2>/dev/null &
 ship_t=$!
 ship_rc=0
-wait "$ship_c" || ship_rc=$?
+wait "$ship_c" 2>/dev/null || ship_rc=$?
 kill "$ship_w" 2>/dev/null || true
+wait "$ship_w" 2>/dev/null || true
+if [ -e "$ship_out.stop" ] || [ "$ship_rc" -eq 124 ]; then
+  kill -s KILL -- "-$ship_c" 2>/dev/null || true
+fi
+if [ -e "$ship_out.stop" ]; then kill "$ship_t" 2>/dev/null || true; fi
 kill "$ship_g" 2>/dev/null || true
 wait "$ship_g" 2>/dev/null || true
 wait "$ship_t" 2>/dev/null || true
-rm -f "$ship_out""#
+trap - PIPE
+rm -f "$ship_out" "$ship_out.stop""#
     )
 }
 
