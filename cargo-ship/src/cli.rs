@@ -47,7 +47,7 @@ as it was; 4 a deploy failed and a host could not be put back (its state is unkn
 130/143 a deploy was interrupted by SIGINT/SIGTERM and every host was put back (a second
 signal, or a SIGTERM not obeyed within 2 s, cuts the steps in flight: cargo ship then exits
 within seconds, naming any host it could not put back), or a command of `run`, `task` or
-`maintenance` was stopped on every host (its process group gets SIGTERM, SIGKILL 5 s later;
+`maintenance` was stopped on every host (its process group gets SIGTERM, then SIGKILL once its shell ends or 5 s later;
 a killed cargo ship's dropped connections stop it too).";
 
 /// The `ship` subcommand and its global flags.
@@ -171,7 +171,7 @@ may then run two releases.\n\nExit codes: 0 rolled back; 2 nothing done (e.g. th
     /// Run a command on every host of a stage (in the live release when there is one),
     /// output grouped per host.
     #[command(
-        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n  cargo ship run production --hosts 'web*' --exclude web3 -- df -h\n  cargo ship run production --format json -- cat VERSION\n\nCtrl-C (or SIGTERM) stops the command on every host too (SIGTERM to its process group,\nSIGKILL 5 s later), prints what each host said, and exits 130 (143); a second one stops\nwaiting for the hosts to confirm.\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host; 130/143 stopped by a signal."
+        after_long_help = "Examples:\n  cargo ship run production -- uptime\n  cargo ship run production --roles web -- 'systemctl status myapp'\n  cargo ship run production --hosts 'web*' --exclude web3 -- df -h\n  cargo ship run production --format json -- cat VERSION\n\nCtrl-C (or SIGTERM) stops the command on every host too (SIGTERM to its process group,\nthen SIGKILL once its shell ends or 5 s later), prints what each host said, and exits 130 (143); a second one stops\nwaiting for the hosts to confirm.\n\nExit codes: 0 it succeeded everywhere; 3 it failed on some host; 130/143 stopped by a signal."
     )]
     Run(RunArgs),
 

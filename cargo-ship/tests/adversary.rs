@@ -129,7 +129,7 @@ fn an_unwritable_deploy_to_is_not_reported_as_locked() {
             fleet.readlink(h, "/srv/app/current"),
             "/srv/app/releases/20261101000001"
         );
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
     }
 }
 
@@ -167,7 +167,7 @@ fn a_hung_step_is_cut_at_the_limit_and_stopped_on_the_host() {
             fleet.readlink(h, "/srv/app/current"),
             "/srv/app/releases/20261101000001"
         );
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
     }
     let out = run(
         &f,
@@ -349,7 +349,7 @@ fn a_corrupt_record_is_named_and_the_live_release_still_reported() {
             fleet.readlink(h, "/srv/app/current"),
             "/srv/app/releases/20261101000001"
         );
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
     }
 }
 
@@ -442,10 +442,7 @@ fn a_hung_rollback_restart_is_stopped_on_the_host() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let (still, ps, _) = fleet.try_sh("h1", "pgrep -af '^sleep 62$'");
-    let locked: Vec<bool> = HOSTS
-        .iter()
-        .map(|h| fleet.try_sh(h, "test -e /srv/app/.ship/lock").0)
-        .collect();
+    let locked: Vec<bool> = HOSTS.iter().map(|h| fleet.locked(h)).collect();
     assert!(
         !still,
         "the timed-out restart still runs on the hosts ({ps}); locks held: {locked:?}\n{}",
@@ -543,7 +540,7 @@ fn a_hung_local_step_is_cut_and_stopped_with_its_children() {
         .success();
     assert!(!left, "the local step's child still runs");
     for h in HOSTS {
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
     }
 }
 
@@ -573,5 +570,5 @@ fn a_rollback_refused_by_a_lock_names_its_holder() {
             "/srv/app/releases/20261101000002"
         );
     }
-    assert!(!fleet.try_sh("h2", "test -e /srv/app/.ship/lock").0);
+    assert!(!fleet.locked("h2"));
 }

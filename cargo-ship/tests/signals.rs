@@ -1,7 +1,7 @@
 //! SIGINT and SIGTERM to `cargo ship apply`: the scripts in flight finish their segment, no
 //! host goes further, every host is put back, and the exit code says which signal it was.
 
-use ship_tests::{Fixture, Fleet};
+use ship_tests::{Fixture, Fleet, wait_until};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,11 +34,9 @@ fn start(f: &Fixture, args: &[&str]) -> std::process::Child {
 
 /// Waits (20 s at most, else fails saying `never`) until `done` holds on h1 and h2.
 fn every_host(never: &str, done: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !["h1", "h2"].iter().all(|h| done(h)) {
-        assert!(Instant::now() < deadline, "{never}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(never, Duration::from_secs(20), || {
+        ["h1", "h2"].iter().all(|h| done(h))
+    });
 }
 
 fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
@@ -93,10 +91,7 @@ fn interrupted_deploy_puts_every_host_back(signal: &str, code: i32) {
                 .0,
             "the half-made release is gone from {h}"
         );
-        assert!(
-            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
-            "{h} unlocked"
-        );
+        assert!(!fleet.locked(h), "{h} unlocked");
     }
 }
 
@@ -203,10 +198,7 @@ fn a_signal_after_every_host_switched_lets_the_deploy_complete_and_says_so() {
     assert!(stderr.contains("the deploy completed"), "{stderr}");
     for h in ["h1", "h2"] {
         assert_eq!(fleet.read(h, "/srv/app/current/index.html"), "v1\n");
-        assert!(
-            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
-            "{h} unlocked"
-        );
+        assert!(!fleet.locked(h), "{h} unlocked");
     }
 }
 
@@ -285,10 +277,7 @@ fn a_step_that_never_ends_is_cut(after: &str, signals: &[&str], code: i32) {
             "v1\n",
             "{h} back on v1\n{stderr}"
         );
-        assert!(
-            !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
-            "{h} unlocked"
-        );
+        assert!(!fleet.locked(h), "{h} unlocked");
     }
     if after != "switch" {
         for h in ["h1", "h2"] {
@@ -428,29 +417,24 @@ fn a_signal_stops_a_users_command_on_every_host(args: &[&str], signal: &str, cod
             "{stderr}"
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let what = args.join(" ");
     for (h, pid) in &pids {
-        while running(&fleet, h, pid) {
-            assert!(
-                Instant::now() < deadline,
-                "`{}` stopped by SIG{signal}: its command (pid {pid}) still runs on {h}\n{stderr}",
-                args.join(" ")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            &format!(
+                "`{what}` stopped by SIG{signal}: its command (pid {pid}) still runs on {h}\n{stderr}"
+            ),
+            Duration::from_secs(10),
+            || !running(&fleet, h, pid),
+        );
     }
     // What the command's script does after it (maintenance: remove the lock it took) is
     // done, though the connection may be gone (a SIGKILL).
     for h in ["h1", "h2"] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while fleet.try_sh(h, "test -e /srv/app/.ship/lock").0 {
-            assert!(
-                Instant::now() < deadline,
-                "`{}` stopped by SIG{signal}: {h} is left locked\n{stderr}",
-                args.join(" ")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            &format!("`{what}` stopped by SIG{signal}: {h} is left locked\n{stderr}"),
+            Duration::from_secs(10),
+            || !fleet.locked(h),
+        );
     }
 }
 
@@ -493,27 +477,32 @@ fn sigint_to_a_local_task_stops_its_command() {
     ]);
     let child = start(&f, &["task", "staging", "long"]);
     let pid_file = f.join("cmd.pid");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let pid = loop {
-        match std::fs::read_to_string(&pid_file) {
-            Ok(p) if p.ends_with('\n') => break p.trim().to_owned(),
-            _ => {
-                assert!(Instant::now() < deadline, "the local task never started");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
+    let started = || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
+    wait_until(
+        "the local task never started",
+        Duration::from_secs(20),
+        started,
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
     let out = signalled(child, "INT", "task staging long");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(
-            Instant::now() < deadline,
+    // A zombie waiting for init is not running.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+        })
+    };
+    wait_until(
+        &format!(
             "the local task's command (pid {pid}) still runs after SIGINT to cargo ship\n{stderr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ),
+        Duration::from_secs(10),
+        gone,
+    );
 }
 
 #[test]

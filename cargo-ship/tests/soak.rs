@@ -212,10 +212,7 @@ fn twenty_hosts_fifty_deploys_with_faults_always_agree_on_a_complete_release() {
                 dir.as_str(),
                 "deploy {n}: {h}'s record agrees with current"
             );
-            assert!(
-                !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
-                "deploy {n}: {h} unlocked"
-            );
+            assert!(!fleet.locked(h), "deploy {n}: {h} unlocked");
             assert!(
                 !fleet.try_sh(h, "test -e /srv/app/.ship/preparing").0,
                 "deploy {n}: {h} has no .ship/preparing left"

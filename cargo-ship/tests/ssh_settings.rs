@@ -26,12 +26,8 @@ fn ship(f: &Fixture, args: &[&str]) -> Command {
     cmd
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    ship_tests::wait_until(what, Duration::from_secs(15), done)
 }
 
 /// How cargo ship is started: without a terminal (a session of its own, as under CI or a
@@ -284,7 +280,7 @@ fn a_ctrl_c_reaches_cargo_ship_not_its_connections() {
                 "{terminal:?} a terminal: {h} put back:\n{said}"
             );
             assert!(
-                !fleet.try_sh(h, "test -e /srv/app/.ship/lock").0,
+                !fleet.locked(h),
                 "{terminal:?} a terminal: {h} unlocked:\n{said}"
             );
         }

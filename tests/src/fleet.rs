@@ -345,6 +345,11 @@ impl Fleet {
         )
     }
 
+    /// Whether a deploy's lock is on `host` (`/srv/app/.ship/lock`, the tests' `deploy_to`).
+    pub fn locked(&self, host: &str) -> bool {
+        self.try_sh(host, "test -e /srv/app/.ship/lock").0
+    }
+
     /// Reads a file of `host` (empty if missing).
     pub fn read(&self, host: &str, path: &str) -> String {
         self.try_sh(host, &format!("cat '{path}'")).1

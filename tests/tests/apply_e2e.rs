@@ -72,7 +72,7 @@ fn release_dirs(fleet: &Fleet, host: &str) -> Vec<String> {
 }
 
 fn unlocked(fleet: &Fleet, host: &str) -> bool {
-    !fleet.try_sh(host, "test -e /srv/app/.ship/lock").0
+    !fleet.locked(host)
 }
 
 const HOSTS: [&str; 3] = ["h1", "h2", "h3"];

@@ -64,7 +64,7 @@ fn a_task_printing_control_lines_cannot_end_its_step() {
     );
     for h in HOSTS {
         assert_eq!(live(&fleet, h), "/srv/app/releases/20261101000001", "{h}");
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
         assert!(
             !fleet
                 .try_sh(h, "test -e /srv/app/releases/20261101000002")

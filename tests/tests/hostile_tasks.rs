@@ -95,7 +95,7 @@ fn a_full_disk_at_lock_leaves_no_lock_behind() {
     let out = apply(&f, "20261101000002");
     assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     fleet.sh("h2", "rm -f /srv/fill");
-    let left = fleet.try_sh("h2", "test -e /srv/app/.ship/lock").0;
+    let left = fleet.locked("h2");
     let third = apply(&f, "20261101000003");
     assert!(
         !left && third.code == 0,
@@ -156,7 +156,7 @@ after = "switch"
     );
     for h in ["h1", "h2"] {
         assert_eq!(live(&fleet, h), OLD, "{h}");
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
     }
 }
 
@@ -175,7 +175,7 @@ fn a_command_not_found_fails_cleanly() {
     assert!(out.stderr.contains("127"), "{}", out.stderr);
     for h in ["h1", "h2"] {
         assert_eq!(live(&fleet, h), OLD, "{h}");
-        assert!(!fleet.try_sh(h, "test -e /srv/app/.ship/lock").0, "{h}");
+        assert!(!fleet.locked(h), "{h}");
         assert!(!fleet.try_sh(h, &format!("test -e {NEW}")).0, "{h}");
     }
 }

@@ -270,37 +270,30 @@ impl Signals {
     }
 }
 
-/// What [`on_hosts_until_stopped`] saw: each host's result, in host order, and the first
-/// signal that asked the commands to stop, if one did.
+/// What [`on_hosts_until_stopped`] saw: each host's result, in host order, the first
+/// signal that asked the commands to stop, if one did, and the hosts whose session had not
+/// ended when a second signal ended the wait.
 pub(crate) struct UntilStopped {
     pub(crate) results: Vec<(String, Result<RunOutput, TransportError>)>,
     pub(crate) signal: Option<&'static str>,
+    unfinished: Vec<String>,
 }
 
 impl UntilStopped {
-    /// The error to end with after a signal (its exit code: 130 or 143), naming the
-    /// hosts whose command was stopped, or not started.
+    /// The error to end with after a signal (its exit code: 130 or 143), naming the hosts
+    /// not known to have stopped.
     pub(crate) fn interrupted(&self, what: &str) -> Option<CliError> {
         let signal = self.signal?;
-        let mut stopped = Vec::new();
-        let mut left = Vec::new();
-        for (host, result) in &self.results {
-            match result {
-                Err(TransportError::Session { message, .. }) if message == STILL_RUNNING => {
-                    left.push(host.as_str())
-                }
-                _ => stopped.push(host.as_str()),
-            }
-        }
-        let mut message = format!(
-            "stopped by {signal}: {what} was stopped (SIGTERM to its process group, then SIGKILL to what was left of it)"
-        );
-        if !left.is_empty() {
-            message = format!(
+        let message = if self.unfinished.is_empty() {
+            format!(
+                "stopped by {signal}: {what} was stopped (SIGTERM to its process group, then SIGKILL to what was left of it)"
+            )
+        } else {
+            format!(
                 "stopped by {signal}: {what} was asked to stop on every host; not known to have stopped on {} (a second signal ended the wait)",
-                left.join(", ")
-            );
-        }
+                self.unfinished.join(", ")
+            )
+        };
         Some(CliError::Interrupted {
             code: if signal == "SIGTERM" { 143 } else { 130 },
             message,
@@ -308,16 +301,12 @@ impl UntilStopped {
     }
 }
 
-/// The result of a host whose session had not ended when a second signal ended the wait.
-const STILL_RUNNING: &str = "its command was still running when a second signal came";
-
 /// [`on_hosts`] for a user's command (`run`, `task`, maintenance's `before`/`after`): each
 /// session's standard input stays open while its script runs and is closed at a SIGINT or
 /// a SIGTERM, which the script takes as the word to stop the command on its host
-/// (`ship_core::ops::followed`); then the sessions' ends are awaited as usual (a limited
-/// command's process group gets SIGTERM, then SIGKILL 5 seconds later), and hosts not
-/// started yet are not started. A second signal stops the wait. `limit` bounds a session,
-/// as [`Transport::run`] does.
+/// (`ship_core::ops::followed`); then the sessions' ends are awaited as usual, and hosts not
+/// started (or still logging in) are not started. A second signal stops the wait. `limit`
+/// bounds a session, as [`Transport::run`] does.
 pub(crate) async fn on_hosts_until_stopped<T: Transport>(
     transport: &T,
     hosts: &[String],
@@ -329,58 +318,18 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
     let done: std::sync::Mutex<Vec<Option<Result<RunOutput, TransportError>>>> =
         std::sync::Mutex::new(hosts.iter().map(|_| None).collect());
     let gate = tokio::sync::Semaphore::new(parallel.max(1));
-    let scripts: Vec<String> = hosts.iter().map(|h| script_for(h)).collect();
     let mut signals = Signals::watch();
     let mut first = None;
     {
-        let work = join_all(hosts.iter().zip(scripts).enumerate().map(|(i, (h, script))| {
-        let (gate, done) = (&gate, &done);
-        let mut stopped = stopped.clone();
-        async move {
-            let _permit = gate.acquire().await.expect("never closed");
-            let result = if *stopped.borrow() {
-                Err(TransportError::Session {
-                    host: h.clone(),
-                    message: "not started: a signal came first".to_owned(),
-                })
-            } else {
-                // A signal while it logs in (a slow or silent host): nothing is started
-                // there, and it is not waited for.
-                let connected = tokio::select! {
-                    r = transport.connect(h) => Some(r),
-                    _ = stopped.wait_for(|s| *s) => None,
-                };
-                match connected {
-                    Some(Err(e)) => Err(e),
-                    None => Err(TransportError::Session {
-                        host: h.clone(),
-                        message: "not started: a signal came first".to_owned(),
-                    }),
-                    Some(Ok(())) => {
-                        let (input, input_rx) = tokio::sync::mpsc::unbounded_channel();
-                        let (lines, _) = tokio::sync::mpsc::unbounded_channel();
-                        let session = tokio::time::timeout(
-                            limit,
-                            transport.converse(h, &script, input_rx, lines),
-                        );
-                        tokio::pin!(session);
-                        let mut input = Some(input);
-                        loop {
-                            tokio::select! {
-                                r = &mut session => break r.unwrap_or_else(|_| Err(TransportError::Timeout {
-                                    host: h.clone(),
-                                    after: limit,
-                                })),
-                                // The end of its input: the script stops the command.
-                                _ = stopped.wait_for(|s| *s), if input.is_some() => input = None,
-                            }
-                        }
-                    }
-                }
-            };
-            done.lock().expect("not poisoned")[i] = Some(result);
-        }
-    }));
+        let work = join_all(hosts.iter().enumerate().map(|(i, h)| {
+            let (gate, done, script) = (&gate, &done, script_for(h));
+            let stopped = stopped.clone();
+            async move {
+                let _permit = gate.acquire().await.expect("never closed");
+                let result = until_stopped(transport, h, &script, limit, stopped).await;
+                done.lock().expect("not poisoned")[i] = Some(result);
+            }
+        }));
         tokio::pin!(work);
         loop {
             let name = tokio::select! {
@@ -394,6 +343,7 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
             let _ = stop.send(true);
         }
     }
+    let mut unfinished = Vec::new();
     let results = done
         .into_inner()
         .expect("not poisoned")
@@ -401,9 +351,10 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
         .zip(hosts)
         .map(|(r, h)| {
             let r = r.unwrap_or_else(|| {
+                unfinished.push(h.clone());
                 Err(TransportError::Session {
                     host: h.clone(),
-                    message: STILL_RUNNING.to_owned(),
+                    message: "its command was still running when a second signal came".to_owned(),
                 })
             });
             (h.clone(), r)
@@ -412,6 +363,49 @@ pub(crate) async fn on_hosts_until_stopped<T: Transport>(
     UntilStopped {
         results,
         signal: first,
+        unfinished,
+    }
+}
+
+/// One host's session of [`on_hosts_until_stopped`]: not started once `stopped` (a signal
+/// came) holds, its input closed when it comes to hold.
+async fn until_stopped<T: Transport>(
+    transport: &T,
+    host: &str,
+    script: &str,
+    limit: std::time::Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<RunOutput, TransportError> {
+    let not_started = || {
+        Err(TransportError::Session {
+            host: host.to_owned(),
+            message: "not started: a signal came first".to_owned(),
+        })
+    };
+    if *stopped.borrow() {
+        return not_started();
+    }
+    // A signal while it logs in (a slow or silent host): it is not waited for.
+    tokio::select! {
+        r = transport.connect(host) => r?,
+        _ = stopped.wait_for(|s| *s) => return not_started(),
+    }
+    let (input, input_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (lines, _) = tokio::sync::mpsc::unbounded_channel();
+    let session = tokio::time::timeout(limit, transport.converse(host, script, input_rx, lines));
+    tokio::pin!(session);
+    let mut input = Some(input);
+    loop {
+        tokio::select! {
+            r = &mut session => {
+                return r.unwrap_or_else(|_| Err(TransportError::Timeout {
+                    host: host.to_owned(),
+                    after: limit,
+                }));
+            }
+            // The end of its input: the script stops the command.
+            _ = stopped.wait_for(|s| *s), if input.is_some() => input = None,
+        }
     }
 }
 

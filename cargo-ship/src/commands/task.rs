@@ -136,8 +136,7 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
     };
     let json = args.format == Format::Json;
     let rt = runtime()?;
-    let (stopped, signal);
-    let results = if placement == Placement::Local {
+    let ran = if placement == Placement::Local {
         // On this machine, in the project, as a deploy's local step (no release to be in).
         // Its process group is its own (a Ctrl-C at the terminal does not reach it): it is
         // stopped as a host's command is, when its input (a pipe from here) closes.
@@ -149,16 +148,13 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
             quote(&stage.deploy_to),
             ship_core::ops::followed(&ship_core::ops::limited(&command, stage.command_timeout))
         );
-        let ran = rt.block_on(super::on_hosts_until_stopped(
+        rt.block_on(super::on_hosts_until_stopped(
             &local,
             &["local".to_owned()],
             1,
             super::session_limit(&stage),
             |_| script.clone(),
-        ));
-        stopped = ran.interrupted(&format!("task {}", args.name));
-        signal = ran.signal;
-        ran.results
+        ))
     } else {
         let transport = ssh(&project, &stage, &args.remote);
         let states = rt.block_on(read_states(&transport, &stage, &hosts));
@@ -207,11 +203,10 @@ pub(crate) fn run(ship: &Ship, args: &TaskArgs, cx: &mut Context) -> Result<(), 
             },
         ));
         rt.block_on(transport.close());
-        stopped = ran.interrupted(&format!("task {}", args.name));
-        signal = ran.signal;
-        ran.results
+        ran
     };
-    let failed = super::ops::report_outputs(cx, &stage, args.format, results, signal);
+    let stopped = ran.interrupted(&format!("task {}", args.name));
+    let failed = super::ops::report_outputs(cx, &stage, args.format, ran.results, ran.signal);
     if let Some(e) = stopped {
         return Err(e);
     }

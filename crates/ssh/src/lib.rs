@@ -348,9 +348,10 @@ struct Scratch {
 /// its whole group SIGTERM once the pipe closes, whether this process closed the transport
 /// or was killed. It ignores SIGHUP, SIGINT and SIGTERM (a SIGTERM to it alone, then a
 /// SIGKILL of cargo ship, left the masters running); a SIGKILL of it alone leaves the
-/// masters already started unbound, and those started after it bound by the fork path. Each master joins the group as it is spawned (`posix_spawn`'s
-/// `POSIX_SPAWN_SETPGROUP`, so no fork of this process: see the crate's docs), and being
-/// outside the terminal's foreground group it gets no Ctrl-C.
+/// masters already started unbound, and those started after it bound by the fork path.
+/// Each master joins the group as it is spawned (`posix_spawn`'s `POSIX_SPAWN_SETPGROUP`,
+/// so no fork of this process: see the crate's docs), and being outside the terminal's
+/// foreground group it gets no Ctrl-C.
 struct Watchdog {
     pgid: i32,
     /// Held open until the transport and its last master are gone; dropping it is the
