@@ -552,13 +552,15 @@ fi"#,
 }
 
 /// Prints `current`, the `releases/` listing, the lock's holder and `.ship/releases.json`
-/// as state lines, with the shell's builtins only (but `readlink` and `cat` of the lock).
-/// (A command substitution whose command is alone in it is that command, exec'd by the
-/// substitution's subshell: no `|| true` after it, which would cost a process more; a
-/// failed substitution does not fail `printf`, even under `set -e`.)
+/// as state lines, with the shell's builtins only. Where `current` leads is found by `cd -P`
+/// in the substitution's subshell (no program: each costs a host about a millisecond) when
+/// it is a directory right under `releases/`, said as `$SHIP_DEPLOY_TO/releases/<name>`
+/// whatever the link's text; anything else (a link elsewhere, a dangling one, a directory)
+/// is said as `readlink` reads it, exec'd by the subshell. (A failed substitution does not
+/// fail `printf`, even under `set -e`.)
 pub fn probe() -> String {
     format!(
-        r#"printf '%s state current %s\n' "${n}" "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null)"
+        r#"printf '%s state current %s\n' "${n}" "$(cd -P "$SHIP_DEPLOY_TO/releases" 2>/dev/null && ship_p=$PWD && cd -P "$SHIP_DEPLOY_TO/current" 2>/dev/null && [ "${{PWD%/*}}" = "$ship_p" ] && printf '%s' "$SHIP_DEPLOY_TO/releases/${{PWD##*/}}" || exec readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null)"
 for ship_r in "$SHIP_DEPLOY_TO"/releases/*; do
   [ -e "$ship_r" ] && printf '%s state release %s\n' "${n}" "${{ship_r##*/}}"
 done
@@ -780,16 +782,18 @@ const RECEIVE_WHOLE: &str = r#"  case "$ship_enc" in
     *) echo "cargo-ship: expected the artifact's encoding, got: $ship_enc" >&2; exit 1 ;;
   esac
   ship_to="$SHIP_DEPLOY_TO/.ship/artifacts/$SHIP_DIGEST.tar.$ship_enc"
-  head -c "$ship_bytes" > "$ship_to.part"
+  # Written under its own name, no rename (a program less): what a cut upload leaves there
+  # is never used, as every artifact kept on a host is checked against the plan's digest
+  # by the next deploy's `lock` (and a rollback's) before it is used.
+  head -c "$ship_bytes" > "$ship_to"
   # cargo ship read that sum from bytes it checked unpack to the plan's digest
-  ship_sum=$($ship_sha256 < "$ship_to.part" 2>/dev/null) || ship_sum=$(sha256sum < "$ship_to.part")
+  ship_sum=$($ship_sha256 < "$ship_to" 2>/dev/null) || ship_sum=$(sha256sum < "$ship_to")
   ship_sum=${ship_sum%% *}
   if [ "$ship_sum" != "$ship_bsum" ]; then
-    rm -f "$ship_to.part"
+    rm -f "$ship_to"
     echo "cargo-ship: the artifact arrived damaged: its bytes have sha256 $ship_sum, expected $ship_bsum (of the artifact sha256 $SHIP_DIGEST)" >&2
     exit 1
   fi
-  mv -f "$ship_to.part" "$ship_to"
 "#;
 
 /// The `upload` step of a stage with an `artifact_store` ([`crate::store`]): as
@@ -1137,6 +1141,73 @@ impl Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where `current` leads, as the probe says it: a release under `releases/` as
+    /// `$SHIP_DEPLOY_TO/releases/<name>` (found with no program: `cd -P`), whatever the
+    /// link's text; anything else as `readlink` reads it, so that a layout reads it as before.
+    #[test]
+    fn the_probe_says_where_current_leads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir_all(real.join("releases/20260101000001")).unwrap();
+        std::fs::create_dir_all(real.join("releases/a b")).unwrap();
+        std::fs::create_dir_all(real.join("elsewhere/x")).unwrap();
+        // the deploy directory reached through a link, as `/srv` → `/data/srv`
+        std::os::unix::fs::symlink(&real, tmp.path().join("via")).unwrap();
+        let current = |deploy_to: &std::path::Path, target: Option<&str>, dir: bool| {
+            let link = real.join("current");
+            let _ = std::fs::remove_file(&link);
+            let _ = std::fs::remove_dir(&link);
+            if let Some(t) = target {
+                std::os::unix::fs::symlink(t, &link).unwrap();
+            }
+            if dir {
+                std::fs::create_dir(&link).unwrap();
+            }
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("set -eu\n{NONCE_VAR}=N\n{}", probe()))
+                .env("SHIP_DEPLOY_TO", deploy_to)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("N state current "))
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    text.lines()
+                        .find(|l| *l == "N state current")
+                        .map(|_| String::new())
+                        .expect("a current line")
+                })
+        };
+        let d = real.to_str().unwrap();
+        let v = tmp.path().join("via");
+        let v = v.to_str().unwrap();
+        for deploy_to in [d, v] {
+            let at = std::path::Path::new(deploy_to);
+            let abs = format!("{d}/releases/20260101000001");
+            let want = format!("{deploy_to}/releases/20260101000001");
+            assert_eq!(current(at, Some(&abs), false), want);
+            assert_eq!(current(at, Some("releases/20260101000001"), false), want);
+            assert_eq!(current(at, Some("./releases/20260101000001/"), false), want);
+            assert_eq!(
+                current(at, Some("releases/a b"), false),
+                format!("{deploy_to}/releases/a b")
+            );
+            // not a release: as readlink reads it
+            assert_eq!(current(at, Some("elsewhere/x"), false), "elsewhere/x");
+            assert_eq!(current(at, Some("releases/gone"), false), "releases/gone");
+            assert_eq!(current(at, Some("releases"), false), "releases");
+            assert_eq!(current(at, None, true), "");
+            assert_eq!(current(at, None, false), "");
+        }
+    }
 
     #[test]
     fn only_this_nonce_frames_control_lines() {

@@ -426,12 +426,122 @@ pub fn task_command(t: &TaskSpec) -> String {
     } else {
         // In the new release once it is unpacked; before that (a task hooked to `lock` or
         // `upload`), in the deploy directory. The last command of the step's subshell (or of
-        // a revert's `sh -c`): `exec`, one process fewer.
+        // a revert's `sh -c`): `exec`, one process fewer; a plain command (see
+        // `plain_command`) is exec'd itself, with no `sh -c` between: one more fewer.
+        let run = if plain_command(&t.run) {
+            t.run.trim().to_owned()
+        } else {
+            format!("sh -c {}", quote(&t.run))
+        };
         format!(
-            "if [ -d \"$SHIP_RELEASE_PATH\" ]; then cd \"$SHIP_RELEASE_PATH\"; else cd \"$SHIP_DEPLOY_TO\"; fi\nexec sh -c {} </dev/null",
-            quote(&t.run)
+            "if [ -d \"$SHIP_RELEASE_PATH\" ]; then cd \"$SHIP_RELEASE_PATH\"; else cd \"$SHIP_DEPLOY_TO\"; fi\nexec {run} </dev/null"
         )
     }
+}
+
+/// Whether `run` is a program and its arguments and nothing else the shell could read
+/// otherwise (`touch tmp/restart.txt`, `sudo systemctl reload app`): words of letters,
+/// digits and `_./:@%+,=-` apart from blanks, the first one a program's name or path that
+/// no shell has as a builtin or keyword (`cd`, `echo`, `exit`, `test` ... are not: `sh -c`
+/// would run its own). `exec`ing such a command in the step's shell is what `sh -c` would do
+/// with it, a process sooner: same program, arguments, environment, directory and input.
+fn plain_command(run: &str) -> bool {
+    // dash's, bash's and POSIX's builtins and reserved words.
+    const SHELL_OWN: &[&str] = &[
+        "alias",
+        "bg",
+        "bind",
+        "break",
+        "builtin",
+        "caller",
+        "case",
+        "cd",
+        "chdir",
+        "command",
+        "compgen",
+        "complete",
+        "continue",
+        "declare",
+        "dirs",
+        "disown",
+        "do",
+        "done",
+        "echo",
+        "elif",
+        "else",
+        "enable",
+        "esac",
+        "eval",
+        "exec",
+        "exit",
+        "export",
+        "false",
+        "fc",
+        "fg",
+        "fi",
+        "for",
+        "function",
+        "getopts",
+        "hash",
+        "help",
+        "history",
+        "if",
+        "in",
+        "jobs",
+        "kill",
+        "let",
+        "local",
+        "logout",
+        "mapfile",
+        "popd",
+        "printf",
+        "pushd",
+        "pwd",
+        "read",
+        "readarray",
+        "readonly",
+        "return",
+        "select",
+        "set",
+        "shift",
+        "shopt",
+        "source",
+        "suspend",
+        "test",
+        "then",
+        "time",
+        "times",
+        "trap",
+        "true",
+        "type",
+        "typeset",
+        "ulimit",
+        "umask",
+        "unalias",
+        "unset",
+        "until",
+        "wait",
+        "while",
+    ];
+    let word_byte = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'_' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b',' | b'=' | b'-'
+            )
+    };
+    let mut words = run.split([' ', '\t']).filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return false;
+    };
+    run.bytes().all(|b| word_byte(b) || b == b' ' || b == b'\t')
+        && first
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/'))
+        && !first.contains('=')
+        && first.bytes().any(|b| b != b'.')
+        && !SHELL_OWN.contains(&first)
 }
 
 /// The values every script on a host starts with.
@@ -590,6 +700,109 @@ mod tests {
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// A plain command is exec'd with no `sh -c`; the program sees what it saw under
+    /// `sh -c` (arguments, environment, directory); anything the shell would read otherwise
+    /// keeps its `sh -c`.
+    #[test]
+    fn a_plain_task_command_is_execd_as_sh_c_would_run_it() {
+        for plain in [
+            "touch tmp/restart.txt",
+            "  sudo  systemctl\treload app.service ",
+            "bin/rails db:migrate RAILS_ENV=production",
+            "./manage.py migrate --noinput -v2 a,b @x 50% +1",
+            "/usr/bin/env",
+        ] {
+            assert!(plain_command(plain), "{plain}");
+        }
+        for shell in [
+            "",
+            "  ",
+            "echo -e hi",
+            "cd /tmp",
+            "exit 3",
+            "test -f x",
+            "true",
+            ". ./env",
+            "..",
+            "FOO=1 env",
+            "-x",
+            "touch $HOME/x",
+            "touch ~/x",
+            "touch 'a b'",
+            "touch a*",
+            "a && b",
+            "a; b",
+            "a | b",
+            "a > f",
+            "a &",
+            "touch a\nrm -rf b",
+            "(a)",
+            "{ a; }",
+            "touch \\x",
+            "if",
+        ] {
+            assert!(!plain_command(shell), "{shell:?}");
+        }
+        // What the program sees, both ways: its arguments, the directory and the
+        // environment (less what a shell sets for itself).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rel")).unwrap();
+        let seen = |exec: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "SHIP_RELEASE_PATH=$PWD/rel; SHIP_DEPLOY_TO=$PWD; export SHIP_RELEASE_PATH\n( set -eu\n{exec} ) 2>&1"
+                ))
+                .current_dir(dir.path())
+                .env("SHIP_X", "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut lines: Vec<_> = text
+                .lines()
+                .filter(|l| !l.starts_with('_') && !l.starts_with("SHLVL="))
+                .map(str::to_owned)
+                .collect();
+            lines.sort();
+            (out.status.code(), lines)
+        };
+        let run = "env -0 ARG=a,b:c@d%e+f";
+        let t = |run: &str| TaskSpec {
+            name: "t".into(),
+            run: run.into(),
+            before: None,
+            after: None,
+            roles: Vec::new(),
+            once: false,
+            once_per_role: false,
+            local: false,
+            description: None,
+        };
+        let direct = task_command(&t(run));
+        assert!(
+            direct.ends_with("exec env -0 ARG=a,b:c@d%e+f </dev/null"),
+            "{direct}"
+        );
+        let through_sh = direct.replace(
+            "exec env -0 ARG=a,b:c@d%e+f",
+            &format!("exec sh -c {}", quote(run)),
+        );
+        let (a, b) = (seen(&direct), seen(&through_sh));
+        assert_eq!(a, b);
+        assert_eq!(a.0, Some(0));
+        assert!(a.1.iter().any(|l| l.contains("ARG=a,b:c@d%e+f")), "{a:?}");
+        assert!(
+            a.1.iter()
+                .any(|l| l.contains(&format!("PWD={}", dir.path().join("rel").display()))),
+            "{a:?}"
+        );
+        // not found: 127 either way
+        let gone = task_command(&t("no-such-program-xyz arg"));
+        assert!(!gone.contains("sh -c"), "{gone}");
+        assert_eq!(seen(&gone).0, Some(127));
+        assert!(task_command(&t("echo -e hi")).contains("exec sh -c 'echo -e hi'"));
     }
 
     #[test]

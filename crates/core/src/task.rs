@@ -36,7 +36,8 @@ impl std::fmt::Display for Target {
 pub struct TaskSpec {
     /// Its name (unique in a deploy).
     pub name: String,
-    /// The shell command, run with `sh -c` in the new release's directory.
+    /// The shell command, run with `sh -c` in the new release's directory (a plain command,
+    /// a program and its arguments, is exec'd by the step's shell itself: the same to it).
     pub run: String,
     /// Runs before this.
     pub before: Option<Target>,
