@@ -398,7 +398,9 @@ pub trait Layout: Send + Sync {
     /// Shell that undoes a `prepare` which started (a deploy stopped before `switch`) on a
     /// host that was in `state`: the half-made new release goes, what is live stays.
     fn discard_new(&self, _cx: &LayoutContext<'_>, _state: &HostState) -> String {
-        "if [ \"$(readlink \"$SHIP_DEPLOY_TO/current\" 2>/dev/null || true)\" != \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi".to_owned()
+        // `-ef`, not the link's text: whatever the link says (relative, through a symlinked
+        // deploy directory), the directory it leads to is never removed.
+        "if [ ! \"$SHIP_DEPLOY_TO/current\" -ef \"$SHIP_RELEASE_PATH\" ]; then\n  rm -rf \"$SHIP_RELEASE_PATH\"\nfi".to_owned()
     }
     /// Shell that puts back what was live in `state` after the switch (a revert):
     /// [`Layout::activate`] of [`Layout::revert_target`], or [`Layout::revert_to_nothing`].

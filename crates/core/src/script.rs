@@ -441,10 +441,13 @@ pub fn task_command(t: &TaskSpec) -> String {
 
 /// Whether `run` is a program and its arguments and nothing else the shell could read
 /// otherwise (`touch tmp/restart.txt`, `sudo systemctl reload app`): words of letters,
-/// digits and `_./:@%+,=-` apart from blanks, the first one a program's name or path that
-/// no shell has as a builtin or keyword (`cd`, `echo`, `exit`, `test` ... are not: `sh -c`
-/// would run its own). `exec`ing such a command in the step's shell is what `sh -c` would do
-/// with it, a process sooner: same program, arguments, environment, directory and input.
+/// digits and `_./:@%+,=-` apart from blanks, the first one a program's name (looked up
+/// in `PATH`) or absolute path that no shell has as a builtin or keyword (`cd`, `echo`,
+/// `exit`, `test` ... are not: `sh -c` would run its own). A relative path (`bin/rails`) is
+/// not: bash's `exec` passes it to the program made absolute, so a script's own `$0` would
+/// change. `exec`ing such a command in the step's shell (dash, or bash as `sh`) is what
+/// `sh -c` would do with it, a process sooner: same program, arguments, environment,
+/// directory and input.
 fn plain_command(run: &str) -> bool {
     // dash's, bash's and POSIX's builtins and reserved words.
     const SHELL_OWN: &[&str] = &[
@@ -460,6 +463,8 @@ fn plain_command(run: &str) -> bool {
         "command",
         "compgen",
         "complete",
+        "compopt",
+        "coproc",
         "continue",
         "declare",
         "dirs",
@@ -540,6 +545,7 @@ fn plain_command(run: &str) -> bool {
             .next()
             .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/'))
         && !first.contains('=')
+        && (first.starts_with('/') || !first.contains('/'))
         && first.bytes().any(|b| b != b'.')
         && !SHELL_OWN.contains(&first)
 }
@@ -710,9 +716,9 @@ mod tests {
         for plain in [
             "touch tmp/restart.txt",
             "  sudo  systemctl\treload app.service ",
-            "bin/rails db:migrate RAILS_ENV=production",
-            "./manage.py migrate --noinput -v2 a,b @x 50% +1",
+            "rails db:migrate RAILS_ENV=production a,b @x 50% +1",
             "/usr/bin/env",
+            "/srv/app/shared/bin/restart -v2",
         ] {
             assert!(plain_command(plain), "{plain}");
         }
@@ -742,6 +748,11 @@ mod tests {
             "{ a; }",
             "touch \\x",
             "if",
+            "coproc",
+            // bash's `exec` makes a relative path absolute: a script's `$0` would change
+            "bin/rails db:migrate",
+            "./manage.py migrate",
+            "venv/bin/python manage.py migrate --noinput",
         ] {
             assert!(!plain_command(shell), "{shell:?}");
         }

@@ -22,11 +22,14 @@ impl Layout for Ab {
         "releases/a or releases/b, whichever is not live".to_owned()
     }
     fn locate(&self, _cx: &LayoutContext<'_>) -> String {
-        r#"case "$(readlink "$SHIP_DEPLOY_TO/current" 2>/dev/null)" in
-  "$SHIP_DEPLOY_TO/releases/a") SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/b" ;;
-  *) SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/a" ;;
-esac"#
-            .to_owned()
+        // `-ef`, not the link's text: `current` made by hand as `releases/a` (relative) is
+        // slot a too, and the new release must never be the live one.
+        r#"if [ "$SHIP_DEPLOY_TO/current" -ef "$SHIP_DEPLOY_TO/releases/a" ]; then
+  SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/b"
+else
+  SHIP_RELEASE_PATH="$SHIP_DEPLOY_TO/releases/a"
+fi"#
+        .to_owned()
     }
     fn prepare(&self, cx: &LayoutContext<'_>) -> String {
         unpack(cx.delta)

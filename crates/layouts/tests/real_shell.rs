@@ -158,6 +158,53 @@ fn symlink_layouts_deploy_switch_and_roll_back_for_real() {
     }
 }
 
+/// A `current` link made by hand, relative (`releases/a`), is the live slot all the same:
+/// `ab` prepares the other slot, and undoing a stopped deploy's prepare never removes the
+/// live one (both read the link's text before, and took slot a for free: an abort then
+/// removed the live release).
+#[test]
+fn a_relative_current_link_is_live_for_ab_and_an_abort_keeps_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let v1 = artifact_with("one", cache.path());
+    let host = Host::new();
+    deploy(&host, "ab", "20261122000000", &v1);
+    let current = Path::new(&host.deploy_to).join("current");
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink("releases/a", &current).unwrap();
+    assert_eq!(host.read("current/app.txt"), "one");
+    let layout = layout_for("ab").unwrap();
+    let cx = LayoutContext {
+        deploy_to: &host.deploy_to,
+        release: "20261123000000",
+        delta: false,
+    };
+    let out = host.run(
+        "20261123000000",
+        &v1,
+        &layout.locate(&cx),
+        &format!(
+            "printf '%s\\n' \"$SHIP_RELEASE_PATH\"\n{}",
+            layout.discard_new(&cx, &Default::default())
+        ),
+    );
+    assert_eq!(out.trim(), format!("{}/releases/b", host.deploy_to));
+    assert_eq!(host.read("current/app.txt"), "one", "the live slot is kept");
+    // The default discard_new (every layout with a directory per release) too, with
+    // SHIP_RELEASE_PATH the live release reached by a relative link.
+    let ts = layout_for("timestamp").unwrap();
+    host.run(
+        "20261123000000",
+        &v1,
+        "SHIP_RELEASE_PATH=\"$SHIP_DEPLOY_TO/releases/a\"",
+        &ts.discard_new(&cx, &Default::default()),
+    );
+    assert_eq!(
+        host.read("current/app.txt"),
+        "one",
+        "the live release is kept"
+    );
+}
+
 #[test]
 fn prepare_refuses_to_unpack_over_the_live_release() {
     let cache = tempfile::tempdir().unwrap();
