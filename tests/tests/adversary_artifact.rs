@@ -182,34 +182,47 @@ fn tamper(fleet: &Fleet, host: &str) {
 
 /// A kept artifact changed on the host: a deploy of the same content used it under the
 /// plan's digest and put `evil` live. Now the `lock` step checks it, removes it, and the
-/// artifact is sent again.
+/// artifact is sent again. The same for one cut short, as an upload cut mid-way leaves it
+/// (the upload writes under the artifact's own name, with no rename).
 #[test]
 fn a_tampered_kept_artifact_is_sent_again() {
-    let fleet = Fleet::start(1);
-    let f = project(&fleet, "");
-    ok(&apply(&f, "20261101000001"));
-    tamper(&fleet, "h1");
-    let out = apply(&f, "20261101000002");
-    ok(&out);
-    assert_eq!(
-        fleet.read("h1", "/srv/app/current/index.html"),
-        "v1\n",
-        "the tampered artifact was deployed"
-    );
-    assert_eq!(
-        fleet.readlink("h1", "/srv/app/current"),
-        "/srv/app/releases/20261101000002"
-    );
-    // What is kept now is the plan's artifact again.
-    let digest = fleet
-        .sh("h1", "cat /srv/app/releases/20261101000002/REVISION")
-        .trim()
-        .to_owned();
-    let sum = fleet.sh(
-        "h1",
-        &format!("zstd -dcq /srv/app/.ship/artifacts/{digest}.tar.zst | sha256sum"),
-    );
-    assert!(sum.starts_with(&digest), "{sum}");
+    let cut_short = "for a in /srv/app/.ship/artifacts/*.tar.*; do \
+                       head -c \"$(($(wc -c < \"$a\") / 2))\" \"$a\" > /tmp/half && cat /tmp/half > \"$a\"; \
+                     done";
+    for (damage, cut) in [("changed", false), ("cut short", true)] {
+        let fleet = Fleet::start(1);
+        let f = project(&fleet, "");
+        ok(&apply(&f, "20261101000001"));
+        if cut {
+            fleet.sh("h1", cut_short);
+            let test = "for a in /srv/app/.ship/artifacts/*.tar.zst; do zstd -tq \"$a\" 2>/dev/null && echo whole || echo cut; done";
+            assert_eq!(fleet.sh("h1", test).trim(), "cut");
+        } else {
+            tamper(&fleet, "h1");
+        }
+        let out = apply(&f, "20261101000002");
+        ok(&out);
+        assert_eq!(
+            fleet.read("h1", "/srv/app/current/index.html"),
+            "v1\n",
+            "{damage}: the damaged artifact was deployed"
+        );
+        assert_eq!(
+            fleet.readlink("h1", "/srv/app/current"),
+            "/srv/app/releases/20261101000002",
+            "{damage}"
+        );
+        // What is kept now is the plan's artifact again.
+        let digest = fleet
+            .sh("h1", "cat /srv/app/releases/20261101000002/REVISION")
+            .trim()
+            .to_owned();
+        let sum = fleet.sh(
+            "h1",
+            &format!("zstd -dcq /srv/app/.ship/artifacts/{digest}.tar.zst | sha256sum"),
+        );
+        assert!(sum.starts_with(&digest), "{damage}: {sum}");
+    }
 }
 
 /// The `single` layout rolls back by unpacking the previous artifact kept on the host: a

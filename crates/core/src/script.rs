@@ -780,16 +780,14 @@ mod tests {
             (out.status.code(), lines)
         };
         let run = "env -0 ARG=a,b:c@d%e+f";
-        let t = |run: &str| TaskSpec {
-            name: "t".into(),
-            run: run.into(),
-            before: None,
-            after: None,
-            roles: Vec::new(),
-            once: false,
-            once_per_role: false,
-            local: false,
-            description: None,
+        let t = |run: &str| {
+            TaskSpec::from_config(
+                "t",
+                &crate::config::TaskConfig {
+                    run: run.into(),
+                    ..Default::default()
+                },
+            )
         };
         let direct = task_command(&t(run));
         assert!(
