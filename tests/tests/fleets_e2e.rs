@@ -75,6 +75,10 @@ fn rolling_batches_stop_at_the_batch_whose_health_check_fails() {
                 .0,
             "{h}: nothing was sent"
         );
+        assert!(
+            !fleet.locked(h),
+            "{h}: the lock taken before batch 1 released"
+        );
     }
     assert!(
         out.stdout.contains("Rolling deploy stopped"),
@@ -107,6 +111,87 @@ fn rolling_batches_stop_at_the_batch_whose_health_check_fails() {
         "{}",
         out.stderr
     );
+}
+
+/// A rolling deploy takes every host's lock before batch 1: another deploy's lock on a host
+/// of a later batch stops it with nothing done anywhere (not after batch 1 went live, the
+/// fleet split), and while batch 1 runs no other deploy can take a later batch's host.
+#[test]
+fn a_rolling_deploy_holds_every_hosts_lock_from_before_its_first_batch() {
+    let fleet = Fleet::start(4);
+    let f = project(
+        &fleet,
+        0..4,
+        "rolling = 2\n[default.tasks.pause]\nrun = \"test \\\"$SHIP_HOST\\\" != h1 || sleep 4\"\nafter = \"switch\"\n",
+    );
+    ok(&f.ship(&["apply", "staging", "--release-id", "20260101000001"]));
+
+    let holder = "someone@elsewhere since 2026-01-01T00:00:00Z (demo release x to staging)";
+    fleet.sh(
+        "h4",
+        &format!("mkdir /srv/app/.ship/lock && echo '{holder}' > /srv/app/.ship/lock/info"),
+    );
+    f.write("app/index.html", "v2\n");
+    let out = f.ship(&["apply", "staging", "--release-id", "20260101000002"]);
+    assert_eq!(
+        out.code, 3,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("h4 is locked by another deploy: {holder}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("batch 1  h1, h2  not started"),
+        "{}",
+        out.stdout
+    );
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert_eq!(live(&fleet, h), "20260101000001", "{h}: nothing went live");
+        assert!(
+            !fleet
+                .try_sh(h, "test -e /srv/app/releases/20260101000002")
+                .0,
+            "{h}: nothing was sent"
+        );
+    }
+    for h in ["h1", "h2", "h3"] {
+        assert!(
+            !fleet.locked(h),
+            "{h}: the lock taken before batch 1 released"
+        );
+    }
+    assert_eq!(fleet.read("h4", "/srv/app/.ship/lock/info").trim(), holder);
+
+    fleet.sh("h4", "rm -rf /srv/app/.ship/lock");
+    std::thread::scope(|s| {
+        let deploy = s.spawn(|| f.ship(&["apply", "staging", "--release-id", "20260101000003"]));
+        ship_tests::wait_until(
+            "h1 switched (batch 1 pauses there)",
+            std::time::Duration::from_secs(30),
+            || live(&fleet, "h1") == "20260101000003",
+        );
+        for h in ["h3", "h4"] {
+            let info = fleet.read(h, "/srv/app/.ship/lock/info");
+            assert!(
+                info.contains("(demo release 20260101000003 to staging)"),
+                "{h}, of batch 2, is this deploy's while batch 1 runs: {info:?}"
+            );
+            assert_eq!(
+                live(&fleet, h),
+                "20260101000001",
+                "{h}: batch 2 not started yet"
+            );
+        }
+        ok(&deploy.join().unwrap());
+    });
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert_eq!(live(&fleet, h), "20260101000003");
+        assert!(!fleet.locked(h), "{h} unlocked");
+    }
 }
 
 #[test]

@@ -412,6 +412,13 @@ pub enum Recovery {
         /// The new `.ship/releases.json`.
         records: Vec<ReleaseRecord>,
     },
+    /// A rolling deploy, before its first batch: take the host's lock for the whole deploy
+    /// (each batch's `lock` step goes on under it), or exit
+    /// [`LOCKED_STATUS`](crate::protocol::LOCKED_STATUS) naming the holder.
+    Hold,
+    /// A rolling deploy's host no batch ran on: release the lock [`Recovery::Hold`] took, if
+    /// it still is this deploy's.
+    Release,
 }
 
 /// What the machine knows of one host during a deploy.
@@ -492,6 +499,9 @@ struct Deploy<'a> {
     local_timer: Option<u64>,
     /// A hard stop came: the timer after which hosts not put back are given up.
     stop_timer: Option<u64>,
+    /// The deploy took its hosts' locks before this batch ([`Recovery::Hold`]): its `lock`
+    /// step goes on under them.
+    holds: bool,
 }
 
 /// The deploy machine: a plan (rolling or not) and a layout, driven by [`Machine::handle`].
@@ -508,6 +518,25 @@ pub struct Machine<'a> {
     batches: Vec<BatchEnd>,
     done: bool,
     timers: u64,
+    /// Before batch 1 of a rolling deploy: every host's lock being taken.
+    holding: Option<Holding>,
+    /// The hosts whose lock this deploy took before batch 1 (or may have: the session that
+    /// took it broke).
+    held: std::collections::BTreeSet<String>,
+    /// The hosts whose held lock is being released (no batch ran on them): `Done` waits.
+    releasing: std::collections::BTreeSet<String>,
+}
+
+/// A rolling deploy taking every host's lock before batch 1 (`parallel` hosts at a time).
+#[derive(Debug, Default)]
+struct Holding {
+    /// How many hosts (in plan order) were asked.
+    asked: usize,
+    /// Connections and hold scripts not answered yet.
+    pending: usize,
+    /// The hosts whose lock could not be taken: the step (`lock`, or none when it could not
+    /// be reached) and why.
+    refused: BTreeMap<String, (Option<String>, String)>,
 }
 
 impl<'a> Machine<'a> {
@@ -526,6 +555,9 @@ impl<'a> Machine<'a> {
             batches: Vec::new(),
             done: false,
             timers: 0,
+            holding: None,
+            held: Default::default(),
+            releasing: Default::default(),
         }
     }
 
@@ -542,8 +574,17 @@ impl<'a> Machine<'a> {
         }
         match input {
             Input::Start => {
-                if self.current.is_none() && self.batch == 0 {
-                    self.next_batch(&mut out);
+                if self.current.is_none() && self.batch == 0 && self.holding.is_none() {
+                    if self
+                        .plan
+                        .rolling
+                        .as_ref()
+                        .is_some_and(|r| r.batches.len() > 1)
+                    {
+                        self.hold(&mut out);
+                    } else {
+                        self.next_batch(&mut out);
+                    }
                 }
             }
             Input::Stop(reason) => {
@@ -561,11 +602,211 @@ impl<'a> Machine<'a> {
             other => {
                 if let Some(d) = self.current.as_mut() {
                     d.handle(other, &mut out);
+                } else if self.holding.is_some() {
+                    self.holding_input(other, &mut out);
+                } else if let Input::Recovered { host, result } = other {
+                    self.released(host, result, &mut out);
                 }
             }
         }
         self.settle(&mut out);
         out
+    }
+
+    /// A rolling deploy takes every host's lock before batch 1: a host locked by another
+    /// deploy (or that cannot be reached) stops it with nothing done anywhere, and no other
+    /// deploy can take a host of a later batch while an earlier one is live.
+    fn hold(&mut self, out: &mut Vec<Action>) {
+        self.holding = Some(Holding::default());
+        for _ in 0..self.plan.parallel.max(1).min(self.plan.hosts.len()) {
+            self.ask_hold(out);
+        }
+        self.holding_over(out);
+    }
+
+    /// Connects to the next host to hold, unless the deploy will not go on.
+    fn ask_hold(&mut self, out: &mut Vec<Action>) {
+        let Some(h) = self.holding.as_mut() else {
+            return;
+        };
+        if h.asked < self.plan.hosts.len() && h.refused.is_empty() && self.stopped.is_none() {
+            out.push(Action::Connect {
+                host: self.plan.hosts[h.asked].name.clone(),
+            });
+            h.asked += 1;
+            h.pending += 1;
+        }
+    }
+
+    fn holding_input(&mut self, input: Input, out: &mut Vec<Action>) {
+        let Some(h) = self.holding.as_mut() else {
+            return;
+        };
+        match input {
+            Input::Connected {
+                host,
+                result: Ok(()),
+            } => {
+                let script = self.hold_script(&host, &protocol::hold());
+                out.push(Action::Recover {
+                    host,
+                    recovery: Recovery::Hold,
+                    script,
+                });
+                return;
+            }
+            Input::Connected {
+                host,
+                result: Err(e),
+            } => {
+                h.pending -= 1;
+                h.refused.insert(host, (None, e.to_string()));
+            }
+            Input::Recovered { host, result } => {
+                h.pending -= 1;
+                match result {
+                    Ok(o) if o.status == Some(0) => {
+                        self.held.insert(host);
+                    }
+                    Ok(o) if o.status == Some(LOCKED_STATUS) => {
+                        let why = tail(&o.stderr, 1).replace("cargo-ship: ", "");
+                        h.refused.insert(host, (Some("lock".to_owned()), why));
+                    }
+                    other => {
+                        // It may have taken the lock before it failed: released at the end
+                        // (only if it is this deploy's).
+                        let why = match other {
+                            Ok(o) => format!(
+                                "taking its lock failed (status {}): {}",
+                                o.status.map_or("unknown".to_owned(), |s| s.to_string()),
+                                tail(&o.stderr, 2)
+                            ),
+                            Err(e) => e.to_string(),
+                        };
+                        h.refused
+                            .insert(host.clone(), (Some("lock".to_owned()), why));
+                        self.held.insert(host);
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.ask_hold(out);
+        self.holding_over(out);
+    }
+
+    /// Once every host asked answered: batch 1 when every lock is this deploy's, else the
+    /// deploy ends with nothing done (the locks it took released).
+    fn holding_over(&mut self, out: &mut Vec<Action>) {
+        if self.holding.as_ref().is_none_or(|h| h.pending > 0) {
+            return;
+        }
+        let h = self.holding.take().expect("checked");
+        let first = self
+            .plan
+            .hosts
+            .iter()
+            .find_map(|x| h.refused.get(&x.name).map(|r| (x.name.clone(), r.clone())));
+        let failure = match (first, &self.stopped) {
+            (None, None) => return self.next_batch(out),
+            (Some((host, (step, message))), _) => Failure {
+                host: Some(host),
+                step,
+                message,
+                after_switch: false,
+            },
+            (None, Some(signal)) => Failure {
+                host: None,
+                step: None,
+                message: format!("interrupted by {signal} before batch 1"),
+                after_switch: false,
+            },
+        };
+        out.push(Action::Event(Event::Failed {
+            host: failure.host.clone(),
+            step: failure.step.clone(),
+            message: failure.message.clone(),
+        }));
+        let why = match &failure.host {
+            Some(host) => format!("nothing was done anywhere: {host} could not be locked"),
+            None => failure.message.clone(),
+        };
+        for x in &self.plan.hosts {
+            let reason = h
+                .refused
+                .get(&x.name)
+                .map_or_else(|| why.clone(), |(_, m)| m.clone());
+            self.ends
+                .insert(x.name.clone(), HostEnd::NotStarted { reason });
+        }
+        if let Some(rolling) = &self.plan.rolling {
+            for (i, hosts) in rolling.batches.iter().enumerate() {
+                self.batches.push(BatchEnd {
+                    batch: i + 1,
+                    hosts: hosts.clone(),
+                    result: BatchResult::NotStarted,
+                });
+            }
+        }
+        self.failure = Some(failure);
+        self.batch = self.plan.rolling.as_ref().map_or(1, |r| r.batches.len());
+        self.finish(out);
+    }
+
+    /// A script run on `host` in a session of its own, outside any batch: its variables,
+    /// this deploy's lock and nonce, then `body`.
+    fn hold_script(&self, host: &str, body: &str) -> String {
+        let h = self
+            .plan
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .expect("a host of the plan");
+        let cx = LayoutContext {
+            deploy_to: &self.plan.deploy_to,
+            release: &self.plan.release,
+            delta: self.plan.delta,
+        };
+        let mut s = script::header(&Vars::of(&self.plan, h), &self.layout.locate(&cx));
+        s.push_str(&format!(
+            "SHIP_LOCK_INFO={}\n{}={}\n{body}\n",
+            quote(&lock_info(&self.options, &self.plan)),
+            protocol::NONCE_VAR,
+            quote(self.options.nonce.as_str())
+        ));
+        s
+    }
+
+    /// A release of a held lock ended (see [`Machine::finish`]).
+    fn released(
+        &mut self,
+        host: String,
+        result: Result<RunOutput, TransportError>,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.releasing.remove(&host) {
+            return;
+        }
+        let failed = match result {
+            Ok(o) if o.status == Some(0) => None,
+            Ok(o) => Some(format!(
+                "status {}: {}",
+                o.status.map_or("unknown".to_owned(), |s| s.to_string()),
+                tail(&o.stderr, 2)
+            )),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed
+            && let Some(HostEnd::NotStarted { reason }) = self.ends.get_mut(&host)
+        {
+            reason.push_str(&format!(
+                "; the lock this deploy took before batch 1 may be left ({why}): \
+                 `cargo ship unlock` releases it"
+            ));
+        }
+        if self.releasing.is_empty() {
+            self.finish(out);
+        }
     }
 
     /// Moves to the next batch when the current one is over.
@@ -698,12 +939,36 @@ impl<'a> Machine<'a> {
     fn start(&mut self, plan: Plan, out: &mut Vec<Action>) {
         let mut d = Deploy::new(plan, self.layout, self.options.clone(), self.timers);
         d.stopped = self.stopped.clone();
+        d.holds = !self.held.is_empty();
         d.handle(Input::Start, out);
         self.current = Some(d);
         self.settle(out);
     }
 
     fn finish(&mut self, out: &mut Vec<Action>) {
+        // The locks taken before batch 1 on hosts no batch ran on are released first.
+        for host in std::mem::take(&mut self.held) {
+            if matches!(
+                self.ends.get(&host),
+                None | Some(HostEnd::NotStarted { .. })
+            ) {
+                let script = self.hold_script(&host, &protocol::release_hold());
+                self.ends
+                    .entry(host.clone())
+                    .or_insert(HostEnd::NotStarted {
+                        reason: "the deploy stopped before this host was reached".to_owned(),
+                    });
+                out.push(Action::Recover {
+                    host: host.clone(),
+                    recovery: Recovery::Release,
+                    script,
+                });
+                self.releasing.insert(host);
+            }
+        }
+        if !self.releasing.is_empty() {
+            return;
+        }
         let hosts = self
             .plan
             .hosts
@@ -753,6 +1018,14 @@ fn all_switched(plan: &Plan, runs: &BTreeMap<String, HostRun>, switch: Option<us
         .all(|h| runs[&h.name].segments_done.contains(&k))
 }
 
+/// What `.ship/lock/info` holds for this deploy: who, since when, what.
+fn lock_info(options: &MachineOptions, plan: &Plan) -> String {
+    format!(
+        "{} since {} ({} release {} to {})",
+        options.deployer, options.started_at, plan.app, plan.release, plan.stage
+    )
+}
+
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -783,6 +1056,7 @@ impl<'a> Deploy<'a> {
             connect_errors: BTreeMap::new(),
             local_timer: None,
             stop_timer: None,
+            holds: false,
         }
     }
 
@@ -1832,24 +2106,21 @@ impl<'a> Deploy<'a> {
     }
 
     fn lock_info(&self) -> String {
-        format!(
-            "{} since {} ({} release {} to {})",
-            self.options.deployer,
-            self.options.started_at,
-            self.plan.app,
-            self.plan.release,
-            self.plan.stage
-        )
+        lock_info(&self.options, &self.plan)
     }
 
     /// The one script a host runs for the whole deploy (see [`protocol::conversation`]).
     fn conversation(&self, h: &HostPlan) -> String {
         let info = self.lock_info();
-        let values = [
+        let mut values = vec![
             ("SHIP_DEPLOYER", self.options.deployer.as_str()),
             ("SHIP_STARTED_AT", self.options.started_at.as_str()),
             ("SHIP_LOCK_INFO", info.as_str()),
         ];
+        if self.holds {
+            // (see `protocol::take_lock`)
+            values.push(("ship_hold", "1"));
+        }
         let segments: Vec<(usize, &str)> = h
             .scripts
             .iter()

@@ -451,7 +451,9 @@ fn indent(body: &str) -> String {
 }
 
 /// Takes `.ship/lock` with one `mkdir`, writing `$SHIP_LOCK_INFO` into it; exits
-/// [`LOCKED_STATUS`], naming the holder on standard error, when another holds it.
+/// [`LOCKED_STATUS`], naming the holder on standard error, when another holds it. In a
+/// batch of a rolling deploy (the conversation sets `ship_hold`), the lock this deploy took
+/// before batch 1 ([`hold`]) is taken as its own.
 pub fn take_lock() -> String {
     format!(
         r#"if mkdir "$SHIP_DEPLOY_TO/.ship/lock" 2>/dev/null; then
@@ -462,6 +464,10 @@ pub fn take_lock() -> String {
   }}
   # This script's process group: a recovery stops what it left running (a step cut at
   # its time limit, a session lost).
+  printf '%s\n' "$$" > "$SHIP_DEPLOY_TO/.ship/lock/pid" || true
+elif [ -n "${{ship_hold-}}" ] && {{ IFS= read -r ship_held < "$SHIP_DEPLOY_TO/.ship/lock/info"; }} 2>/dev/null && [ "$ship_held" = "$SHIP_LOCK_INFO" ]; then
+  # A rolling deploy took every host's lock before its first batch (`hold`): this batch
+  # goes on under it, and a recovery stops this script's process group.
   printf '%s\n' "$$" > "$SHIP_DEPLOY_TO/.ship/lock/pid" || true
 elif [ ! -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
   # Not held by anyone: it could not be made. Say why, not "locked".
@@ -690,6 +696,26 @@ pub fn stop_left_running() -> String {
   esac
 fi"#
     .to_owned()
+}
+
+/// What a rolling deploy runs on every host before its first batch, in a session of its
+/// own: the lock taken for the whole deploy (each batch's `lock` step then goes on under it,
+/// see [`take_lock`]), or exit [`LOCKED_STATUS`] naming the holder. So a second deploy, or a
+/// lock left by a killed one, stops a rolling deploy before any batch went live, never
+/// between two batches.
+pub fn hold() -> String {
+    format!(
+        "[ -d \"$SHIP_DEPLOY_TO/.ship\" ] || mkdir -p \"$SHIP_DEPLOY_TO/.ship\"\n{}",
+        take_lock()
+    )
+}
+
+/// Releases a lock [`hold`] took, if it still is this deploy's (`.ship/lock/info` is
+/// `$SHIP_LOCK_INFO`): a rolling deploy's host whose batch never ran.
+pub fn release_hold() -> String {
+    r#"{ IFS= read -r ship_held < "$SHIP_DEPLOY_TO/.ship/lock/info"; } 2>/dev/null || ship_held=
+if [ "$ship_held" = "$SHIP_LOCK_INFO" ]; then rm -rf "$SHIP_DEPLOY_TO/.ship/lock"; fi"#
+        .to_owned()
 }
 
 /// Releases the lock alone.

@@ -469,6 +469,9 @@ struct Session {
     closed: bool,
     nonce: Option<String>,
     lock_info: String,
+    /// The deploy took the lock before this batch (`ship_hold`): its lock step goes on
+    /// under it.
+    holds: bool,
     segment: usize,
     outbox: VecDeque<Out>,
     over: bool,
@@ -604,7 +607,8 @@ impl Model {
                 self.session = Some(session);
                 return;
             }
-            if is_lock && self.lock.is_some() {
+            let held_by_us = session.holds && self.lock.as_deref() == Some(&session.lock_info);
+            if is_lock && self.lock.is_some() && !held_by_us {
                 say(&mut session, format!("{nonce} end {id} 75"));
                 let holder = self.lock.clone().unwrap();
                 session.outbox.push_back(Out::End(ok_status(
@@ -641,7 +645,9 @@ impl Model {
         let say = |s: &mut Session, text: String| s.outbox.push_back(Out::Line(text));
         match step.phase {
             Phase::Lock => {
-                if self.lock.is_some() {
+                if self.lock.is_some()
+                    && !(session.holds && self.lock.as_deref() == Some(&session.lock_info))
+                {
                     return; // held by another: `mkdir` fails
                 }
                 self.lock = Some(session.lock_info.clone());
@@ -700,6 +706,7 @@ impl Model {
                 self.current = target.clone();
                 self.records = records.clone();
             }
+            Recovery::Hold | Recovery::Release => unreachable!("handled by `recover`"),
         }
         self.preparing = None;
         self.lock = None;
@@ -739,6 +746,7 @@ impl Host for Model {
     fn open(&mut self, script: &str) {
         self.session = Some(Session {
             lock_info: lock_info_of(script),
+            holds: script.lines().any(|l| l.starts_with("ship_hold=")),
             ..Session::default()
         });
     }
@@ -818,8 +826,34 @@ impl Host for Model {
                 .map(|v| v.trim_matches('\'').to_owned())
                 .expect("the recovery script sets it")
         };
-        // Under this deploy's lock, taken again if it is free (see `under_own_lock`).
         let info = value("SHIP_LOCK_INFO=");
+        // A rolling deploy's locks, taken before batch 1 and released where no batch ran
+        // (`protocol::hold`, `protocol::release_hold`).
+        match recovery {
+            Recovery::Hold => {
+                return match &self.lock {
+                    None => {
+                        self.lock = Some(info);
+                        ok_status(0, "")
+                    }
+                    Some(holder) => ok_status(
+                        75,
+                        &format!(
+                            "cargo-ship: {} is locked by another deploy: {holder}\n",
+                            self.name
+                        ),
+                    ),
+                };
+            }
+            Recovery::Release => {
+                if self.lock.as_deref() == Some(info.as_str()) {
+                    self.lock = None;
+                }
+                return ok_status(0, "");
+            }
+            _ => {}
+        }
+        // Under this deploy's lock, taken again if it is free (see `under_own_lock`).
         if self.lock.is_none() {
             self.lock = Some(info.clone());
         }
@@ -1434,6 +1468,24 @@ fn check(s: &Scenario, plan: &Plan, run: &Run) -> Vec<String> {
             "SIGINT came after every host switched, yet the deploy did not complete: {:?}",
             o.hosts
         ));
+    }
+    // A rolling deploy takes every host's lock before batch 1: a host another deploy holds,
+    // or one that cannot be reached, stops it with nothing done anywhere (not after earlier
+    // batches went live).
+    let blocked = s
+        .faults
+        .iter()
+        .any(|f| matches!(f, Fault::LockHeld(_) | Fault::ConnectFails(_)));
+    if plan.rolling.is_some() && blocked {
+        for (i, (host, end)) in o.hosts.iter().enumerate() {
+            if *end == HostEnd::Deployed || run.after[i] != run.before[i] {
+                v.push(format!(
+                    "{host}: a host was locked or unreachable from the start, yet {host} \
+                     changed: {end:?}, {:?} → {:?}",
+                    run.before[i], run.after[i]
+                ));
+            }
+        }
     }
     // All or nothing: the whole fleet, or each batch of a rolling plan.
     let groups: Vec<Vec<String>> = match &plan.rolling {
