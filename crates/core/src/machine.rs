@@ -19,7 +19,11 @@
 //!   release on every locked host and releases the locks: no host's `current` moved;
 //! - a failure from `switch` on puts every host that switched (or may have) back on the
 //!   release it had, records the new release as failed, and releases the locks;
-//! - a host that cannot be put back is reported unknown, by name.
+//! - a host that cannot be put back is reported unknown, by name;
+//! - a rolling deploy first takes every host's lock ([`Recovery::Hold`], a session each):
+//!   one host locked by another deploy, or unreachable, ends it with nothing done anywhere;
+//!   each batch then runs as a deploy of its own under those locks, and the locks of the
+//!   batches that never ran are released ([`Recovery::Release`]).
 
 use crate::layout::{HostState, Layout, LayoutContext, ReleaseRecord, ReleaseState};
 use crate::phase::Phase;
