@@ -529,6 +529,9 @@ pub struct Machine<'a> {
     held: std::collections::BTreeSet<String>,
     /// The hosts whose held lock is being released (no batch ran on them): `Done` waits.
     releasing: std::collections::BTreeSet<String>,
+    /// A hard stop came while no batch ran (locks being taken or released): the timer after
+    /// which the hosts not answered yet are given up.
+    stop_timer: Option<u64>,
 }
 
 /// A rolling deploy taking every host's lock before batch 1 (`parallel` hosts at a time).
@@ -562,6 +565,7 @@ impl<'a> Machine<'a> {
             holding: None,
             held: Default::default(),
             releasing: Default::default(),
+            stop_timer: None,
         }
     }
 
@@ -601,7 +605,14 @@ impl<'a> Machine<'a> {
                 self.stopped.get_or_insert(reason.clone());
                 if let Some(d) = self.current.as_mut() {
                     d.handle(Input::StopNow(reason), &mut out);
+                } else if self.holding.is_some() || !self.releasing.is_empty() {
+                    self.arm_stop(&mut out);
                 }
+            }
+            Input::TimedOut { host, timer }
+                if self.current.is_none() && host == STOP && self.stop_timer == Some(timer) =>
+            {
+                self.give_up(&mut out);
             }
             other => {
                 if let Some(d) = self.current.as_mut() {
@@ -626,6 +637,57 @@ impl<'a> Machine<'a> {
             self.ask_hold(out);
         }
         self.holding_over(out);
+    }
+
+    /// A hard stop while locks are taken or released (no batch runs): what has not answered
+    /// within [`STOP_GRACE`] is given up.
+    fn arm_stop(&mut self, out: &mut Vec<Action>) {
+        if self.stop_timer.is_none() {
+            self.timers += 1;
+            self.stop_timer = Some(self.timers);
+            out.push(Action::Arm {
+                host: STOP.to_owned(),
+                timer: self.timers,
+                after: STOP_GRACE,
+            });
+        }
+    }
+
+    /// The hard stop's time is up: a host whose lock was being taken is named as possibly
+    /// holding it, and the locks taken are released (within another [`STOP_GRACE`]); a
+    /// release not answered is named on its host, and the deploy ends.
+    fn give_up(&mut self, out: &mut Vec<Action>) {
+        self.stop_timer = None;
+        if let Some(h) = self.holding.as_mut() {
+            for x in &self.plan.hosts[..h.asked] {
+                if !self.held.contains(&x.name) && !h.refused.contains_key(&x.name) {
+                    h.refused.insert(
+                        x.name.clone(),
+                        (
+                            Some("lock".to_owned()),
+                            "it did not answer before the stop: this deploy may hold its lock \
+                             (`cargo ship unlock` releases it)"
+                                .to_owned(),
+                        ),
+                    );
+                }
+            }
+            h.pending = 0;
+            self.holding_over(out);
+            if !self.releasing.is_empty() {
+                self.arm_stop(out);
+            }
+            return;
+        }
+        for host in std::mem::take(&mut self.releasing) {
+            if let Some(HostEnd::NotStarted { reason }) = self.ends.get_mut(&host) {
+                reason.push_str(
+                    "; the lock this deploy took before batch 1 may be left (no answer before \
+                     the stop): `cargo ship unlock` releases it",
+                );
+            }
+        }
+        self.finish(out);
     }
 
     /// Connects to the next host to hold, unless the deploy will not go on.
@@ -713,16 +775,16 @@ impl<'a> Machine<'a> {
             .find_map(|x| h.refused.get(&x.name).map(|r| (x.name.clone(), r.clone())));
         let failure = match (first, &self.stopped) {
             (None, None) => return self.next_batch(out),
-            (Some((host, (step, message))), _) => Failure {
-                host: Some(host),
-                step,
-                message,
-                after_switch: false,
-            },
-            (None, Some(signal)) => Failure {
+            (_, Some(signal)) => Failure {
                 host: None,
                 step: None,
                 message: format!("interrupted by {signal} before batch 1"),
+                after_switch: false,
+            },
+            (Some((host, (step, message))), None) => Failure {
+                host: Some(host),
+                step,
+                message,
                 after_switch: false,
             },
         };
@@ -2121,10 +2183,8 @@ impl<'a> Deploy<'a> {
             ("SHIP_STARTED_AT", self.options.started_at.as_str()),
             ("SHIP_LOCK_INFO", info.as_str()),
         ];
-        if self.holds {
-            // (see `protocol::take_lock`)
-            values.push(("ship_hold", "1"));
-        }
+        // (see `protocol::take_lock`; set either way, so that nothing inherited sets it)
+        values.push(("ship_hold", if self.holds { "1" } else { "" }));
         let segments: Vec<(usize, &str)> = h
             .scripts
             .iter()

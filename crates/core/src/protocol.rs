@@ -711,10 +711,16 @@ pub fn hold() -> String {
 }
 
 /// Releases a lock [`hold`] took, if it still is this deploy's (`.ship/lock/info` is
-/// `$SHIP_LOCK_INFO`): a rolling deploy's host whose batch never ran.
+/// `$SHIP_LOCK_INFO`): a rolling deploy's host whose batch never ran. A lock without its
+/// text (a hold killed between its `mkdir` and writing it) is left, and said: exit 1.
 pub fn release_hold() -> String {
     r#"{ IFS= read -r ship_held < "$SHIP_DEPLOY_TO/.ship/lock/info"; } 2>/dev/null || ship_held=
-if [ "$ship_held" = "$SHIP_LOCK_INFO" ]; then rm -rf "$SHIP_DEPLOY_TO/.ship/lock"; fi"#
+if [ "$ship_held" = "$SHIP_LOCK_INFO" ]; then
+  rm -rf "$SHIP_DEPLOY_TO/.ship/lock"
+elif [ -z "$ship_held" ] && [ -d "$SHIP_DEPLOY_TO/.ship/lock" ]; then
+  echo "cargo-ship: $SHIP_HOST: $SHIP_DEPLOY_TO/.ship/lock holds no text: left, whose it is unknown" >&2
+  exit 1
+fi"#
         .to_owned()
 }
 

@@ -746,7 +746,10 @@ impl Host for Model {
     fn open(&mut self, script: &str) {
         self.session = Some(Session {
             lock_info: lock_info_of(script),
-            holds: script.lines().any(|l| l.starts_with("ship_hold=")),
+            holds: script.lines().any(|l| {
+                l.strip_prefix("ship_hold=")
+                    .is_some_and(|v| v.trim_matches('\'') == "1")
+            }),
             ..Session::default()
         });
     }
@@ -1476,9 +1479,10 @@ fn check(s: &Scenario, plan: &Plan, run: &Run) -> Vec<String> {
         .faults
         .iter()
         .any(|f| matches!(f, Fault::LockHeld(_) | Fault::ConnectFails(_)));
-    if plan.rolling.is_some() && blocked {
+    let batches = plan.rolling.as_ref().map_or(0, |r| r.batches.len());
+    if batches > 1 && blocked {
         for (i, (host, end)) in o.hosts.iter().enumerate() {
-            if *end == HostEnd::Deployed || run.after[i] != run.before[i] {
+            if !run.lost[i] && (*end == HostEnd::Deployed || run.after[i] != run.before[i]) {
                 v.push(format!(
                     "{host}: a host was locked or unreachable from the start, yet {host} \
                      changed: {end:?}, {:?} → {:?}",
@@ -1653,4 +1657,155 @@ fn every_schedule_keeps_the_invariants() {
     );
     let _ = std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes());
     assert!(violations.is_empty(), "{} violations", violations.len());
+}
+
+/// A second SIGINT while a rolling deploy takes its locks (no batch runs yet) is obeyed
+/// within [`STOP_GRACE`](ship_core::machine::STOP_GRACE) even when a host never answers: the
+/// locks taken are released (within one more grace), the silent host is named as possibly
+/// holding this deploy's lock, and a release that does not answer either is named too.
+#[test]
+fn a_hard_stop_while_a_rolling_deploy_takes_its_locks_ends_in_time() {
+    use ship_core::machine::STOP;
+    let layout = ship_layouts::layout_for("timestamp").expect("registered");
+    let art = artifact();
+    let s = Scenario {
+        seed: 7,
+        hosts: 3,
+        parallel: 3,
+        rolling: Some((1, 1)),
+        local_task: false,
+        history: 1,
+        faults: Vec::new(),
+        stop_at_go: None,
+        second_stop: false,
+        local_after_switch: false,
+        stop_at_local_after_switch: false,
+    };
+    let plan = make_plan(&s, layout, &art.digest);
+    assert_eq!(plan.rolling.as_ref().map(|r| r.batches.len()), Some(3));
+    for release_answers in [true, false] {
+        let options = MachineOptions {
+            deployer: "sim@ci".to_owned(),
+            started_at: "2026-11-25T12:00:00Z".to_owned(),
+            segment_timeout: Duration::from_secs(60),
+            nonce: Nonce::from_bytes(&[7; 8]),
+            live: false,
+            env: None,
+        };
+        let mut m = Machine::new(plan.clone(), layout, options);
+        let connects = m.handle(Input::Start);
+        assert_eq!(connects.len(), 3, "{connects:?}");
+        let mut holds = Vec::new();
+        for h in ["h1", "h2", "h3"] {
+            holds.extend(m.handle(Input::Connected {
+                host: h.to_owned(),
+                result: Ok(()),
+            }));
+        }
+        assert!(
+            holds.iter().all(|a| matches!(
+                a,
+                Action::Recover {
+                    recovery: Recovery::Hold,
+                    ..
+                }
+            )),
+            "{holds:?}"
+        );
+        // h1 and h2 took their lock; h3 never answers.
+        for h in ["h1", "h2"] {
+            assert!(
+                m.handle(Input::Recovered {
+                    host: h.to_owned(),
+                    result: ok_status(0, ""),
+                })
+                .is_empty()
+            );
+        }
+        assert!(m.handle(Input::Stop("SIGINT".to_owned())).is_empty());
+        let armed = m.handle(Input::StopNow("SIGINT".to_owned()));
+        let timer = match armed.as_slice() {
+            [Action::Arm { host, timer, after }] if host == STOP => {
+                assert_eq!(*after, ship_core::machine::STOP_GRACE);
+                *timer
+            }
+            other => panic!("a hard stop arms its timer: {other:?}"),
+        };
+        let released = m.handle(Input::TimedOut {
+            host: STOP.to_owned(),
+            timer,
+        });
+        let mut names = Vec::new();
+        let mut timer = None;
+        for a in &released {
+            match a {
+                Action::Recover {
+                    host,
+                    recovery: Recovery::Release,
+                    ..
+                } => names.push(host.clone()),
+                Action::Arm { host, timer: t, .. } if host == STOP => timer = Some(*t),
+                Action::Event(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(names, ["h1", "h2"], "the locks taken are released");
+        let timer = timer.expect("the releases have a time limit too");
+        // A late answer from h3's hold changes nothing now.
+        assert!(
+            m.handle(Input::Recovered {
+                host: "h3".to_owned(),
+                result: ok_status(0, ""),
+            })
+            .is_empty()
+        );
+        let mut done = m.handle(Input::Recovered {
+            host: "h1".to_owned(),
+            result: ok_status(0, ""),
+        });
+        assert!(done.is_empty(), "{done:?}");
+        if release_answers {
+            done = m.handle(Input::Recovered {
+                host: "h2".to_owned(),
+                result: ok_status(0, ""),
+            });
+        } else {
+            done = m.handle(Input::TimedOut {
+                host: STOP.to_owned(),
+                timer,
+            });
+        }
+        let outcome = match done.last() {
+            Some(Action::Done(o)) => o.clone(),
+            other => panic!("the deploy ends: {other:?}"),
+        };
+        assert!(m.done());
+        let failure = outcome.failure.expect("interrupted");
+        assert!(
+            failure
+                .message
+                .contains("interrupted by SIGINT before batch 1"),
+            "{failure:?}"
+        );
+        let reason = |h: &str| match &outcome.hosts.iter().find(|(n, _)| n == h).unwrap().1 {
+            HostEnd::NotStarted { reason } => reason.clone(),
+            other => panic!("{h}: {other:?}"),
+        };
+        assert!(
+            !reason("h1").contains("cargo ship unlock"),
+            "{}",
+            reason("h1")
+        );
+        assert!(
+            reason("h3").contains("may hold its lock"),
+            "{}",
+            reason("h3")
+        );
+        assert_eq!(
+            reason("h2").contains("may be left"),
+            !release_answers,
+            "{}",
+            reason("h2")
+        );
+    }
 }
