@@ -828,19 +828,10 @@ impl<'a> Machine<'a> {
             .iter()
             .find(|h| h.name == host)
             .expect("a host of the plan");
-        let cx = LayoutContext {
-            deploy_to: &self.plan.deploy_to,
-            release: &self.plan.release,
-            delta: self.plan.delta,
-        };
-        let mut s = script::header(&Vars::of(&self.plan, h), &self.layout.locate(&cx));
-        s.push_str(&format!(
-            "SHIP_LOCK_INFO={}\n{}={}\n{body}\n",
-            quote(&lock_info(&self.options, &self.plan)),
-            protocol::NONCE_VAR,
-            quote(self.options.nonce.as_str())
-        ));
-        s
+        format!(
+            "{}{body}\n",
+            recovery_header(&self.plan, self.layout, &self.options, h)
+        )
     }
 
     /// A release of a held lock ended (see [`Machine::finish`]).
@@ -1082,6 +1073,29 @@ fn all_switched(plan: &Plan, runs: &BTreeMap<String, HostRun>, switch: Option<us
         .iter()
         .filter(|h| h.scripts.iter().any(|s| s.segment == k))
         .all(|h| runs[&h.name].segments_done.contains(&k))
+}
+
+/// The start of a script run in a session of its own (a recovery, a rolling deploy's hold or
+/// release): the host's variables, this deploy's lock text and nonce.
+fn recovery_header(
+    plan: &Plan,
+    layout: &dyn Layout,
+    options: &MachineOptions,
+    host: &HostPlan,
+) -> String {
+    let cx = LayoutContext {
+        deploy_to: &plan.deploy_to,
+        release: &plan.release,
+        delta: plan.delta,
+    };
+    let mut s = script::header(&Vars::of(plan, host), &layout.locate(&cx));
+    s.push_str(&format!(
+        "SHIP_LOCK_INFO={}\n{}={}\n",
+        quote(&lock_info(options, plan)),
+        protocol::NONCE_VAR,
+        quote(options.nonce.as_str())
+    ));
+    s
 }
 
 /// What `.ship/lock/info` holds for this deploy: who, since when, what.
@@ -2316,14 +2330,7 @@ impl<'a> Deploy<'a> {
 
     /// The start of a recovery script: the host's variables, this deploy's lock and nonce.
     fn header(&self, host: &HostPlan) -> String {
-        let mut s = script::header(&Vars::of(&self.plan, host), &self.layout.locate(&self.cx()));
-        s.push_str(&format!(
-            "SHIP_LOCK_INFO={}\n{}={}\n",
-            quote(&self.lock_info()),
-            protocol::NONCE_VAR,
-            quote(self.options.nonce.as_str())
-        ));
-        s
+        recovery_header(&self.plan, self.layout, &self.options, host)
     }
 
     /// A recovery script: `body` if the lock is this deploy's, then the host's state as it is
