@@ -525,3 +525,47 @@ fn sigint_to_run_kills_what_ignores_sigterm() {
         Some(130),
     );
 }
+
+/// SIGINT during batch 1 of a rolling deploy (h1, then h2), once h1 switched: batch 1 ends
+/// live, batch 2 is not started, and the last line says so — not "every host is on the
+/// release it had".
+#[test]
+fn a_signal_during_a_rolling_deploys_first_batch_says_that_batch_is_live() {
+    let fleet = Fleet::start(2);
+    let ship = format!(
+        "[default]\napp = \"demo\"\ndeploy_to = \"/srv/app\"\nsource = {{ dir = \"app\" }}\n\
+         ssh_config = \"{}\"\nrolling = 1\n\
+         [default.tasks.slow]\nrun = \"while [ ! -e /srv/go ]; do sleep 0.1; done\"\nafter = \"switch\"\n\
+         [staging]\nhosts = [\"h1\", \"h2\"]\n",
+        fleet.ssh_config().display()
+    );
+    let f = Fixture::new(&[("app/index.html", "v1\n"), ("Ship.toml", &ship)]);
+    let child = start(&f, &["apply", "staging", "--release-id", "20261101000001"]);
+    wait_until("h1 never switched", Duration::from_secs(20), || {
+        fleet.try_sh("h1", "test -L /srv/app/current").0
+    });
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(300));
+    fleet.sh("h1", "touch /srv/go");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(
+            "batch 1 (h1) is on release 20261101000001; every other host is on the release it had"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(fleet.read("h1", "/srv/app/current/index.html"), "v1\n");
+    assert!(
+        !fleet.try_sh("h2", "test -e /srv/app/current").0,
+        "batch 2 not started"
+    );
+    for h in ["h1", "h2"] {
+        assert!(!fleet.locked(h), "{h} unlocked");
+    }
+}

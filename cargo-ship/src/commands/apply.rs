@@ -1015,6 +1015,13 @@ fn run_plan(
             .map(|s| format!(" at step `{s}`"))
             .unwrap_or_default()
     );
+    // A rolling deploy's batches that went live stay live, a signal or not.
+    let live_batches: Vec<String> = outcome
+        .batches
+        .iter()
+        .filter(|b| b.result == BatchResult::Deployed)
+        .map(|b| format!("batch {} ({})", b.batch, b.hosts.join(", ")))
+        .collect();
     if let Some(signal) = interrupted {
         return Err(CliError::Interrupted {
             code: if signal == "SIGTERM" { 143 } else { 130 },
@@ -1023,7 +1030,14 @@ fn run_plan(
                 plan.app,
                 plan.release,
                 plan.stage,
-                if unknown.is_empty() {
+                if unknown.is_empty() && !live_batches.is_empty() {
+                    format!(
+                        "{} {} on release {}; every other host is on the release it had",
+                        live_batches.join(", "),
+                        if live_batches.len() == 1 { "is" } else { "are" },
+                        plan.release
+                    )
+                } else if unknown.is_empty() {
                     "every host is on the release it had".to_owned()
                 } else {
                     format!(
@@ -1036,12 +1050,6 @@ fn run_plan(
             ),
         });
     }
-    let live_batches: Vec<String> = outcome
-        .batches
-        .iter()
-        .filter(|b| b.result == BatchResult::Deployed)
-        .map(|b| format!("batch {} ({})", b.batch, b.hosts.join(", ")))
-        .collect();
     if unknown.is_empty() && !live_batches.is_empty() {
         let later: Vec<String> = outcome
             .batches
